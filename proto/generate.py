@@ -1,0 +1,144 @@
+"""Generate proto/schemas/*.json and proto/asyncapi.yaml from the v1 Structs (`make proto`).
+
+The generated files are committed so that subscribers in other languages can read the contract
+without Python; tests/proto/test_generated.py fails when they are stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import msgspec
+import yaml
+
+from proto import streams
+from proto.v1 import MESSAGES, Message
+
+PROTO_DIR = Path(__file__).resolve().parent
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+PARAMETER_HELP = {
+    "camera_id": "Camera id: lowercase letters and digits, '-' inside, no dots.",
+    "type": "Violation type: red_light, wrong_way, wrong_lane, no_stopping, speeding or no_helmet.",
+    "decision": "Review decision: confirmed or rejected.",
+    "channel": "Delivery channel: email, sms, post, webhook, inspection_registry or commune_police.",
+    "intersection_id": "Intersection id, as named in the scene files.",
+    "service": "The service that gave up on the message.",
+}
+
+
+def message_schema(message: Message) -> dict:
+    schema = msgspec.json.schema(message.type)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://roadwatch.example/proto/v1/{message.name}.json"
+    schema["title"] = message.type.__name__
+    schema["description"] = message.summary
+    return schema
+
+
+def render_schemas() -> dict[str, str]:
+    return {
+        f"schemas/{message.name}.json": json.dumps(message_schema(message), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        for message in MESSAGES
+    }
+
+
+def render_asyncapi() -> str:
+    _, components = msgspec.json.schema_components(
+        [message.type for message in MESSAGES], ref_template="#/components/schemas/{name}"
+    )
+    stream_of = {stream.name: stream for stream in streams.ALL}
+    channels: dict = {}
+    operations: dict = {}
+    messages: dict = {}
+    for message in MESSAGES:
+        ref = {"$ref": f"#/components/schemas/{message.type.__name__}"}
+        entry: dict = {
+            "name": message.type.__name__,
+            "title": message.type.__name__,
+            "summary": message.summary,
+        }
+        if message.name == "frame_captured":
+            entry["contentType"] = "image/jpeg"
+            entry["headers"] = ref
+            entry["payload"] = {"type": "string", "format": "binary", "description": "The JPEG bytes."}
+        else:
+            entry["contentType"] = "application/json"
+            entry["payload"] = ref
+        if message.personal_data:
+            entry["tags"] = [{"name": "personal-data", "description": "Police account only (DESIGN.md §5)."}]
+        messages[message.name] = entry
+        stream = stream_of[message.stream]
+        channels[message.name] = {
+            "address": message.subject,
+            "description": f"Kept in stream {stream.name}: {stream.description}",
+            "parameters": {
+                name: {"description": PARAMETER_HELP[name]} for name in PLACEHOLDER.findall(message.subject)
+            },
+            "messages": {message.name: {"$ref": f"#/components/messages/{message.name}"}},
+        }
+        operations[f"receive_{message.name}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{message.name}"},
+            "summary": f"Subscribe to {message.name.replace('_', ' ')} events.",
+            "messages": [{"$ref": f"#/channels/{message.name}/messages/{message.name}"}],
+        }
+    document = {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "roadwatch events",
+            "version": "1.0.0",
+            "description": (
+                "Events of roadwatch on NATS JetStream. Every JSON event carries a deterministic `id`, "
+                "also sent as the `Nats-Msg-Id` header, so retries and replays never duplicate. "
+                "Generated from proto/v1 by `make proto`; do not edit."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {"host": "127.0.0.1:4222", "protocol": "nats", "description": "`make run` on one machine"},
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": components},
+    }
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+
+
+def render_all() -> dict[str, str]:
+    return {**render_schemas(), "asyncapi.yaml": render_asyncapi()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs")
+    args = parser.parse_args(argv)
+    stale = []
+    for relative, text in render_all().items():
+        path = PROTO_DIR / relative
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(relative)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    known = {PROTO_DIR / relative for relative in render_all()}
+    extra = [p.relative_to(PROTO_DIR) for p in (PROTO_DIR / "schemas").glob("*.json") if p not in known]
+    if args.check and (stale or extra):
+        for name in stale:
+            print(f"stale: proto/{name} (run make proto)", file=sys.stderr)
+        for name in extra:
+            print(f"orphan: proto/{name} (no message of that name)", file=sys.stderr)
+        return 1
+    if not args.check:
+        for path in extra:
+            (PROTO_DIR / path).unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""JetStream streams and durable consumers, declared once.
+
+The runtime provisions these idempotently at every service start (`bus.ensure_streams`), so a
+fresh NATS needs no manual set-up, and an operator changes retention here, in one place.
+A new subscriber (a dashboard, another agency's system) is a new durable consumer on an existing
+stream: nothing upstream changes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from proto import subjects
+
+MINUTE = 60
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+class Stream(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+    storage: Literal["file", "memory"] = "file"
+    max_age_s: int
+    max_bytes: int = -1
+    max_msg_size: int = -1
+    # Ids seen within this window are dropped on publish (Nats-Msg-Id); longer for the legal
+    # record (violations, cases, notices), where a late replay must not create a second case.
+    duplicate_window_s: int = 2 * MINUTE
+
+
+class Consumer(msgspec.Struct, frozen=True, kw_only=True):
+    """A durable pull consumer shared by all replicas of one service."""
+
+    name: str
+    stream: str
+    filter_subjects: tuple[str, ...]
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 1000
+
+
+FRAMES = Stream(
+    name="FRAMES",
+    subjects=(subjects.ALL_FRAMES,),
+    description="Sampled camera frames (JPEG payload, metadata in headers); the evidence window.",
+    max_age_s=10 * MINUTE,
+    max_bytes=4 * 1024**3,
+    max_msg_size=8 * 1024**2,
+)
+DETECTIONS = Stream(
+    name="DETECTIONS",
+    subjects=(subjects.ALL_DETECTIONS,),
+    description="Vehicles and plates found in each frame.",
+    max_age_s=1 * DAY,
+)
+VIOLATIONS = Stream(
+    name="VIOLATIONS",
+    subjects=(
+        subjects.ALL_VIOLATIONS_DETECTED,
+        subjects.ALL_VIOLATIONS_IDENTIFIED,
+        subjects.ALL_VIOLATIONS_UNIDENTIFIED,
+        subjects.ALL_HOTLIST_HITS,
+    ),
+    description="Violations as detected, then identified or not by the registry; hotlist hits.",
+    max_age_s=400 * DAY,
+    duplicate_window_s=1 * DAY,
+)
+CASES = Stream(
+    name="CASES",
+    subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED),
+    description="Police decisions on cases and their resolution.",
+    max_age_s=400 * DAY,
+    duplicate_window_s=1 * DAY,
+)
+NOTICES = Stream(
+    name="NOTICES",
+    subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED),
+    description="Notices sent to owners, communes and the inspection registry, and failures.",
+    max_age_s=400 * DAY,
+    duplicate_window_s=1 * DAY,
+)
+TELEMETRY = Stream(
+    name="TELEMETRY",
+    subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS, subjects.ALL_SIGNAL_PHASES),
+    description="Traffic counts, camera health and signal phases.",
+    max_age_s=7 * DAY,
+)
+DEAD_LETTERS = Stream(
+    name="DEAD_LETTERS",
+    subjects=(subjects.ALL_DEAD_LETTERS,),
+    description="Messages a service could not use, with the reason and the original payload.",
+    max_age_s=30 * DAY,
+    duplicate_window_s=1 * DAY,
+)
+
+ALL: tuple[Stream, ...] = (FRAMES, DETECTIONS, VIOLATIONS, CASES, NOTICES, TELEMETRY, DEAD_LETTERS)
+BY_NAME: dict[str, Stream] = {stream.name: stream for stream in ALL}
+
+# Durable consumers, named after the service that owns them.
+DETECT = Consumer(
+    name="detect", stream="FRAMES", filter_subjects=(subjects.ALL_FRAMES,),
+    ack_wait_s=30.0, max_deliver=3, max_ack_pending=256,
+)
+TRACK = Consumer(name="track", stream="DETECTIONS", filter_subjects=(subjects.ALL_DETECTIONS,))
+REGISTRY = Consumer(name="registry", stream="VIOLATIONS", filter_subjects=(subjects.ALL_VIOLATIONS_DETECTED,))
+REGISTRY_HOTLIST = Consumer(name="registry-hotlist", stream="DETECTIONS", filter_subjects=(subjects.ALL_DETECTIONS,))
+PORTAL = Consumer(
+    name="portal", stream="VIOLATIONS",
+    filter_subjects=(subjects.ALL_VIOLATIONS_IDENTIFIED, subjects.ALL_VIOLATIONS_UNIDENTIFIED),
+)
+PORTAL_NOTICES = Consumer(name="portal-notices", stream="NOTICES", filter_subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED))
+PORTAL_TELEMETRY = Consumer(
+    name="portal-telemetry", stream="TELEMETRY",
+    filter_subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS),
+)
+NOTIFY = Consumer(name="notify", stream="CASES", filter_subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED))
+
+CONSUMERS: tuple[Consumer, ...] = (
+    DETECT, TRACK, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, NOTIFY,
+)

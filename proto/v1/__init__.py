@@ -1,0 +1,83 @@
+"""Version 1 of the event contract.
+
+`MESSAGES` lists every v1 message with the subject it travels on and the stream that keeps it;
+the JSON Schemas, the AsyncAPI document and the golden-sample tests are all driven by it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from proto.v1.case import CaseResolved, CaseReviewed
+from proto.v1.common import Box, EvidenceRef, Location, PlateAlternative, PlateText, Point
+from proto.v1.dead_letter import DeadLetter
+from proto.v1.detection import DetectedObject, DetectedPlate, DetectionMade, FrameRef
+from proto.v1.frame import FrameMeta
+from proto.v1.notice import NoticeFailed, NoticeSent
+from proto.v1.telemetry import CameraStatus, SignalPhase, VehicleCount, VehiclesCounted
+from proto.v1.violation import (
+    HotlistHit,
+    Measurement,
+    Owner,
+    Vehicle,
+    ViolationDetected,
+    ViolationIdentified,
+    ViolationUnidentified,
+)
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    name: str  # file name of the schema and golden samples
+    type: type
+    subject: str  # with {placeholders}
+    stream: str
+    summary: str
+    personal_data: bool = False
+
+
+MESSAGES: tuple[Message, ...] = (
+    Message(name="frame_captured", type=FrameMeta, subject="traffic.frame.captured.v1.{camera_id}", stream="FRAMES",
+            summary="A sampled camera frame. Payload: the JPEG bytes; this metadata travels in the headers "
+                    "Nats-Msg-Id, Camera-Id, Frame-Seq, Captured-At, Width, Height."),
+    Message(name="detection_made", type=DetectionMade, subject="traffic.detection.made.v1.{camera_id}",
+            stream="DETECTIONS", summary="Vehicles and plates found in one frame."),
+    Message(name="violation_detected", type=ViolationDetected,
+            subject="traffic.violation.detected.v1.{camera_id}.{type}", stream="VIOLATIONS",
+            summary="A rule fired on a track, with the best plate read and the evidence objects."),
+    Message(name="violation_identified", type=ViolationIdentified,
+            subject="traffic.violation.identified.v1.{camera_id}.{type}", stream="VIOLATIONS",
+            summary="The registry found the vehicle and its owner. Contains personal data: police only.",
+            personal_data=True),
+    Message(name="violation_unidentified", type=ViolationUnidentified,
+            subject="traffic.violation.unidentified.v1.{camera_id}.{type}", stream="VIOLATIONS",
+            summary="No usable plate read, or no registration record for it."),
+    Message(name="hotlist_hit", type=HotlistHit, subject="traffic.hotlist.hit.v1.{camera_id}", stream="VIOLATIONS",
+            summary="A wanted vehicle passed a camera."),
+    Message(name="case_reviewed", type=CaseReviewed, subject="traffic.case.reviewed.v1.{camera_id}.{decision}",
+            stream="CASES", summary="A police officer confirmed or rejected a case."),
+    Message(name="case_resolved", type=CaseResolved, subject="traffic.case.resolved.v1.{camera_id}", stream="CASES",
+            summary="A case was closed (fine paid, cancelled...)."),
+    Message(name="notice_sent", type=NoticeSent, subject="traffic.notice.sent.v1.{camera_id}.{channel}",
+            stream="NOTICES", summary="A notice was delivered on one channel."),
+    Message(name="notice_failed", type=NoticeFailed, subject="traffic.notice.failed.v1.{camera_id}.{channel}",
+            stream="NOTICES", summary="A notice could not be delivered on one channel."),
+    Message(name="vehicles_counted", type=VehiclesCounted, subject="traffic.vehicles.counted.v1.{camera_id}",
+            stream="TELEMETRY", summary="Vehicles counted per class and lane over a window."),
+    Message(name="camera_status", type=CameraStatus, subject="traffic.camera.status.v1.{camera_id}",
+            stream="TELEMETRY", summary="A camera's state change or heartbeat."),
+    Message(name="signal_phase", type=SignalPhase, subject="traffic.signal.phase.v1.{intersection_id}",
+            stream="TELEMETRY", summary="A traffic-signal head changed phase."),
+    Message(name="dead_letter", type=DeadLetter, subject="traffic.dlq.{service}", stream="DEAD_LETTERS",
+            summary="A message a service could not use, with the reason and the original payload."),
+)
+
+BY_NAME: dict[str, Message] = {message.name: message for message in MESSAGES}
+
+__all__ = [
+    "MESSAGES", "BY_NAME", "Message",
+    "Box", "Point", "Location", "PlateAlternative", "PlateText", "EvidenceRef",
+    "FrameMeta", "FrameRef", "DetectedObject", "DetectedPlate", "DetectionMade",
+    "Measurement", "ViolationDetected", "Vehicle", "Owner", "ViolationIdentified", "ViolationUnidentified",
+    "HotlistHit", "CaseReviewed", "CaseResolved", "NoticeSent", "NoticeFailed",
+    "VehicleCount", "VehiclesCounted", "CameraStatus", "SignalPhase", "DeadLetter",
+]

@@ -1,0 +1,46 @@
+"""What the detect service found in one frame."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from proto.v1.common import Box, CameraId, EventId, PlateText, Point, Score, Timestamp
+
+
+class FrameRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the frame is: the FRAMES stream sequence lets track fetch it for evidence."""
+
+    stream: str = "FRAMES"
+    stream_seq: Annotated[int, Meta(ge=0)]
+    frame_seq: Annotated[int, Meta(ge=0)]
+    captured_at: Timestamp
+    width: Annotated[int, Meta(gt=0)]
+    height: Annotated[int, Meta(gt=0)]
+
+
+class DetectedObject(msgspec.Struct, frozen=True, kw_only=True):
+    class_name: str = msgspec.field(name="class")
+    score: Score
+    box: Box
+
+
+class DetectedPlate(msgspec.Struct, frozen=True, kw_only=True):
+    box: Box
+    corners: tuple[Point, ...] = ()  # four corners, clockwise from top-left
+    read: PlateText
+    vehicle_index: int | None = None  # index into `objects` of the vehicle box that contains it
+    source: str = "plate_detector"
+
+
+class DetectionMade(msgspec.Struct, frozen=True, kw_only=True):
+    id: EventId
+    camera_id: CameraId
+    occurred_at: Timestamp  # the frame's capture time
+    frame: FrameRef
+    objects: tuple[DetectedObject, ...] = ()
+    plates: tuple[DetectedPlate, ...] = ()
+    model: str = ""
+    detected_at: Timestamp | None = None

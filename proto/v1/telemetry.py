@@ -1,0 +1,53 @@
+"""Counts, camera health and signal phases: no personal data, any agency may read them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from proto.v1.common import CameraId, EventId, Timestamp
+
+NonNegative = Annotated[float, Meta(ge=0)]
+
+
+class VehicleCount(msgspec.Struct, frozen=True, kw_only=True):
+    vehicle_class: str
+    count: Annotated[int, Meta(ge=0)]
+    lane: str | None = None
+
+
+class VehiclesCounted(msgspec.Struct, frozen=True, kw_only=True):
+    id: EventId
+    camera_id: CameraId
+    occurred_at: Timestamp  # end of the window
+    window_start: Timestamp
+    window_s: Annotated[float, Meta(gt=0)]
+    counts: tuple[VehicleCount, ...] = ()
+
+
+class CameraStatus(msgspec.Struct, frozen=True, kw_only=True):
+    id: EventId
+    camera_id: CameraId
+    occurred_at: Timestamp
+    state: Literal["online", "degraded", "offline"]
+    reason: str = ""
+    heartbeat: bool = False  # True for the periodic report, False for a change of state
+    replica: str = ""
+    fps_in: NonNegative = 0.0
+    fps_out: NonNegative = 0.0
+    frames_dropped: Annotated[int, Meta(ge=0)] = 0
+    decode_errors: Annotated[int, Meta(ge=0)] = 0
+    reconnects: Annotated[int, Meta(ge=0)] = 0
+    last_frame_age_s: NonNegative | None = None
+
+
+class SignalPhase(msgspec.Struct, frozen=True, kw_only=True):
+    id: EventId
+    intersection_id: str
+    camera_id: CameraId | None = None  # set when the phase was read from a camera's image
+    occurred_at: Timestamp
+    head: str  # the signal head, as named in the scene files
+    phase: Literal["red", "amber", "green", "off", "flashing"]
+    source: Literal["controller", "vision"] = "controller"

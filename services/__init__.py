@@ -1,0 +1,1 @@
+"""roadwatch services: one package per service, plus the shared runtime."""

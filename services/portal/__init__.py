@@ -1,0 +1,1 @@
+"""roadwatch portal."""
