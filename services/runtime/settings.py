@@ -1,0 +1,111 @@
+"""Settings from environment variables into a msgspec Struct, validated once at start.
+
+A field `http_port` is read from `HTTP_PORT`. A bad or missing value stops the service with
+exit code 2 and a message naming the variable, before it connects to anything: a typo in a
+Kubernetes manifest should fail the rollout, not a request an hour later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from typing import TypeVar
+
+import msgspec
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+EXIT_BAD_SETTING = 2
+_PATH = re.compile(r"at `\$\.(\w+)")
+_MISSING = re.compile(r"missing required field `(\w+)`")
+_COLLECTIONS = (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType,
+                msgspec.inspect.SetType, msgspec.inspect.FrozenSetType)
+
+
+class SettingError(ValueError):
+    """Raised from a settings Struct's __post_init__ to blame one variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+def env_name(field: str) -> str:
+    return field.upper()
+
+
+def _is_collection(field_type: msgspec.inspect.Type) -> bool:
+    if isinstance(field_type, msgspec.inspect.UnionType):
+        return any(_is_collection(t) for t in field_type.types)
+    return isinstance(field_type, _COLLECTIONS)
+
+
+def parse(cls: type[T], environ: Mapping[str, str]) -> T:
+    """Build the settings; raises SettingError naming the variable."""
+    info = msgspec.inspect.type_info(cls)
+    raw: dict[str, object] = {}
+    for field in info.fields:
+        name = env_name(field.name)
+        if name not in environ:
+            continue
+        value = environ[name]
+        if _is_collection(field.type):
+            raw[field.name] = [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            raw[field.name] = value
+    try:
+        return msgspec.convert(raw, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, SettingError):
+            raise cause from None
+        message = str(exc)
+        missing = _MISSING.search(message)
+        if missing:
+            raise SettingError(env_name(missing.group(1)), "is required but not set") from None
+        path = _PATH.search(message)
+        if path:
+            variable = env_name(path.group(1))
+            reason = message.split(" - at ")[0]
+            raise SettingError(variable, f"{reason} (got {environ.get(variable)!r})") from None
+        raise SettingError("settings", message) from None
+
+
+def load(cls: type[T], environ: Mapping[str, str] | None = None, *, service: str = "roadwatch") -> T:
+    """parse() for a service's main(): on a bad value print why and exit 2."""
+    try:
+        return parse(cls, os.environ if environ is None else environ)
+    except SettingError as exc:
+        print(f"roadwatch {service}: invalid setting {exc.variable}: {exc.reason}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTING) from None
+
+
+# --- validators used in __post_init__ of the services' settings ----------------------------------
+def check_url(variable: str, value: str, schemes: tuple[str, ...]) -> None:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in schemes or not rest:
+        raise SettingError(variable, f"{value!r} is not a URL with scheme {' or '.join(schemes)}")
+
+
+def check_port(variable: str, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise SettingError(variable, f"{value} is not a TCP port (0-65535)")
+
+
+def check_choice(variable: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingError(variable, f"{value!r} is not one of {', '.join(choices)}")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def check_common(*, nats_url: str, http_port: int, log_level: str) -> None:
+    """The settings every service has: NATS_URL, HTTP_PORT, LOG_LEVEL."""
+    for url in nats_url.split(","):
+        check_url("NATS_URL", url.strip(), ("nats", "tls", "ws", "wss"))
+    check_port("HTTP_PORT", http_port)
+    check_choice("LOG_LEVEL", log_level, LOG_LEVELS)

@@ -1,0 +1,17 @@
+"""Settings of the track service, from environment variables (see the README's configuration table)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.runtime.settings import check_common
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    http_port: int = 8083
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+

@@ -1,0 +1,120 @@
+"""Fixtures on real servers: a nats-server per session, PostgreSQL from DATABASE_URL or embedded.
+
+Names are unique per test (`unique`), so tests stay independent while sharing the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import nats
+import pytest
+
+from services import localstack
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_dir() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared beside the repo: models and real data (never copied into the repo)."""
+    path = Path(os.environ.get("ROADWATCH_SHARED", REPO.parent / "shared")).resolve()
+    if not (path / "models").is_dir() or not (path / "data").is_dir():
+        pytest.fail(f"{path} with models/ and data/ is needed by this test (set ROADWATCH_SHARED)")
+    return path
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short token for stream, subject, consumer and database names of one test."""
+    return uuid.uuid4().hex[:10]
+
+
+# --- NATS ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = localstack.free_port()
+    store = tmp_path_factory.mktemp("nats")
+    process = localstack.start_nats(store / "js", port, log_file=store / "nats.log")
+    yield f"nats://127.0.0.1:{port}"
+    localstack.stop_process(process)
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[nats.NATS]:
+    client = await nats.connect(nats_url, name="tests")
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def js(nc: nats.NATS):
+    return nc.jetstream()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server where tests may create databases: DATABASE_URL's, or an embedded one."""
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        if not localstack.database_reachable(given):
+            pytest.fail(f"DATABASE_URL={given} is not reachable")
+        yield _with_database(given, "postgres")
+        return
+    port = localstack.free_port()
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    os.environ["ROADWATCH_PG_FAST"] = "1"  # fsync off: test data is thrown away
+    process = localstack.start_postgres(pgdata, port, log_file=pgdata.parent / "postgres.log")
+    yield localstack.embedded_database_url(port, "postgres")
+    localstack.stop_process(process)
+
+
+@pytest.fixture
+async def database_url(postgres_admin_url: str, unique: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"rw_test_{unique}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(postgres_admin_url, name)
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def wait_for():
+    """Poll an async condition until it is true (servers are real: things take a moment)."""
+
+    async def wait(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            result = await condition()
+            if result:
+                return result
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(interval)
+
+    return wait
