@@ -90,11 +90,12 @@ class TextRecognizer:
                 upper = symbol.upper()
                 if upper in PLATE_CHARS:
                     latin = probs[t, self._plate_idx]
-                    order = np.argsort(-latin)[:4]
-                    alts = tuple(
-                        (self._plate_char[j], float(latin[j])) for j in order if self._plate_char[j] != upper
-                    )[:2]
-                    chars.append(CharRead(upper, float(probs[t, idx]), alts))
+                    alts: list[tuple[str, float]] = []
+                    for j in np.argsort(-latin)[:6]:
+                        ch = self._plate_char[j]  # 's' and 'S' are one plate character
+                        if ch != upper and all(ch != a for a, _ in alts):
+                            alts.append((ch, float(latin[j])))
+                    chars.append(CharRead(upper, float(probs[t, idx]), tuple(alts[:2])))
             previous = idx
         return LineRead("".join(raw), tuple(chars))
 

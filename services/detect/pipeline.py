@@ -1,0 +1,156 @@
+"""Frame in, vehicles and plates out: the one code path of the service and the command line.
+
+Plates are attached to the vehicle that contains them because track votes a plate over a
+vehicle's track; a plate the plate detector missed on a motorbike (it was trained on Chinese
+car plates) is looked for again with the text detector, on that vehicle's crop only, since
+the text detector over a whole frame costs a third of a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.detect.ocr import TextDetector, TextRecognizer
+from services.detect.plates import PlateDetector, PlateRead, PlateReader, box_of
+from services.detect.settings import Settings
+from services.detect.vehicles import VehicleDetector, read_class_names
+from services.detect.sessions import ModelError
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    class_name: str
+    score: float
+    box: Box
+
+
+@dataclass(frozen=True)
+class FoundPlate:
+    read: PlateRead
+    vehicle_index: int | None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    vehicles: tuple[Vehicle, ...]
+    plates: tuple[FoundPlate, ...]
+
+
+def containing_vehicle(plate_box: Box, vehicles: tuple[Vehicle, ...]) -> int | None:
+    """The vehicle whose box holds the plate's centre: vehicles before riders, then the tightest box."""
+    cx, cy = (plate_box[0] + plate_box[2]) / 2, (plate_box[1] + plate_box[3]) / 2
+    best, best_key = None, None
+    for i, v in enumerate(vehicles):
+        x1, y1, x2, y2 = v.box
+        if x1 <= cx <= x2 and y1 <= cy <= y2:
+            key = (v.class_name == "person", (x2 - x1) * (y2 - y1))
+            if best_key is None or key < best_key:
+                best, best_key = i, key
+    return best
+
+
+class Pipeline:
+    def __init__(
+        self,
+        vehicles: VehicleDetector,
+        reader: PlateReader,
+        keep_classes: list[str],
+        fallback_classes: list[str] = ("motorcycle",),
+        fallback_min_height: int = 96,
+        fallback_max_per_frame: int = 2,
+    ) -> None:
+        unknown = sorted(set(keep_classes) - set(vehicles.class_names))
+        if unknown:
+            raise ModelError(f"VEHICLE_KEEP_CLASSES names classes the model does not have: {', '.join(unknown)}")
+        self.vehicles = vehicles
+        self.reader = reader
+        self.keep = np.array([name in set(keep_classes) for name in vehicles.class_names])
+        self.fallback_classes = set(fallback_classes)
+        self.fallback_min_height = fallback_min_height
+        self.fallback_max_per_frame = fallback_max_per_frame
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Pipeline":
+        """Load every model; raises ModelError with the reason when one is missing or does not fit."""
+        names = read_class_names(s.model_path(s.vehicle_classes_file))
+        detector = VehicleDetector(
+            s.model_path(s.vehicle_model), s.vehicle_format, names, conf=s.vehicle_conf, iou=s.vehicle_iou,
+            intra_op_threads=s.intra_op_threads, input_size=(s.vehicle_input_size, s.vehicle_input_size),
+        )
+        plate_detector = PlateDetector(s.model_path(s.plate_model), conf=s.plate_conf, iou=s.plate_iou,
+                                       intra_op_threads=s.intra_op_threads)
+        recognizer = TextRecognizer(s.model_path(s.ocr_rec_model), intra_op_threads=s.intra_op_threads)
+        text_detector = (TextDetector(s.model_path(s.ocr_det_model), intra_op_threads=s.intra_op_threads)
+                         if s.ocr_det_model else None)
+        return cls(detector, PlateReader(recognizer, plate_detector, text_detector), s.vehicle_keep_classes,
+                   s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame)
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.vehicles.fmt}"
+
+    def find_vehicles(self, image: np.ndarray) -> tuple[Vehicle, ...]:
+        found = self.vehicles.detect(image)
+        names = self.vehicles.class_names
+        return tuple(
+            Vehicle(names[c], round(float(s), 4), tuple(round(float(v), 1) for v in b))  # type: ignore[arg-type]
+            for b, s, c in zip(found.boxes, found.scores, found.classes)
+            if self.keep[c]
+        )
+
+    def process(self, image: np.ndarray) -> FrameResult:
+        vehicles = self.find_vehicles(image)
+        plates: list[FoundPlate] = []
+        assert self.reader.detector is not None
+        for found in self.reader.detector.detect(image):
+            text = self.reader.read_quad(image, found.corners)
+            if not text.text:
+                continue
+            box = tuple(round(float(v), 1) for v in found.box)
+            read = PlateRead(box, tuple((float(x), float(y)) for x, y in found.corners), text, found.score, "plate_detector")  # type: ignore[arg-type]
+            plates.append(FoundPlate(read, containing_vehicle(box, vehicles)))  # type: ignore[arg-type]
+        plates += self._fallback(image, vehicles, {p.vehicle_index for p in plates})
+        return FrameResult(vehicles, tuple(plates))
+
+    def _fallback(self, image: np.ndarray, vehicles: tuple[Vehicle, ...], with_plate: set[int | None]) -> list[FoundPlate]:
+        if self.reader.text_detector is None or self.fallback_max_per_frame == 0:
+            return []
+        candidates = [
+            (i, v) for i, v in enumerate(vehicles)
+            if v.class_name in self.fallback_classes and i not in with_plate
+            and v.box[3] - v.box[1] >= self.fallback_min_height
+        ]
+        candidates.sort(key=lambda iv: -(iv[1].box[3] - iv[1].box[1]))  # nearest (biggest) first
+        out = []
+        for i, v in candidates[: self.fallback_max_per_frame]:
+            found = self.reader.read_text_lines(image, np.array(v.box))
+            if found is None:
+                continue
+            text, corners = found
+            read = PlateRead(box_of(corners), tuple((float(x), float(y)) for x, y in corners), text, 0.0, "text_detector")
+            out.append(FoundPlate(read, i))
+        return out
+
+    def read_plate_image(self, image: np.ndarray) -> PlateRead:
+        """`roadwatch plate`: the image is a plate crop; if it reads as no Vietnamese plate and is
+        really a wider shot, look for the plate inside it."""
+        h, w = image.shape[:2]
+        whole = (0.0, 0.0, float(w), float(h))
+        corners = ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h)))
+        text = self.reader.read_crop(image)
+        if text.format_valid or self.reader.detector is None:
+            return PlateRead(whole, corners, text, 1.0, "crop")
+        for found in self.reader.detector.detect(image):
+            inner = self.reader.read_quad(image, found.corners)
+            if inner.format_valid:
+                return PlateRead(tuple(float(v) for v in found.box), tuple((float(x), float(y)) for x, y in found.corners),  # type: ignore[arg-type]
+                                 inner, found.score, "plate_detector")
+        lines = self.reader.read_text_lines(image, np.array(whole))
+        if lines is not None:
+            inner, quad = lines
+            return PlateRead(box_of(quad), tuple((float(x), float(y)) for x, y in quad), inner, 0.0, "text_detector")
+        return PlateRead(whole, corners, text, 1.0, "crop")

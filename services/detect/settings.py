@@ -1,0 +1,68 @@
+"""Detect service settings, read from the environment once at start.
+
+Model files are settings, never downloads: an agency drops in its own detector by pointing
+VEHICLE_MODEL / VEHICLE_FORMAT / VEHICLE_CLASSES_FILE at it. Names are resolved against
+MODELS_DIR unless they are absolute paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from services.runtime.settings import SettingError, check_choice, check_common
+
+FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
+DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    http_port: int = 8082
+    log_level: str = "INFO"
+
+    models_dir: str = "models"
+    vehicle_model: str = "yolox_nano.onnx"
+    vehicle_format: str = "yolox"
+    vehicle_classes_file: str = "coco.names"
+    vehicle_input_size: int = 640  # only used when the model's input size is dynamic
+    vehicle_conf: float = 0.3
+    vehicle_iou: float = 0.45
+    vehicle_keep_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
+
+    plate_model: str = "y5fu_640x_sim.onnx"
+    plate_conf: float = 0.3
+    plate_iou: float = 0.5
+    ocr_rec_model: str = "ch_PP-OCRv4_rec_infer.onnx"
+    ocr_det_model: str = "ch_PP-OCRv4_det_infer.onnx"  # empty: no text-detector fallback
+    fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
+    fallback_min_height: int = 96
+    fallback_max_per_frame: int = 2
+
+    batch_size: int = 4
+    batch_wait_ms: int = 50
+    max_frame_age_s: float = 30.0
+    max_frame_bytes: int = 8 * 1024 * 1024
+    workers: int = 1
+    intra_op_threads: int = 1
+
+    def __post_init__(self) -> None:
+        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+        check_choice("VEHICLE_FORMAT", self.vehicle_format, FORMATS)
+        for name in ("vehicle_conf", "vehicle_iou", "plate_conf", "plate_iou"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise SettingError(name.upper(), f"must be between 0 and 1, got {getattr(self, name)}")
+        for name, low in (("batch_size", 1), ("workers", 1), ("intra_op_threads", 1), ("vehicle_input_size", 32),
+                          ("batch_wait_ms", 0), ("fallback_min_height", 0), ("fallback_max_per_frame", 0),
+                          ("max_frame_bytes", 1)):
+            if getattr(self, name) < low:
+                raise SettingError(name.upper(), f"must be at least {low}, got {getattr(self, name)}")
+        if self.max_frame_age_s <= 0:
+            raise SettingError("MAX_FRAME_AGE_S", f"must be positive, got {self.max_frame_age_s}")
+        if not self.vehicle_keep_classes:
+            raise SettingError("VEHICLE_KEEP_CLASSES", "must name at least one class")
+
+    def model_path(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else Path(self.models_dir) / path
