@@ -219,3 +219,53 @@ def describe(report: Report, max_errors: int = 50) -> str:
     if len(report.rejected) > max_errors:
         lines.append(f"  ... and {len(report.rejected) - max_errors} more (--max-errors to see them)")
     return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+    import asyncio
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="roadwatch registry import",
+        description="Import a vehicles extract or a hotlist (CSV, UTF-8, header row) into the registry; "
+                    "all rows or none.")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE.csv")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="PostgreSQL URL (default: $DATABASE_URL)")
+    parser.add_argument("--max-errors", type=int, default=50, help="rejected rows to print per file (default 50)")
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        print("roadwatch registry import: DATABASE_URL is not set (or pass --database-url)", file=sys.stderr)
+        return 2
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        print(f"roadwatch registry import: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        conn = await asyncpg.connect(args.database_url)
+        failed = 0
+        try:
+            for path in args.files:
+                try:
+                    report = await import_csv(conn, path)
+                except rows.HeaderError as exc:
+                    print(f"{path}: {exc}; nothing was imported", file=sys.stderr)
+                    failed += 1
+                    continue
+                print(describe(report, args.max_errors), file=sys.stdout if report.ok else sys.stderr)
+                failed += not report.ok
+        finally:
+            await conn.close()
+        return 1 if failed else 0
+
+    try:
+        return asyncio.run(run())
+    except asyncpg.UndefinedTableError as exc:
+        print(f"roadwatch registry import: {exc} (run `roadwatch migrate` first)", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"roadwatch registry import: cannot import: {exc}", file=sys.stderr)
+        return 1
