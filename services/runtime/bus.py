@@ -228,6 +228,7 @@ class Consumer:
         batch: int = 16,
         fetch_timeout_s: float = 1.0,
         max_payload: int | None = None,
+        backoff: Callable[[int], float] = nak_delay,
     ) -> None:
         if (handle is None) == (handle_batch is None):
             raise ValueError("give exactly one of handle or handle_batch")
@@ -240,6 +241,7 @@ class Consumer:
         self.batch = batch
         self.fetch_timeout_s = fetch_timeout_s
         self.max_payload = max_payload
+        self.backoff = backoff
         self._labels = (service, consumer.name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -289,9 +291,11 @@ class Consumer:
             return None
         try:
             return self.decode(msg)
-        except msgspec.DecodeError as exc:
+        except msgspec.ValidationError as exc:  # before DecodeError, its base class
+            await self._dead_letter(msg, "invalid", f"invalid message: {exc}")
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # before ValueError, their base class
             await self._dead_letter(msg, "decode", f"cannot decode: {exc}")
-        except (msgspec.ValidationError, Invalid, ValueError, UnicodeDecodeError) as exc:
+        except (Invalid, ValueError) as exc:
             await self._dead_letter(msg, "invalid", f"invalid message: {exc}")
         return None
 
@@ -310,7 +314,7 @@ class Consumer:
                 if delivered >= self.spec.max_deliver:
                     await self._dead_letter(msg, "gave_up", f"failed {delivered} times, last: {exc!r}")
                 else:
-                    await self._settle(msg.nak(delay=nak_delay(delivered)), "nak")
+                    await self._settle(msg.nak(delay=self.backoff(delivered)), "nak")
             return
         for msg in msgs:
             await self._settle(msg.ack(), "ack")
@@ -331,7 +335,7 @@ class Consumer:
             # Keep the original: without its copy on the DLQ it must be redelivered, not dropped.
             log.error("dead letter publish failed; will retry", extra={"fields": {"error": repr(exc)}})
             meta = _metadata(msg)
-            await self._settle(msg.nak(delay=nak_delay(meta.num_delivered if meta else 1)), "nak")
+            await self._settle(msg.nak(delay=self.backoff(meta.num_delivered if meta else 1)), "nak")
             return
         metrics.DEAD_LETTERS.labels(*self._labels, error).inc()
         await self._settle(msg.term(), "dead_letter")

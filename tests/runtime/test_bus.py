@@ -1,0 +1,282 @@
+"""The consumer loop on a real nats-server: decoding, dead letters, redelivery, duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from proto import codec, ids, streams, subjects
+from proto.v1 import BY_NAME, CameraStatus, DeadLetter, FrameMeta
+from proto.v1.frame import frame_headers, frame_meta_from_headers
+from services.runtime import bus
+
+GOLDEN = Path(__file__).resolve().parents[1] / "proto" / "golden"
+
+
+async def make_stream(js, unique: str) -> streams.Stream:
+    stream = streams.Stream(
+        name=f"T_{unique}", subjects=(f"test.{unique}.>",), description="test", max_age_s=600, max_msg_size=1024**2
+    )
+    await bus.ensure_streams(js, [stream, streams.DEAD_LETTERS])
+    return stream
+
+
+def consumer_spec(unique: str, **overrides) -> streams.Consumer:
+    return streams.Consumer(
+        name=f"c-{unique}", stream=f"T_{unique}", filter_subjects=(f"test.{unique}.>",), **overrides
+    )
+
+
+def status(unique: str, n: int) -> CameraStatus:
+    return CameraStatus(
+        id=ids.event_id("cst", unique, n), camera_id=f"cam-{unique}", occurred_at=datetime.now(timezone.utc),
+        state="online", fps_in=float(n),
+    )
+
+
+async def dead_letters(js, service: str, expected: int, timeout: float = 10.0) -> list[DeadLetter]:
+    sub = await js.pull_subscribe(subjects.dlq(service), stream="DEAD_LETTERS")
+    letters: list[DeadLetter] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(letters) < expected and asyncio.get_running_loop().time() < deadline:
+        try:
+            for msg in await sub.fetch(expected - len(letters), timeout=0.5):
+                letters.append(codec.decode(msg.data, DeadLetter))
+                await msg.ack()
+        except Exception:
+            continue
+    await sub.unsubscribe()
+    return letters
+
+
+async def run_until(consumer: bus.Consumer, done: Callable[[], bool], timeout: float = 15.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not done():
+            if task.done():
+                task.result()
+            assert asyncio.get_running_loop().time() < deadline, "consumer did not finish in time"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_every_golden_sample_goes_through_the_runtime_unchanged(js, unique: str) -> None:
+    await make_stream(js, unique)
+    sent: dict[str, object] = {}
+    for path in sorted(GOLDEN.rglob("*.json")):
+        message = BY_NAME[path.parent.name]
+        event = codec.decode(path.read_bytes(), message.type)
+        subject = f"test.{unique}.{message.name}"
+        if message.type is FrameMeta:
+            await js.publish(subject, b"\xff\xd8\xff\xe0 jpeg bytes", headers=frame_headers(event))
+        else:
+            await bus.publish(js, subject, event)
+        sent[event.id] = event
+
+    def decode(msg):
+        name = msg.subject.rsplit(".", 1)[1]
+        if name == "frame_captured":
+            return frame_meta_from_headers(msg.headers)
+        return codec.decode(msg.data, BY_NAME[name].type)
+
+    received: dict[str, object] = {}
+
+    async def handle(event, msg) -> None:
+        received[event.id] = event
+
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=consumer_spec(unique), decode=decode, handle=handle)
+    await run_until(consumer, lambda: len(received) == len(sent))
+    assert received == sent
+    assert all(type(received[key]) is type(value) for key, value in sent.items())
+
+
+async def test_malformed_messages_go_to_the_dead_letters_and_consuming_goes_on(js, unique: str) -> None:
+    stream = await make_stream(js, unique)
+    subject = f"test.{unique}.status"
+    good = [status(unique, n) for n in range(3)]
+    valid = json.loads(codec.encode(good[0]))
+    bad_payloads = {
+        "not json": b"this is not json",
+        "empty": b"",
+        "wrong types": json.dumps({**valid, "id": "x-1", "fps_in": "fast"}).encode(),
+        "missing fields": json.dumps({"id": "x-2", "camera_id": f"cam-{unique}"}).encode(),
+        "oversize": json.dumps({**valid, "id": "x-3", "reason": "x" * 5000}).encode(),
+    }
+    await bus.publish(js, subject, good[0])
+    for name, payload in bad_payloads.items():
+        await js.publish(subject, payload, headers={"Nats-Msg-Id": f"{unique}-{name}", "Camera-Id": f"cam-{unique}"})
+    for event in good[1:]:
+        await bus.publish(js, subject, event)
+
+    handled: list[CameraStatus] = []
+
+    async def handle(event: CameraStatus, msg) -> None:
+        handled.append(event)
+
+    service = f"svc-{unique}"
+    spec = consumer_spec(unique)
+    consumer = bus.Consumer(
+        js, service=service, consumer=spec, decode=bus.json_decoder(CameraStatus), handle=handle, max_payload=4096, batch=3,
+    )
+    await run_until(consumer, lambda: len(handled) == len(good))
+    assert [event.id for event in handled] == [event.id for event in good]
+
+    letters = await dead_letters(js, service, expected=len(bad_payloads))
+    by_payload = {letter.headers["Nats-Msg-Id"].removeprefix(f"{unique}-"): letter for letter in letters}
+    assert set(by_payload) == set(bad_payloads)
+    assert by_payload["not json"].error == "decode" and "JSON" in by_payload["not json"].reason
+    assert by_payload["empty"].error == "decode"
+    assert by_payload["wrong types"].error == "invalid" and "$.fps_in" in by_payload["wrong types"].reason
+    assert by_payload["missing fields"].error == "invalid" and "missing required field" in by_payload["missing fields"].reason
+    assert by_payload["oversize"].error == "oversize" and "exceeds the limit of 4096" in by_payload["oversize"].reason
+    for name, letter in by_payload.items():
+        assert letter.payload == bad_payloads[name], name  # the original travels with the reason
+        assert letter.stream == stream.name and letter.stream_seq is not None
+        assert letter.camera_id == f"cam-{unique}" and letter.service == service and letter.subject == subject
+
+    info = await js.consumer_info(stream.name, spec.name)
+    assert info.num_ack_pending == 0 and info.num_pending == 0  # every message settled, none left hanging
+    assert (await js.stream_info(stream.name)).state.messages == len(good) + len(bad_payloads)  # and none deleted
+
+
+async def test_transient_failures_are_retried_then_dead_lettered(js, unique: str) -> None:
+    await make_stream(js, unique)
+    flaky, broken = status(unique, 1), status(unique, 2)
+    subject = f"test.{unique}.status"
+    await bus.publish(js, subject, flaky)
+    await bus.publish(js, subject, broken)
+    attempts: dict[str, int] = {flaky.id: 0, broken.id: 0}
+    done: list[str] = []
+
+    async def handle(event: CameraStatus, msg) -> None:
+        attempts[event.id] += 1
+        if event.id == broken.id or attempts[event.id] < 3:
+            raise ConnectionError("database is restarting")
+        done.append(event.id)
+
+    service = f"svc-{unique}"
+    consumer = bus.Consumer(
+        js, service=service, consumer=consumer_spec(unique, max_deliver=4), decode=bus.json_decoder(CameraStatus),
+        handle=handle, backoff=lambda n: 0.05,
+    )
+    letters: list[DeadLetter] = []
+
+    await run_until(consumer, lambda: done == [flaky.id] and attempts[broken.id] == 4)
+    letters = await dead_letters(js, service, expected=1)
+    assert attempts == {flaky.id: 3, broken.id: 4}
+    assert len(letters) == 1
+    assert letters[0].error == "gave_up" and letters[0].num_delivered == 4
+    assert "database is restarting" in letters[0].reason
+    assert codec.decode(letters[0].payload, CameraStatus) == broken
+
+
+async def test_handler_rejection_is_a_dead_letter_not_a_retry(js, unique: str) -> None:
+    await make_stream(js, unique)
+    event = status(unique, 1)
+    await bus.publish(js, f"test.{unique}.status", event)
+    calls = []
+
+    async def handle(event: CameraStatus, msg) -> None:
+        calls.append(event.id)
+        raise bus.Invalid("camera is not in the scene configuration")
+
+    service = f"svc-{unique}"
+    consumer = bus.Consumer(js, service=service, consumer=consumer_spec(unique), decode=bus.json_decoder(CameraStatus), handle=handle)
+    letters: list[DeadLetter] = []
+
+    async def collect() -> None:
+        letters.extend(await dead_letters(js, service, expected=1))
+
+    await run_until(consumer, lambda: bool(calls))
+    await collect()
+    assert calls == [event.id]
+    assert letters[0].error == "invalid" and "not in the scene configuration" in letters[0].reason
+
+
+async def test_killed_consumer_messages_are_redelivered_and_ids_are_stored_once(js, unique: str, nats_url: str, tmp_path: Path) -> None:
+    stream = await make_stream(js, unique)
+    subject = f"test.{unique}.status"
+    events = [status(unique, n) for n in range(20)]
+    for event in events:
+        await bus.publish(js, subject, event)
+    spec = consumer_spec(unique, ack_wait_s=2.0, max_deliver=5)
+    await bus.ensure_consumer(js, spec)
+
+    handled_file = tmp_path / "handled"
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("consumer_process.py")), nats_url, stream.name, spec.name,
+         spec.filter_subjects[0], str(handled_file)],
+    )
+    try:
+        for _ in range(200):
+            if handled_file.exists() and len(handled_file.read_text().split()) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)  # in the middle of its batch of 10
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    first = set(handled_file.read_text().split())
+    assert 3 <= len(first) < len(events)
+
+    second: dict[str, int] = {}
+
+    async def handle(event: CameraStatus, msg) -> None:
+        second[event.id] = msg.metadata.num_delivered
+
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=spec, decode=bus.json_decoder(CameraStatus), handle=handle)
+    everything = {event.id for event in events}
+    await run_until(consumer, lambda: first | set(second) == everything, timeout=20)
+    redelivered = {event_id for event_id, delivered in second.items() if delivered > 1}
+    assert redelivered, "the killed consumer's unacknowledged batch was not redelivered"
+    assert everything - first <= set(second)
+
+    # A producer retrying after a crash republishes the same id: JetStream stores it once.
+    before = (await js.stream_info(stream.name)).state.messages
+    ack = await bus.publish(js, subject, events[0])
+    assert ack.duplicate
+    assert (await js.stream_info(stream.name)).state.messages == before == len(events)
+
+
+async def test_frame_headers_are_checked() -> None:
+    with pytest.raises(msgspec.ValidationError, match="Frame-Seq"):
+        frame_meta_from_headers({"Nats-Msg-Id": "f", "Camera-Id": "cam-1", "Captured-At": "2026-11-20T07:45:12+07:00",
+                                 "Width": "640", "Height": "480"})
+    with pytest.raises(msgspec.ValidationError, match="frame size"):
+        frame_meta_from_headers({"Nats-Msg-Id": "f", "Camera-Id": "cam-1", "Frame-Seq": "1",
+                                 "Captured-At": "2026-11-20T07:45:12+07:00", "Width": "0", "Height": "480"})
+
+
+async def test_stop_finishes_the_batch_in_hand_and_acks_it(js, unique: str) -> None:
+    stream = await make_stream(js, unique)
+    for n in range(5):
+        await bus.publish(js, f"test.{unique}.status", status(unique, n))
+    stop = asyncio.Event()
+    handled: list[str] = []
+
+    async def handle(event: CameraStatus, msg) -> None:
+        stop.set()  # SIGTERM arrives while the batch is being handled
+        await asyncio.sleep(0.05)
+        handled.append(event.id)
+
+    spec = consumer_spec(unique)
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=spec, decode=bus.json_decoder(CameraStatus), handle=handle, batch=5)
+    await asyncio.wait_for(consumer.run(stop), 10)
+    info = await js.consumer_info(stream.name, spec.name)
+    # Everything fetched was handled and acked; nothing more was fetched after the stop.
+    assert handled and info.num_ack_pending == 0
+    assert len(handled) + info.num_pending == 5

@@ -1,0 +1,73 @@
+"""Settings come from the environment; a bad value names its variable and exits 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import msgspec
+import pytest
+
+from services.runtime.settings import SettingError, check_common, load, parse
+
+
+class Example(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    database_url: str
+    cameras: tuple[str, ...] = ()
+    max_frame_age_s: float = 2.0
+    motion_gate: bool = False
+
+    def __post_init__(self) -> None:
+        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+
+
+def test_values_are_converted() -> None:
+    settings = parse(Example, {"DATABASE_URL": "postgresql://x/y", "CAMERAS": "cam-1, cam-2", "MAX_FRAME_AGE_S": "0.5",
+                                "MOTION_GATE": "true", "HTTP_PORT": "9000"})
+    assert settings.cameras == ("cam-1", "cam-2") and settings.max_frame_age_s == 0.5
+    assert settings.motion_gate is True and settings.http_port == 9000
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable", "reason"),
+    [
+        ({}, "DATABASE_URL", "required"),
+        ({"DATABASE_URL": "x", "HTTP_PORT": "eighty"}, "HTTP_PORT", "Expected `int`"),
+        ({"DATABASE_URL": "x", "HTTP_PORT": "70000"}, "HTTP_PORT", "not a TCP port"),
+        ({"DATABASE_URL": "x", "NATS_URL": "http://nats:4222"}, "NATS_URL", "scheme nats"),
+        ({"DATABASE_URL": "x", "LOG_LEVEL": "chatty"}, "LOG_LEVEL", "not one of"),
+        ({"DATABASE_URL": "x", "MOTION_GATE": "maybe"}, "MOTION_GATE", "Expected `bool`"),
+    ],
+)
+def test_bad_values_name_the_variable(environ: dict, variable: str, reason: str) -> None:
+    with pytest.raises(SettingError) as caught:
+        parse(Example, environ)
+    assert caught.value.variable == variable and reason in caught.value.reason
+
+
+def test_load_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        load(Example, {"DATABASE_URL": "x", "HTTP_PORT": "-1"}, service="example")
+    assert caught.value.code == 2
+    assert "roadwatch example: invalid setting HTTP_PORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("service", "environ", "variable"),
+    [
+        ("track", {"HTTP_PORT": "abc"}, "HTTP_PORT"),
+        ("portal", {}, "DATABASE_URL"),
+        ("notify", {"DATABASE_URL": "mysql://x", "NATS_URL": "nats://127.0.0.1:1"}, "DATABASE_URL"),
+    ],
+)
+def test_a_service_with_a_bad_setting_exits_2_naming_it(service: str, environ: dict, variable: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "HTTP_PORT", "NATS_URL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", service], env={**env, **environ}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"invalid setting {variable}" in result.stderr
