@@ -3,8 +3,8 @@
 Streams that stop silently are the operators' first complaint, so every condition that makes a
 camera less than useful has a named state and a reason: no connection (offline), connected but
 no frames, too few frames, decode errors or frames dropped because publishing lags (degraded).
-A state change is reported once, with the reason at the time it happened; the periodic
-heartbeat carries the figures.
+A state change is reported once, with its reason; the periodic heartbeat carries the figures
+and the reason as it stands.
 """
 
 from __future__ import annotations
@@ -99,10 +99,13 @@ class Health:
 
     def evaluate(self, snap: Snapshot, now: float) -> Transition | None:
         wanted = self.condition(snap, now)
-        if wanted is None or wanted[0] == self.state:
+        if wanted is None:
             return None
+        changed = wanted[0] != self.state
+        # The reason follows the present (the heartbeat says why *now*); a report goes out only
+        # when the state itself changes, so a flapping reason does not flood the bus.
         self.state, self.reason = wanted
-        return Transition(*wanted)
+        return Transition(*wanted) if changed else None
 
     def heartbeat(self, snap: Snapshot, now: float) -> Figures:
         """Rates since the previous heartbeat; totals since this replica took the camera."""
