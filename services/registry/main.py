@@ -1,25 +1,176 @@
-"""`roadwatch registry`: the service; `roadwatch registry import|synth ...`: its tools."""
+"""`roadwatch registry`: the service; `roadwatch registry import|synth ...`: its tools.
+
+The service: violations detected → identified / unidentified (durable consumer `registry`),
+detections → hotlist hits (durable consumer `registry-hotlist`), and the `lookup-owner`
+request/reply endpoint (nats.micro service `registry`). All subscriptions are here.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import logging
 import sys
+from contextlib import AsyncExitStack
 
+import asyncpg
+from nats import micro
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from proto import codec, streams, subjects
+from proto.v1 import DetectionMade, ViolationDetected, ViolationIdentified
+from services.registry import hotlist, lookup, metrics, owners, store
+from services.registry.settings import Settings
+from services.runtime import bus, db, http, lifecycle, logs, settings
+
+SERVICE = "registry"
+LOOKUP_OWNER = subjects.request(SERVICE, "lookup-owner")
 TOOLS = {
     "import": "services.registry.importer",
     "synth": "services.registry.synth",
 }
+log = logging.getLogger(SERVICE)
+
+
+class Registry:
+    """The service's state between messages: the pool, the bus and the in-memory hotlist."""
+
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, config: Settings) -> None:
+        self.pool = pool
+        self.js = js
+        self.config = config
+        self.hotlist = hotlist.Hotlist()
+        self.recent = hotlist.Recent()
+        self.hotlist_changed = asyncio.Event()
+
+    # --- violations -------------------------------------------------------------------------------
+    async def on_violation(self, violation: ViolationDetected, msg: Msg) -> None:
+        """Decide once per violation id, publish the recorded decision on every delivery."""
+        outcome = await store.recorded(self.pool, violation.id)
+        if outcome is not None:
+            metrics.LOOKUPS.labels("replayed").inc()
+        else:
+            candidates = lookup.plates_to_look_up(violation)
+            found = await store.find(self.pool, [c.plate for c in candidates])
+            result = lookup.identify(violation, candidates, found)
+            if isinstance(result, ViolationIdentified):
+                metrics.LOOKUPS.labels(result.match).inc()
+                for field in result.mismatches:
+                    metrics.MISMATCHES.labels(field).inc()
+                kind = "identified"
+            else:
+                metrics.LOOKUPS.labels("ambiguous" if result.candidates else result.reason).inc()
+                kind = "unidentified"
+            outcome = await store.record(self.pool, violation.id, kind, lookup.subject_for(result), result.id,
+                                         codec.encode(result))
+        subject, event_id, payload = outcome
+        await self.js.publish(subject, payload, headers={bus.MSG_ID: event_id})
+
+    # --- hotlist ----------------------------------------------------------------------------------
+    async def on_detection(self, detection: DetectionMade, msg: Msg) -> None:
+        for hit in hotlist.hits(detection, self.hotlist, self.config.hotlist_hit_window_s):
+            if self.recent.seen(hit.id):
+                continue
+            await bus.publish(self.js, subjects.hotlist_hit(hit.camera_id), hit, service=SERVICE)
+            self.recent.add(hit.id)
+            metrics.HOTLIST_HITS.inc()
+            log.info("hotlist hit", extra={"fields": {"camera": hit.camera_id, "plate": hit.plate, "id": hit.id}})
+
+    async def reload_hotlist(self) -> None:
+        self.hotlist = hotlist.Hotlist(await store.hotlist(self.pool))
+        metrics.HOTLIST_SIZE.set(len(self.hotlist))
+
+    async def keep_hotlist(self, stop: asyncio.Event) -> None:
+        """Reload on NOTIFY registry_hotlist, and every HOTLIST_RELOAD_S as a safety net (a
+        notification sent while PostgreSQL restarted is lost)."""
+        listener: asyncpg.Connection | None = None
+        while not stop.is_set():
+            try:
+                if listener is None or listener.is_closed():
+                    listener = await asyncpg.connect(self.config.database_url, timeout=5)
+                    await listener.add_listener("registry_hotlist", lambda *_: self.hotlist_changed.set())
+                await self.reload_hotlist()
+                metrics.HOTLIST_RELOADS.labels("ok").inc()
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                metrics.HOTLIST_RELOADS.labels("failed").inc()
+                log.warning("hotlist reload failed; keeping the previous one", extra={"fields": {"error": repr(exc)}})
+                listener = None
+            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self.hotlist_changed.wait())]
+            timeout = self.config.hotlist_reload_s if listener is not None else min(self.config.hotlist_reload_s, 2.0)
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+            self.hotlist_changed.clear()
+        if listener is not None and not listener.is_closed():
+            await listener.close()
+
+
+async def _schema_present(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT to_regclass('registry.lookups') IS NOT NULL")
+
+
+async def run(config: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
+    stop = stop or lifecycle.stop_event()
+    async with AsyncExitStack() as stack:
+        pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
+        stack.push_async_callback(pool.close)
+        if not await _schema_present(pool):
+            print(f"roadwatch registry: the registry schema is missing in DATABASE_URL; run `roadwatch migrate`",
+                  file=sys.stderr)
+            return 2
+        nc = await bus.connect(config.nats_url, SERVICE)
+        stack.push_async_callback(nc.drain)
+        js = nc.jetstream()
+        await bus.ensure_streams(js)
+        registry = Registry(pool, js, config)
+        await registry.reload_hotlist()
+
+        batcher = owners.Batcher(lambda plates: store.find(pool, plates), max_batch=config.lookup_batch_max,
+                                 workers=max(1, config.db_pool_size // 2))
+        batcher.start()
+        stack.push_async_callback(batcher.stop)
+        endpoint = owners.Endpoint(batcher)
+        stack.push_async_callback(endpoint.drain)
+        service = await micro.add_service(
+            nc, name=SERVICE, version="1.0.0",
+            description="Vehicle and owner lookups (police only: owner personal data)")
+        await service.add_endpoint(name="lookup-owner", subject=LOOKUP_OWNER, handler=endpoint.handle)
+        stack.push_async_callback(service.stop)
+
+        runner, _ = await http.serve(
+            config.http_port, {"nats": lambda: nc.is_connected, "postgres": lambda: db.pool_ready(pool)},
+            draining=stop)
+        stack.push_async_callback(runner.cleanup)
+
+        violations = bus.Consumer(js, service=SERVICE, consumer=streams.REGISTRY,
+                                  decode=bus.json_decoder(ViolationDetected), handle=registry.on_violation)
+        detections = bus.Consumer(js, service=SERVICE, consumer=streams.REGISTRY_HOTLIST,
+                                  decode=bus.json_decoder(DetectionMade), handle=registry.on_detection,
+                                  batch=64, fetch_timeout_s=0.5)
+        tasks = [asyncio.create_task(violations.run(stop)), asyncio.create_task(detections.run(stop)),
+                 asyncio.create_task(registry.keep_hotlist(stop))]
+        log.info("ready", extra={"fields": {"hotlist": len(registry.hotlist), "lookup_subject": LOOKUP_OWNER}})
+        if ready is not None:
+            ready.set()
+        done, _ = await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("task failed", exc_info=result)
+    log.info("stopped")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TOOLS:
-        import importlib
-
         return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     if argv:
         print(f"roadwatch registry: unknown tool {argv[0]!r} (expected: {', '.join(TOOLS)}, "
               "or no argument to run the service)", file=sys.stderr)
         return 2
-    from services.registry import service
-
-    return service.main()
+    config = settings.load(Settings, service=SERVICE)
+    logs.setup(SERVICE, config.log_level)
+    return asyncio.run(run(config))

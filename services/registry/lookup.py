@@ -1,0 +1,99 @@
+"""A detected violation in, an identified or unidentified violation out: the registry's decision.
+
+Pure: the caller looks up the candidate plates (see `plates_to_look_up`) and passes what it
+found. An exact record wins. A near match (a read that differs from a registered plate only by
+the usual OCR confusions) is published as `match="near"` with the registered plate beside the
+read, for the reviewing officer to confirm; when two registered plates are equally near, none
+is chosen and both go out as candidates of an unidentified violation. A registration whose
+vehicle type or colour disagrees with what the camera saw is flagged as a possibly cloned plate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from proto import ids, subjects
+from proto.v1 import Owner, Vehicle, ViolationDetected, ViolationIdentified, ViolationUnidentified
+from services.registry import plates
+
+Registration = tuple[Vehicle, Owner]
+
+# Registered types a camera's class may honestly be: detectors call a van a car or a truck,
+# and a minibus a car or a bus. A motorbike on a car's plate (or the reverse) is never honest.
+COMPATIBLE_TYPES: dict[str, frozenset[str]] = {
+    "motorcycle": frozenset({"motorcycle"}),
+    "car": frozenset({"car", "van"}),
+    "truck": frozenset({"truck", "van"}),
+    "bus": frozenset({"bus", "van"}),
+}
+# Colours a camera cannot tell apart under street light.
+COLOUR_GROUPS = ({"silver", "grey", "gray"},)
+UNJUDGED_COLOURS = frozenset({"", "other", "unknown"})
+
+
+def plates_to_look_up(violation: ViolationDetected) -> list[plates.Candidate]:
+    """The read first, then its near matches and the OCR's own alternatives."""
+    read = violation.plate
+    if read is None or not plates.normalise(read.text or read.raw):
+        return []
+    return plates.candidates(
+        read.text or read.raw, read.confidence,
+        tuple((alt.text, alt.confidence) for alt in read.alternatives))
+
+
+def _same_colour(seen: str, registered: str) -> bool:
+    seen, registered = seen.lower().strip(), registered.lower().strip()
+    if seen == registered:
+        return True
+    return any(seen in group and registered in group for group in COLOUR_GROUPS)
+
+
+def mismatches(violation: ViolationDetected, vehicle: Vehicle) -> tuple[str, ...]:
+    """What the camera saw that the registration contradicts."""
+    found: list[str] = []
+    compatible = COMPATIBLE_TYPES.get(violation.vehicle_class)
+    if compatible is not None and vehicle.vehicle_type not in compatible:
+        found.append("vehicle_type")
+    seen = (violation.vehicle_colour or "").lower().strip()
+    if seen not in UNJUDGED_COLOURS and vehicle.colour and not _same_colour(seen, vehicle.colour):
+        found.append("colour")
+    return tuple(found)
+
+
+def _rank(candidate: plates.Candidate) -> tuple:
+    # The camera's own best read before the OCR's alternatives, fewer corrections first.
+    return (candidate.source != "read", len(candidate.substitutions), -candidate.confidence)
+
+
+def identify(violation: ViolationDetected, candidates: list[plates.Candidate],
+             found: Mapping[str, Registration]) -> ViolationIdentified | ViolationUnidentified:
+    def unidentified(reason: str, near: tuple[str, ...] = ()) -> ViolationUnidentified:
+        return ViolationUnidentified(
+            id=ids.event_id("unidentified", violation.id), camera_id=violation.camera_id,
+            occurred_at=violation.occurred_at, violation=violation, reason=reason, candidates=near)
+
+    def identified(candidate: plates.Candidate, match: str) -> ViolationIdentified:
+        vehicle, owner = found[candidate.plate]
+        return ViolationIdentified(
+            id=ids.event_id("identified", violation.id), camera_id=violation.camera_id,
+            occurred_at=violation.occurred_at, violation=violation, vehicle=vehicle, owner=owner,
+            match=match, matched_plate=candidate.plate, mismatches=mismatches(violation, vehicle))
+
+    if not candidates:
+        return unidentified("no_read")
+    if candidates[0].exact and candidates[0].plate in found:
+        return identified(candidates[0], "exact")
+    near = sorted((c for c in candidates if not c.exact and c.plate in found), key=_rank)
+    if near:
+        best = [c for c in near if _rank(c)[:2] == _rank(near[0])[:2]]
+        if len(best) == 1:
+            return identified(best[0], "near")
+        return unidentified("no_record", tuple(c.plate for c in best))
+    if not any(plates.is_valid(c.plate) for c in candidates):
+        return unidentified("invalid_format")
+    return unidentified("no_record")
+
+
+def subject_for(result: ViolationIdentified | ViolationUnidentified) -> str:
+    builder = subjects.violation_identified if isinstance(result, ViolationIdentified) else subjects.violation_unidentified
+    return builder(result.camera_id, result.violation.type)

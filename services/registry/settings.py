@@ -1,0 +1,34 @@
+"""Settings of the registry service, from environment variables (see the README's configuration table)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.runtime.settings import SettingError, check_common, check_url
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/roadwatch"
+    http_port: int = 8084
+    log_level: str = "INFO"
+    # Connections to PostgreSQL; owner lookups are batched, so a few serve thousands of requests/s.
+    db_pool_size: int = 8
+    # Requests to lookup-owner answered by one SQL query at most.
+    lookup_batch_max: int = 256
+    # A hotlisted vehicle seen by one camera within this many seconds is one hit, not one per frame.
+    hotlist_hit_window_s: int = 60
+    # The hotlist is reloaded on every change (LISTEN/NOTIFY) and at least this often.
+    hotlist_reload_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+        check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
+        for variable, value, low, high in (
+            ("DB_POOL_SIZE", self.db_pool_size, 1, 200),
+            ("LOOKUP_BATCH_MAX", self.lookup_batch_max, 1, 10_000),
+            ("HOTLIST_HIT_WINDOW_S", self.hotlist_hit_window_s, 1, 86_400),
+            ("HOTLIST_RELOAD_S", self.hotlist_reload_s, 1, 86_400),
+        ):
+            if not low <= value <= high:
+                raise SettingError(variable, f"{value} is not between {low} and {high}")

@@ -1,0 +1,73 @@
+"""The registry's SQL: registrations by plate, recorded lookup outcomes, the hotlist."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from proto.v1 import Owner, Vehicle
+from services.registry.hotlist import Entry
+from services.registry.lookup import Registration
+
+FIND = """
+SELECT v.plate, v.plate_display, v.plate_colour, v.vehicle_type, v.brand, v.colour, v.registration_date,
+       v.inspection_status, o.kind, o.name, o.national_id, o.address, o.commune_code, o.province, o.phone, o.email
+FROM registry.vehicles v JOIN registry.owners o ON o.id = v.owner_id
+WHERE v.plate = ANY($1::text[])
+"""
+RECORDED = "SELECT subject, event_id, payload FROM registry.lookups WHERE violation_id = $1"
+# The first outcome recorded for a violation is the one every delivery publishes; a concurrent
+# replica that decided the same violation gets the first one back.
+RECORD = """
+WITH inserted AS (
+    INSERT INTO registry.lookups (violation_id, outcome, subject, event_id, payload)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (violation_id) DO NOTHING
+    RETURNING subject, event_id, payload
+)
+SELECT subject, event_id, payload FROM inserted
+UNION ALL
+SELECT subject, event_id, payload FROM registry.lookups WHERE violation_id = $1
+LIMIT 1
+"""
+HOTLIST = """
+SELECT id, plate, plate_display, reason, agency, valid_from, valid_to FROM registry.hotlist
+WHERE valid_to IS NULL OR valid_to > now()
+"""
+
+
+def registration(row: asyncpg.Record) -> Registration:
+    vehicle = Vehicle(
+        plate=row["plate"], plate_printed=row["plate_display"], plate_colour=row["plate_colour"],
+        vehicle_type=row["vehicle_type"], brand=row["brand"], colour=row["colour"],
+        registration_date=row["registration_date"], inspection_status=row["inspection_status"])
+    owner = Owner(
+        kind=row["kind"], name=row["name"], national_id=row["national_id"], address=row["address"],
+        commune_code=row["commune_code"], province=row["province"], phone=row["phone"] or "",
+        email=row["email"] or "")
+    return vehicle, owner
+
+
+async def find(pool: asyncpg.Pool, plates: Sequence[str]) -> dict[str, Registration]:
+    if not plates:
+        return {}
+    rows = await pool.fetch(FIND, list(plates))
+    return {row["plate"]: registration(row) for row in rows}
+
+
+async def recorded(pool: asyncpg.Pool, violation_id: str) -> tuple[str, str, bytes] | None:
+    row = await pool.fetchrow(RECORDED, violation_id)
+    return (row["subject"], row["event_id"], row["payload"]) if row else None
+
+
+async def record(pool: asyncpg.Pool, violation_id: str, outcome: str, subject: str, event_id: str,
+                 payload: bytes) -> tuple[str, str, bytes]:
+    row = await pool.fetchrow(RECORD, violation_id, outcome, subject, event_id, payload)
+    return row["subject"], row["event_id"], row["payload"]
+
+
+async def hotlist(pool: asyncpg.Pool) -> list[Entry]:
+    rows = await pool.fetch(HOTLIST)
+    return [Entry(id=r["id"], plate=r["plate"], plate_display=r["plate_display"], reason=r["reason"],
+                  agency=r["agency"], valid_from=r["valid_from"], valid_to=r["valid_to"]) for r in rows]
