@@ -1,0 +1,32 @@
+"""Prometheus metrics of the detect service (prefix roadwatch_detect_)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+FRAMES = Counter(
+    "roadwatch_detect_frames_total",
+    "Frames taken from the stream, by result: detected, or skipped because older than MAX_FRAME_AGE_S.",
+    ["result"],
+)
+FRAME_SECONDS = Histogram(
+    "roadwatch_detect_frame_seconds",
+    "Time to run the models on one frame (vehicles, plates, fallback), in a worker.",
+    buckets=(0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
+)
+FRAME_AGE_SECONDS = Histogram(
+    "roadwatch_detect_frame_age_seconds",
+    "Capture-to-publish delay of each detection (what track and the operators see).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+)
+BATCH_SIZE = Histogram(
+    "roadwatch_detect_batch_frames",
+    "Frames per micro-batch.",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+OBJECTS = Counter("roadwatch_detect_objects_total", "Objects found, by class.", ["class_name"])
+PLATES = Counter(
+    "roadwatch_detect_plates_total",
+    "Plates read, by where they were found and whether they fit a Vietnamese pattern.",
+    ["source", "format_valid"],
+)

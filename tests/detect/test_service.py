@@ -1,0 +1,149 @@
+"""The detect service on a real nats-server with the real models: frames in, detections out,
+bad frames to the dead letters with a reason while the worker keeps going; bad models stop it
+at start with exit code 2."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import cv2
+import msgspec
+import pytest
+
+from proto import codec, streams, subjects
+from proto.v1 import DeadLetter
+from proto.v1.detection import DetectionMade
+from proto.v1.frame import frame_headers, new_frame_meta
+from services.detect import main as detect_main
+from services.detect import metrics
+from services.detect.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def jpeg(video_frame) -> bytes:
+    ok, data = cv2.imencode(".jpg", video_frame("vn_saigon_intersection.mp4", 40))
+    assert ok
+    return data.tobytes()
+
+
+@pytest.fixture
+async def service(nats_url: str, js, pipeline, settings: Settings, unique: str, wait_for):
+    """The service bound to its own durable consumer on this test's camera only; ready when its
+    consumer exists (frames published before that would still be delivered, but the stream
+    must exist to accept them)."""
+    camera = f"cam-{unique}"
+    spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES", filter_subjects=(subjects.frame_captured(camera),),
+                            ack_wait_s=30.0, max_deliver=3)
+    live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=0, batch_size=4, batch_wait_ms=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
+
+    async def consumer_exists():
+        try:
+            return await js.consumer_info("FRAMES", spec.name)
+        except Exception:
+            return None
+
+    await wait_for(consumer_exists, timeout=20, what="the detect consumer")
+    yield camera
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def collect(nc, subject: str, type_):
+    got = []
+
+    async def on(msg):
+        got.append(codec.decode(msg.data, type_))
+
+    sub = await nc.subscribe(subject, cb=on)
+    return got, sub
+
+
+async def publish_frame(js, camera: str, seq: int, data: bytes, *, captured_at=None, drop=()):
+    meta = new_frame_meta(camera_id=camera, frame_seq=seq, captured_at=captured_at or datetime.now(timezone.utc),
+                          width=1018, height=720)
+    headers = {k: v for k, v in frame_headers(meta).items() if k not in drop}
+    if "Nats-Msg-Id" not in headers:
+        headers["Nats-Msg-Id"] = f"{camera}-{seq}"
+    return await js.publish(subjects.frame_captured(camera), data, headers=headers)
+
+
+async def test_frames_become_detections(nc, js, service: str, jpeg: bytes, wait_for):
+    detections, sub = await collect(nc, subjects.detection_made(service), DetectionMade)
+    acks = [await publish_frame(js, service, seq, jpeg) for seq in (1, 2, 3)]
+    await wait_for(lambda: asyncio.sleep(0, len(detections) >= 3), timeout=60, what="3 detections")
+    await sub.unsubscribe()
+    by_seq = {d.frame.frame_seq: d for d in detections}
+    assert sorted(by_seq) == [1, 2, 3]
+    for ack, seq in zip(acks, (1, 2, 3)):
+        event = by_seq[seq]
+        assert event.frame.stream_seq == ack.seq and event.camera_id == service
+        assert (event.frame.width, event.frame.height) == (1018, 720)
+        assert any(o.class_name == "car" for o in event.objects)
+        assert len({d.id for d in detections}) == 3
+
+
+async def test_bad_frames_are_dead_lettered_and_the_worker_keeps_going(nc, js, service: str, jpeg: bytes, wait_for):
+    letters, dlq_sub = await collect(nc, subjects.dlq("detect"), DeadLetter)
+    detections, sub = await collect(nc, subjects.detection_made(service), DetectionMade)
+    await publish_frame(js, service, 1, jpeg[: len(jpeg) // 50])  # truncated JPEG
+    await publish_frame(js, service, 2, b"")
+    await publish_frame(js, service, 3, jpeg, drop=("Captured-At", "Frame-Seq"))
+    await publish_frame(js, service, 4, b"\x00" * 1000)
+    await publish_frame(js, service, 5, jpeg)
+    mine = lambda: [d for d in letters if d.camera_id == service]  # noqa: E731
+    await wait_for(lambda: asyncio.sleep(0, len(mine()) >= 4 and detections), timeout=60, what="4 dead letters + 1 detection")
+    await dlq_sub.unsubscribe()
+    await sub.unsubscribe()
+    reasons = sorted(d.reason for d in mine())
+    assert len(reasons) == 4
+    assert sum("not a decodable JPEG" in r for r in reasons) == 2
+    assert any("empty payload" in r for r in reasons)
+    assert any("missing header" in r and "Captured-At" in r for r in reasons)
+    assert all(d.service == "detect" and d.error == "invalid" and d.stream == "FRAMES" for d in mine())
+    assert [d.frame.frame_seq for d in detections] == [5]
+
+
+async def test_stale_frames_are_skipped_and_counted(nc, js, service: str, jpeg: bytes, wait_for):
+    detections, sub = await collect(nc, subjects.detection_made(service), DetectionMade)
+    before = metrics.FRAMES.labels("stale")._value.get()
+    old = datetime.now(timezone.utc) - timedelta(minutes=5)
+    await publish_frame(js, service, 1, jpeg, captured_at=old)
+    await publish_frame(js, service, 2, jpeg, captured_at=old)
+    await publish_frame(js, service, 3, jpeg)
+    await wait_for(lambda: asyncio.sleep(0, detections), timeout=60, what="the fresh frame's detection")
+    await asyncio.sleep(0.3)
+    await sub.unsubscribe()
+    assert [d.frame.frame_seq for d in detections] == [3]
+    assert metrics.FRAMES.labels("stale")._value.get() - before == 2
+
+
+def run_service(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.cli", "detect"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "NATS_URL": "nats://127.0.0.1:1", **env})
+
+
+def test_missing_model_stops_the_service_at_start(models_dir: Path, tmp_path: Path):
+    done = run_service({"MODELS_DIR": str(models_dir), "PLATE_MODEL": str(tmp_path / "missing.onnx")})
+    assert done.returncode == 2
+    assert "model file not found" in done.stderr and "missing.onnx" in done.stderr
+
+
+def test_model_that_does_not_fit_its_format_stops_the_service(models_dir: Path):
+    done = run_service({"MODELS_DIR": str(models_dir), "VEHICLE_FORMAT": "nanodet"})
+    assert done.returncode == 2
+    assert "does not fit VEHICLE_FORMAT=nanodet" in done.stderr
+
+
+def test_bad_setting_names_the_variable(models_dir: Path):
+    done = run_service({"MODELS_DIR": str(models_dir), "BATCH_SIZE": "0"})
+    assert done.returncode == 2
+    assert "BATCH_SIZE" in done.stderr
