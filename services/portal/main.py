@@ -20,7 +20,7 @@ async def run(config: Settings) -> None:
     stop = lifecycle.stop_event()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(nc.drain)
+        stack.push_async_callback(bus.drain, nc)
         await bus.ensure_streams(nc.jetstream())
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)

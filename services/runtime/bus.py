@@ -78,6 +78,16 @@ async def connect(url: str, name: str, *, connect_timeout_s: float = 30.0, **opt
             delay = min(delay * 2, 2.0)
 
 
+async def drain(nc: NATS, timeout_s: float = 10.0) -> None:
+    """Drain on shutdown: flush what was published, ack what was handled; if NATS is already
+    gone (it stopped first), close instead: what was not acked is redelivered to another replica."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout_s)
+    except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+        log.info("drain incomplete; closing", extra={"fields": {"error": repr(exc)}})
+        await nc.close()
+
+
 # --- provisioning ------------------------------------------------------------------------------------
 def stream_config(stream: streams.Stream, *, replicas: int = 1) -> api.StreamConfig:
     return api.StreamConfig(

@@ -10,15 +10,19 @@ log = logging.getLogger(__name__)
 
 
 def stop_event() -> asyncio.Event:
-    """An Event set by the first SIGTERM or SIGINT; a second one kills the process as usual."""
+    """An Event set by SIGTERM or SIGINT. Repeats are ignored while draining: process runners
+    (honcho, a terminal's Ctrl-C plus the runner's SIGTERM) often send two, and the drain must
+    finish; Kubernetes' SIGKILL after the grace period remains the hard stop."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
     def on_signal(signum: int) -> None:
-        log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.info("already stopping", extra={"fields": {"signal": name}})
+            return
+        log.info("stopping", extra={"fields": {"signal": name}})
         stop.set()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)

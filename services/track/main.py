@@ -20,7 +20,7 @@ async def run(config: Settings) -> None:
     stop = lifecycle.stop_event()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(nc.drain)
+        stack.push_async_callback(bus.drain, nc)
         await bus.ensure_streams(nc.jetstream())
         runner, _ = await http.serve(config.http_port, {"nats": lambda: nc.is_connected}, draining=stop)
         stack.push_async_callback(runner.cleanup)

@@ -1,0 +1,68 @@
+# roadwatch — the two commands are `make run` and `make test`; `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+MODELS_DIR ?= $(SHARED)/models
+export MODELS_DIR
+STAMP := $(VENV)/.installed
+APT_FILES := $(wildcard services/*/apt-packages.txt)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry eval-plates clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+run: venv ## start NATS, PostgreSQL and every service on this machine (Ctrl-C stops all)
+	@mkdir -p var
+	@$(BIN)/roadwatch stack-env var > var/run.env
+	@echo "roadwatch: environment in var/run.env; logs below (JSON, one line per event)"
+	@$(BIN)/honcho -f Procfile -e var/run.env start
+
+test: venv system-deps ## run the whole test suite on real NATS, PostgreSQL and models
+	$(BIN)/pytest
+
+venv: $(STAMP) ## create .venv with the pinned dependencies (done by run and test)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+	  || $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+system-deps: ## install the Debian packages the tests need (GStreamer RTSP server...), when missing
+	@pkgs="$$(cat $(APT_FILES) /dev/null | grep -vE '^\s*(#|$$)' | tr '\n' ' ')"; \
+	if [ -n "$$pkgs" ] && ! dpkg -s $$pkgs >/dev/null 2>&1; then \
+	  echo "installing $$pkgs"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
+	fi
+
+proto: venv ## regenerate proto/schemas/*.json and proto/asyncapi.yaml from the Structs
+	$(BIN)/python -m proto.generate
+
+proto-check: venv ## fail when the generated contract files are stale
+	$(BIN)/python -m proto.generate --check
+
+lock: venv ## re-pin requirements.lock from the installed environment
+	@(echo "# Pinned dependency tree for Python 3.11 (regenerate: make lock)"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e') > requirements.lock
+
+bench: bench-ingest bench-detect bench-registry ## run every benchmark (figures as ratios to a baseline of the same run)
+
+bench-ingest: venv ## CPU per camera-minute vs a bare PyAV decode
+	$(BIN)/python bench/ingest_cpu.py --shared $(SHARED)
+
+bench-detect: venv ## detect frames/s at batch 1/4/8 vs a bare onnxruntime loop
+	$(BIN)/python bench/detect_throughput.py --shared $(SHARED)
+
+bench-registry: venv ## owner lookups/s over NATS vs pgbench -S, import time for a million rows
+	$(BIN)/python bench/registry_lookup.py
+
+eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per subset
+	$(BIN)/python bench/eval_plates.py --shared $(SHARED)
+
+clean: ## remove var/ (local NATS and PostgreSQL data) and caches
+	rm -rf var .pytest_cache
