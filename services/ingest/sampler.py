@@ -14,42 +14,40 @@ import numpy as np
 class StreamClock:
     """Maps a stream's presentation times (seconds) to wall-clock capture times.
 
-    Stream timestamps are smoother than arrival times (network bursts), so they are used for
-    spacing, anchored once to the wall clock. A jump (stream restart, wrap, a looped file) or a
-    drift beyond `max_drift_s` from the arrival time re-anchors, so that Captured-At never
-    wanders far from the truth.
+    Stream timestamps are smoother than arrival times (network bursts), so they give the
+    spacing; the offset to the wall clock is the smallest `arrival - pts` seen, i.e. the frame
+    that was least delayed. So a capture time is never later than the frame's arrival (an RTSP
+    session starts with a burst of buffered frames that must not be stamped in the future).
+    Timestamps going backwards (stream restart, wrap) or a frame later than `max_drift_s`
+    behind its mapped time (a stalled then resumed stream, a slow camera clock) re-anchor.
     """
 
     def __init__(self, max_drift_s: float = 2.0) -> None:
         self.max_drift_s = max_drift_s
-        self._anchor_pts: float | None = None
-        self._anchor_wall = 0.0
+        self._offset: float | None = None
         self._last_pts: float | None = None
         self.reanchors = 0
 
     def reset(self) -> None:
-        self._anchor_pts = None
+        self._offset = None
         self._last_pts = None
 
     def wall_time(self, pts: float | None, arrival_wall: float) -> float:
         if pts is None or not math.isfinite(pts):
             return arrival_wall
-        if self._anchor_pts is None:
-            self._anchor(pts, arrival_wall)
+        candidate = arrival_wall - pts
+        if self._offset is None:
+            self._offset = candidate
         elif self._last_pts is not None and pts < self._last_pts:
-            self._anchor(pts, arrival_wall)
+            self._offset = candidate
             self.reanchors += 1
-        mapped = self._anchor_wall + (pts - self._anchor_pts)
-        if abs(mapped - arrival_wall) > self.max_drift_s:
-            self._anchor(pts, arrival_wall)
+        elif candidate < self._offset:
+            self._offset = candidate
+        elif candidate - self._offset > self.max_drift_s:
+            self._offset = candidate
             self.reanchors += 1
-            mapped = arrival_wall
         self._last_pts = pts
-        return mapped
-
-    def _anchor(self, pts: float, wall: float) -> None:
-        self._anchor_pts = pts
-        self._anchor_wall = wall
+        return pts + self._offset
 
 
 class FpsSampler:

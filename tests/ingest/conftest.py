@@ -241,7 +241,7 @@ class Collector:
     def __init__(self) -> None:
         self.messages: list[tuple[float, object]] = []
 
-    async def __call__(self, msg) -> None:
+    async def receive(self, msg) -> None:
         self.messages.append((time.time(), msg))
 
     def since(self, start: float) -> list:
@@ -254,7 +254,7 @@ def collect(nc):
 
     async def subscribe(subject: str) -> Collector:
         collector = Collector()
-        subscriptions.append(await nc.subscribe(subject, cb=collector))
+        subscriptions.append(await nc.subscribe(subject, cb=collector.receive))
         return collector
 
     yield subscribe

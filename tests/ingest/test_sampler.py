@@ -57,10 +57,22 @@ def test_clock_maps_pts_to_wall_and_reanchors_on_jumps() -> None:
     # The stream restarts its timestamps: re-anchor to the arrival time.
     assert clock.wall_time(0.0, 1001.0) == 1001.0
     assert clock.wall_time(0.1, 1001.1) == pytest.approx(1001.1)
-    # The stream drifts away from the wall clock by more than the limit: re-anchor.
-    assert clock.wall_time(10.0, 1001.5) == 1001.5
+    # Frames arrive more than the limit later than their mapped time: re-anchor.
+    assert clock.wall_time(10.0, 1014.0) == 1014.0
     assert clock.reanchors == 2
     assert clock.wall_time(None, 1234.5) == 1234.5
+
+
+def test_clock_never_stamps_a_burst_of_buffered_frames_in_the_future() -> None:
+    clock = StreamClock(max_drift_s=2.0)
+    # An RTSP session opens with 2.4 s of buffered frames delivered within 50 ms...
+    burst = [clock.wall_time(i / 20, 1000.0 + i * 0.001) for i in range(49)]
+    assert all(t <= 1000.0 + i * 0.001 + 1e-9 for i, t in enumerate(burst))
+    assert burst == sorted(burst)
+    # ...then frames arrive live, 40 ms after capture: the spacing is the stream's again.
+    live = [clock.wall_time(2.45 + i / 20, 1000.088 + i / 20) for i in range(20)]
+    assert np.diff(live) == pytest.approx(1 / 20)
+    assert all(t <= 1000.088 + i / 20 + 1e-9 for i, t in enumerate(live))
 
 
 def frame(value: int, shape=(90, 160)) -> np.ndarray:
