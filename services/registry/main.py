@@ -110,7 +110,12 @@ async def _schema_present(pool: asyncpg.Pool) -> bool:
     return await pool.fetchval("SELECT to_regclass('registry.lookups') IS NOT NULL")
 
 
-async def run(config: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
+async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asyncio.Future | None = None,
+              violations_consumer: streams.Consumer = streams.REGISTRY,
+              detections_consumer: streams.Consumer = streams.REGISTRY_HOTLIST,
+              lookup_subject: str = LOOKUP_OWNER) -> int:
+    """Run until stopped. The keyword arguments after `stop` exist for tests, which share one
+    nats-server and so need their own durable consumers and request subject."""
     stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
@@ -135,7 +140,7 @@ async def run(config: Settings, *, ready: asyncio.Event | None = None, stop: asy
         service = await micro.add_service(
             nc, name=SERVICE, version="1.0.0",
             description="Vehicle and owner lookups (police only: owner personal data)")
-        await service.add_endpoint(name="lookup-owner", subject=LOOKUP_OWNER, handler=endpoint.handle)
+        await service.add_endpoint(name="lookup-owner", subject=lookup_subject, handler=endpoint.handle)
         stack.push_async_callback(service.stop)
 
         runner, _ = await http.serve(
@@ -143,17 +148,17 @@ async def run(config: Settings, *, ready: asyncio.Event | None = None, stop: asy
             draining=stop)
         stack.push_async_callback(runner.cleanup)
 
-        violations = bus.Consumer(js, service=SERVICE, consumer=streams.REGISTRY,
+        violations = bus.Consumer(js, service=SERVICE, consumer=violations_consumer,
                                   decode=bus.json_decoder(ViolationDetected), handle=registry.on_violation)
-        detections = bus.Consumer(js, service=SERVICE, consumer=streams.REGISTRY_HOTLIST,
+        detections = bus.Consumer(js, service=SERVICE, consumer=detections_consumer,
                                   decode=bus.json_decoder(DetectionMade), handle=registry.on_detection,
                                   batch=64, fetch_timeout_s=0.5)
         tasks = [asyncio.create_task(violations.run(stop)), asyncio.create_task(detections.run(stop)),
                  asyncio.create_task(registry.keep_hotlist(stop))]
-        log.info("ready", extra={"fields": {"hotlist": len(registry.hotlist), "lookup_subject": LOOKUP_OWNER}})
+        log.info("ready", extra={"fields": {"hotlist": len(registry.hotlist), "lookup_subject": lookup_subject}})
         if ready is not None:
-            ready.set()
-        done, _ = await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+            ready.set_result(registry)
+        await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
