@@ -1,0 +1,209 @@
+"""Throughput and latency of the detect service against a bare loop over the same frames.
+
+Frames: every 3rd frame of the two Vietnamese clips, JPEG-encoded as ingest publishes them.
+Measured in one run, on one machine, in this order:
+  * bare model loop: only `session.run` of the vehicle and plate detectors on pre-made tensors
+    (the floor of the work; no JPEG decode, no plate reading);
+  * bare pipeline loop: JPEG decode + `Pipeline.process` in a plain Python loop, one thread,
+    no bus: the same work the service does per frame — the baseline for the ratio;
+  * the service (`roadwatch detect` subprocess on a local nats-server) at BATCH_SIZE 1, 4, 8:
+    throughput with a backlog of all frames published at once, then latency (publish →
+    detection received) with frames paced at half the measured throughput, and the worker's
+    resident memory (VmHWM);
+  * the bare pipeline loop again, to show the drift of a shared machine.
+
+    MODELS_DIR=../shared/models python bench/detect_bench.py --video ../shared/data/video
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import nats  # noqa: E402
+
+from proto import codec, subjects  # noqa: E402
+from proto.v1.detection import DetectionMade  # noqa: E402
+from proto.v1.frame import frame_headers, new_frame_meta  # noqa: E402
+from services import localstack  # noqa: E402
+from services.detect.pipeline import Pipeline  # noqa: E402
+from services.detect.settings import Settings  # noqa: E402
+from services.runtime import bus  # noqa: E402
+from services.runtime.settings import load  # noqa: E402
+from proto import streams  # noqa: E402
+
+CLIPS = ("vn_haiphong_intersection.mp4", "vn_saigon_intersection.mp4")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_frames(video_dir: Path, every: int, limit: int) -> list[bytes]:
+    frames = []
+    for clip in CLIPS:
+        with av.open(str(video_dir / clip)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i % every == 0:
+                    ok, data = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 85])
+                    frames.append(data.tobytes())
+                if len(frames) >= limit * (CLIPS.index(clip) + 1) // len(CLIPS):
+                    break
+    return frames
+
+
+def bare_models(pipeline: Pipeline, frames: list[bytes]) -> float:
+    images = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) for f in frames]
+    vt = [pipeline.vehicles.preprocess(im)[0] for im in images]
+    pt = [pipeline.reader.detector.preprocess(im)[0] for im in images]
+    started = time.perf_counter()
+    for a, b in zip(vt, pt):
+        pipeline.vehicles.run(a)
+        pipeline.reader.detector.run(b)
+    return len(frames) / (time.perf_counter() - started)
+
+
+def bare_pipeline(pipeline: Pipeline, frames: list[bytes]) -> tuple[float, list[float]]:
+    times = []
+    started = time.perf_counter()
+    for f in frames:
+        t = time.perf_counter()
+        pipeline.process(cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR))
+        times.append(time.perf_counter() - t)
+    return len(frames) / (time.perf_counter() - started), times
+
+
+def rss_peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run_service(nats_url: str, frames: list[bytes], batch: int, workers: int, run: int) -> dict:
+    env = {**os.environ, "NATS_URL": nats_url, "BATCH_SIZE": str(batch), "WORKERS": str(workers),
+           "HTTP_PORT": str(localstack.free_port()), "MAX_FRAME_AGE_S": "3600", "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "detect"], cwd=REPO, env=env)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready once its durable consumer is bound
+            try:
+                info = await js.consumer_info("FRAMES", streams.DETECT.name)
+                if info.push_bound or info.num_waiting:
+                    break
+            except Exception:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("detect service did not start")
+            await asyncio.sleep(0.1)
+
+        async def send(camera: str, seq: int, data: bytes) -> None:
+            meta = new_frame_meta(camera_id=camera, frame_seq=seq, captured_at=datetime.now(timezone.utc),
+                                  width=1, height=1)
+            await js.publish(subjects.frame_captured(camera), data, headers=frame_headers(meta))
+
+        # throughput: the whole set as a backlog
+        camera = f"bench-{run}-tput"
+        received: dict[int, float] = {}
+        done = asyncio.Event()
+
+        async def on_detection(msg):
+            event = codec.decode(msg.data, DetectionMade)
+            received[event.frame.frame_seq] = time.perf_counter()
+            if len(received) == expected:
+                done.set()
+
+        expected = len(frames)
+        sub = await nc.subscribe(subjects.detection_made(camera), cb=on_detection)
+        started = time.perf_counter()
+        await asyncio.gather(*(send(camera, i, f) for i, f in enumerate(frames)))
+        await asyncio.wait_for(done.wait(), 600)
+        throughput = len(frames) / (max(received.values()) - started)
+        await sub.unsubscribe()
+
+        # latency: paced at half the throughput, so queueing does not dominate
+        camera = f"bench-{run}-lat"
+        received.clear()
+        done.clear()
+        sent: dict[int, float] = {}
+        sub = await nc.subscribe(subjects.detection_made(camera), cb=on_detection)
+        interval = 2.0 / throughput
+        for i, f in enumerate(frames):
+            sent[i] = time.perf_counter()
+            await send(camera, i, f)
+            await asyncio.sleep(max(0.0, sent[i] + interval - time.perf_counter()))
+        await asyncio.wait_for(done.wait(), 600)
+        await sub.unsubscribe()
+        latencies = sorted((received[i] - sent[i]) * 1000 for i in sent)
+        return {
+            "fps": throughput,
+            "p50": statistics.median(latencies),
+            "p95": latencies[int(round(0.95 * (len(latencies) - 1)))],
+            "rss": rss_peak_mib(process.pid),
+        }
+    finally:
+        await nc.close()
+        process.terminate()
+        process.wait(30)
+
+
+async def main_async(args, settings: Settings) -> int:
+    frames = load_frames(args.video, args.every, args.frames)
+    pipeline = Pipeline.from_settings(settings)
+    pipeline.process(cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR))  # warm-up
+    print(f"{len(frames)} frames from {', '.join(CLIPS)}; INTRA_OP_THREADS={settings.intra_op_threads}")
+    models_fps = bare_models(pipeline, frames)
+    base_fps, base_times = bare_pipeline(pipeline, frames)
+    ms = sorted(t * 1000 for t in base_times)
+    rows = [("bare model loop (vehicle+plate session.run)", models_fps, None, None, None),
+            ("bare pipeline loop (decode+process)", base_fps, statistics.median(ms), ms[int(round(0.95 * (len(ms) - 1)))], None)]
+    with tempfile.TemporaryDirectory() as tmp:
+        port = localstack.free_port()
+        server = localstack.start_nats(Path(tmp) / "js", port)
+        url = f"nats://127.0.0.1:{port}"
+        try:
+            nc = await nats.connect(url)
+            await bus.ensure_streams(nc.jetstream(), (streams.FRAMES, streams.DETECTIONS, streams.DEAD_LETTERS))
+            await nc.close()
+            for run, (batch, workers) in enumerate([(1, 1), (4, 1), (8, 1)] + [(b, 2) for b in args.two_workers]):
+                r = await run_service(url, frames, batch, workers, run)
+                rows.append((f"service BATCH_SIZE={batch} WORKERS={workers}", r["fps"], r["p50"], r["p95"], r["rss"]))
+        finally:
+            localstack.stop_process(server)
+    again_fps, _ = bare_pipeline(pipeline, frames)
+    rows.append(("bare pipeline loop, again at the end", again_fps, None, None, None))
+    baseline = (base_fps + again_fps) / 2
+    print(f"\n{'run':<46} {'frames/s':>9} {'x bare':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MiB':>8}")
+    for name, fps, p50, p95, rss in rows:
+        fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'':>8}"  # noqa: E731
+        print(f"{name:<46} {fps:9.2f} {fps / baseline:7.2f} {fmt(p50)} {fmt(p95)} {fmt(rss)}")
+    print(f"\nx bare = frames/s divided by the mean of the two bare pipeline loops ({baseline:.2f} frames/s).")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=Path("../shared/data/video"))
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--every", type=int, default=3)
+    parser.add_argument("--two-workers", type=int, nargs="*", default=[8], help="batch sizes to also run with WORKERS=2")
+    args = parser.parse_args(argv)
+    settings = load(Settings, service="bench-detect")
+    return asyncio.run(main_async(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
