@@ -60,7 +60,7 @@ class Pipeline:
         reader: PlateReader,
         keep_classes: list[str],
         fallback_classes: list[str] = ("motorcycle",),
-        fallback_min_height: int = 96,
+        fallback_min_height: int = 160,
         fallback_max_per_frame: int = 2,
     ) -> None:
         unknown = sorted(set(keep_classes) - set(vehicles.class_names))

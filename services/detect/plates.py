@@ -24,6 +24,7 @@ from services.detect.vn_plate import PlateText, normalise
 TWO_LINE_BELOW = 2.0  # width / height under which a plate is read as two lines
 ONE_LINE_ABOVE = 3.2  # over which it is read as one line; in between, both are tried
 BAND_TRIM = 0.15  # share of the height cut above and below for the middle-band reading
+BAND_MIN_HEIGHT = 24  # a smaller crop has no readable band: skip the extra recogniser run
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class PlateReader:
         best = results[0]
         for other in results[1:]:
             best = _better(best, other)
-        if not best.format_valid:
+        if not best.format_valid and h >= BAND_MIN_HEIGHT:
             # Not a Vietnamese plate (or unreadable): foreign plates carry a state or country
             # name above and below the number, so the middle band alone often reads cleanly.
             band = crop[int(round(h * BAND_TRIM)) : int(round(h * (1 - BAND_TRIM)))]

@@ -37,7 +37,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocr_rec_model: str = "ch_PP-OCRv4_rec_infer.onnx"
     ocr_det_model: str = "ch_PP-OCRv4_det_infer.onnx"  # empty: no text-detector fallback
     fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
-    fallback_min_height: int = 96
+    fallback_min_height: int = 160  # a motorbike plate is ~1/8 of the bike: smaller ones are unreadable
     fallback_max_per_frame: int = 2
 
     batch_size: int = 4
