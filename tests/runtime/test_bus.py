@@ -280,3 +280,12 @@ async def test_stop_finishes_the_batch_in_hand_and_acks_it(js, unique: str) -> N
     # Everything fetched was handled and acked; nothing more was fetched after the stop.
     assert handled and info.num_ack_pending == 0
     assert len(handled) + info.num_pending == 5
+
+
+async def test_stream_provisioning_is_idempotent_and_applies_changes(js, unique: str) -> None:
+    stream = await make_stream(js, unique)
+    await bus.ensure_streams(js, [stream])  # every replica runs it at start
+    longer = msgspec.structs.replace(stream, max_age_s=7200)
+    await bus.ensure_streams(js, [longer])
+    info = await js.stream_info(stream.name)
+    assert info.config.max_age == 7200 and info.config.subjects == list(stream.subjects)
