@@ -239,6 +239,7 @@ class Consumer:
         fetch_timeout_s: float = 1.0,
         max_payload: int | None = None,
         backoff: Callable[[int], float] = nak_delay,
+        fill_window_s: float = 0.0,
     ) -> None:
         if (handle is None) == (handle_batch is None):
             raise ValueError("give exactly one of handle or handle_batch")
@@ -252,6 +253,9 @@ class Consumer:
         self.fetch_timeout_s = fetch_timeout_s
         self.max_payload = max_payload
         self.backoff = backoff
+        # Micro-batching: once a first message is in, keep fetching until the batch is full or
+        # this window has passed (detect: "up to B frames or T ms, whichever first").
+        self.fill_window_s = fill_window_s
         self._labels = (service, consumer.name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -270,12 +274,24 @@ class Consumer:
                     log.warning("fetch failed; retrying", extra={"fields": {"error": repr(exc)}})
                     await asyncio.sleep(1.0)
                     continue
+                if self.fill_window_s > 0:
+                    msgs += await self._fill(sub, len(msgs))
                 await self.process(msgs)
         finally:
             try:
                 await sub.unsubscribe()
             except Exception as exc:  # connection already closed at shutdown
                 log.debug("unsubscribe failed", extra={"fields": {"error": repr(exc)}})
+
+    async def _fill(self, sub: Any, have: int) -> list[Msg]:
+        more: list[Msg] = []
+        deadline = time.monotonic() + self.fill_window_s
+        while have + len(more) < self.batch and (left := deadline - time.monotonic()) > 0.002:
+            try:
+                more += await sub.fetch(self.batch - have - len(more), timeout=left)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                break
+        return more
 
     async def process(self, msgs: Sequence[Msg]) -> None:
         started = time.perf_counter()

@@ -289,3 +289,27 @@ async def test_stream_provisioning_is_idempotent_and_applies_changes(js, unique:
     await bus.ensure_streams(js, [longer])
     info = await js.stream_info(stream.name)
     assert info.config.max_age == 7200 and info.config.subjects == list(stream.subjects)
+
+
+async def test_micro_batches_fill_up_to_the_batch_size_within_the_window(js, unique: str) -> None:
+    await make_stream(js, unique)
+    subject = f"test.{unique}.status"
+    batches: list[int] = []
+
+    async def handle_batch(items) -> None:
+        batches.append(len(items))
+
+    consumer = bus.Consumer(
+        js, service=f"svc-{unique}", consumer=consumer_spec(unique), decode=bus.json_decoder(CameraStatus),
+        handle_batch=handle_batch, batch=4, fetch_timeout_s=1.0, fill_window_s=0.5,
+    )
+
+    async def trickle() -> None:  # one message every 50 ms: a plain fetch would return them one by one
+        for n in range(8):
+            await bus.publish(js, subject, status(unique, n))
+            await asyncio.sleep(0.05)
+
+    producer = asyncio.create_task(trickle())
+    await run_until(consumer, lambda: sum(batches) == 8)
+    await producer
+    assert batches == [4, 4]
