@@ -43,8 +43,8 @@ class LineRead:
 
 
 class TextRecognizer:
-    def __init__(self, model_path, intra_op_threads: int = 1) -> None:
-        self.session = open_session(model_path, intra_op_threads)
+    def __init__(self, model_path, intra_op_threads: int = 1, sha256: str = "") -> None:
+        self.session = open_session(model_path, intra_op_threads, sha256)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "character" not in meta:
             raise ModelError(f"recogniser {model_path} has no 'character' metadata (not a PP-OCR rec model?)")
@@ -103,8 +103,8 @@ class TextRecognizer:
 class TextDetector:
     """DB text detector: probability map → quadrilaterals of text lines."""
 
-    def __init__(self, model_path, intra_op_threads: int = 1, limit_side: int = 480) -> None:
-        self.session = open_session(model_path, intra_op_threads)
+    def __init__(self, model_path, intra_op_threads: int = 1, limit_side: int = 480, sha256: str = "") -> None:
+        self.session = open_session(model_path, intra_op_threads, sha256)
         self.input_name = self.session.get_inputs()[0].name
         self.limit_side = limit_side
         try:

@@ -9,6 +9,7 @@ the text detector over a whole frame costs a third of a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -76,15 +77,22 @@ class Pipeline:
     @classmethod
     def from_settings(cls, s: Settings) -> "Pipeline":
         """Load every model; raises ModelError with the reason when one is missing or does not fit."""
+        relative = [n for n in (s.vehicle_model, s.vehicle_classes_file, s.plate_model, s.ocr_rec_model, s.ocr_det_model)
+                    if n and not Path(n).is_absolute()]
+        if relative and not Path(s.models_dir).is_dir():
+            raise ModelError(f"MODELS_DIR={s.models_dir} is not a directory (needed for {', '.join(relative)})")
         names = read_class_names(s.model_path(s.vehicle_classes_file))
         detector = VehicleDetector(
             s.model_path(s.vehicle_model), s.vehicle_format, names, conf=s.vehicle_conf, iou=s.vehicle_iou,
             intra_op_threads=s.intra_op_threads, input_size=(s.vehicle_input_size, s.vehicle_input_size),
+            sha256=s.vehicle_model_sha256, tiles=s.vehicle_tiles,
         )
         plate_detector = PlateDetector(s.model_path(s.plate_model), conf=s.plate_conf, iou=s.plate_iou,
-                                       intra_op_threads=s.intra_op_threads)
-        recognizer = TextRecognizer(s.model_path(s.ocr_rec_model), intra_op_threads=s.intra_op_threads)
-        text_detector = (TextDetector(s.model_path(s.ocr_det_model), intra_op_threads=s.intra_op_threads)
+                                       intra_op_threads=s.intra_op_threads, sha256=s.plate_model_sha256)
+        recognizer = TextRecognizer(s.model_path(s.ocr_rec_model), intra_op_threads=s.intra_op_threads,
+                                    sha256=s.ocr_rec_model_sha256)
+        text_detector = (TextDetector(s.model_path(s.ocr_det_model), intra_op_threads=s.intra_op_threads,
+                                      sha256=s.ocr_det_model_sha256)
                          if s.ocr_det_model else None)
         return cls(detector, PlateReader(recognizer, plate_detector, text_detector), s.vehicle_keep_classes,
                    s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame)

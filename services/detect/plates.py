@@ -45,8 +45,8 @@ class PlateRead:
 
 
 class PlateDetector:
-    def __init__(self, model_path, conf: float = 0.5, iou: float = 0.5, intra_op_threads: int = 1) -> None:
-        self.session = open_session(model_path, intra_op_threads)
+    def __init__(self, model_path, conf: float = 0.5, iou: float = 0.5, intra_op_threads: int = 1, sha256: str = "") -> None:
+        self.session = open_session(model_path, intra_op_threads, sha256)
         self.input_name = self.session.get_inputs()[0].name
         self.size = static_hw(self.session, (640, 640))
         self.conf, self.iou = conf, iou

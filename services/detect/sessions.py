@@ -7,6 +7,7 @@ thread and no spinning (see the models README).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import onnxruntime as ort
@@ -20,10 +21,21 @@ class ModelError(Exception):
     """
 
 
-def open_session(path: str | Path, intra_op_threads: int = 1) -> ort.InferenceSession:
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_session(path: str | Path, intra_op_threads: int = 1, sha256: str = "") -> ort.InferenceSession:
+    """`sha256`, when given, pins the exact file: evidence must say which model produced it."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    if sha256 and file_sha256(path) != sha256.lower():
+        raise ModelError(f"model file {path} has SHA-256 {file_sha256(path)}, expected {sha256.lower()}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1

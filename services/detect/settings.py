@@ -29,13 +29,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_input_size: int = 640  # only used when the model's input size is dynamic
     vehicle_conf: float = 0.3
     vehicle_iou: float = 0.45
+    vehicle_tiles: int = 0  # 0: whole frame only; N >= 2: also N overlapping vertical strips
+    vehicle_model_sha256: str = ""
     vehicle_keep_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
 
     plate_model: str = "y5fu_640x_sim.onnx"
     plate_conf: float = 0.3
     plate_iou: float = 0.5
+    plate_model_sha256: str = ""
     ocr_rec_model: str = "ch_PP-OCRv4_rec_infer.onnx"
     ocr_det_model: str = "ch_PP-OCRv4_det_infer.onnx"  # empty: no text-detector fallback
+    ocr_rec_model_sha256: str = ""
+    ocr_det_model_sha256: str = ""
     fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
     fallback_min_height: int = 160  # a motorbike plate is ~1/8 of the bike: smaller ones are unreadable
     fallback_max_per_frame: int = 2
@@ -58,6 +63,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                           ("max_frame_bytes", 1)):
             if getattr(self, name) < low:
                 raise SettingError(name.upper(), f"must be at least {low}, got {getattr(self, name)}")
+        if self.vehicle_tiles == 1 or not 0 <= self.vehicle_tiles <= 8:
+            raise SettingError("VEHICLE_TILES", f"must be 0 (off) or 2-8, got {self.vehicle_tiles}")
+        for name in ("vehicle_model_sha256", "plate_model_sha256", "ocr_rec_model_sha256", "ocr_det_model_sha256"):
+            value = getattr(self, name)
+            if value and (len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value)):
+                raise SettingError(name.upper(), f"must be 64 hex digits, got {value!r}")
         if self.max_frame_age_s <= 0:
             raise SettingError("MAX_FRAME_AGE_S", f"must be positive, got {self.max_frame_age_s}")
         if not self.vehicle_keep_classes:

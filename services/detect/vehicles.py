@@ -21,6 +21,8 @@ from services.detect.sessions import ModelError, open_session, static_hw
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
 STRIDES = (8, 16, 32)
+TILE_OVERLAP = 0.2
+CONTAINED = 0.8  # share of a tile box inside a bigger box of the same class that makes it a fragment
 NANODET_MEAN = np.array([103.53, 116.28, 123.675], dtype=np.float32)
 NANODET_STD = np.array([57.375, 57.12, 58.395], dtype=np.float32)
 
@@ -162,6 +164,8 @@ class VehicleDetector:
         iou: float | None = None,
         intra_op_threads: int = 1,
         input_size: tuple[int, int] = (640, 640),
+        sha256: str = "",
+        tiles: int = 0,
     ) -> None:
         if fmt not in FORMAT_SPECS:
             raise ModelError(f"unknown detector format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -170,7 +174,8 @@ class VehicleDetector:
         self.class_names = class_names
         self.conf = conf
         self.iou = self.spec.iou if iou is None else iou
-        self.session = open_session(model_path, intra_op_threads)
+        self.session = open_session(model_path, intra_op_threads, sha256)
+        self.tiles = tiles
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.size = static_hw(self.session, input_size)
@@ -232,5 +237,43 @@ class VehicleDetector:
         return Detections(boxes[keep], scores[keep].astype(np.float32), classes[keep].astype(np.int64))
 
     def detect(self, image: np.ndarray) -> Detections:
+        found = self._detect_one(image)
+        if self.tiles < 2:
+            return found
+        return self._merge([found, *self._detect_tiles(image)])
+
+    def _detect_one(self, image: np.ndarray) -> Detections:
         tensor, box = self.preprocess(image)
         return self.postprocess(self.run(tensor), box, image.shape[:2])
+
+    def _detect_tiles(self, image: np.ndarray) -> list[Detections]:
+        """Overlapping vertical strips, each seen at a higher scale than the whole frame: far
+        vehicles under ~30 px vanish when a wide frame is shrunk to the model's input."""
+        h, w = image.shape[:2]
+        width = int(w / self.tiles * (1 + TILE_OVERLAP))
+        out = []
+        for i in range(self.tiles):
+            x0 = min(int(i * w / self.tiles - (width - w / self.tiles) / 2), w - width)
+            x0 = max(x0, 0)
+            part = self._detect_one(np.ascontiguousarray(image[:, x0 : x0 + width]))
+            boxes = part.boxes + np.array([x0, 0, x0, 0], dtype=np.float32)
+            out.append(Detections(boxes, part.scores, part.classes))
+        return out
+
+    def _merge(self, parts: list[Detections]) -> Detections:
+        boxes = np.concatenate([p.boxes for p in parts])
+        scores = np.concatenate([p.scores for p in parts])
+        classes = np.concatenate([p.classes for p in parts])
+        keep = batched_nms(boxes, scores, classes, self.iou)
+        boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+        # A vehicle cut by a strip's edge leaves a partial box inside the whole-frame one.
+        inside = np.zeros(len(boxes), dtype=bool)
+        for i in range(len(boxes)):
+            same = (classes == classes[i]) & (np.arange(len(boxes)) != i)
+            if same.any():
+                ix = np.clip(np.minimum(boxes[i, 2], boxes[same, 2]) - np.maximum(boxes[i, 0], boxes[same, 0]), 0, None)
+                iy = np.clip(np.minimum(boxes[i, 3], boxes[same, 3]) - np.maximum(boxes[i, 1], boxes[same, 1]), 0, None)
+                area = max((boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1]), 1e-6)
+                others = ((boxes[same, 2] - boxes[same, 0]) * (boxes[same, 3] - boxes[same, 1]))
+                inside[i] = bool(((ix * iy / area > CONTAINED) & (others > area)).any())
+        return Detections(boxes[~inside], scores[~inside], classes[~inside])

@@ -134,3 +134,24 @@ def test_yolov5_and_yolov8_decoders_read_their_layouts():
     v8[0, :, 1] = [10, 10, 5, 5, 0.2, 0.1]
     boxes, scores, classes = decode_yolov8([v8], (640, 640), 0.3)
     assert boxes.tolist() == [[80, 40, 120, 60]] and classes.tolist() == [1]
+
+
+def test_tiles_find_more_small_vehicles_and_keep_the_big_ones(pipeline: Pipeline, models_dir: Path, video_frame):
+    image = video_frame("vn_haiphong_intersection.mp4", 0)
+    tiled = Pipeline(
+        VehicleDetector(models_dir / "yolox_nano.onnx", "yolox", pipeline.vehicles.class_names, tiles=2),
+        pipeline.reader, ["person", "bicycle", "car", "motorcycle", "bus", "truck"],
+    )
+    whole, strips = pipeline.find_vehicles(image), tiled.find_vehicles(image)
+    assert len(strips) >= len(whole) + 4  # measured 24 -> 31
+    assert_found(strips, HAIPHONG_0)
+    # the red car cut by a strip edge is one box, not a box plus a fragment
+    assert sum(v.class_name == "car" and v.box[1] > 600 for v in strips) == 1
+
+
+def test_model_sha256_is_checked(models_dir: Path):
+    names = read_class_names(models_dir / "coco.names")
+    right = "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"  # models README
+    VehicleDetector(models_dir / "yolox_nano.onnx", "yolox", names, sha256=right)
+    with pytest.raises(ModelError, match="expected 0000"):
+        VehicleDetector(models_dir / "yolox_nano.onnx", "yolox", names, sha256="0" * 64)
