@@ -22,6 +22,7 @@ TO_LETTER = {"0": "D", "O": "D", "Q": "D", "8": "B", "5": "S", "2": "Z", "6": "G
 TABLE_REPAIR_COST = 0.8
 TRIM_COST = 1.5
 SECOND_LETTER_COST = 0.2
+TWO_LINE_SECOND_LETTER_COST = 1.0
 ONE_LINE_SERIES_DIGIT_COST = 0.3
 MAX_COST = 3.5
 ALTERNATIVE_WITHIN = 1.5
@@ -76,7 +77,10 @@ def _templates(two_lines: bool):
     """(top classes, bottom classes, structural cost); classes: p province digit, l letter, d digit."""
     for letters, digit, serial in itertools.product((1, 2), (0, 1), (5, 4)):
         head = "pp" + "l" * letters + "d" * digit
-        cost = SECOND_LETTER_COST * (letters - 1) + (0.0 if two_lines or not digit else ONE_LINE_SERIES_DIGIT_COST)
+        # Two letters without a digit is a one-line car series (51LD-, 80NG-); on a two-line
+        # (motorbike) plate the second character is almost always the series digit.
+        second = TWO_LINE_SECOND_LETTER_COST if two_lines and not digit else SECOND_LETTER_COST
+        cost = second * (letters - 1) + (0.0 if two_lines or not digit else ONE_LINE_SERIES_DIGIT_COST)
         cost += 0.05 * (5 - serial)
         yield head, "s" * serial, cost, letters, digit
 
