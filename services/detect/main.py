@@ -22,6 +22,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 
 from proto import streams, subjects
+from proto.v1.detection import DetectionMade
 from services.detect import metrics
 from services.detect.handler import Frame, decode_frame, detection_event, utcnow
 from services.detect.pipeline import FrameResult, Pipeline
@@ -38,8 +39,10 @@ STREAMS = (streams.FRAMES, streams.DETECTIONS, streams.DEAD_LETTERS)
 class Worker:
     """Holds what the consumer's decode and batch handler share: models, threads, settings."""
 
-    def __init__(self, js, pipeline: Pipeline, settings: Settings, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, js, pipeline: Pipeline, settings: Settings, executor: ThreadPoolExecutor,
+                 consumer_name: str = streams.DETECT.name) -> None:
         self.js = js
+        self.consumer_name = consumer_name
         self.pipeline = pipeline
         self.settings = settings
         self.executor = executor
@@ -48,28 +51,44 @@ class Worker:
         return decode_frame(msg.data, msg.headers, msg.metadata.sequence.stream, now=utcnow(),
                             max_age_s=self.settings.max_frame_age_s)
 
-    def _run(self, frame: Frame) -> tuple[FrameResult, float]:
+    def _run(self, frame: Frame) -> tuple[FrameResult | None, float, str]:
         started = time.perf_counter()
-        result = self.pipeline.process(frame.image)  # type: ignore[arg-type]
-        return result, time.perf_counter() - started
+        try:
+            result = self.pipeline.process(frame.image)  # type: ignore[arg-type]
+        except Exception as exc:  # one image that breaks the pipeline must not sink its batch
+            log.exception("detection failed", extra={"fields": {"camera_id": frame.meta.camera_id,
+                                                                "frame_seq": frame.meta.frame_seq}})
+            return None, time.perf_counter() - started, repr(exc)
+        return result, time.perf_counter() - started, ""
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        """A frame the models fail on would fail on every replica: keep it, with the reason, on
+        the dead letters, so that the rest of its batch is acked rather than retried with it."""
+        letter = bus.dead_letter_for(msg, service=SERVICE, consumer=self.consumer_name, error="invalid", reason=reason)
+        await bus.publish(self.js, subjects.dlq(SERVICE), letter, service=SERVICE)
+        await msg.term()
 
     async def handle_batch(self, items: list[tuple[Frame, Msg]]) -> None:
         metrics.BATCH_SIZE.observe(len(items))
-        fresh = [frame for frame, _ in items if not frame.stale]
+        fresh = [(frame, msg) for frame, msg in items if not frame.stale]
         skipped = len(items) - len(fresh)
         if skipped:
             metrics.FRAMES.labels("stale").inc(skipped)
             log.info("stale frames skipped", extra={"fields": {"count": skipped, "max_age_s": self.settings.max_frame_age_s}})
         loop = asyncio.get_running_loop()
-        outcomes = await asyncio.gather(*(loop.run_in_executor(self.executor, self._run, frame) for frame in fresh))
+        outcomes = await asyncio.gather(*(loop.run_in_executor(self.executor, self._run, frame) for frame, _ in fresh))
         now = utcnow()
-        events = []
-        for frame, (result, seconds) in zip(fresh, outcomes):
+        done: list[tuple[Frame, DetectionMade]] = []
+        for (frame, msg), (result, seconds, error) in zip(fresh, outcomes):
             metrics.FRAME_SECONDS.observe(seconds)
-            events.append(detection_event(frame, result, model=self.pipeline.model_name, now=now))
-        await asyncio.gather(*(bus.publish(self.js, subjects.detection_made(e.camera_id), e, service=SERVICE) for e in events))
+            if result is None:
+                metrics.FRAMES.labels("failed").inc()
+                await self._dead_letter(msg, f"detection failed on this frame: {error}")
+                continue
+            done.append((frame, detection_event(frame, result, model=self.pipeline.model_name, now=now)))
+        await asyncio.gather(*(bus.publish(self.js, subjects.detection_made(e.camera_id), e, service=SERVICE) for _, e in done))
         now = utcnow()
-        for frame, event in zip(fresh, events):
+        for frame, event in done:
             metrics.FRAMES.labels("detected").inc()
             metrics.FRAME_AGE_SECONDS.observe((now - frame.meta.captured_at).total_seconds())
             for obj in event.objects:
@@ -123,7 +142,7 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
         stack.callback(executor.shutdown, wait=True)
         runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected})
         stack.push_async_callback(runner.cleanup)
-        worker = Worker(js, pipeline, settings, executor)
+        worker = Worker(js, pipeline, settings, executor, consumer_spec.name)
         consumer = bus.Consumer(js, service=SERVICE, consumer=consumer_spec, decode=worker.decode,
                                 handle_batch=worker.handle_batch, batch=settings.batch_size,
                                 max_payload=settings.max_frame_bytes)

@@ -6,7 +6,8 @@ from prometheus_client import Counter, Histogram
 
 FRAMES = Counter(
     "roadwatch_detect_frames_total",
-    "Frames taken from the stream, by result: detected, or skipped because older than MAX_FRAME_AGE_S.",
+    "Frames taken from the stream, by result: detected, stale (older than MAX_FRAME_AGE_S, skipped), "
+    "failed (the models raised; dead-lettered).",
     ["result"],
 )
 FRAME_SECONDS = Histogram(

@@ -147,3 +147,39 @@ def test_bad_setting_names_the_variable(models_dir: Path):
     done = run_service({"MODELS_DIR": str(models_dir), "BATCH_SIZE": "0"})
     assert done.returncode == 2
     assert "BATCH_SIZE" in done.stderr
+
+
+async def test_a_frame_the_models_fail_on_is_dead_lettered_alone(nc, js, pipeline, settings: Settings, unique: str,
+                                                                 jpeg: bytes, wait_for):
+    """An image the pipeline raises on (here an empty array, which decode_frame never lets
+    through) goes to the dead letters; the other frame of its batch is still published."""
+    import numpy as np
+    from concurrent.futures import ThreadPoolExecutor
+
+    from proto import streams as stream_specs
+    from services.detect.handler import decode_frame, utcnow
+    from services.runtime import bus
+
+    camera = f"cam-{unique}"
+    await bus.ensure_streams(js, (stream_specs.FRAMES, stream_specs.DETECTIONS, stream_specs.DEAD_LETTERS))
+    spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES", filter_subjects=(subjects.frame_captured(camera),))
+    await bus.ensure_consumer(js, spec)
+    await publish_frame(js, camera, 1, jpeg)
+    await publish_frame(js, camera, 2, jpeg)
+    sub = await js.pull_subscribe_bind(spec.name, stream="FRAMES")
+    msgs = await sub.fetch(2, timeout=5)
+    frames = [decode_frame(m.data, m.headers, m.metadata.sequence.stream, now=utcnow(), max_age_s=60) for m in msgs]
+    broken = detect_main.Frame(frames[0].meta, frames[0].stream_seq, np.zeros((0, 0, 3), np.uint8), 0.0)
+    letters, dlq_sub = await collect(nc, subjects.dlq("detect"), DeadLetter)
+    detections, det_sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
+    with ThreadPoolExecutor(1) as executor:
+        worker = detect_main.Worker(js, pipeline, settings, executor, spec.name)
+        await worker.handle_batch([(broken, msgs[0]), (frames[1], msgs[1])])
+    await wait_for(lambda: asyncio.sleep(0, detections and [d for d in letters if d.camera_id == camera]), timeout=10,
+                   what="one detection and one dead letter")
+    await dlq_sub.unsubscribe()
+    await det_sub.unsubscribe()
+    assert [d.frame.frame_seq for d in detections] == [2]
+    (letter,) = [d for d in letters if d.camera_id == camera]
+    assert "detection failed on this frame" in letter.reason and letter.stream_seq == msgs[0].metadata.sequence.stream
+    await msgs[1].ack()

@@ -63,3 +63,10 @@ def test_alternatives_are_other_readings_of_the_same_characters():
 
 def test_plate_key_compares_letters_and_digits_only():
     assert plate_key("59-P1 857.00") == plate_key("59P185700") == "59P185700"
+
+
+def test_two_line_plate_prefers_a_series_digit_over_a_second_letter():
+    # 59-X2 read as "59XZ": Z→2 is a cheaper story than a rare letter-letter motorbike series
+    assert normalise([line("59XZ"), line("81467")], "", "two_line").text == "59-X2 814.67"
+    # ... while on one line a two-letter car series stays
+    assert normalise([line("80NG12345")], "", "one_line").text == "80NG-123.45"
