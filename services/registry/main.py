@@ -131,12 +131,10 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         registry = Registry(pool, js, config)
         await registry.reload_hotlist()
 
-        batcher = owners.Batcher(lambda plates: store.find(pool, plates), max_batch=config.lookup_batch_max,
-                                 workers=max(1, config.db_pool_size // 2))
-        batcher.start()
-        stack.push_async_callback(batcher.stop)
-        endpoint = owners.Endpoint(batcher)
-        stack.push_async_callback(endpoint.drain)
+        endpoint = owners.Endpoint(lambda plates: store.find(pool, plates), max_batch=config.lookup_batch_max,
+                                   workers=max(1, config.db_pool_size // 2))
+        endpoint.start()
+        stack.push_async_callback(endpoint.stop)
         service = await micro.add_service(
             nc, name=SERVICE, version="1.0.0",
             description="Vehicle and owner lookups (police only: owner personal data)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -44,8 +44,8 @@ class BadRequest(ValueError):
     pass
 
 
-def parse(data: bytes) -> tuple[str, list[str]]:
-    """The normalised plate and every plate to look up for it."""
+def parse(data: bytes) -> str:
+    """The normalised plate asked for."""
     try:
         request = _decoder.decode(data)
     except msgspec.DecodeError as exc:
@@ -53,25 +53,34 @@ def parse(data: bytes) -> tuple[str, list[str]]:
     plate = plates.normalise(request.plate)
     if not plate:
         raise BadRequest("plate is empty")
-    return plate, [c.plate for c in plates.candidates(plate)]
+    return plate
 
 
-def reply(plate: str, wanted: Sequence[str], found: dict[str, Registration]) -> bytes:
+def near_plates(plate: str) -> list[str]:
+    return [c.plate for c in plates.candidates(plate) if c.plate != plate]
+
+
+def reply(plate: str, found: dict[str, Registration], near: dict[str, Registration]) -> bytes:
     if plate in found:
         vehicle, owner = found[plate]
         return _encoder.encode(OwnerReply(plate=plate, found=True, vehicle=vehicle, owner=owner))
-    return _encoder.encode(OwnerReply(plate=plate, found=False, near=tuple(p for p in wanted if p in found)))
+    return _encoder.encode(OwnerReply(plate=plate, found=False, near=tuple(p for p in near_plates(plate) if p in near)))
 
 
-class Batcher:
-    """Groups concurrent lookups into one query; `workers` queries may run at once."""
+class Endpoint:
+    """The micro handler: requests queue up while a query runs and the next query answers them all.
+
+    The handler itself never waits for PostgreSQL (a NATS subscription calls its handler one
+    message at a time, so waiting there would serialise every request); `workers` batches may be
+    in flight at once, each on its own pooled connection.
+    """
 
     def __init__(self, find: Callable[[list[str]], Awaitable[dict[str, Registration]]],
                  max_batch: int = 256, workers: int = 4) -> None:
         self.find = find
         self.max_batch = max_batch
         self.workers = workers
-        self._pending: list[tuple[list[str], asyncio.Future]] = []
+        self._pending: list[tuple[object, str, float]] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -79,18 +88,24 @@ class Batcher:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
 
     async def stop(self) -> None:
+        """Answer what is queued (for a few seconds at most), then stop the workers."""
+        deadline = time.monotonic() + 5.0
+        while self._pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for _, future in self._pending:
-            if not future.done():
-                future.set_exception(ConnectionError("registry is stopping"))
 
-    def lookup(self, wanted: list[str]) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((wanted, future))
+    async def handle(self, request) -> None:
+        started = time.perf_counter()
+        try:
+            plate = parse(request.data)
+        except BadRequest as exc:
+            metrics.OWNER_REQUESTS.labels("bad_request").inc()
+            await request.respond_error("400", str(exc))
+            return
+        self._pending.append((request, plate, started))
         self._wake.set()
-        return future
 
     async def _work(self) -> None:
         while True:
@@ -102,49 +117,20 @@ class Batcher:
                 continue
             metrics.OWNER_BATCH_SIZE.observe(len(batch))
             try:
-                found = await self.find(sorted({plate for wanted, _ in batch for plate in wanted}))
-            except Exception as exc:  # answered as an error to each request of the batch
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                # Exact plates first; near matches only for the requests that missed (most hit).
+                found = await self.find(sorted({plate for _, plate, _ in batch}))
+                missed = {near for _, plate, _ in batch if plate not in found for near in near_plates(plate)}
+                near = await self.find(sorted(missed)) if missed else {}
+            except Exception as exc:  # every request of the batch gets the error; the caller may retry
+                log.warning("owner lookup failed", extra={"fields": {"error": repr(exc), "requests": len(batch)}})
+                metrics.OWNER_REQUESTS.labels("error").inc(len(batch))
+                for request, *_ in batch:
+                    await request.respond_error("503", "registry database unavailable; retry")
                 continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(found)
-
-
-class Endpoint:
-    """The micro handler; each request is answered in its own task so that requests overlap
-    (a NATS subscription otherwise calls its handler one message at a time)."""
-
-    def __init__(self, batcher: Batcher) -> None:
-        self.batcher = batcher
-        self._tasks: set[asyncio.Task] = set()
-
-    async def handle(self, request) -> None:
-        task = asyncio.create_task(self._answer(request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _answer(self, request) -> None:
-        started = time.perf_counter()
-        try:
-            plate, wanted = parse(request.data)
-        except BadRequest as exc:
-            metrics.OWNER_REQUESTS.labels("bad_request").inc()
-            await request.respond_error("400", str(exc))
-            return
-        try:
-            found = await self.batcher.lookup(wanted)
-        except Exception as exc:
-            log.warning("owner lookup failed", extra={"fields": {"error": repr(exc)}})
-            metrics.OWNER_REQUESTS.labels("error").inc()
-            await request.respond_error("503", "registry database unavailable; retry")
-            return
-        metrics.OWNER_REQUESTS.labels("found" if plate in found else "not_found").inc()
-        await request.respond(reply(plate, wanted, found))
-        metrics.OWNER_SECONDS.observe(time.perf_counter() - started)
-
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            hits = 0
+            for request, plate, started in batch:
+                hits += plate in found
+                await request.respond(reply(plate, found, near))
+                metrics.OWNER_SECONDS.observe(time.perf_counter() - started)
+            metrics.OWNER_REQUESTS.labels("found").inc(hits)
+            metrics.OWNER_REQUESTS.labels("not_found").inc(len(batch) - hits)

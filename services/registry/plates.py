@@ -87,14 +87,25 @@ class Candidate:
         return self.source == "read" and not self.substitutions
 
 
-def _options(char: str, position: int, length: int) -> list[str]:
+def _table(keep) -> dict[str, tuple[str, ...]]:
+    chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return {c: tuple(o for o in (c, *sorted(PARTNERS.get(c, ()))) if keep(o)) for c in chars}
+
+
+# What a read character may really be, by the class of its position (computed once: this runs
+# for every lookup).
+_AS_DIGIT = _table(str.isdigit)
+_AS_LETTER = _table(str.isalpha)
+_AS_EITHER = _table(lambda c: True)
+
+
+def _options(char: str, position: int, length: int) -> tuple[str, ...]:
     """Characters this position may really hold, given what was read there."""
-    options = [char, *sorted(PARTNERS.get(char, ()))]
     if position < 2 or position >= 4 or (position == 3 and length == 7):
-        return [c for c in options if c.isdigit()]
+        return _AS_DIGIT[char]
     if position == 2:
-        return [c for c in options if c.isalpha()]
-    return options  # second character of the series: a letter or a digit
+        return _AS_LETTER[char]
+    return _AS_EITHER[char]  # second character of the series: a letter or a digit
 
 
 def corrections(read: str, limit: int = 16) -> list[tuple[str, tuple[tuple[int, str, str], ...]]]:
@@ -102,6 +113,8 @@ def corrections(read: str, limit: int = 16) -> list[tuple[str, tuple[tuple[int, 
     if not 7 <= len(read) <= 9:
         return [(read, ())] if is_valid(read) else []
     per_position = [_options(char, i, len(read)) for i, char in enumerate(read)]
+    if any(not options for options in per_position):
+        return []
     found = []
     for chars in itertools.islice(itertools.product(*per_position), limit * 4):
         plate = "".join(chars)
