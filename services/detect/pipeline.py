@@ -73,6 +73,8 @@ class Pipeline:
         self.fallback_classes = set(fallback_classes)
         self.fallback_min_height = fallback_min_height
         self.fallback_max_per_frame = fallback_max_per_frame
+        # Published with every detection, so that evidence says which models produced it.
+        self.model_name = vehicles.fmt
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Pipeline":
@@ -94,12 +96,10 @@ class Pipeline:
         text_detector = (TextDetector(s.model_path(s.ocr_det_model), intra_op_threads=s.intra_op_threads,
                                       sha256=s.ocr_det_model_sha256)
                          if s.ocr_det_model else None)
-        return cls(detector, PlateReader(recognizer, plate_detector, text_detector), s.vehicle_keep_classes,
-                   s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame)
-
-    @property
-    def model_name(self) -> str:
-        return f"{self.vehicles.fmt}"
+        pipeline = cls(detector, PlateReader(recognizer, plate_detector, text_detector), s.vehicle_keep_classes,
+                       s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame)
+        pipeline.model_name = "+".join(Path(n).name for n in (s.vehicle_model, s.plate_model, s.ocr_rec_model))
+        return pipeline
 
     def find_vehicles(self, image: np.ndarray) -> tuple[Vehicle, ...]:
         found = self.vehicles.detect(image)
