@@ -30,6 +30,8 @@ class Measurement(msgspec.Struct, frozen=True, kw_only=True):
     unit: Literal["km/h", "s", "frames"]
     limit: float | None = None
     tolerance: float | None = None
+    phase: Literal["red", "amber", "green", "off", "flashing"] | None = None  # red_light: the signal phase at the crossing
+    phase_age_s: Annotated[float, Meta(ge=0)] | None = None  # how long that phase had been showing
 
 
 class ViolationDetected(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +48,12 @@ class ViolationDetected(msgspec.Struct, frozen=True, kw_only=True):
     rule: str = ""  # the scene element that fired: stop line, lane, zone or trap id
     evidence: tuple[EvidenceRef, ...] = ()
     detected_at: Timestamp | None = None
+    # The rule's parameters as configured in the scene (lane, limit, zone...), for the reviewer.
+    parameters: dict[str, str | float] = {}
+    # Whether the frames were still in the FRAMES stream when the violation was judged: evidence
+    # is never invented, so "expired" or "partial" says some frames were gone (see evidence_missing).
+    evidence_status: Literal["complete", "partial", "expired", "not_collected"] = "not_collected"
+    evidence_missing: tuple[Annotated[int, Meta(ge=0)], ...] = ()  # FRAMES stream sequences no longer there
 
 
 class Vehicle(msgspec.Struct, frozen=True, kw_only=True):
