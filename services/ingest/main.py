@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import time
+from collections import deque
 from contextlib import AsyncExitStack, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -108,6 +109,9 @@ class CameraRunner:
 
     async def _watch_health(self) -> None:
         next_beat = time.monotonic() + self.config.heartbeat_s
+        # A change of state that could not be published (NATS away) is retried every tick, with
+        # its original time, until it is: operators must see that the camera was degraded.
+        unsent: deque[tuple[Transition, datetime]] = deque(maxlen=16)
         while True:
             now = time.monotonic()
             snap = self.snapshot()
@@ -116,7 +120,10 @@ class CameraRunner:
                 self.metrics.state(change.state)
                 log.info("camera state", extra={"fields": {"camera": self.camera.id, "state": change.state,
                                                            "reason": change.reason}})
-                await self._publish_status(change, snap, now, heartbeat=False)
+                unsent.append((change, datetime.now(UTC)))
+            while unsent and await self._publish_status(unsent[0][0], snap, now, heartbeat=False,
+                                                        occurred=unsent[0][1]):
+                unsent.popleft()
             age = None if snap.last_frame_at is None else now - snap.last_frame_at
             self.metrics.update(frames_in=snap.frames_in, still=self.worker.still_skipped,
                                 decode_errors=snap.decode_errors, reconnects=snap.reconnects,
@@ -127,9 +134,10 @@ class CameraRunner:
                                            heartbeat=True)
             await asyncio.sleep(TICK_S)
 
-    async def _publish_status(self, state: Transition, snap: Snapshot, now: float, *, heartbeat: bool) -> None:
+    async def _publish_status(self, state: Transition, snap: Snapshot, now: float, *, heartbeat: bool,
+                              occurred: datetime | None = None) -> bool:
         figures = self.health.heartbeat(snap, now) if heartbeat else None
-        occurred = datetime.now(UTC)
+        occurred = occurred or datetime.now(UTC)
         event = CameraStatus(
             id=ids.event_id("camera-status", self.camera.id, self.replica, occurred.isoformat(), state.state,
                             heartbeat),
@@ -146,9 +154,11 @@ class CameraRunner:
             await bus.publish(self.js, self.status_subject, event, service=SERVICE, timeout=2.0)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - health is re-sent with the next heartbeat
+        except Exception as exc:  # noqa: BLE001 - the caller retries a change; a heartbeat just comes again
             metrics.PUBLISH_ERRORS.labels("status").inc()
             log.warning("status publish failed", extra={"fields": {"camera": self.camera.id, "error": repr(exc)}})
+            return False
+        return True
 
 
 class Ingest:

@@ -94,8 +94,11 @@ class CameraWorker:
                     return
             except SourceError as exc:
                 self.connected = False
+                if exc.reason != self.error or got_frame:
+                    # Once per new reason: a camera down for a day must not write a line per retry.
+                    log.warning("camera source failed", extra={"fields": {"camera": self.camera.id,
+                                                                          "reason": exc.reason}})
                 self.error = exc.reason
-                log.warning("camera source failed", extra={"fields": {"camera": self.camera.id, "reason": exc.reason}})
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the camera for good
                 self.connected = False
                 self.error = f"internal error: {type(exc).__name__}: {exc}"

@@ -21,6 +21,7 @@ import cv2
 import pytest
 from aiohttp import web
 
+from ingest_helpers import Collector
 from services import localstack
 
 HERE = Path(__file__).resolve().parent
@@ -235,19 +236,6 @@ def start_ingest(nats_url: str, unique: str, tmp_path: Path) -> Iterator:
 
 
 # --- what the service publishes ----------------------------------------------------------------------
-class Collector:
-    """Every message on a subject, with the time it arrived."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[float, object]] = []
-
-    async def receive(self, msg) -> None:
-        self.messages.append((time.time(), msg))
-
-    def since(self, start: float) -> list:
-        return [msg for at, msg in self.messages if at >= start]
-
-
 @pytest.fixture
 def collect(nc):
     subscriptions = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 
@@ -17,3 +18,16 @@ def camera_yaml(camera_id: str, url: str, *, fps: float = 4, **extra: object) ->
 def cameras_file(path: Path, *entries: str) -> Path:
     path.write_text("cameras:\n" + "".join(entries), encoding="utf-8")
     return path
+
+
+class Collector:
+    """Every message on a subject, with the time it arrived."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, object]] = []
+
+    async def receive(self, msg) -> None:
+        self.messages.append((time.time(), msg))
+
+    def since(self, start: float) -> list:
+        return [msg for at, msg in self.messages if at >= start]

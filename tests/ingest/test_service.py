@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from ingest_helpers import camera_yaml, cameras_file
+from ingest_helpers import Collector, camera_yaml, cameras_file
 from proto import codec, subjects
 from proto.v1 import CameraStatus
 from proto.v1.frame import frame_meta_from_headers
@@ -251,3 +251,49 @@ async def test_sighup_adds_and_removes_cameras_and_refuses_a_bad_file(
     stopped_at = time.time()
     await asyncio.sleep(1.0)
     assert not frames[first].since(stopped_at + 0.2)
+
+
+async def test_publishing_lag_drops_the_oldest_frames_counts_them_and_reports_it(
+        start_ingest, jpeg_folder, unique, tmp_path) -> None:
+    """A NATS server frozen for 3 s: the camera keeps reading, the queue stays bounded, the
+    dropped frames are counted, and the degraded state reaches the bus once NATS is back."""
+    import nats
+
+    from services import localstack
+
+    port = localstack.free_port()
+    server = localstack.start_nats(tmp_path / "js", port, log_file=tmp_path / "nats.log")
+    url = f"nats://127.0.0.1:{port}"
+    client = await nats.connect(url)
+    try:
+        camera_id = f"lag-{unique}"
+        config = cameras_file(tmp_path / "cameras.yaml", camera_yaml(camera_id, f"{jpeg_folder}/", fps=8, image_fps=8))
+        frames, status = Collector(), Collector()
+        await client.subscribe(subjects.frame_captured(camera_id), cb=frames.receive)
+        await client.subscribe(subjects.camera_status(camera_id), cb=status.receive)
+        service = start_ingest(config, nats_url=url, publish_timeout_s=0.5, queue_size=2)
+        await wait_for_state(status, "online", timeout=20)
+
+        server.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(3.0)
+            report = await service.cameras()
+        finally:
+            server.send_signal(signal.SIGCONT)
+        reading = report["cameras"][0]
+        assert reading["dropped"] > 0 and reading["frames_in"] > 0
+        degraded = await wait_for_state(status, "degraded", timeout=15)
+        assert degraded.reason.startswith("publishing lags: ") and "frames dropped" in degraded.reason
+        assert await wait_for_state(status, "online", timeout=15, after=statuses(status).index(degraded) + 1)
+        beats = [s for s in statuses(status) if s.heartbeat]
+        assert beats[-1].frames_dropped >= reading["dropped"]
+        metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{service.http_port}/metrics")
+        dropped = [line for line in metrics.splitlines()
+                   if line.startswith("roadwatch_ingest_frames_dropped_total") and camera_id in line]
+        assert dropped and sum(float(line.rsplit(" ", 1)[1]) for line in dropped) > 0
+        queued = [line for line in metrics.splitlines()
+                  if line.startswith(f'roadwatch_ingest_queue_frames{{camera="{camera_id}"}}')]
+        assert queued and float(queued[0].rsplit(" ", 1)[1]) <= 2  # bounded by QUEUE_SIZE
+    finally:
+        await client.close()
+        localstack.stop_process(server)
