@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # service's own main(argv): with arguments it runs the tool instead of the service.
     "migrate": ("services.runtime.migrations:main", "apply the versioned SQL migrations of every schema"),
     "plate": ("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])"),
+    "audit": ("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)"),
     "localdb": ("services.localstack:localdb_main", "run the embedded PostgreSQL in the foreground (used by make run)"),
     "stack-env": ("services.localstack:stack_env_main", "print the environment make run gives every service"),
 }

@@ -1,14 +1,21 @@
-"""Portal service skeleton: settings → NATS → streams → PostgreSQL → HTTP → wait → drain.
+"""The portal service: settings → agencies → NATS → PostgreSQL → consumers, outbox and HTTP → drain.
 
-Its consumers and pages arrive with the portal issue; the shape stays.
+`roadwatch portal` runs it; `roadwatch portal token` prints a new bearer token and the digest to
+put in the agencies file; `roadwatch portal report` writes the periodic PDF report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from contextlib import AsyncExitStack
 
+from aiohttp import web
+
+from proto import streams
+from services.portal import agencies, api, handlers
+from services.portal.context import KEY, Portal, RateLimiter
 from services.portal.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
 
@@ -16,24 +23,94 @@ SERVICE = "portal"
 log = logging.getLogger(SERVICE)
 
 
-async def run(config: Settings) -> None:
-    stop = lifecycle.stop_event()
+def build_app(portal: Portal) -> web.Application:
+    """The aiohttp application with every portal route (the runtime adds /healthz, /readyz, /metrics)."""
+    from services.portal import openapi, pages  # noqa: PLC0415 (pages import jinja2 templates at load)
+
+    app = web.Application(middlewares=[api.errors_and_metrics], client_max_size=api.MAX_BODY)
+    app[KEY] = portal
+    app.add_routes(api.routes())
+    app.add_routes(openapi.routes())
+    pages.setup(app)
+    return app
+
+
+async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.Event | None = None,
+              ready: asyncio.Future | None = None,
+              violations_consumer: streams.Consumer = streams.PORTAL,
+              notices_consumer: streams.Consumer = streams.PORTAL_NOTICES,
+              telemetry_consumer: streams.Consumer = streams.PORTAL_TELEMETRY) -> int:
+    """Run until stopped. The consumer arguments exist for tests, which share one nats-server."""
+    stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(config.nats_url, SERVICE)
         stack.push_async_callback(bus.drain, nc)
-        await bus.ensure_streams(nc.jetstream())
+        js = nc.jetstream()
+        await bus.ensure_streams(js)
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
+        portal = Portal(config=config, pool=pool, js=js, directory=directory,
+                        limiter=RateLimiter(config.public_rate_per_minute))
         checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
-        runner, _ = await http.serve(config.http_port, checks, draining=stop)
+        runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal))
         stack.push_async_callback(runner.cleanup)
-        log.info("ready")
-        await stop.wait()
+
+        tz = config.timezone
+
+        async def on_violation(event, _msg) -> None:
+            await handlers.on_violation(pool, tz, event)
+
+        async def on_notice(event, _msg) -> None:
+            await handlers.on_notice(pool, event)
+
+        async def on_telemetry(event, _msg) -> None:
+            await handlers.on_telemetry(pool, event)
+
+        consumers = [
+            bus.Consumer(js, service=SERVICE, consumer=violations_consumer, decode=handlers.decode_violation,
+                         handle=on_violation),
+            bus.Consumer(js, service=SERVICE, consumer=notices_consumer, decode=handlers.decode_notice,
+                         handle=on_notice),
+            bus.Consumer(js, service=SERVICE, consumer=telemetry_consumer, decode=handlers.decode_telemetry,
+                         handle=on_telemetry, batch=64),
+        ]
+        tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
+        tasks.append(asyncio.create_task(portal.outbox_loop(stop)))
+        log.info("ready", extra={"fields": {"port": port, "agencies": len(directory.agencies)}})
+        if ready is not None:
+            ready.set_result((portal, port))
+        await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("task failed", extra={"fields": {"error": repr(result)}})
     log.info("stopped")
+    return 0
+
+
+def load_directory(path: str) -> agencies.Directory:
+    """The agencies file, or exit 2 naming the file, line and field."""
+    try:
+        return agencies.load(path)
+    except agencies.AgencyFileError as exc:
+        print(f"roadwatch portal: invalid agencies file (AGENCIES_FILE) {exc}", file=sys.stderr)
+        raise SystemExit(settings.EXIT_BAD_SETTING) from None
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "token":
+        token, digest = agencies.new_token()
+        print(f"token (give to the user, once):   {token}\ntoken_sha256 (put in the agencies file): {digest}")
+        return 0
+    if argv and argv[0] == "report":
+        from services.portal import report  # noqa: PLC0415
+
+        return report.main(argv[1:])
+    if argv:
+        print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report)", file=sys.stderr)
+        return 2
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
-    asyncio.run(run(config))
-    return 0
+    directory = load_directory(config.agencies_file)
+    return asyncio.run(run(config, directory=directory))

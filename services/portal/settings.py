@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from pathlib import Path
+
 import msgspec
 
-from services.runtime.settings import check_common, check_url
+from services.runtime.settings import SettingError, check_common, check_url
+
+EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -13,8 +18,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     database_url: str
     db_pool_size: int = 10
+    agencies_file: str = EXAMPLE_AGENCIES
+    evidence_bucket: str = "evidence"
+    timezone: str = "Asia/Ho_Chi_Minh"  # local days in statistics, case numbers by local year
+    public_rate_per_minute: int = 30    # public lookups per client and minute
+    trust_forwarded: bool = False       # take the client address from X-Forwarded-For (behind a proxy)
+    outbox_retry_s: float = 5.0         # republish decided events not acknowledged after this long
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
         check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
-
+        if not 1 <= self.db_pool_size <= 100:
+            raise SettingError("DB_POOL_SIZE", f"{self.db_pool_size} is not between 1 and 100")
+        if not Path(self.agencies_file).is_file():
+            raise SettingError("AGENCIES_FILE", f"{self.agencies_file} is not a file")
+        if not self.evidence_bucket.replace("-", "").replace("_", "").isalnum():
+            raise SettingError("EVIDENCE_BUCKET", f"{self.evidence_bucket!r} is not a bucket name")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingError("TIMEZONE", f"{self.timezone!r} is not an IANA time zone") from exc
+        if not 1 <= self.public_rate_per_minute <= 10000:
+            raise SettingError("PUBLIC_RATE_PER_MINUTE", f"{self.public_rate_per_minute} is not between 1 and 10000")
+        if not 0.5 <= self.outbox_retry_s <= 3600:
+            raise SettingError("OUTBOX_RETRY_S", f"{self.outbox_retry_s} is not between 0.5 and 3600")

@@ -1,0 +1,296 @@
+"""Who may do what, and which fields each role receives (DESIGN.md §5).
+
+One table of permissions and one function per view, so that "the transport department never
+receives owner data" is decided in one place and tested per endpoint and role. Views are msgspec
+Structs: the OpenAPI document is generated from the same types the handlers return.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from services.portal import cases
+from services.portal.agencies import Agency, User
+
+# permission -> roles
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "cases": frozenset({"police", "commune_police", "operations_centre"}),   # list and read cases
+    "owner": frozenset({"police", "commune_police"}),                        # owner personal data
+    "evidence": frozenset({"police", "commune_police", "operations_centre"}),
+    "review": frozenset({"police"}),                                         # confirm / reject, correct the plate
+    "resolve": frozenset({"police"}),
+    "stats": frozenset({"police", "operations_centre", "transport"}),        # statistics, counts, cameras, report
+    "holds": frozenset({"police", "transport"}),                             # vehicle-inspection holds
+    "audit": frozenset({"police"}),
+}
+
+
+def can(user: User | None, permission: str) -> bool:
+    return user is not None and user.role in PERMISSIONS[permission]
+
+
+def commune_scope(user: User) -> list[str] | None:
+    """The owner communes whose cases this user may see; None means every case."""
+    return list(user.agency.communes) if user.role == "commune_police" else None
+
+
+def in_scope(user: User, case: dict[str, Any]) -> bool:
+    scope = commune_scope(user)
+    return scope is None or case["owner_commune"] in scope
+
+
+# --- views ----------------------------------------------------------------------------------------
+class EvidenceView(msgspec.Struct, kw_only=True):
+    sha256: str
+    kind: str
+    size: int
+    content_type: str
+    captured_at: datetime | None = None
+    url: str
+
+
+class OwnerView(msgspec.Struct, kw_only=True):
+    kind: str
+    name: str
+    national_id: str
+    address: str
+    commune_code: str
+    province: str
+    phone: str
+    email: str
+
+
+class HistoryView(msgspec.Struct, kw_only=True):
+    from_state: str | None
+    to_state: str
+    at: datetime
+
+
+class CaseView(msgspec.Struct, kw_only=True):
+    case_id: str
+    state: str
+    state_label: str
+    violation_id: str
+    violation_type: str
+    violation_label: str
+    violation_at: datetime
+    camera_id: str
+    address: str
+    latitude: float
+    longitude: float
+    place_commune: str
+    vehicle_class: str
+    plate: str
+    plate_read: str | None
+    plate_confidence: float | None
+    plate_alternatives: list[str]
+    plate_corrected: bool
+    plate_colour: str
+    vehicle_type: str
+    brand: str
+    colour: str
+    inspection_status: str
+    match: str | None
+    mismatches: list[str]
+    unidentified_reason: str | None
+    measurement: dict[str, Any] | None
+    evidence: list[EvidenceView]
+    reviewer: str | None
+    reviewer_agency: str | None
+    reviewed_at: datetime | None
+    reject_reason: str | None
+    notified_at: datetime | None
+    respond_by: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
+    next_states: list[str]
+    # Only for the roles with the "owner" permission, in the single-case view (audited).
+    owner_commune: str | None = None
+    owner: OwnerView | None = None
+    history: list[HistoryView] | None = None
+
+
+class CaseList(msgspec.Struct, kw_only=True):
+    total: int
+    limit: int
+    offset: int
+    items: list[CaseView]
+
+
+class PublicEvidence(msgspec.Struct, kw_only=True):
+    sha256: str
+    kind: str
+    url: str
+
+
+class PublicCase(msgspec.Struct, kw_only=True):
+    """What the traffic police website shows a citizen: never the owner."""
+
+    case_id: str
+    plate: str
+    plate_colour: str
+    vehicle_type: str
+    violation_type: str
+    violation: str
+    violation_at: datetime
+    place: str
+    state: str
+    state_label: str
+    detecting_unit: str
+    resolving_unit: str
+    resolving_phone: str
+    resolving_address: str
+    evidence: list[PublicEvidence]
+
+
+class PublicLookup(msgspec.Struct, kw_only=True):
+    plate: str
+    items: list[PublicCase]
+
+
+class Me(msgspec.Struct, kw_only=True):
+    user: str
+    name: str
+    agency: str
+    agency_name: str
+    role: str
+    permissions: list[str]
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    error: str
+
+
+class ReviewRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    decision: Literal["confirmed", "rejected"]
+    plate: str | None = None   # the corrected plate, as printed or bare (e.g. 15A12345)
+    reason: str | None = None  # a code from /api/reject-reasons; required to reject
+
+
+class ResolveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    resolution: Literal["paid", "cancelled", "appealed_upheld"]
+
+
+class DecisionResult(msgspec.Struct, kw_only=True):
+    case_id: str
+    state: str
+    event_id: str
+    next_case: str | None = None
+
+
+class RejectReasonView(msgspec.Struct, kw_only=True):
+    code: str
+    label: str
+
+
+class ViolationStat(msgspec.Struct, kw_only=True):
+    key: str
+    total: int
+    confirmed: int
+    rejected: int
+    awaiting_review: int
+
+
+class CountStat(msgspec.Struct, kw_only=True):
+    camera_id: str
+    day: str
+    vehicle_class: str
+    vehicles: int
+
+
+class CameraView(msgspec.Struct, kw_only=True):
+    camera_id: str
+    state: str
+    reason: str
+    occurred_at: datetime
+    state_since: datetime
+    fps_in: float
+    fps_out: float
+    frames_dropped: int
+    decode_errors: int
+    reconnects: int
+    last_frame_age_s: float | None
+    changes: int
+
+
+class HoldView(msgspec.Struct, kw_only=True):
+    case_id: str
+    plate: str
+    plate_colour: str
+    vehicle_type: str
+    violation_type: str
+    violation_at: datetime
+    warned_at: datetime | None
+
+
+class AuditView(msgspec.Struct, kw_only=True):
+    seq: int
+    at: datetime
+    user_id: str
+    agency: str
+    role: str
+    action: str
+    object: str
+    purpose: str
+    client: str
+    hash: str
+
+
+def _json(value: Any) -> Any:
+    return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else value
+
+
+def evidence_views(case: dict[str, Any], url_prefix: str) -> list[EvidenceView]:
+    return [EvidenceView(sha256=e["sha256"], kind=e["kind"], size=e["size"], content_type=e.get("content_type", "image/jpeg"),
+                         captured_at=msgspec.convert(e.get("captured_at"), datetime | None),
+                         url=f"{url_prefix}/cases/{case['case_id']}/evidence/{e['sha256']}")
+            for e in _json(case["evidence"])]
+
+
+def case_view(user: User, case: dict[str, Any], *, owner: dict[str, Any] | None = None,
+              history: list[dict[str, Any]] | None = None, url_prefix: str = "/api") -> CaseView:
+    """The case as this user may see it; `owner` is dropped unless the role may read it."""
+    sees_owner = can(user, "owner")
+    return CaseView(
+        case_id=case["case_id"], state=case["state"], state_label=cases.STATE_LABELS[case["state"]],
+        violation_id=case["violation_id"], violation_type=case["violation_type"],
+        violation_label=cases.VIOLATION_LABELS.get(case["violation_type"], case["violation_type"]),
+        violation_at=case["violation_at"], camera_id=case["camera_id"], address=case["address"],
+        latitude=case["latitude"], longitude=case["longitude"], place_commune=case["place_commune"],
+        vehicle_class=case["vehicle_class"], plate=case["plate"], plate_read=case["plate_read"],
+        plate_confidence=case["plate_confidence"], plate_alternatives=list(_json(case["plate_alternatives"])),
+        plate_corrected=case["plate_corrected"], plate_colour=case["plate_colour"], vehicle_type=case["vehicle_type"],
+        brand=case["brand"], colour=case["colour"], inspection_status=case["inspection_status"], match=case["match"],
+        mismatches=list(case["mismatches"]), unidentified_reason=case["unidentified_reason"],
+        measurement=_json(case["measurement"]) if case["measurement"] else None,
+        evidence=evidence_views(case, url_prefix) if can(user, "evidence") else [],
+        reviewer=case["reviewer"], reviewer_agency=case["reviewer_agency"], reviewed_at=case["reviewed_at"],
+        reject_reason=case["reject_reason"], notified_at=case["notified_at"], respond_by=case["respond_by"],
+        resolved_at=case["resolved_at"], resolution=case["resolution"],
+        next_states=list(cases.next_states(case["state"])),
+        owner_commune=case["owner_commune"] if sees_owner else None,
+        owner=OwnerView(**owner) if (owner is not None and sees_owner) else None,
+        history=[HistoryView(**h) for h in history] if history is not None else None,
+    )
+
+
+def public_view(case: dict[str, Any], resolver: Agency | None, url_prefix: str = "/api/public") -> PublicCase:
+    return PublicCase(
+        case_id=case["case_id"], plate=case["plate"],
+        plate_colour=cases.PLATE_COLOUR_LABELS.get(case["plate_colour"], case["plate_colour"]),
+        vehicle_type=cases.VEHICLE_LABELS.get(case["vehicle_type"], case["vehicle_type"]),
+        violation_type=case["violation_type"],
+        violation=cases.VIOLATION_LABELS.get(case["violation_type"], case["violation_type"]),
+        violation_at=case["violation_at"], place=case["address"], state=case["state"],
+        state_label=cases.STATE_LABELS[case["state"]],
+        detecting_unit=f"Hệ thống camera giám sát – camera {case['camera_id']}",
+        resolving_unit=resolver.name if resolver else "",
+        resolving_phone=resolver.phone if resolver else "",
+        resolving_address=resolver.address if resolver else "",
+        evidence=[PublicEvidence(sha256=e["sha256"], kind=e["kind"],
+                                 url=f"{url_prefix}/cases/{case['case_id']}/evidence/{e['sha256']}")
+                  for e in _json(case["evidence"]) if e["kind"] in ("frame", "overlay", "plate_crop")],
+    )

@@ -1,0 +1,196 @@
+"""The portal's operations, shared by the JSON API and the HTML pages.
+
+Each runs in one transaction: a decision changes the case and queues its event together (never
+half-applied); a read of owner data or evidence and its audit row commit together (no read
+without its trace).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from proto import codec
+from services.portal import access, audit, cases, materialise, metrics, store
+from services.portal.agencies import User
+from services.portal.context import EvidenceError, Portal
+
+
+class ActionError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def require(user: User | None, permission: str) -> User:
+    if user is None:
+        raise ActionError(401, "cần đăng nhập (Authorization: Bearer <mã truy cập>)")
+    if not access.can(user, permission):
+        raise ActionError(403, f"vai trò {user.role} không được phép thực hiện thao tác này")
+    return user
+
+
+async def _audit(conn, user: User, action: str, obj: str, purpose: str, client: str) -> None:
+    await audit.append(conn, user_id=user.id, agency=user.agency.id, role=user.role, action=action, object=obj,
+                       purpose=purpose, client=client)
+    metrics.AUDIT_ROWS.labels(action).inc()
+
+
+async def _fetch(portal: Portal, sha256: str) -> bytes:
+    try:
+        return await portal.evidence(sha256)
+    except EvidenceError as exc:  # rolls back the audit row: nothing was seen
+        raise ActionError(exc.status, str(exc)) from exc
+
+
+async def read_case(portal: Portal, user: User | None, case_id: str, *, purpose: str, client: str,
+                    url_prefix: str = "/api") -> access.CaseView:
+    """A case as the user may see it; the owner data is read (and audited) only for roles allowed it."""
+    user = require(user, "cases")
+    async with portal.pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id)
+        if case is None or not access.in_scope(user, case):
+            raise ActionError(404, f"không có vụ việc {case_id}")
+        owner = None
+        if access.can(user, "owner"):
+            owner = await store.get_owner(conn, case_id)
+            if owner is not None:
+                await _audit(conn, user, "owner_read", case_id, purpose, client)
+        history = await store.history(conn, case_id)
+    return access.case_view(user, case, owner=owner, history=history, url_prefix=url_prefix)
+
+
+async def list_cases(portal: Portal, user: User | None, *, states: list[str] | None, plate: str | None,
+                     camera_id: str | None, limit: int, offset: int, queue: bool = False) -> access.CaseList:
+    user = require(user, "cases")
+    async with portal.pool.acquire() as conn:
+        rows, total = await store.list_cases(
+            conn, states=states, communes=access.commune_scope(user), plate_key=cases.plate_key(plate) if plate else None,
+            camera_id=camera_id, limit=limit, offset=offset, oldest_first=queue)
+    return access.CaseList(total=total, limit=limit, offset=offset, items=[access.case_view(user, r) for r in rows])
+
+
+async def read_evidence(portal: Portal, user: User | None, case_id: str, sha256: str, *, purpose: str,
+                        client: str) -> tuple[bytes, str]:
+    """(bytes, content type) of one evidence object of a case the user may see."""
+    user = require(user, "evidence")
+    async with portal.pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id)
+        if case is None or not access.in_scope(user, case):
+            raise ActionError(404, f"không có vụ việc {case_id}")
+        ref = next((e for e in access._json(case["evidence"]) if e["sha256"] == sha256), None)
+        if ref is None:
+            raise ActionError(404, "hình ảnh không thuộc vụ việc này")
+        await _audit(conn, user, "evidence_read", f"{case_id}/{sha256}", purpose, client)
+        data = await _fetch(portal, sha256)
+    return data, ref.get("content_type", "image/jpeg")
+
+
+async def read_public_evidence(portal: Portal, case_id: str, sha256: str, *, client: str) -> tuple[bytes, str]:
+    """Evidence of a case shown in the public lookup (an open, confirmed case); audited as public."""
+    async with portal.pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id)
+        if case is None or case["state"] not in cases.OPEN:
+            raise ActionError(404, f"không có vụ việc {case_id} trong danh sách công khai")
+        ref = next((e for e in access._json(case["evidence"]) if e["sha256"] == sha256), None)
+        if ref is None:
+            raise ActionError(404, "hình ảnh không thuộc vụ việc này")
+        await audit.append(conn, user_id="public", agency="public", role="citizen", action="evidence_read",
+                           object=f"{case_id}/{sha256}", purpose="tra cứu công khai", client=client)
+        metrics.AUDIT_ROWS.labels("evidence_read").inc()
+        data = await _fetch(portal, sha256)
+    return data, ref.get("content_type", "image/jpeg")
+
+
+async def public_lookup(portal: Portal, plate: str) -> access.PublicLookup:
+    key = cases.plate_key(plate)
+    if not 5 <= len(key) <= 12:
+        raise ActionError(400, "nhập biển số, ví dụ 30A-123.45 hoặc 29-B1 123.45")
+    async with portal.pool.acquire() as conn:
+        rows, _ = await store.list_cases(conn, states=sorted(cases.OPEN), plate_key=key, limit=100)
+    items = [access.public_view(r, portal.directory.resolving_unit(r["place_commune"])) for r in rows]
+    return access.PublicLookup(plate=key, items=items)
+
+
+async def review(portal: Portal, user: User | None, case_id: str, *, decision: str, plate: str | None,
+                 reason: str | None) -> access.DecisionResult:
+    """Confirm (optionally with a corrected plate) or reject with a listed reason; the
+    case.reviewed event is queued in the same transaction and published after commit."""
+    user = require(user, "review")
+    if decision not in ("confirmed", "rejected"):
+        raise ActionError(400, "decision phải là confirmed hoặc rejected")
+    reason_label = None
+    if decision == "rejected":
+        reason_label = portal.directory.reason_label(reason or "")
+        if reason_label is None:
+            raise ActionError(400, "chọn lý do loại bỏ trong danh sách (/api/reject-reasons)")
+    now = datetime.now(timezone.utc)
+    async with portal.pool.acquire() as conn:
+        async with conn.transaction():
+            case = await store.get_case(conn, case_id, lock=True)
+            if case is None:
+                raise ActionError(404, f"không có vụ việc {case_id}")
+            printed, corrected = case["plate"], False
+            if plate is not None and plate.strip() and cases.plate_key(plate) != case["plate_key"]:
+                try:
+                    printed = cases.format_plate(plate)
+                except ValueError as exc:
+                    raise ActionError(400, f"biển số không hợp lệ: {plate!r} (ví dụ 30A-123.45)") from exc
+                corrected = True
+            if decision == "confirmed" and not printed:
+                raise ActionError(400, "nhập biển số trước khi xác nhận vi phạm")
+            try:
+                await store.update_case(
+                    conn, case_id, state=decision, plate=printed, plate_key=cases.plate_key(printed),
+                    plate_corrected=case["plate_corrected"] or corrected, reviewer=user.id,
+                    reviewer_agency=user.agency.id, reviewed_at=now, reject_reason=reason_label)
+            except store.TransitionRefused as exc:
+                metrics.REFUSED.labels("review").inc()
+                raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái "
+                                       f"'{cases.STATE_LABELS[case['state']]}', không thể {decision}") from exc
+            subject, event = materialise.reviewed_event(
+                {**case, "plate": printed}, decision=decision, plate=printed, plate_corrected=corrected,
+                reason=reason_label, reviewer=user.id, agency=user.agency.id, at=now)
+            payload = codec.encode(event)
+            await store.outbox_add(conn, event.id, subject, payload)
+        next_case = await store.next_in_queue(conn, case_id)
+    metrics.DECISIONS.labels(decision).inc()
+    await portal.publish_outbox(event.id, subject, payload)
+    return access.DecisionResult(case_id=case_id, state=decision, event_id=event.id, next_case=next_case)
+
+
+async def resolve(portal: Portal, user: User | None, case_id: str, *, resolution: str) -> access.DecisionResult:
+    user = require(user, "resolve")
+    if resolution not in ("paid", "cancelled", "appealed_upheld"):
+        raise ActionError(400, "resolution phải là paid, cancelled hoặc appealed_upheld")
+    now = datetime.now(timezone.utc)
+    async with portal.pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id, lock=True)
+        if case is None:
+            raise ActionError(404, f"không có vụ việc {case_id}")
+        try:
+            await store.update_case(conn, case_id, state="resolved", resolved_at=now, resolution=resolution)
+        except store.TransitionRefused as exc:
+            metrics.REFUSED.labels("resolve").inc()
+            raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái '{cases.STATE_LABELS[case['state']]}', "
+                                   "không thể đánh dấu đã xử lý") from exc
+        subject, event = materialise.resolved_event(case, resolution=resolution, resolved_by=user.id,
+                                                    agency=user.agency.id, at=now)
+        payload = codec.encode(event)
+        await store.outbox_add(conn, event.id, subject, payload)
+    metrics.DECISIONS.labels("resolved").inc()
+    await portal.publish_outbox(event.id, subject, payload)
+    return access.DecisionResult(case_id=case_id, state="resolved", event_id=event.id)
+
+
+def parse_period(start: str | None, end: str | None, tz) -> tuple[datetime, datetime]:
+    """[start, end) from YYYY-MM-DD local dates; the last 30 days by default."""
+    from datetime import date, time as dtime, timedelta
+    try:
+        end_day = date.fromisoformat(end) if end else datetime.now(tz).date()
+        start_day = date.fromisoformat(start) if start else end_day - timedelta(days=29)
+    except ValueError as exc:
+        raise ActionError(400, "from/to phải có dạng YYYY-MM-DD") from exc
+    if start_day > end_day or (end_day - start_day).days > 366:
+        raise ActionError(400, "khoảng thời gian không hợp lệ (tối đa 366 ngày, from ≤ to)")
+    return (datetime.combine(start_day, dtime(), tz), datetime.combine(end_day + timedelta(days=1), dtime(), tz))
+

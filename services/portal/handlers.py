@@ -1,0 +1,94 @@
+"""What each consumed event does to the portal's tables (the consumers themselves are wired in
+main.py). Idempotent on the event: a redelivery or a replay changes nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from nats.aio.msg import Msg
+
+from proto import codec
+from proto.v1 import (CameraStatus, NoticeFailed, NoticeSent, VehiclesCounted, ViolationIdentified,
+                      ViolationUnidentified)
+from services.portal import cases, materialise, metrics, store
+from services.runtime import bus
+
+log = logging.getLogger("portal")
+
+
+def decode_violation(msg: Msg) -> ViolationIdentified | ViolationUnidentified:
+    if msg.subject.startswith("traffic.violation.identified."):
+        return codec.decode(msg.data, ViolationIdentified)
+    if msg.subject.startswith("traffic.violation.unidentified."):
+        return codec.decode(msg.data, ViolationUnidentified)
+    raise bus.Invalid(f"unexpected subject {msg.subject}")
+
+
+def decode_notice(msg: Msg) -> NoticeSent | NoticeFailed:
+    if msg.subject.startswith("traffic.notice.sent."):
+        return codec.decode(msg.data, NoticeSent)
+    if msg.subject.startswith("traffic.notice.failed."):
+        return codec.decode(msg.data, NoticeFailed)
+    raise bus.Invalid(f"unexpected subject {msg.subject}")
+
+
+def decode_telemetry(msg: Msg) -> VehiclesCounted | CameraStatus:
+    if msg.subject.startswith("traffic.vehicles.counted."):
+        return codec.decode(msg.data, VehiclesCounted)
+    if msg.subject.startswith("traffic.camera.status."):
+        return codec.decode(msg.data, CameraStatus)
+    raise bus.Invalid(f"unexpected subject {msg.subject}")
+
+
+async def on_violation(pool: asyncpg.Pool, timezone_name: str,
+                       event: ViolationIdentified | ViolationUnidentified) -> str | None:
+    """Open a case; returns its id, or None when the violation already has one."""
+    if isinstance(event, ViolationIdentified):
+        row, owner = materialise.case_from_identified(event)
+    else:
+        row, owner = materialise.case_from_unidentified(event), None
+    async with pool.acquire() as conn, conn.transaction():
+        case_id = await store.insert_case(conn, row, owner, timezone_name)
+    if case_id is None:
+        metrics.DUPLICATES.labels("violation").inc()
+    else:
+        metrics.CASES.labels(row["state"]).inc()
+        log.info("case opened", extra={"fields": {"case": case_id, "state": row["state"], "violation": row["violation_id"]}})
+    return case_id
+
+
+async def on_notice(pool: asyncpg.Pool, event: NoticeSent | NoticeFailed) -> str | None:
+    """Record the notice; a sent owner notice makes the case `notified`, an inspection warning
+    `warned`. Returns the new state, if any."""
+    sent = isinstance(event, NoticeSent)
+    async with pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, event.case_id, lock=True)
+        if case is None:
+            raise bus.Invalid(f"notice {event.notice_id} is for unknown case {event.case_id}")
+        fresh = await store.record_notice(
+            conn, event_id=event.id, case_id=event.case_id, notice_id=event.notice_id, kind=event.kind,
+            channel=event.channel, outcome="sent" if sent else "failed",
+            recipient=event.recipient if sent else "", reason="" if sent else event.reason,
+            occurred_at=event.occurred_at, respond_by=event.respond_by if sent else None)
+        if not fresh:
+            metrics.DUPLICATES.labels("notice").inc()
+            return None
+        target = cases.state_after_notice(case["state"], event.kind) if sent else None
+        if target is None:
+            return None
+        changes = {"notified_at": event.occurred_at, "respond_by": event.respond_by} if target == "notified" \
+            else {"warned_at": event.occurred_at}
+        await store.update_case(conn, event.case_id, state=target, **changes)
+    log.info("case moved by notice", extra={"fields": {"case": event.case_id, "state": target, "notice": event.notice_id}})
+    return target
+
+
+async def on_telemetry(pool: asyncpg.Pool, event: VehiclesCounted | CameraStatus) -> None:
+    async with pool.acquire() as conn:
+        if isinstance(event, VehiclesCounted):
+            await store.record_counts(
+                conn, event_id=event.id, camera_id=event.camera_id, window_start=event.window_start,
+                window_end=event.occurred_at, counts=[(c.vehicle_class, c.lane or "", c.count) for c in event.counts])
+        else:
+            await store.record_camera_status(conn, event)

@@ -1,0 +1,18 @@
+"""Prometheus metrics of the portal (prefix roadwatch_portal_)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("roadwatch_portal_http_requests_total", "HTTP requests by route and status.", ["route", "status"])
+REQUEST_SECONDS = Histogram("roadwatch_portal_http_request_duration_seconds", "HTTP request time by route.", ["route"],
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+CASES = Counter("roadwatch_portal_cases_total", "Cases created from violations, by initial state.", ["state"])
+DUPLICATES = Counter("roadwatch_portal_duplicate_events_total", "Events already applied (redelivery, replay).", ["kind"])
+DECISIONS = Counter("roadwatch_portal_decisions_total", "Police decisions (confirmed, rejected, resolved).", ["decision"])
+REFUSED = Counter("roadwatch_portal_transitions_refused_total", "State changes refused by the state machine.", ["source"])
+AUDIT_ROWS = Counter("roadwatch_portal_audit_rows_total", "Rows appended to the audit log, by action.", ["action"])
+EVIDENCE_BYTES = Counter("roadwatch_portal_evidence_bytes_total", "Evidence bytes served after their SHA-256 was checked.")
+EVIDENCE_MISMATCH = Counter("roadwatch_portal_evidence_mismatch_total", "Evidence objects whose SHA-256 did not match.")
+RATE_LIMITED = Counter("roadwatch_portal_rate_limited_total", "Public lookups refused by the per-client limit.")
+OUTBOX_PENDING = Gauge("roadwatch_portal_outbox_pending", "Decided events not yet acknowledged by NATS.")

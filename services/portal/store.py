@@ -1,0 +1,221 @@
+"""SQL of the portal schema (migrations/001_portal.sql); every function takes a connection so
+that the caller decides the transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+CASE_COLUMNS = (
+    "case_id, violation_id, camera_id, violation_type, violation_at, detected_at, latitude, longitude, address, "
+    "place_commune, vehicle_class, vehicle_colour, measurement, rule, plate_read, plate_confidence, "
+    "plate_alternatives, plate, plate_key, plate_corrected, plate_colour, vehicle_type, brand, colour, "
+    "inspection_status, match, mismatches, unidentified_reason, owner_commune, evidence, state, reviewer, "
+    "reviewer_agency, reviewed_at, reject_reason, notified_at, respond_by, warned_at, resolved_at, resolution, "
+    "created_at, updated_at"
+)
+OWNER_COLUMNS = ("kind", "name", "national_id", "address", "commune_code", "province", "phone", "email")
+JSON_COLUMNS = {"measurement", "plate_alternatives", "evidence"}
+
+
+class TransitionRefused(Exception):
+    """The database refused a change of state (portal.case_transitions): HTTP 409."""
+
+
+def _refused(exc: asyncpg.PostgresError) -> bool:
+    return getattr(exc, "sqlstate", None) == "RW409"
+
+
+async def insert_case(conn: asyncpg.Connection, row: dict[str, Any], owner: dict[str, Any] | None,
+                      timezone_name: str) -> str | None:
+    """Insert a new case numbered CASE-<year>-<n>; None when the violation already has one
+    (a redelivery or replay)."""
+    columns = list(row)
+    values = [f"${i + 2}::jsonb" if c in JSON_COLUMNS else f"${i + 2}" for i, c in enumerate(columns)]
+    violation_at = columns.index("violation_at") + 2
+    sql = (
+        f"INSERT INTO portal.cases (case_id, {', '.join(columns)}) VALUES ("
+        f"'CASE-' || to_char(${violation_at} AT TIME ZONE $1, 'YYYY') || '-' || "
+        f"lpad(nextval('portal.case_number')::text, 6, '0'), {', '.join(values)}) "
+        "ON CONFLICT DO NOTHING RETURNING case_id"
+    )
+    case_id = await conn.fetchval(sql, timezone_name, *row.values())
+    if case_id is not None and owner is not None:
+        await conn.execute(
+            f"INSERT INTO portal.owners (case_id, {', '.join(OWNER_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            case_id, *(owner[c] for c in OWNER_COLUMNS))
+    return case_id
+
+
+async def get_case(conn: asyncpg.Connection, case_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {CASE_COLUMNS} FROM portal.cases WHERE case_id = $1"
+                              + (" FOR UPDATE" if lock else ""), case_id)
+    return dict(row) if row else None
+
+
+async def list_cases(conn: asyncpg.Connection, *, states: list[str] | None = None, communes: list[str] | None = None,
+                     plate_key: str | None = None, camera_id: str | None = None, limit: int = 50,
+                     offset: int = 0, oldest_first: bool = False) -> tuple[list[dict[str, Any]], int]:
+    where, args = ["true"], []
+    if states:
+        args.append(states)
+        where.append(f"state = ANY(${len(args)})")
+    if communes is not None:
+        args.append(communes)
+        where.append(f"owner_commune = ANY(${len(args)})")
+    if plate_key:
+        args.append(plate_key)
+        where.append(f"plate_key = ${len(args)}")
+    if camera_id:
+        args.append(camera_id)
+        where.append(f"camera_id = ${len(args)}")
+    condition = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM portal.cases WHERE {condition}", *args)
+    order = "violation_at ASC, case_id" if oldest_first else "violation_at DESC, case_id"
+    rows = await conn.fetch(
+        f"SELECT {CASE_COLUMNS} FROM portal.cases WHERE {condition} ORDER BY {order} "
+        f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}", *args, limit, offset)
+    return [dict(r) for r in rows], total
+
+
+async def get_owner(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {', '.join(OWNER_COLUMNS)} FROM portal.owners WHERE case_id = $1", case_id)
+    return dict(row) if row else None
+
+
+async def history(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT from_state, to_state, at FROM portal.case_history WHERE case_id = $1 ORDER BY id",
+                            case_id)
+    return [dict(r) for r in rows]
+
+
+async def next_in_queue(conn: asyncpg.Connection, after_case: str | None) -> str | None:
+    """The oldest case awaiting review other than the one just decided."""
+    return await conn.fetchval(
+        "SELECT case_id FROM portal.cases WHERE state IN ('identified', 'unidentified') AND case_id <> $1 "
+        "ORDER BY violation_at, case_id LIMIT 1", after_case or "")
+
+
+async def update_case(conn: asyncpg.Connection, case_id: str, **columns: Any) -> None:
+    """Change columns (incl. state); raises TransitionRefused when the state machine says no."""
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+    try:
+        await conn.execute(f"UPDATE portal.cases SET {sets} WHERE case_id = $1", case_id, *columns.values())
+    except asyncpg.PostgresError as exc:
+        if _refused(exc):
+            raise TransitionRefused(str(exc)) from exc
+        raise
+
+
+async def record_notice(conn: asyncpg.Connection, *, event_id: str, case_id: str, notice_id: str, kind: str,
+                        channel: str, outcome: str, recipient: str = "", reason: str = "",
+                        occurred_at: datetime, respond_by: datetime | None = None) -> bool:
+    """False when this event was recorded before (a redelivery)."""
+    return await conn.fetchval(
+        "INSERT INTO portal.notices (event_id, case_id, notice_id, kind, channel, outcome, recipient, reason, "
+        "occurred_at, respond_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING true",
+        event_id, case_id, notice_id, kind, channel, outcome, recipient, reason, occurred_at, respond_by) is True
+
+
+async def notices(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT notice_id, kind, channel, outcome, recipient, reason, occurred_at, respond_by "
+                            "FROM portal.notices WHERE case_id = $1 ORDER BY occurred_at", case_id)
+    return [dict(r) for r in rows]
+
+
+# --- outbox -------------------------------------------------------------------------------------------
+async def outbox_add(conn: asyncpg.Connection, event_id: str, subject: str, payload: bytes) -> None:
+    await conn.execute("INSERT INTO portal.outbox (event_id, subject, payload) VALUES ($1, $2, $3) "
+                       "ON CONFLICT (event_id) DO NOTHING", event_id, subject, payload)
+
+
+async def outbox_pending(conn: asyncpg.Connection, older_than_s: float, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT event_id, subject, payload FROM portal.outbox WHERE published_at IS NULL "
+        "AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2", older_than_s, limit)
+
+
+async def outbox_done(conn: asyncpg.Connection, event_id: str) -> None:
+    await conn.execute("UPDATE portal.outbox SET published_at = now() WHERE event_id = $1", event_id)
+
+
+async def outbox_count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM portal.outbox WHERE published_at IS NULL")
+
+
+# --- telemetry ----------------------------------------------------------------------------------------
+async def record_counts(conn: asyncpg.Connection, *, event_id: str, camera_id: str, window_start: datetime,
+                        window_end: datetime, counts: list[tuple[str, str, int]]) -> None:
+    await conn.executemany(
+        "INSERT INTO portal.vehicle_counts (event_id, camera_id, window_start, window_end, vehicle_class, lane, count) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        [(event_id, camera_id, window_start, window_end, cls, lane, n) for cls, lane, n in counts])
+
+
+async def record_camera_status(conn: asyncpg.Connection, status: Any) -> None:
+    """Keep the latest report per camera (an older one arriving late is ignored)."""
+    await conn.execute(
+        """INSERT INTO portal.camera_health AS h (camera_id, state, reason, occurred_at, state_since, fps_in, fps_out,
+               frames_dropped, decode_errors, reconnects, last_frame_age_s, changes)
+           VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, 0)
+           ON CONFLICT (camera_id) DO UPDATE SET
+               state = EXCLUDED.state, reason = EXCLUDED.reason, occurred_at = EXCLUDED.occurred_at,
+               state_since = CASE WHEN h.state = EXCLUDED.state THEN h.state_since ELSE EXCLUDED.occurred_at END,
+               changes = h.changes + CASE WHEN h.state = EXCLUDED.state THEN 0 ELSE 1 END,
+               fps_in = EXCLUDED.fps_in, fps_out = EXCLUDED.fps_out, frames_dropped = EXCLUDED.frames_dropped,
+               decode_errors = EXCLUDED.decode_errors, reconnects = EXCLUDED.reconnects,
+               last_frame_age_s = EXCLUDED.last_frame_age_s
+           WHERE h.occurred_at <= EXCLUDED.occurred_at""",
+        status.camera_id, status.state, status.reason, status.occurred_at, status.fps_in, status.fps_out,
+        status.frames_dropped, status.decode_errors, status.reconnects, status.last_frame_age_s)
+
+
+# --- statistics ---------------------------------------------------------------------------------------
+GROUPS = {"type": "violation_type", "camera": "camera_id",
+          "day": "to_char(violation_at AT TIME ZONE $3, 'YYYY-MM-DD')"}
+
+
+async def violations_by(conn: asyncpg.Connection, group: str, start: datetime, end: datetime,
+                        timezone_name: str) -> list[dict[str, Any]]:
+    """Counts of cases by type, camera or local day, with how many were confirmed and rejected."""
+    key = GROUPS[group]
+    rows = await conn.fetch(
+        f"""SELECT {key} AS key, count(*) AS total,
+                   count(*) FILTER (WHERE state IN ('confirmed', 'notified', 'warned', 'resolved')) AS confirmed,
+                   count(*) FILTER (WHERE state = 'rejected') AS rejected,
+                   count(*) FILTER (WHERE state IN ('identified', 'unidentified')) AS awaiting_review
+            FROM portal.cases WHERE violation_at >= $1 AND violation_at < $2 {'' if group == 'day' else 'AND $3::text IS NOT NULL'}
+            GROUP BY 1 ORDER BY 1""", start, end, timezone_name)
+    return [dict(r) for r in rows]
+
+
+async def counts_by(conn: asyncpg.Connection, start: datetime, end: datetime, timezone_name: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT camera_id, to_char(window_start AT TIME ZONE $3, 'YYYY-MM-DD') AS day, vehicle_class,
+                  sum(count)::bigint AS vehicles
+           FROM portal.vehicle_counts WHERE window_start >= $1 AND window_start < $2
+           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""", start, end, timezone_name)
+    return [dict(r) for r in rows]
+
+
+async def cameras(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT camera_id, state, reason, occurred_at, state_since, fps_in, fps_out, frames_dropped, decode_errors, "
+        "reconnects, last_frame_age_s, changes FROM portal.camera_health ORDER BY camera_id")
+    return [dict(r) for r in rows]
+
+
+async def inspection_holds(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT case_id, plate, plate_colour, vehicle_type, violation_type, violation_at, warned_at "
+        "FROM portal.cases WHERE state = 'warned' ORDER BY warned_at")
+    return [dict(r) for r in rows]
+
+
+async def audit_rows(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT seq, at, user_id, agency, role, action, object, purpose, client, hash "
+                            "FROM portal.audit ORDER BY seq DESC LIMIT $1", limit)
+    return [dict(r) for r in rows]

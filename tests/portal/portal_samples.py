@@ -1,0 +1,87 @@
+"""Builders of the events the portal consumes, with real evidence images in the object store."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import cv2
+import nats.js.api
+
+from proto import ids
+from proto.v1 import ViolationIdentified, ViolationUnidentified
+from proto.v1.common import EvidenceRef, Location, PlateAlternative, PlateText
+from proto.v1.violation import Measurement, Owner, Vehicle, ViolationDetected
+
+ICT = timezone(timedelta(hours=7))
+BUCKET = "evidence"
+# Lạch Tray: the commune of the demo commune police in agencies.example.yaml.
+LACH_TRAY = "11311"
+OTHER_COMMUNE = "11329"
+
+OWNERS = {
+    LACH_TRAY: Owner(kind="person", name="Nguyễn Văn An", national_id="031089001234",
+                     address="Số 12 Lạch Tray, phường Lạch Tray, Hải Phòng", commune_code=LACH_TRAY,
+                     province="Hải Phòng", phone="0912345678", email="nguyenvanan@example.vn"),
+    OTHER_COMMUNE: Owner(kind="person", name="Trần Thị Bích Ngọc", national_id="031190004321",
+                         address="Số 8 Đà Nẵng, phường Cầu Tre, Hải Phòng", commune_code=OTHER_COMMUNE,
+                         province="Hải Phòng", phone="0987654321", email="ngoc.tran@example.vn"),
+}
+# Every owner value that must never reach a role without the "owner" permission.
+OWNER_SECRETS = [v for o in OWNERS.values() for v in (o.name, o.national_id, o.address, o.phone, o.email)]
+
+
+async def put_evidence(js, street_dir: Path, image: str = "vn_cam_video1_78.jpg",
+                       crop: tuple[int, int, int, int] = (520, 360, 840, 620)) -> tuple[EvidenceRef, ...]:
+    """Store a real camera frame and a crop of it under their SHA-256, as track does."""
+    frame = (street_dir / image).read_bytes()
+    decoded = cv2.imread(str(street_dir / image))
+    x1, y1, x2, y2 = crop
+    ok, crop_jpeg = cv2.imencode(".jpg", decoded[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    try:
+        store = await js.object_store(BUCKET)
+    except nats.js.errors.BucketNotFoundError:
+        store = await js.create_object_store(BUCKET)
+    refs = []
+    for kind, data in (("frame", frame), ("plate_crop", crop_jpeg.tobytes())):
+        sha = hashlib.sha256(data).hexdigest()
+        await store.put(sha, data)
+        refs.append(EvidenceRef(bucket=BUCKET, name=sha, sha256=sha, kind=kind, size=len(data),
+                                captured_at=datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)))
+    return tuple(refs)
+
+
+def detected(camera: str, n: int, *, plate: str | None = "15A-123.45", type_: str = "red_light",
+             at: datetime | None = None, evidence: tuple[EvidenceRef, ...] = (),
+             commune: str = LACH_TRAY) -> ViolationDetected:
+    at = at or datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT) + timedelta(minutes=n)
+    read = None if plate is None else PlateText(
+        text=plate, raw=plate.replace("-", "").replace(".", "").replace(" ", ""), confidence=0.91,
+        format_valid=True, alternatives=(PlateAlternative(text=plate[:-1] + "6", confidence=0.05),))
+    return ViolationDetected(
+        id=ids.event_id("vio", camera, n), camera_id=camera, occurred_at=at, type=type_,
+        location=Location(latitude=20.8449, longitude=106.6881, address="Ngã tư Lạch Tray – Văn Cao, Ngô Quyền, Hải Phòng",
+                          commune_code=commune),
+        vehicle_class="car", vehicle_colour="white", track_id=n, plate=read,
+        measurement=Measurement(value=68.4, unit="km/h", limit=50.0) if type_ == "speeding" else None,
+        rule="stop-line-north", evidence=evidence, detected_at=at + timedelta(seconds=2))
+
+
+def identified(camera: str, n: int, *, plate: str = "15A-123.45", owner_commune: str = LACH_TRAY,
+               evidence: tuple[EvidenceRef, ...] = (), **kw) -> ViolationIdentified:
+    v = detected(camera, n, plate=plate, evidence=evidence, **kw)
+    bare = plate.replace("-", "").replace(".", "").replace(" ", "")
+    return ViolationIdentified(
+        id=ids.event_id("idf", v.id), camera_id=camera, occurred_at=v.occurred_at, violation=v,
+        vehicle=Vehicle(plate=bare, plate_printed=plate, plate_colour="white", vehicle_type="car", brand="Toyota Vios",
+                        colour="white", inspection_status="valid"),
+        owner=OWNERS[owner_commune], match="exact", matched_plate=bare)
+
+
+def unidentified(camera: str, n: int, *, plate: str | None = "15A-999.99", evidence: tuple[EvidenceRef, ...] = (),
+                 **kw) -> ViolationUnidentified:
+    v = detected(camera, n, plate=plate, evidence=evidence, **kw)
+    return ViolationUnidentified(id=ids.event_id("unid", v.id), camera_id=camera, occurred_at=v.occurred_at,
+                                 violation=v, reason="no_record" if plate else "no_read")
