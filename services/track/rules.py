@@ -63,6 +63,9 @@ class RuleState:
     wrong_lane_run: dict[str, int] = field(default_factory=dict)
     stopped_since: dict[str, float] = field(default_factory=dict)
     trap_crossings: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Stop-line crossings whose movement is not known yet (the lane has several): stop line ->
+    # (crossing time, lane, the observation nearest the crossing, movement id if an exit was crossed)
+    crossings: dict[str, tuple[float, str, Observation]] = field(default_factory=dict)
 
 
 PhaseLookup = Callable[[str, float], PhaseAt | None]
@@ -94,39 +97,70 @@ def _crossing(previous: Observation, current: Observation, line: geometry.Segmen
 
 def red_light(scene: Scene, state: RuleState, previous: Observation, current: Observation,
               phase_at: PhaseLookup) -> list[Finding]:
-    """Crossing a stop line in the lane's direction while the head governing the lane is red.
+    """Crossing a stop line in the lane's direction while the head governing its movement is red.
 
     The lane is the one the vehicle was in before the line: after it, it may be in the middle of
-    the junction. Amber is not red; red younger than `red_grace_s` is not judged either.
+    the junction. The phase is the one at the moment of crossing, even when the movement is only
+    known later (an exit line crossed, or none by the end of the track). Amber is not red; red
+    younger than `red_grace_s` is not judged either.
     """
     out = []
     for stop in scene.stop_lines:
         if ("red_light", stop.id) in state.fired:
             continue
-        t = _crossing(previous, current, stop.line)
-        if t is None:
-            continue
-        lane = scene.lane_at(previous.anchor) or scene.lane_at(current.anchor)
-        if lane is None:
-            continue
-        motion = (current.anchor[0] - previous.anchor[0], current.anchor[1] - previous.anchor[1])
-        if geometry.dot(motion, lane.direction) <= 0:
-            continue  # crossing backwards: that is wrong_way's business
-        movement = scene.movement_of(lane.id)
-        if movement is None:
-            continue
-        phase = phase_at(movement.head, t)
-        if phase is None or phase.phase != "red":
-            continue
-        age = phase.age(t)
-        if age < scene.rules.red_grace_s:
-            continue
-        nearest = current if abs(current.t - t) <= abs(previous.t - t) else previous
-        out.append(Finding("red_light", stop.id, t, nearest, round(age, 2), "s", phase="red", phase_age_s=round(age, 2),
-                           parameters={"stop_line": stop.id, "lane": lane.id, "movement": movement.id,
-                                       "head": movement.head, "signal_source": phase.source,
-                                       "red_grace_s": scene.rules.red_grace_s}))
+        if stop.id not in state.crossings:
+            t = _crossing(previous, current, stop.line)
+            if t is None:
+                continue
+            lane = scene.lane_at(previous.anchor) or scene.lane_at(current.anchor)
+            if lane is None or not scene.movements_of(lane.id):
+                continue
+            motion = (current.anchor[0] - previous.anchor[0], current.anchor[1] - previous.anchor[1])
+            if geometry.dot(motion, lane.direction) <= 0:
+                continue  # crossing backwards: that is wrong_way's business
+            nearest = current if abs(current.t - t) <= abs(previous.t - t) else previous
+            state.crossings[stop.id] = (t, lane.id, nearest)
+        t, lane_id, nearest = state.crossings[stop.id]
+        movements = scene.movements_of(lane_id)
+        chosen = next((m for m in movements if m.exit is not None and _crossing(previous, current, m.exit) is not None),
+                      None)
+        if chosen is None and len(movements) == 1 and movements[0].exit is None:
+            chosen = movements[0]
+        if chosen is None:
+            continue  # not known yet: decided by an exit, or by `resolve` at the end of the track
+        finding = _judge_red(scene, stop.id, t, lane_id, nearest, chosen, phase_at)
+        del state.crossings[stop.id]
+        if finding is not None:
+            out.append(finding)
     return out
+
+
+def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup) -> list[Finding]:
+    """At the end of a track: a crossing that took no exit made its lane's movement without one."""
+    out = []
+    for stop_id, (t, lane_id, nearest) in sorted(state.crossings.items()):
+        default = next((m for m in scene.movements_of(lane_id) if m.exit is None), None)
+        if default is not None and ("red_light", stop_id) not in state.fired:
+            finding = _judge_red(scene, stop_id, t, lane_id, nearest, default, phase_at)
+            if finding is not None:
+                state.fired.add((finding.type, finding.element))
+                out.append(finding)
+    state.crossings.clear()
+    return out
+
+
+def _judge_red(scene: Scene, stop_id: str, t: float, lane_id: str, nearest: Observation, movement,
+               phase_at: PhaseLookup) -> Finding | None:
+    phase = phase_at(movement.head, t)
+    if phase is None or phase.phase != "red":
+        return None
+    age = phase.age(t)
+    if age < scene.rules.red_grace_s:
+        return None
+    return Finding("red_light", stop_id, t, nearest, round(age, 2), "s", phase="red", phase_age_s=round(age, 2),
+                   parameters={"stop_line": stop_id, "lane": lane_id, "movement": movement.id,
+                               "head": movement.head, "signal_source": phase.source,
+                               "red_grace_s": scene.rules.red_grace_s})
 
 
 def wrong_way(scene: Scene, state: RuleState, current: Observation, lane_id: str | None) -> list[Finding]:

@@ -86,9 +86,14 @@ class SignalHead:
 
 @dataclass(frozen=True)
 class Movement:
+    """Lanes whose traffic one signal head governs. When a lane has several movements (straight
+    and right from the same lane), all but one have an `exit` line: crossing it later tells which
+    movement the vehicle made; a vehicle that crosses no exit made the one without."""
+
     id: str
     lanes: tuple[str, ...]
     head: str
+    exit: Segment | None = None
 
 
 @dataclass(frozen=True)
@@ -133,11 +138,8 @@ class Scene:
                 return lane
         return None
 
-    def movement_of(self, lane_id: str) -> Movement | None:
-        for movement in self.movements:
-            if lane_id in movement.lanes:
-                return movement
-        return None
+    def movements_of(self, lane_id: str) -> tuple[Movement, ...]:
+        return tuple(movement for movement in self.movements if lane_id in movement.lanes)
 
 
 # --- YAML with line numbers ----------------------------------------------------------------------
@@ -396,24 +398,27 @@ def _signal(r: _Reader, top: dict[str, _Node], frame_size: tuple[int, int]) -> S
 
 def _movements(r: _Reader, top: dict[str, _Node], lane_ids: set[str], head_ids: set[str]) -> tuple[Movement, ...]:
     movements = []
-    owner: dict[str, str] = {}
+    default_of: dict[str, str] = {}  # lane -> its movement without an exit line
     for n, (movement_id, node) in enumerate(_items(r, top, "movements")):
         f = f"movements[{n}]"
-        m = r.mapping(node, f, ("id", "lanes", "head"), ("id", "lanes", "head"))
+        m = r.mapping(node, f, ("id", "lanes", "head", "exit"), ("id", "lanes", "head"))
+        exit_ = r.segment(m["exit"], f"{f}.exit") if "exit" in m else None
         lanes = []
         for i, item in enumerate(r.sequence(m["lanes"], f"{f}.lanes", 1)):
             if item.value not in lane_ids:
                 raise r.fail(f"unknown lane {item.value!r} (lanes: {', '.join(sorted(lane_ids)) or 'none'})",
                              f"{f}.lanes[{i}]", item)
-            if item.value in owner:
-                raise r.fail(f"lane {item.value!r} is already in movement {owner[item.value]!r}", f"{f}.lanes[{i}]", item)
-            owner[item.value] = movement_id
+            if exit_ is None:
+                if item.value in default_of:
+                    raise r.fail(f"lane {item.value!r} is already in movement {default_of[item.value]!r}, which has "
+                                 "no exit line either: give one of them an exit", f"{f}.lanes[{i}]", item)
+                default_of[item.value] = movement_id
             lanes.append(item.value)
         head = m["head"].value
         if head not in head_ids:
             raise r.fail(f"unknown signal head {head!r} (heads: {', '.join(sorted(head_ids)) or 'none'})",
                          f"{f}.head", m["head"])
-        movements.append(Movement(movement_id, tuple(lanes), head))
+        movements.append(Movement(movement_id, tuple(lanes), head, exit_))
     return tuple(movements)
 
 

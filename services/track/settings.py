@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from services.runtime.settings import check_common
+from services.runtime.settings import SettingError, check_common
+from services.track.scenes import VEHICLE_CLASSES
+
+DEFAULT_CLASSES = ["car", "motorcycle", "bus", "truck", "bicycle"]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -12,6 +15,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_port: int = 8083
     log_level: str = "INFO"
 
+    # One `<camera_id>.yaml` per camera; the file names the camera, its place and its geometry.
+    scenes_dir: str = "deploy/local/scenes"
+    # This replica's index and the number of replicas: cameras are shared by rendezvous hashing.
+    partition_index: int = 0
+    partition_count: int = 1
+    # Detector classes that are vehicles to track (riders are detected as "person": not tracked).
+    track_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
+    reorder_window_s: float = 1.0
+    max_lost_s: float = 1.5
+    evidence_bucket: str = "evidence"
+    evidence_before_s: float = 0.6
+    evidence_after_s: float = 0.6
+    count_window_s: float = 60.0
+
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
-
+        if not self.scenes_dir:
+            raise SettingError("SCENES_DIR", "is required")
+        if self.partition_count < 1:
+            raise SettingError("PARTITION_COUNT", f"must be at least 1, got {self.partition_count}")
+        if not 0 <= self.partition_index < self.partition_count:
+            raise SettingError("PARTITION_INDEX", f"must be within 0..{self.partition_count - 1}, got {self.partition_index}")
+        unknown = sorted(set(self.track_classes) - set(VEHICLE_CLASSES))
+        if unknown or not self.track_classes:
+            raise SettingError("TRACK_CLASSES", f"must name vehicle classes among {', '.join(VEHICLE_CLASSES)}; "
+                                                f"got {', '.join(unknown) or 'none'}")
+        for name in ("reorder_window_s", "max_lost_s", "evidence_before_s", "evidence_after_s"):
+            if getattr(self, name) < 0:
+                raise SettingError(name.upper(), f"must not be negative, got {getattr(self, name)}")
+        if self.count_window_s <= 0:
+            raise SettingError("COUNT_WINDOW_S", f"must be positive, got {self.count_window_s}")
+        if not self.evidence_bucket.replace("-", "").replace("_", "").isalnum():
+            raise SettingError("EVIDENCE_BUCKET", f"{self.evidence_bucket!r} is not a bucket name (letters, digits, - and _)")

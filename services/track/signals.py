@@ -72,8 +72,8 @@ class SignalState:
 _RED = ((0, 10), (165, 180))
 _AMBER = ((11, 34),)
 _GREEN = ((40, 100),)
-MIN_SATURATION = 90
-MIN_VALUE = 150
+MIN_SATURATION = 60
+MIN_VALUE = 120
 MIN_LIT_FRACTION = 0.01
 
 

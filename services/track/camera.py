@@ -1,0 +1,191 @@
+"""One camera's tracking, as a plain object: detections in, violation drafts and counts out.
+
+No I/O here (main.py fetches frames, stores evidence and publishes), so the whole chain from a
+DetectionMade to a judged violation can be tested on scripted or recorded detections.
+
+A violation is not published the moment its rule fires: the evidence wants a frame from after
+the moment too, so the draft waits until the track has been seen `after_s` later, or ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from proto import ids
+from proto.v1.common import PlateText
+from proto.v1.detection import DetectionMade
+from proto.v1.telemetry import VehiclesCounted
+from services.track import signals
+from services.track.counts import CountWindows
+from services.track.plates import PlateSighting, PlateVotes
+from services.track.rules import Finding, Observation, RuleState, evaluate, resolve
+from services.track.scenes import Scene
+from services.track.tracker import Detection, Track, Tracker, TrackerParams
+
+HISTORY = 256  # observations kept per track: about a minute at 5 frames/s
+
+
+@dataclass
+class ViolationDraft:
+    id: str
+    camera_id: str
+    finding: Finding
+    track_id: int
+    vehicle_class: str
+    frames: list[tuple[str, Observation]]  # ("before" | "at" | "after", observation)
+    plate: PlateText | None = None
+    plate_sighting: PlateSighting | None = None
+
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromtimestamp(self.finding.t, timezone.utc)
+
+
+@dataclass
+class TrackInfo:
+    key: str  # first capture time and id: unique across restarts of the service
+    observations: deque[Observation] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    rules: RuleState = field(default_factory=RuleState)
+    plates: PlateVotes = field(default_factory=PlateVotes)
+    counted: bool = False
+    pending: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class Step:
+    drafts: list[ViolationDraft] = field(default_factory=list)
+    counts: list[VehiclesCounted] = field(default_factory=list)
+    detections: int = 0  # vehicle detections fed to the tracker
+    tracks: int = 0  # live tracks after this frame
+
+
+class CameraTracker:
+    def __init__(self, scene: Scene, *, classes: frozenset[str], params: TrackerParams = TrackerParams(),
+                 before_s: float = 0.6, after_s: float = 0.6, count_window_s: float = 60.0) -> None:
+        self.scene = scene
+        self.camera_id = scene.camera
+        self.classes = classes
+        self.tracker = Tracker(params)
+        self.min_hits = params.min_hits
+        self.before_s = before_s
+        self.after_s = after_s
+        self.info: dict[int, TrackInfo] = {}
+        self.signals = signals.SignalState()
+        self.vision = {head.id: signals.VisionHead(scene.signal.hold_s)
+                       for head in (scene.signal.heads if scene.signal else ())}
+        self.counts = CountWindows(scene.camera, count_window_s)
+
+    # --- signals -------------------------------------------------------------------------------------
+    @property
+    def reads_signal_from_image(self) -> bool:
+        return self.scene.signal is not None and self.scene.signal.source == "vision"
+
+    def observe_signal_image(self, t: float, image: np.ndarray) -> list[tuple[str, str]]:
+        """Read every head's lamps off a frame; returns the (head, phase) changes."""
+        assert self.scene.signal is not None
+        sx = image.shape[1] / self.scene.frame_size[0]
+        sy = image.shape[0] / self.scene.frame_size[1]
+        changes = []
+        for head in self.scene.signal.heads:
+            if head.region is None:
+                continue
+            x1, y1, x2, y2 = head.region
+            crop = image[int(y1 * sy):int(y2 * sy), int(x1 * sx):int(x2 * sx)]
+            phase = self.vision[head.id].read(t, signals.classify_lamp(crop))
+            if self.signals.observe(head.id, t, phase, "vision"):
+                changes.append((head.id, phase))
+        return changes
+
+    def observe_signal(self, head: str, t: float, phase: str) -> None:
+        self.signals.observe(head, t, phase, "controller")
+
+    # --- detections ----------------------------------------------------------------------------------
+    def process(self, event: DetectionMade) -> Step:
+        t = event.frame.captured_at.timestamp()
+        sx = self.scene.frame_size[0] / event.frame.width
+        sy = self.scene.frame_size[1] / event.frame.height
+        detections = [
+            Detection((o.box.x1 * sx, o.box.y1 * sy, o.box.x2 * sx, o.box.y2 * sy), o.score, o.class_name, i)
+            for i, o in enumerate(event.objects) if o.class_name in self.classes
+        ]
+        matched, finished = self.tracker.update(t, detections)
+        step = Step(detections=len(detections), tracks=len(self.tracker.tracks))
+        by_object = {track.detection.index: track for track in matched if track.detection is not None}
+        for plate in event.plates:
+            track = by_object.get(plate.vehicle_index) if plate.vehicle_index is not None else None
+            if track is not None:
+                box = (plate.box.x1 * sx, plate.box.y1 * sy, plate.box.x2 * sx, plate.box.y2 * sy)
+                self._info(track, t).plates.add(PlateSighting(plate.read, event.frame.stream_seq, box))
+        self.counts.seen(t)
+        for track in matched:
+            info = self._info(track, t)
+            previous = info.observations[-1] if info.observations else None
+            current = Observation(t, event.frame.stream_seq, event.frame.frame_seq, track.box, track.velocity)
+            info.observations.append(current)
+            # Judged from the second frame on (a vehicle may cross the line while its track is
+            # young), but published only once the track is confirmed: a one-off false detection
+            # must not become a case.
+            info.pending += evaluate(self.scene, info.rules, previous, current, track.class_name, self.signals.at)
+            if track.hits < self.min_hits:
+                continue
+            if not info.counted:
+                info.counted = True
+                lane = self.scene.lane_at(current.anchor)
+                self.counts.add(t, lane.id if lane else None, track.class_name)
+            step.drafts += self._ready(track, info, finished=False)
+        for track in finished:
+            info = self.info.pop(track.id, None)
+            if info is not None and track.hits >= self.min_hits:
+                step.drafts += self._ready(track, info, finished=True)
+        step.counts = self.counts.close(t)
+        return step
+
+    def finish(self) -> list[ViolationDraft]:
+        """At shutdown: every pending violation, with the frames there are."""
+        drafts = []
+        for track in self.tracker.finish_all():
+            info = self.info.pop(track.id, None)
+            if info is not None and track.hits >= self.min_hits:
+                drafts += self._ready(track, info, finished=True)
+        return drafts
+
+    def _info(self, track: Track, t: float) -> TrackInfo:
+        info = self.info.get(track.id)
+        if info is None:
+            info = self.info[track.id] = TrackInfo(key=f"{t:.3f}-{track.id}")
+        return info
+
+    def _ready(self, track: Track, info: TrackInfo, *, finished: bool) -> list[ViolationDraft]:
+        if finished:
+            info.pending += resolve(self.scene, info.rules, self.signals.at)
+        if not info.pending:
+            return []
+        last_t = info.observations[-1].t
+        ready = [f for f in info.pending if finished or last_t >= f.t + self.after_s]
+        info.pending = [f for f in info.pending if f not in ready]
+        return [self._draft(track, info, finding) for finding in ready]
+
+    def _draft(self, track: Track, info: TrackInfo, finding: Finding) -> ViolationDraft:
+        at = finding.observation
+        frames: list[tuple[str, Observation]] = []
+        earlier = [o for o in info.observations if o.t < at.t]
+        later = [o for o in info.observations if o.t > at.t]
+        if earlier:
+            frames.append(("before", min(earlier, key=lambda o: abs(o.t - (finding.t - self.before_s)))))
+        frames.append(("at", at))
+        if later:
+            frames.append(("after", min(later, key=lambda o: abs(o.t - (finding.t + self.after_s)))))
+        return ViolationDraft(
+            id=ids.event_id("violation", self.camera_id, finding.type, finding.element, info.key),
+            camera_id=self.camera_id,
+            finding=finding,
+            track_id=track.id,
+            vehicle_class=track.class_name,
+            frames=frames,
+            plate=info.plates.best(),
+            plate_sighting=info.plates.best_sighting,
+        )

@@ -1,0 +1,191 @@
+"""Evidence: the frames around a violation, with an overlay, in the JetStream object store.
+
+Each violation gets, per chosen frame (before, at, after the moment): the frame exactly as the
+camera sent it (kind `frame`, the original bytes: nothing drawn on what may go to court) and a
+copy with the overlay (kind `overlay`: time, camera, place, rule, measured value, the vehicle's
+box and the plate crop as an inset); plus the plate crop alone (kind `plate_crop`). Objects are
+named by their SHA-256, so storing the same image twice is harmless and a reader can verify
+what it got. Frames come from the FRAMES stream by sequence; when they have expired, the
+violation says so (evidence_status, evidence_missing) and nothing is made up in their place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import cv2
+import numpy as np
+
+from proto.v1.common import EvidenceRef, Location
+from proto.v1.violation import Measurement, ViolationDetected
+from services.track.camera import ViolationDraft
+from services.track.scenes import Scene
+
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    stream_seq: int
+    jpeg: bytes
+    captured_at: datetime | None
+
+
+def ascii_fold(text: str) -> str:
+    """OpenCV's fonts are ASCII: 'Ngã tư Lạch Tray' becomes 'Nga tu Lach Tray' on the image
+    (the event keeps the real UTF-8 text)."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    folded = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in folded if not unicodedata.combining(c)).encode("ascii", "replace").decode()
+
+
+def describe(draft: ViolationDraft) -> str:
+    f = draft.finding
+    if f.type == "red_light":
+        return f"RED LIGHT: crossed {f.element} {f.phase_age_s:.1f} s after red"
+    if f.type == "speeding":
+        return f"SPEEDING: {f.value:.1f} km/h (limit {f.limit:g} + {f.tolerance:g})"
+    if f.type == "no_stopping":
+        return f"NO STOPPING: stopped {f.value:.1f} s in {f.element} (max {f.limit:g} s)"
+    if f.type == "wrong_way":
+        return f"WRONG WAY in lane {f.element} ({int(f.value)} frames)"
+    return f"WRONG LANE: {draft.vehicle_class} in lane {f.element}"
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("frame is not a decodable JPEG")
+    return image
+
+
+def plate_crop(image: np.ndarray, box: tuple[float, float, float, float], scale: tuple[float, float]) -> np.ndarray | None:
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    sx, sy = scale
+    pad_x, pad_y = (x2 - x1) * 0.15, (y2 - y1) * 0.15
+    x1, x2 = int(max(0, (x1 - pad_x) * sx)), int(min(w, (x2 + pad_x) * sx))
+    y1, y2 = int(max(0, (y1 - pad_y) * sy)), int(min(h, (y2 + pad_y) * sy))
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return None
+    return image[y1:y2, x1:x2].copy()
+
+
+def render_overlay(image: np.ndarray, draft: ViolationDraft, scene: Scene, role: str, box: tuple[float, float, float, float],
+                   captured_at: datetime | None, crop: np.ndarray | None, plate_text: str | None) -> np.ndarray:
+    """The image a reviewer sees: facts in a banner on top, the vehicle boxed, the plate inset."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    sx, sy = w / scene.frame_size[0], h / scene.frame_size[1]
+    colour = (0, 0, 255)
+    x1, y1, x2, y2 = (int(box[0] * sx), int(box[1] * sy), int(box[2] * sx), int(box[3] * sy))
+    cv2.rectangle(out, (x1, y1), (x2, y2), colour, 3)
+    for stop in scene.stop_lines if draft.finding.type == "red_light" else ():
+        (ax, ay), (bx, by) = stop.line
+        cv2.line(out, (int(ax * sx), int(ay * sy)), (int(bx * sx), int(by * sy)), (0, 255, 255), 2)
+    when = (captured_at or draft.occurred_at).astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    lines = [
+        f"{when}  [{role}]  camera {scene.camera}: {ascii_fold(scene.name)}",
+        ascii_fold(scene.location.address or f"{scene.location.latitude:.5f}, {scene.location.longitude:.5f}"),
+        f"{describe(draft)}  |  track {draft.track_id} {draft.vehicle_class}"
+        + (f"  |  plate {ascii_fold(plate_text)}" if plate_text else "  |  plate not read"),
+    ]
+    scale = max(0.45, w / 1600)
+    line_h = int(28 * scale / 0.6)
+    cv2.rectangle(out, (0, 0), (w, line_h * len(lines) + 8), (0, 0, 0), -1)
+    for i, text in enumerate(lines):
+        cv2.putText(out, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    if crop is not None and crop.size:
+        target_w = max(120, w // 5)
+        inset = cv2.resize(crop, (target_w, max(1, int(crop.shape[0] * target_w / crop.shape[1]))))
+        ih = min(inset.shape[0], h - line_h * len(lines) - 20)
+        inset = inset[:ih]
+        top = h - ih - 8
+        out[top:top + ih, w - target_w - 8:w - 8] = inset
+        cv2.rectangle(out, (w - target_w - 9, top - 1), (w - 7, top + ih), (0, 255, 255), 2)
+    return out
+
+
+def encode_jpeg(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("cannot encode JPEG")
+    return data.tobytes()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class EvidenceObject:
+    kind: str
+    data: bytes
+    captured_at: datetime | None
+
+    @property
+    def sha256(self) -> str:
+        return sha256(self.data)
+
+
+def build(draft: ViolationDraft, scene: Scene, frames: dict[int, StoredFrame]) -> list[EvidenceObject]:
+    """The evidence images of one violation from the frames that could still be fetched."""
+    objects: list[EvidenceObject] = []
+    crop = None
+    sighting = draft.plate_sighting
+    if sighting is not None and sighting.stream_seq in frames:
+        image = decode(frames[sighting.stream_seq].jpeg)
+        scale = (image.shape[1] / scene.frame_size[0], image.shape[0] / scene.frame_size[1])
+        crop = plate_crop(image, sighting.box, scale)
+        if crop is not None:
+            objects.append(EvidenceObject("plate_crop", encode_jpeg(crop), frames[sighting.stream_seq].captured_at))
+    plate_text = draft.plate.text if draft.plate else None
+    for role, observation in draft.frames:
+        stored = frames.get(observation.stream_seq)
+        if stored is None:
+            continue
+        objects.append(EvidenceObject("frame", stored.jpeg, stored.captured_at))
+        overlay = render_overlay(decode(stored.jpeg), draft, scene, role, observation.box, stored.captured_at, crop,
+                                 plate_text)
+        objects.append(EvidenceObject("overlay", encode_jpeg(overlay), stored.captured_at))
+    return objects
+
+
+def wanted_frames(draft: ViolationDraft) -> list[int]:
+    seqs = [o.stream_seq for _, o in draft.frames]
+    if draft.plate_sighting is not None:
+        seqs.append(draft.plate_sighting.stream_seq)
+    return sorted(set(seqs))
+
+
+def violation_event(draft: ViolationDraft, scene: Scene, evidence: list[EvidenceRef], missing: list[int],
+                    *, bucket_frames_wanted: int, now: datetime) -> ViolationDetected:
+    f = draft.finding
+    if not missing:
+        status = "complete"
+    elif len(missing) >= bucket_frames_wanted:
+        status = "expired"
+    else:
+        status = "partial"
+    return ViolationDetected(
+        id=draft.id,
+        camera_id=draft.camera_id,
+        occurred_at=draft.occurred_at,
+        type=f.type,  # type: ignore[arg-type]
+        location=Location(latitude=scene.location.latitude, longitude=scene.location.longitude,
+                          address=scene.location.address, commune_code=scene.location.commune_code),
+        vehicle_class=draft.vehicle_class,
+        track_id=draft.track_id,
+        plate=draft.plate,
+        measurement=Measurement(value=f.value, unit=f.unit, limit=f.limit, tolerance=f.tolerance,  # type: ignore[arg-type]
+                                phase=f.phase, phase_age_s=f.phase_age_s),  # type: ignore[arg-type]
+        rule=f.element,
+        evidence=tuple(evidence),
+        detected_at=now,
+        parameters=dict(f.parameters),
+        evidence_status=status,  # type: ignore[arg-type]
+        evidence_missing=tuple(missing),
+    )

@@ -1,0 +1,192 @@
+"""One camera's worker: reorder, track, fetch evidence frames, store, publish.
+
+The I/O around `camera.CameraTracker`. It subscribes to nothing (main.py does); it is handed
+each DetectionMade and each controller phase. A violation that cannot be stored or published
+(object store or NATS failing) stays in an outbox and is retried on the next tick, because the
+detection that produced it has already been tracked and will not produce it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.object_store import ObjectStore
+
+from proto import ids, subjects
+from proto.v1.common import EvidenceRef
+from proto.v1.detection import DetectionMade
+from proto.v1.frame import HEADER_CAMERA_ID, HEADER_CAPTURED_AT
+from proto.v1.telemetry import SignalPhase
+from proto.v1.violation import ViolationDetected
+from services.runtime import bus
+from services.track import evidence, metrics
+from services.track.camera import CameraTracker, ViolationDraft
+from services.track.reorder import ReorderBuffer
+
+log = logging.getLogger("track")
+SERVICE = "track"
+
+
+class CameraWorker:
+    def __init__(self, js: JetStreamContext, store: ObjectStore, engine: CameraTracker, *, bucket: str,
+                 reorder_window_s: float, frames_stream: str = "FRAMES") -> None:
+        self.js = js
+        self.store = store
+        self.engine = engine
+        self.camera_id = engine.camera_id
+        self.bucket = bucket
+        self.frames_stream = frames_stream
+        self.buffer: ReorderBuffer[DetectionMade] = ReorderBuffer(reorder_window_s)
+        self.lock = asyncio.Lock()
+        self.outbox: list[ViolationDraft] = []
+        self.published: list[ViolationDetected] = []  # the last few, for tests and /cameras
+        self.late = 0
+
+    # --- input -------------------------------------------------------------------------------------
+    async def handle(self, event: DetectionMade, msg: Msg | None = None) -> None:
+        if event.camera_id != self.camera_id:
+            metrics.DETECTIONS.labels(self.camera_id, "foreign").inc()
+            raise bus.Invalid(f"detection of camera {event.camera_id!r} on the consumer of {self.camera_id!r}")
+        async with self.lock:
+            released, accepted = self.buffer.push(event.frame.captured_at.timestamp(), event.frame.frame_seq, event,
+                                                  now=time.monotonic())
+            if not accepted:
+                self.late += 1
+                metrics.DETECTIONS.labels(self.camera_id, "late").inc()
+                log.info("detection too late to track", extra={"fields": {
+                    "camera": self.camera_id, "frame_seq": event.frame.frame_seq, "id": event.id}})
+            await self._run(released)
+
+    async def tick(self) -> None:
+        """Release what waited long enough and retry the outbox; called every fraction of a second."""
+        async with self.lock:
+            await self._run(self.buffer.release(time.monotonic()))
+            await self._flush_outbox()
+
+    async def observe_phase(self, phase: SignalPhase) -> None:
+        async with self.lock:
+            self.engine.observe_signal(phase.head, phase.occurred_at.timestamp(), phase.phase)
+            metrics.SIGNAL_CHANGES.labels(self.camera_id, phase.head, phase.phase, phase.source).inc()
+
+    async def finish(self) -> None:
+        """At shutdown: track what is buffered and publish what is pending, with the frames there are."""
+        async with self.lock:
+            await self._run(self.buffer.drain())
+            self.outbox += self.engine.finish()
+            await self._flush_outbox()
+
+    # --- processing ----------------------------------------------------------------------------------
+    async def _run(self, released: list[DetectionMade]) -> None:
+        for event in released:
+            if self.engine.reads_signal_from_image:
+                await self._read_signal(event)
+            started = time.perf_counter()
+            step = self.engine.process(event)
+            metrics.STEP_SECONDS.observe(time.perf_counter() - started)
+            metrics.DETECTIONS.labels(self.camera_id, "tracked").inc()
+            metrics.OBJECTS.labels(self.camera_id).inc(step.detections)
+            metrics.TRACKS.labels(self.camera_id).set(step.tracks)
+            self.outbox += step.drafts
+            for counted in step.counts:
+                await bus.publish(self.js, subjects.vehicles_counted(self.camera_id), counted, service=SERVICE)
+                metrics.COUNTS.labels(self.camera_id).inc()
+        metrics.BUFFERED.labels(self.camera_id).set(len(self.buffer))
+        if self.outbox:
+            await self._flush_outbox()
+
+    async def _flush_outbox(self) -> None:
+        remaining = []
+        for draft in self.outbox:
+            try:
+                await self._publish(draft)
+            except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+                log.warning("violation not published yet; will retry", extra={"fields": {
+                    "camera": self.camera_id, "id": draft.id, "error": repr(exc)}})
+                remaining.append(draft)
+        self.outbox = remaining
+        metrics.VIOLATIONS_PENDING.labels(self.camera_id).set(len(remaining))
+
+    async def _read_signal(self, event: DetectionMade) -> None:
+        frame = await self._frame(event.frame.stream_seq)
+        if frame is None:
+            return  # expired or foreign: this frame tells nothing about the lamps
+        try:
+            image = evidence.decode(frame.jpeg)
+        except ValueError:
+            return
+        t = event.frame.captured_at.timestamp()
+        for head, phase in self.engine.observe_signal_image(t, image):
+            metrics.SIGNAL_CHANGES.labels(self.camera_id, head, phase, "vision").inc()
+            signal = self.engine.scene.signal
+            if signal is not None and signal.intersection:
+                await bus.publish(self.js, subjects.signal_phase(signal.intersection), SignalPhase(
+                    id=ids.event_id("signal", signal.intersection, self.camera_id, head, event.frame.captured_at.isoformat()),
+                    intersection_id=signal.intersection, camera_id=self.camera_id, occurred_at=event.frame.captured_at,
+                    head=head, phase=phase, source="vision"), service=SERVICE)  # type: ignore[arg-type]
+
+    async def _frame(self, stream_seq: int) -> evidence.StoredFrame | None:
+        """A frame of this camera from the FRAMES stream, or None when it has expired."""
+        try:
+            raw = await self.js.get_msg(self.frames_stream, stream_seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        headers = raw.headers or {}
+        if headers.get(HEADER_CAMERA_ID) != self.camera_id:
+            # The sequence was reused or is wrong: this is someone else's frame, never evidence here.
+            log.warning("frame of another camera at this sequence", extra={"fields": {
+                "camera": self.camera_id, "stream_seq": stream_seq, "found": headers.get(HEADER_CAMERA_ID)}})
+            return None
+        captured = headers.get(HEADER_CAPTURED_AT)
+        try:
+            captured_at = datetime.fromisoformat(captured) if captured else None
+        except ValueError:
+            captured_at = None
+        return evidence.StoredFrame(stream_seq, raw.data or b"", captured_at)
+
+    async def _publish(self, draft: ViolationDraft) -> None:
+        wanted = evidence.wanted_frames(draft)
+        frames: dict[int, evidence.StoredFrame] = {}
+        missing: list[int] = []
+        for seq in wanted:
+            frame = await self._frame(seq)
+            if frame is None:
+                missing.append(seq)
+            else:
+                frames[seq] = frame
+        if missing:
+            metrics.FRAMES_MISSING.labels(self.camera_id).inc(len(missing))
+        refs = []
+        for obj in evidence.build(draft, self.engine.scene, frames):
+            refs.append(await self._store(obj))
+        event = evidence.violation_event(draft, self.engine.scene, refs, missing, bucket_frames_wanted=len(wanted),
+                                         now=datetime.now(timezone.utc))
+        await bus.publish(self.js, subjects.violation_detected(self.camera_id, event.type), event, service=SERVICE)
+        metrics.VIOLATIONS.labels(self.camera_id, event.type, event.evidence_status).inc()
+        self.published = (self.published + [event])[-50:]
+        log.info("violation", extra={"fields": {"camera": self.camera_id, "id": event.id, "type": event.type,
+                                                "track": event.track_id, "evidence": event.evidence_status,
+                                                "objects": len(refs)}})
+
+    async def _store(self, obj: evidence.EvidenceObject) -> EvidenceRef:
+        name = obj.sha256
+        try:
+            await self.store.get_info(name)
+        except nats.js.errors.ObjectNotFoundError:
+            meta = api.ObjectMeta(name=name, description=f"{self.camera_id} {obj.kind}",
+                                  headers={"Content-Type": "image/jpeg"})
+            await self.store.put(name, obj.data, meta=meta)
+        metrics.EVIDENCE.labels(obj.kind).inc()
+        return EvidenceRef(bucket=self.bucket, name=name, sha256=name, kind=obj.kind,  # type: ignore[arg-type]
+                           size=len(obj.data), captured_at=obj.captured_at)
+
+
+def decode_phase(msg: Msg) -> SignalPhase:
+    return msgspec.json.decode(msg.data, type=SignalPhase)
