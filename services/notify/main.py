@@ -1,14 +1,26 @@
-"""Notify service skeleton: settings → NATS → streams → PostgreSQL → HTTP → wait → drain.
+"""`roadwatch notify`: case events → notices, deadlines and webhooks.
 
-Its consumers and pages arrive with the notify issue; the shape stays.
+Tasks: the CASES consumer (records what is owed), the sender (delivers notices), the deadline
+scheduler, the outbox publisher (notice.sent / notice.failed) and the subscriber webhooks. They
+share nothing but PostgreSQL, so any number of replicas may run. All subscriptions are here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
 
+import aiohttp
+
+from proto import streams
+from services.notify import config as notify_config
+from services.notify import cases, letter, mail, metrics, outbox, scheduler, store, subscribers
+from services.notify.sender import Sender, utc_now
 from services.notify.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
 
@@ -16,24 +28,101 @@ SERVICE = "notify"
 log = logging.getLogger(SERVICE)
 
 
-async def run(config: Settings) -> None:
-    stop = lifecycle.stop_event()
+def consumer_spec(config: Settings) -> streams.Consumer:
+    return streams.Consumer(
+        name=config.consumer_name, stream=streams.NOTIFY.stream, filter_subjects=tuple(config.consumer_filter),
+        # A case event waits for an owner lookup, evidence and PDF rendering, never for a send.
+        ack_wait_s=60.0, max_deliver=streams.NOTIFY.max_deliver, max_ack_pending=streams.NOTIFY.max_ack_pending)
+
+
+async def _gauge(pool, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            counts = await store.counts(pool)
+            metrics.PENDING.set(counts.get("pending", 0) + counts.get("sending", 0))
+        except Exception as exc:  # metrics must never stop the service
+            log.debug("gauge update failed", extra={"fields": {"error": repr(exc)}})
+        try:
+            await asyncio.wait_for(stop.wait(), 5.0)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Event | None = None,
+              ready: asyncio.Future | None = None, clock: Callable[[], datetime] = utc_now) -> int:
+    """Run until stopped. `clock` is injectable so that tests can move time across legal deadlines."""
+    stop = stop or lifecycle.stop_event()
+    fonts = letter.Fonts(regular=Path(config.font_path), bold=Path(config.font_bold_path))
     async with AsyncExitStack() as stack:
-        nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(bus.drain, nc)
-        await bus.ensure_streams(nc.jetstream())
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
-        checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
-        runner, _ = await http.serve(config.http_port, checks, draining=stop)
+        if not await store.schema_present(pool):
+            print("roadwatch notify: the notify schema is missing in DATABASE_URL; run `roadwatch migrate`",
+                  file=sys.stderr)
+            return 2
+        nc = await bus.connect(config.nats_url, SERVICE)
+        stack.push_async_callback(bus.drain, nc)
+        js = nc.jetstream()
+        await bus.ensure_streams(js)
+        session = aiohttp.ClientSession()
+        stack.push_async_callback(session.close)
+
+        sender = Sender(
+            pool, rules, session, smtp=mail.Smtp(host=config.smtp_host, port=config.smtp_port,
+                                                 username=config.smtp_username, password=config.smtp_password,
+                                                 tls=config.smtp_tls, timeout_s=config.smtp_timeout_s),
+            sms_url=config.sms_gateway_url, sms_token=config.sms_gateway_token, spool_dir=config.post_spool_dir,
+            clock=clock, concurrency=config.send_concurrency, lease_s=config.lease_s)
+        handler = cases.Cases(pool, nc, rules, fonts=fonts, lookup_subject=config.registry_lookup_subject,
+                              lookup_timeout_s=config.registry_timeout_s, evidence_max=config.evidence_images_max,
+                              clock=clock, on_notices=sender.wake.set)
+        webhooks_wake, publish_wake = asyncio.Event(), asyncio.Event()
+
+        def on_events() -> None:
+            publish_wake.set()
+            webhooks_wake.set()
+
+        sender.on_events = on_events
+
+        runner, _ = await http.serve(
+            config.http_port, {"nats": lambda: nc.is_connected, "postgres": lambda: db.pool_ready(pool)},
+            draining=stop)
         stack.push_async_callback(runner.cleanup)
-        log.info("ready")
-        await stop.wait()
+
+        consumer = bus.Consumer(js, service=SERVICE, consumer=consumer_spec(config), decode=cases.decode,
+                                handle=handler.handle, batch=8)
+        publish_stop = asyncio.Event()
+
+        async def publisher() -> None:
+            await outbox.run(pool, js, clock, publish_stop, publish_wake, config.poll_interval_s)
+
+        tasks = [
+            asyncio.create_task(consumer.run(stop), name="consumer"),
+            asyncio.create_task(sender.run(stop, config.poll_interval_s), name="sender"),
+            asyncio.create_task(scheduler.run(pool, rules, clock, stop, config.poll_interval_s, sender.wake.set),
+                                name="scheduler"),
+            asyncio.create_task(subscribers.run(pool, rules, session, clock, stop, webhooks_wake,
+                                                config.poll_interval_s), name="webhooks"),
+            asyncio.create_task(_gauge(pool, stop), name="gauge"),
+        ]
+        publisher_task = asyncio.create_task(publisher(), name="publisher")
+        log.info("ready", extra={"fields": {"consumer": config.consumer_name, "units": list(rules.units),
+                                            "subscribers": [s.name for s in rules.webhooks]}})
+        if ready is not None:
+            ready.set_result(handler)
+        await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("task failed", exc_info=result)
+        publish_stop.set()  # last round: what was sent before the stop is announced before exit
+        await asyncio.gather(publisher_task, return_exceptions=True)
     log.info("stopped")
+    return 0
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
-    asyncio.run(run(config))
-    return 0
+    rules = notify_config.load_or_exit(config.notify_config, SERVICE)
+    return asyncio.run(run(config, rules))

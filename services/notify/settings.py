@@ -1,10 +1,19 @@
-"""Settings of the notify service, from environment variables (see the README's configuration table)."""
+"""Settings of the notify service, from environment variables (see the README's configuration table).
+
+What the regulations and agencies decide (wording, periods, recipients, webhooks) is in the
+NOTIFY_CONFIG file instead; these are the machine's connections and limits.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 
-from services.runtime.settings import check_common, check_url
+from proto import streams, subjects
+from services.runtime.settings import SettingError, check_choice, check_common, check_url
+
+DEJAVU = "/usr/share/fonts/truetype/dejavu"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -13,8 +22,49 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     database_url: str
     db_pool_size: int = 10
+    notify_config: str = str(Path(__file__).resolve().parent / "notify.example.yaml")
+    font_path: str = f"{DEJAVU}/DejaVuSans.ttf"
+    font_bold_path: str = f"{DEJAVU}/DejaVuSans-Bold.ttf"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "none"  # none, starttls or tls
+    smtp_timeout_s: float = 30.0
+    sms_gateway_url: str = ""  # POST JSON {to, text, id}; empty: SMS notices fail visibly
+    sms_gateway_token: str = ""
+    post_spool_dir: str = "var/notify/post"  # letters to print and post, one PDF per notice
+    registry_lookup_subject: str = subjects.request("registry", "lookup-owner")
+    registry_timeout_s: float = 5.0
+    evidence_bucket: str = "evidence"
+    evidence_images_max: int = 4
+    # The durable consumer on CASES; another name and filter run a second, independent notify.
+    consumer_name: str = streams.NOTIFY.name
+    consumer_filter: tuple[str, ...] = streams.NOTIFY.filter_subjects
+    send_concurrency: int = 8
+    poll_interval_s: float = 1.0
+    lease_s: float = 120.0  # a send not finished in this time is retried by any replica
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
         check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
-
+        check_choice("SMTP_TLS", self.smtp_tls, ("none", "starttls", "tls"))
+        if self.sms_gateway_url:
+            check_url("SMS_GATEWAY_URL", self.sms_gateway_url, ("http", "https"))
+        for variable, value, low, high in (
+            ("DB_POOL_SIZE", self.db_pool_size, 1, 200),
+            ("SMTP_PORT", self.smtp_port, 1, 65535),
+            ("SMTP_TIMEOUT_S", self.smtp_timeout_s, 0.1, 600),
+            ("REGISTRY_TIMEOUT_S", self.registry_timeout_s, 0.1, 600),
+            ("EVIDENCE_IMAGES_MAX", self.evidence_images_max, 0, 12),
+            ("SEND_CONCURRENCY", self.send_concurrency, 1, 256),
+            ("POLL_INTERVAL_S", self.poll_interval_s, 0.01, 600),
+            ("LEASE_S", self.lease_s, 1, 86_400),
+        ):
+            if not low <= value <= high:
+                raise SettingError(variable, f"{value} is not between {low} and {high}")
+        for variable, value in (("FONT_PATH", self.font_path), ("FONT_BOLD_PATH", self.font_bold_path)):
+            if not Path(value).is_file():
+                raise SettingError(variable, f"{value} is not a file (install fonts-dejavu-core, or point to a TTF)")
+        if not self.consumer_filter:
+            raise SettingError("CONSUMER_FILTER", "needs at least one subject")

@@ -1,0 +1,111 @@
+"""What notify does with a case event: look the owner up, render the letters, record the case
+and the notices it owes in one transaction. Sending happens later (sender.py), so a slow mail
+server never holds a message of the CASES stream, and the ack means "recorded", not "sent"."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from proto import codec
+from proto.v1 import CaseResolved, CaseReviewed, Owner, Vehicle
+from services.notify import decisions, evidence, letter, metrics, owners, scheduler, store
+from services.notify.config import Config
+from services.runtime import bus
+
+log = logging.getLogger("notify.cases")
+
+REVIEWED_PREFIX = "traffic.case.reviewed."
+
+
+def decode(msg: Msg) -> CaseReviewed | CaseResolved:
+    """One consumer reads both case events; the subject says which it is."""
+    kind = CaseReviewed if msg.subject.startswith(REVIEWED_PREFIX) else CaseResolved
+    return codec.decode(msg.data, kind)
+
+
+class Cases:
+    def __init__(self, pool: asyncpg.Pool, nc: NATS, config: Config, *, fonts: letter.Fonts,
+                 lookup_subject: str, lookup_timeout_s: float, evidence_max: int,
+                 clock: Callable[[], datetime], on_notices: Callable[[], None]) -> None:
+        self.pool = pool
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.config = config
+        self.fonts = fonts
+        self.lookup_subject = lookup_subject
+        self.lookup_timeout_s = lookup_timeout_s
+        self.evidence_max = evidence_max
+        self.clock = clock
+        self.on_notices = on_notices
+
+    async def handle(self, event: CaseReviewed | CaseResolved, msg: Msg) -> None:
+        if isinstance(event, CaseReviewed):
+            await self.on_reviewed(event)
+        else:
+            await self.on_resolved(event)
+
+    async def on_reviewed(self, case: CaseReviewed) -> None:
+        if case.decision != "confirmed":
+            metrics.CASES.labels("reviewed", "rejected").inc()
+            return
+        if case.agency not in self.config.units:
+            raise bus.Invalid(f"agency {case.agency!r} has no unit in the notify configuration")
+        if await store.case_known(self.pool, case.case_id):
+            metrics.CASES.labels("reviewed", "duplicate").inc()
+            self.on_notices()
+            return
+        try:
+            vehicle, owner = await owners.lookup(self.nc, self.lookup_subject, case.plate, self.lookup_timeout_s)
+        except owners.NotRegistered as exc:
+            metrics.OWNER_LOOKUPS.labels("not_registered").inc()
+            raise bus.Invalid(str(exc)) from exc
+        except owners.RegistryUnavailable:
+            metrics.OWNER_LOOKUPS.labels("unavailable").inc()
+            raise
+        metrics.OWNER_LOOKUPS.labels("found").inc()
+        planned = decisions.plan_case(case, vehicle, owner, self.config)
+        now = self.clock()
+        respond_by = decisions.respond_by(now, self.config)
+        wanted = {notice.document for notice in planned if notice.document}
+        try:
+            images = await evidence.images(self.js, case.evidence, self.evidence_max) if wanted else []
+        except evidence.EvidenceCorrupt as exc:
+            raise bus.Invalid(str(exc)) from exc
+        documents: dict[str, tuple[str, bytes]] = {}
+        for document in sorted(wanted):
+            documents[document] = await asyncio.to_thread(
+                self.render, document, case, vehicle, owner, now, respond_by, images)
+        created = await store.record_case(self.pool, case, vehicle, owner, planned, documents, respond_by, now)
+        metrics.CASES.labels("reviewed", "recorded").inc()
+        log.info("case recorded", extra={"fields": {"case": case.case_id, "notices": created,
+                                                    "channels": [p.channel for p in planned]}})
+        self.on_notices()
+
+    def render(self, document: str, case: CaseReviewed, vehicle: Vehicle, owner: Owner, now: datetime,
+               respond_by: datetime, images: list[bytes]) -> tuple[str, bytes]:
+        started = time.perf_counter()
+        commune = self.config.communes.get(owner.commune_code)
+        values = decisions.fields(case, vehicle, owner, self.config, notice_at=now, respond_by_at=respond_by,
+                                  commune=commune.name if commune else f"Công an xã/phường {owner.commune_code}")
+        template = (self.config.templates.owner_letter if document == "owner_letter"
+                    else self.config.templates.transfer_letter)
+        pdf = letter.render_letter(template, values, self.config.units[case.agency], issued_at=now, images=images,
+                                   fonts=self.fonts)
+        metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
+        return hashlib.sha256(pdf).hexdigest(), pdf
+
+    async def on_resolved(self, event: CaseResolved) -> None:
+        lifted = await scheduler.resolve(self.pool, self.config, event, self.clock())
+        metrics.CASES.labels("resolved", "lifted" if lifted else "closed").inc()
+        log.info("case resolved", extra={"fields": {"case": event.case_id, "lifting_notices": lifted}})
+        if lifted:
+            self.on_notices()

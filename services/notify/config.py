@@ -1,0 +1,358 @@
+"""The notify configuration file: units, communes, wording, deadlines, webhooks.
+
+Everything the regulations or an agency may change (periods, legal basis, fines, wording, who
+receives what) lives in this YAML file, not in code. It is validated completely at start: an
+unknown key, a wrong type, a template naming a field that does not exist, or a secret variable
+that is not set stops the service with exit code 2 and `file:line: field: problem`, because a
+notice sent with a wrong deadline or an empty legal basis is worse than no notice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+import yaml
+
+from proto.v1.common import ViolationType
+
+EXIT_BAD_CONFIG = 2
+Channel = Literal["email", "sms", "post"]
+
+
+class ConfigError(ValueError):
+    def __init__(self, path: str | Path, field: str, problem: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+        self.path, self.field, self.problem, self.line = str(path), field, problem, line
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A typo in a key must be an error, not a silently ignored setting."""
+
+
+class WebhookTarget(_Strict, kw_only=True):
+    url: str
+    secret_env: str  # the name of the environment variable holding the HMAC secret
+
+
+class Unit(_Strict, kw_only=True):
+    """A police unit that detects and issues notices (keyed by the agency id of case events)."""
+
+    name: str  # e.g. "Phòng Cảnh sát giao thông"
+    parent: str = ""  # e.g. "CÔNG AN THÀNH PHỐ HẢI PHÒNG"
+    place: str = ""  # place name in the letter's date line, e.g. "Hải Phòng"
+    address: str  # where the owner comes to resolve the case
+    phone: str
+    working_hours: str = ""
+    signer: str = ""  # title of the signing officer
+    communes: tuple[str, ...] = ()  # commune codes in this unit's area
+
+
+class Recipient(_Strict, kw_only=True):
+    """A commune police station or the inspection registry; reached by email or webhook."""
+
+    name: str
+    email: str = ""
+    webhook: WebhookTarget | None = None
+
+
+class ViolationText(_Strict, kw_only=True):
+    title: str
+    legal_basis: str
+    fine: str = ""
+    extra_penalty: str = ""
+
+
+class Deadlines(_Strict, kw_only=True):
+    notice_within_days: int = 10  # from the violation to the notice (monitored, not enforced)
+    respond_within_days: int = 20  # the owner comes within this many days of the notice
+    warning_after_days: int = 20  # no resolution this long after the notice: inspection warning
+
+
+class Retry(_Strict, kw_only=True):
+    attempts: int = 6
+    base_s: float = 30.0
+    max_s: float = 3600.0
+
+
+class LetterTemplate(_Strict, kw_only=True):
+    motto: tuple[str, ...] = ()  # the national header, right-aligned opposite the unit
+    title: tuple[str, ...]
+    addressee: tuple[str, ...] = ()
+    intro: str
+    rows: tuple[tuple[str, str], ...]  # (label, template) lines of the case table
+    request: str
+    bring_title: str = ""
+    bring: tuple[str, ...] = ()
+    evidence_title: str = ""
+    closing: str = ""
+
+
+class Templates(_Strict, kw_only=True):
+    owner_letter: LetterTemplate
+    transfer_letter: LetterTemplate
+    email_subject: str
+    email_body: str
+    sms: str
+    transfer_email_subject: str
+    transfer_email_body: str
+    warning_subject: str
+    warning_body: str
+    lifted_subject: str
+    lifted_body: str
+
+
+class Subscriber(_Strict, kw_only=True):
+    """An agency system that receives notify's events as signed HTTP POSTs."""
+
+    name: str
+    agency: str
+    url: str
+    subjects: tuple[str, ...]
+    secret_env: str
+
+
+class Email(_Strict, kw_only=True):
+    sender: str  # From: address
+    sender_name: str = ""
+
+
+class Config(_Strict, kw_only=True):
+    timezone: str = "Asia/Ho_Chi_Minh"
+    lookup_url: str = ""  # public case lookup, quoted in notices
+    channels: tuple[Channel, ...] = ("email", "sms", "post")
+    email: Email
+    units: dict[str, Unit]
+    devices: dict[str, str] = {}  # camera id -> the recording device as named in letters
+    communes: dict[str, Recipient] = {}
+    inspection_registry: Recipient
+    motorbike_types: tuple[str, ...] = ("motorcycle",)
+    violations: dict[str, ViolationText]
+    vehicle_types: dict[str, str]
+    plate_colours: dict[str, str]
+    deadlines: Deadlines = Deadlines()
+    retry: Retry = Retry()
+    webhook_retry: Retry = Retry(attempts=8, base_s=5.0, max_s=1800.0)
+    webhooks: tuple[Subscriber, ...] = ()
+    templates: Templates
+
+    # Filled by load(): secrets read from the environment, never from the file.
+    secrets: dict[str, str] = {}
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def device(self, camera_id: str) -> str:
+        return self.devices.get(camera_id, f"Camera giám sát {camera_id}")
+
+
+# Fields a template may use; every template is checked against these names at load time.
+TEMPLATE_FIELDS = (
+    "case_id", "notice_id", "plate", "plate_colour", "vehicle_type", "owner_name", "owner_address",
+    "violation", "legal_basis", "fine", "extra_penalty", "violation_time", "place", "device",
+    "unit", "unit_parent", "unit_address", "unit_phone", "working_hours", "respond_by", "notice_date", "notice_date_long",
+    "commune", "lookup_url", "warned_since",
+)
+
+
+# --- YAML with line numbers ------------------------------------------------------------------
+class _Lines:
+    def __init__(self, node: yaml.Node) -> None:
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.lines[path + (key.value,)] = key.start_mark.line + 1
+                self._walk(value, path + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._walk(item, path + (index,))
+
+    def of(self, path: tuple[Any, ...]) -> int | None:
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`")
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|'[^']*'|\"[^\"]*\")\]")
+
+
+def _split(path: str) -> tuple[Any, ...]:
+    parts: list[Any] = []
+    for name, index in _PATH_PART.findall(path):
+        if name:
+            parts.append(name)
+        elif index.isdigit():
+            parts.append(int(index))
+        else:
+            parts.append(index[1:-1])
+    return tuple(parts)
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
+
+
+def _check_template(text: str) -> str | None:
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        return f"not a valid template: {exc}"
+    unknown = [n for n in names if n not in TEMPLATE_FIELDS]
+    if unknown:
+        return f"unknown placeholder {{{unknown[0]}}} (known: {', '.join(TEMPLATE_FIELDS)})"
+    return None
+
+
+def _templates(data: Any, prefix: tuple[Any, ...]):
+    if isinstance(data, str):
+        yield prefix, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _templates(value, prefix + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _templates(value, prefix + (index,))
+
+
+def _located(path: str | Path, message: str, prefix: tuple[Any, ...], lines: _Lines) -> ConfigError:
+    match = _MSGSPEC_PATH.search(message)
+    where = prefix + (_split(match["path"]) if match else ())
+    problem = message[: match.start()] if match else message
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", problem)
+    if unknown:
+        where, problem = where + (unknown[1],), "unknown key"
+    missing = re.match(r"Object missing required field `([^`]+)`", problem)
+    if missing:
+        where, problem = where + (missing[1],), "required but missing"
+    return ConfigError(path, _dotted(where), problem, lines.of(where))
+
+
+def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | None = None) -> Config:
+    environ = dict(os.environ) if environ is None else environ
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                          mark.line + 1 if mark is not None else None) from None
+    if not isinstance(data, dict) or node is None:
+        raise ConfigError(path, "", "the file must be a mapping", 1)
+    lines = _Lines(node)
+
+    def convert(value: Any, type_: Any, prefix: tuple[Any, ...]) -> Any:
+        try:
+            return msgspec.convert(value, type_)
+        except msgspec.ValidationError as exc:
+            raise _located(path, str(exc), prefix, lines) from None
+
+    # msgspec reports a dict entry as `[...]`; validating each entry of the keyed sections first
+    # lets the error name the unit, commune or violation type that is wrong.
+    hints = typing.get_type_hints(Config)
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is dict and isinstance(data.get(name), dict):
+            for key, value in data[name].items():
+                convert(value, typing.get_args(hint)[1], (name, key))
+    config = convert(data, Config, ())
+
+    def fail(where: tuple[Any, ...], problem: str) -> ConfigError:
+        return ConfigError(path, _dotted(where), problem, lines.of(where))
+
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail(("timezone",), f"unknown time zone {config.timezone!r}") from None
+    for where, template in _templates(data.get("templates", {}), ("templates",)):
+        problem = _check_template(template)
+        if problem:
+            raise fail(where, problem)
+    for name, value in (("notice_within_days", config.deadlines.notice_within_days),
+                        ("respond_within_days", config.deadlines.respond_within_days),
+                        ("warning_after_days", config.deadlines.warning_after_days)):
+        if not 1 <= value <= 365:
+            raise fail(("deadlines", name), f"{value} is not between 1 and 365 days")
+    for name, retry in (("retry", config.retry), ("webhook_retry", config.webhook_retry)):
+        if not 1 <= retry.attempts <= 100:
+            raise fail((name, "attempts"), f"{retry.attempts} is not between 1 and 100")
+        if not 0 < retry.base_s <= retry.max_s:
+            raise fail((name, "base_s"), "must be above 0 and at most max_s")
+    for kind in typing.get_args(ViolationType):
+        if kind not in config.violations:
+            raise fail(("violations",), f"no wording for violation type {kind!r}")
+    for agency, unit in config.units.items():
+        for index, code in enumerate(unit.communes):
+            if not re.fullmatch(r"[0-9]{5}", code):
+                raise fail(("units", agency, "communes", index), f"{code!r} is not a 5-digit commune code")
+    for code in config.communes:
+        if not re.fullmatch(r"[0-9]{5}", code):
+            raise fail(("communes", code), f"{code!r} is not a 5-digit commune code")
+    secrets: dict[str, str] = {}
+    recipients = [(("inspection_registry",), config.inspection_registry)]
+    recipients += [(("communes", code), r) for code, r in config.communes.items()]
+    for where, recipient in recipients:
+        if not recipient.email and recipient.webhook is None:
+            raise fail(where, "needs an email or a webhook")
+        if recipient.webhook is not None:
+            if not re.match(r"^https?://", recipient.webhook.url):
+                raise fail(where + ("webhook", "url"), "must be an http(s) URL")
+            secrets[recipient.webhook.secret_env] = environ.get(recipient.webhook.secret_env, "")
+            if not secrets[recipient.webhook.secret_env]:
+                raise fail(where + ("webhook", "secret_env"),
+                           f"environment variable {recipient.webhook.secret_env} is not set")
+    names: set[str] = set()
+    for index, subscriber in enumerate(config.webhooks):
+        if subscriber.name in names:
+            raise fail(("webhooks", index, "name"), f"duplicate subscriber {subscriber.name!r}")
+        names.add(subscriber.name)
+        if not re.match(r"^https?://", subscriber.url):
+            raise fail(("webhooks", index, "url"), "must be an http(s) URL")
+        if not subscriber.subjects:
+            raise fail(("webhooks", index, "subjects"), "list at least one subject")
+        for number, subject in enumerate(subscriber.subjects):
+            if not re.fullmatch(r"[a-z0-9_*>-]+(\.[a-z0-9_*>-]+)*", subject) or ">" in subject[:-1]:
+                raise fail(("webhooks", index, "subjects", number), f"{subject!r} is not a NATS subject pattern")
+        secrets[subscriber.secret_env] = environ.get(subscriber.secret_env, "")
+        if not secrets[subscriber.secret_env]:
+            raise fail(("webhooks", index, "secret_env"), f"environment variable {subscriber.secret_env} is not set")
+    return msgspec.structs.replace(config, secrets=secrets)
+
+
+def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from None
+    return parse(text, path, environ)
+
+
+def load_or_exit(path: str | Path, service: str = "notify") -> Config:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"roadwatch {service}: bad configuration: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_CONFIG) from None
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: `*` one token, `>` one or more trailing tokens."""
+    want, have = pattern.split("."), subject.split(".")
+    for index, token in enumerate(want):
+        if token == ">":
+            return len(have) > index
+        if index >= len(have) or (token != "*" and token != have[index]):
+            return False
+    return len(want) == len(have)

@@ -1,0 +1,166 @@
+"""The notice as a PDF letter (fpdf2), laid out like an administrative document.
+
+The font comes from the system (FONT_PATH, DejaVu from Debian's fonts-dejavu-core by default)
+and is embedded as a subset, so the Vietnamese diacritics print and extract correctly on any
+reader. A letter is rendered once and stored with its SHA-256: every retry sends exactly the
+bytes that were first rendered, and the hash in notice.sent proves which document went out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fpdf import FPDF
+from PIL import Image
+from fpdf.enums import XPos, YPos
+
+from services.notify.config import LetterTemplate, Unit
+from services.notify.decisions import render
+
+FAMILY = "body"
+MARGIN_MM = 20
+LABEL_MM = 48
+LINE_MM = 6.0
+
+
+@dataclass(frozen=True)
+class Fonts:
+    regular: Path
+    bold: Path
+
+    def check(self) -> str | None:
+        for path in (self.regular, self.bold):
+            if not path.is_file():
+                return f"{path} is not a font file (install fonts-dejavu-core or set FONT_PATH)"
+        return None
+
+
+class _Letter(FPDF):
+    footer_text = ""
+
+    def footer(self) -> None:
+        self.set_y(-14)
+        self.set_font(FAMILY, size=8)
+        self.cell(0, 5, f"{self.footer_text} – trang {self.page_no()}/{{nb}}", align="C")
+
+
+def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, *, issued_at: datetime,
+                  images: Sequence[bytes] = (), fonts: Fonts) -> bytes:
+    """A4 letter: unit and motto header, title, addressee, case table, request, evidence images."""
+    pdf = _Letter(format="A4", unit="mm")
+    pdf.set_creation_date(issued_at)  # the document's bytes depend only on the case, not on when they were made
+    pdf.set_producer("roadwatch notify")
+    pdf.set_title(render(template.title[0], values))
+    pdf.set_subject(values.get("case_id", ""))
+    pdf.footer_text = f"Số hồ sơ {values.get('case_id', '')}"
+    pdf.set_margins(MARGIN_MM, 15, MARGIN_MM)
+    pdf.set_auto_page_break(True, margin=18)
+    pdf.add_font(FAMILY, "", str(fonts.regular))
+    pdf.add_font(FAMILY, "B", str(fonts.bold))
+    pdf.add_page()
+    width = pdf.w - 2 * MARGIN_MM
+
+    # Header: the unit on the left, the national motto and the date on the right.
+    top = pdf.get_y()
+    left_w, right_w = width * 0.42, width * 0.58
+    pdf.set_font(FAMILY, size=10)
+    pdf.multi_cell(left_w, 5, unit.parent, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(FAMILY, "B", 10)
+    pdf.multi_cell(left_w, 5, unit.name.upper(), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(FAMILY, size=10)
+    pdf.multi_cell(left_w, 5, f"Số: {values.get('case_id', '')}", align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    left_bottom = pdf.get_y()
+    pdf.set_xy(MARGIN_MM + left_w, top)
+    for index, line in enumerate(template.motto):
+        pdf.set_font(FAMILY, "B", 10 if index == 0 else 11)
+        pdf.set_x(MARGIN_MM + left_w)
+        pdf.multi_cell(right_w, 5, line, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(FAMILY, size=10)
+    pdf.set_x(MARGIN_MM + left_w)
+    pdf.multi_cell(right_w, 6, f"{unit.place}, {values.get('notice_date_long', '')}".strip(", "),
+                   align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_y(max(pdf.get_y(), left_bottom) + 6)
+
+    pdf.set_font(FAMILY, "B", 13)
+    for index, line in enumerate(template.title):
+        if index == 1:
+            pdf.set_font(FAMILY, "B", 11)
+        pdf.multi_cell(width, 6, render(line, values), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(4)
+
+    pdf.set_font(FAMILY, size=11)
+    for line in template.addressee:
+        pdf.multi_cell(width, LINE_MM, render(line, values), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(2)
+    pdf.multi_cell(width, LINE_MM, render(template.intro, values), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(2)
+
+    for label, value in template.rows:
+        text = render(value, values)
+        if not text.strip():
+            continue
+        y = pdf.get_y()
+        pdf.set_font(FAMILY, "B", 10.5)
+        pdf.multi_cell(LABEL_MM, LINE_MM, f"{label}:", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        label_bottom = pdf.get_y()
+        pdf.set_font(FAMILY, size=10.5)
+        pdf.set_xy(MARGIN_MM + LABEL_MM, y)
+        pdf.multi_cell(width - LABEL_MM, LINE_MM, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if pdf.get_y() < label_bottom:
+            pdf.set_y(label_bottom)
+    pdf.ln(3)
+
+    pdf.set_font(FAMILY, size=11)
+    pdf.multi_cell(width, LINE_MM, render(template.request, values), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if template.bring:
+        pdf.ln(1)
+        pdf.set_font(FAMILY, "B", 11)
+        pdf.multi_cell(width, LINE_MM, render(template.bring_title, values), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(FAMILY, size=11)
+        for item in template.bring:
+            pdf.set_x(MARGIN_MM + 5)
+            pdf.multi_cell(width - 5, LINE_MM, f"- {render(item, values)}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if template.closing:
+        pdf.ln(1)
+        pdf.multi_cell(width, LINE_MM, render(template.closing, values), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    if unit.signer:
+        pdf.ln(4)
+        pdf.set_font(FAMILY, "B", 11)
+        pdf.set_x(MARGIN_MM + width / 2)
+        pdf.multi_cell(width / 2, LINE_MM, unit.signer, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(FAMILY, size=9)
+        pdf.set_x(MARGIN_MM + width / 2)
+        pdf.multi_cell(width / 2, 5, "(văn bản điện tử do hệ thống gửi)", align="C",
+                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    if images:
+        _evidence(pdf, template, values, images, width)
+    return bytes(pdf.output())
+
+
+def _evidence(pdf: FPDF, template: LetterTemplate, values: dict[str, str], images: Sequence[bytes],
+              width: float) -> None:
+    """Evidence frames two to a row, each at its own aspect ratio, starting where they fit."""
+    pdf.ln(5)
+    image_w = (width - 6) / 2
+    if pdf.get_y() + 8 + image_w * 0.75 > pdf.h - 20:
+        pdf.add_page()
+    pdf.set_font(FAMILY, "B", 11)
+    pdf.multi_cell(width, LINE_MM, render(template.evidence_title, values) or " ", new_x=XPos.LMARGIN,
+                   new_y=YPos.NEXT)
+    pdf.ln(1)
+    for start in range(0, len(images), 2):
+        row = images[start:start + 2]
+        sizes = [Image.open(io.BytesIO(data)).size for data in row]
+        height = max(image_w * h / w for w, h in sizes)
+        if pdf.get_y() + height > pdf.h - 20:
+            pdf.add_page()
+        y = pdf.get_y()
+        for column, data in enumerate(row):
+            pdf.image(io.BytesIO(data), x=MARGIN_MM + column * (image_w + 6), y=y, w=image_w)
+        pdf.set_y(y + height + 4)

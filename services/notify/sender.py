@@ -1,0 +1,191 @@
+"""Sends the notices the store owes: claim due ones (lease, FOR UPDATE SKIP LOCKED), deliver on
+their transport, record sent or failed with the event in the same transaction.
+
+A notice whose sender died mid-send is claimed again when its lease expires and sent with the
+same idempotency key (Message-ID, Idempotency-Key, event id), so the receiving end can tell a
+resend from a new notice; a notice recorded as sent is never claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+import asyncpg
+import msgspec
+
+from proto import ids, subjects
+from proto.v1 import NoticeFailed, NoticeSent
+from services.notify import decisions, mail, metrics, post, sms, store, webhooks
+from services.notify.config import Config, Retry
+from services.notify.outcome import DeliveryError
+
+log = logging.getLogger("notify.sender")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def backoff(retry: Retry, attempt: int) -> float:
+    return min(retry.base_s * 2 ** max(attempt - 1, 0), retry.max_s)
+
+
+class Sender:
+    def __init__(self, pool: asyncpg.Pool, config: Config, session: aiohttp.ClientSession, *, smtp: mail.Smtp,
+                 sms_url: str, sms_token: str, spool_dir: str, clock: Clock = utc_now, concurrency: int = 8,
+                 lease_s: float = 120.0) -> None:
+        self.pool = pool
+        self.config = config
+        self.session = session
+        self.smtp = smtp
+        self.sms_url = sms_url
+        self.sms_token = sms_token
+        self.spool_dir = spool_dir
+        self.clock = clock
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.wake = asyncio.Event()
+        self.on_events: Callable[[], None] = lambda: None  # events were queued: wake the publisher
+
+    async def run(self, stop: asyncio.Event, poll_s: float) -> None:
+        while not stop.is_set():
+            try:
+                done = await self.tick()
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                log.warning("send loop failed; retrying", extra={"fields": {"error": repr(exc)}})
+                done = 0
+            if done == 0:
+                await _wait_any(stop, self.wake, poll_s)
+                self.wake.clear()
+
+    async def tick(self) -> int:
+        """Claim and send one round; returns how many notices were attempted."""
+        claimed = await store.claim(self.pool, self.clock(), self.concurrency, self.lease_s)
+        if claimed:
+            await asyncio.gather(*(self.attempt(notice) for notice in claimed))
+            self.on_events()
+        return len(claimed)
+
+    async def attempt(self, notice: store.Claimed) -> None:
+        started = time.perf_counter()
+        try:
+            await self.deliver(notice)
+        except DeliveryError as exc:
+            metrics.SEND_SECONDS.labels(notice.transport).observe(time.perf_counter() - started)
+            await self._failed(notice, exc)
+            return
+        except Exception as exc:  # a bug in a template or transport must not stop the loop
+            log.exception("delivery crashed", extra={"fields": {"notice": notice.notice_id}})
+            await self._failed(notice, DeliveryError(f"internal error: {exc!r}"))
+            return
+        metrics.SEND_SECONDS.labels(notice.transport).observe(time.perf_counter() - started)
+        now = self.clock()
+        event = NoticeSent(
+            id=ids.event_id("ntc", notice.notice_id), camera_id=notice.camera_id, occurred_at=now,
+            case_id=notice.case_id, notice_id=notice.notice_id, kind=notice.kind, channel=notice.channel,  # type: ignore[arg-type]
+            recipient=notice.recipient, document_sha256=notice.document_sha256 or "", respond_by=notice.respond_by)
+        warning_due = decisions.warning_due(now, self.config) if notice.kind == "owner_notice" else None
+        recorded = await store.mark_sent(self.pool, notice, now, subjects.notice_sent(notice.camera_id, notice.channel),
+                                         event, self.config.webhooks, warning_due)
+        metrics.NOTICES.labels(notice.kind, notice.channel, "sent" if recorded else "lease_lost").inc()
+        log.info("notice sent", extra={"fields": {"notice": notice.notice_id, "case": notice.case_id,
+                                                  "kind": notice.kind, "channel": notice.channel,
+                                                  "attempt": notice.attempts}})
+
+    async def _failed(self, notice: store.Claimed, error: DeliveryError) -> None:
+        now = self.clock()
+        will_retry = not error.permanent and notice.attempts < self.config.retry.attempts
+        retry_at = now + timedelta(seconds=backoff(self.config.retry, notice.attempts)) if will_retry else None
+        event = NoticeFailed(
+            id=ids.event_id("ntf", notice.notice_id, notice.attempts), camera_id=notice.camera_id, occurred_at=now,
+            case_id=notice.case_id, notice_id=notice.notice_id, kind=notice.kind, channel=notice.channel,  # type: ignore[arg-type]
+            reason=error.reason[:500], attempt=notice.attempts, will_retry=will_retry)
+        await store.mark_failed(self.pool, notice, now, error.reason, retry_at,
+                                subjects.notice_failed(notice.camera_id, notice.channel), event, self.config.webhooks)
+        metrics.NOTICES.labels(notice.kind, notice.channel, "retry" if will_retry else "failed").inc()
+        log.warning("notice not delivered", extra={"fields": {"notice": notice.notice_id, "kind": notice.kind,
+                                                              "channel": notice.channel, "attempt": notice.attempts,
+                                                              "will_retry": will_retry, "reason": error.reason}})
+
+    # --- what each notice says, on which transport -------------------------------------------------
+    def values(self, notice: store.Claimed) -> dict[str, str]:
+        commune = self.config.communes.get(notice.recipient)
+        return decisions.fields(
+            notice.case, notice.vehicle, notice.owner, self.config, notice_id=notice.notice_id,
+            notice_at=notice.created_at,
+            respond_by_at=notice.respond_by or decisions.respond_by(notice.created_at, self.config),
+            commune=commune.name if commune else notice.recipient, warned_since=notice.warned_since)
+
+    def wording(self, notice: store.Claimed) -> tuple[str, str]:
+        templates = self.config.templates
+        subject, body = {
+            "owner_notice": (templates.email_subject, templates.email_body),
+            "commune_transfer": (templates.transfer_email_subject, templates.transfer_email_body),
+            "inspection_warning": (templates.warning_subject, templates.warning_body),
+            "inspection_lifted": (templates.lifted_subject, templates.lifted_body),
+        }[notice.kind]
+        values = self.values(notice)
+        return decisions.render(subject, values), decisions.render(body, values)
+
+    async def deliver(self, notice: store.Claimed) -> None:
+        if notice.transport == "smtp":
+            subject, body = self.wording(notice)
+            attachments = [(f"{notice.kind}-{notice.case_id}.pdf", notice.document)] if notice.document else []
+            message = mail.compose(
+                sender=self.config.email.sender, sender_name=self.config.email.sender_name, to=notice.address,
+                subject=subject, body=body, notice_id=notice.notice_id, case_id=notice.case_id,
+                sent_at=self.clock(), attachments=attachments)
+            await mail.send(self.smtp, message)
+        elif notice.transport == "sms":
+            text = decisions.render(self.config.templates.sms, self.values(notice))
+            await sms.send(self.session, self.sms_url, self.sms_token, notice_id=notice.notice_id, to=notice.address,
+                           text=text)
+        elif notice.transport == "spool":
+            await post.spool(self.spool_dir, notice.notice_id, notice.document)
+        elif notice.transport == "webhook":
+            subject, text = self.wording(notice)
+            body = msgspec.json.encode(_AgencyNotice(
+                notice_id=notice.notice_id, kind=notice.kind, case_id=notice.case_id,
+                plate=notice.vehicle.plate_printed or notice.case.plate, vehicle_type=notice.vehicle.vehicle_type,
+                violation_type=notice.case.violation_type, violation_at=notice.case.violation_at,
+                agency=notice.case.agency, title=subject, text=text, document_sha256=notice.document_sha256 or "",
+                document_pdf_base64=base64.b64encode(notice.document).decode() if notice.document else ""))
+            await webhooks.post(self.session, notice.address, self.config.secrets.get(notice.secret_env, ""), body,
+                                event_id=notice.notice_id, attempt=notice.attempts)
+        else:
+            raise DeliveryError(f"unknown transport {notice.transport!r}", permanent=True)
+
+
+class _AgencyNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """What an agency system receives by webhook: no owner personal data (the inspection
+    registry must not get it; a commune transfer carries it inside the letter only)."""
+
+    notice_id: str
+    kind: str
+    case_id: str
+    plate: str
+    vehicle_type: str
+    violation_type: str
+    violation_at: datetime
+    agency: str
+    title: str
+    text: str
+    document_sha256: str = ""
+    document_pdf_base64: str = ""
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
