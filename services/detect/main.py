@@ -101,11 +101,14 @@ async def consume_batches(js, consumer: bus.Consumer, stop: asyncio.Event, *, ba
                           idle_s: float = 1.0) -> None:
     """The pull loop with a fill window: the runtime's loop returns whatever one fetch gives;
     here, once a first frame is in, more are fetched until the batch is full or `wait_s` ends.
-    Decoding, dead letters, acks and naks stay the runtime's (`Consumer.process`)."""
+    The next batch is fetched while the current one runs on the workers, so the bus round
+    trips hide behind the models. Decoding, dead letters, acks and naks stay the runtime's
+    (`Consumer.process`)."""
     spec = consumer.spec
     await bus.ensure_consumer(js, spec)
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
     log.info("consuming", extra={"fields": {"consumer": spec.name, "stream": spec.stream, "batch": batch}})
+    in_flight: asyncio.Task | None = None
     try:
         while not stop.is_set():
             try:
@@ -123,8 +126,12 @@ async def consume_batches(js, consumer: bus.Consumer, stop: asyncio.Event, *, ba
                     msgs += await sub.fetch(batch - len(msgs), timeout=left)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
                     break
-            await consumer.process(msgs)
+            if in_flight is not None:
+                await in_flight
+            in_flight = asyncio.create_task(consumer.process(msgs))
     finally:
+        if in_flight is not None:
+            await in_flight
         try:
             await sub.unsubscribe()
         except Exception as exc:  # connection already closed at shutdown
