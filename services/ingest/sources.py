@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from services.ingest.cameras import Camera, redact_url
+from services.ingest.jpeg import default_encoder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 # Consecutive undecodable packets/images after which a source counts as broken, not noisy.
@@ -114,11 +115,8 @@ class AvDecoded(Decoded):
         width, height = _fit(frame.width, frame.height, max_width)
         if (width, height) != (frame.width, frame.height):
             bgr = frame.to_ndarray(format="bgr24", width=width, height=height)
-        else:
-            # swscale (SIMD, its context cached by PyAV) measured faster here than OpenCV's I420
-            # conversion, and it knows full-range (yuvj) input.
-            bgr = frame.to_ndarray(format="bgr24")
-        return _encode(bgr, quality), width, height
+            return _encode(bgr, quality), width, height
+        return default_encoder().encode(frame, quality, self._planes), width, height
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
