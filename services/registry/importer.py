@@ -114,6 +114,7 @@ class _Rejected(Exception):
 def _vehicle_records(reader: csv.reader, index: dict[str, int], report: Report) -> Iterator[tuple]:
     """Validated staging tuples; bad rows are recorded in the report and skipped."""
     today = date.today()
+    where = rows.positions(index)
     first_plate: dict[str, int] = {}
     owners: dict[str, tuple[int, int]] = {}  # national id -> (hash of the owner fields, first line)
     line = reader.line_num
@@ -123,7 +124,7 @@ def _vehicle_records(reader: csv.reader, index: dict[str, int], report: Report) 
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             report.rows += 1
-            record, errors = rows.vehicle(fields, index, today)
+            record, errors = rows.vehicle(fields, where, today)
             plate, national_id = record[0], record[11]
             if plate:
                 seen = first_plate.setdefault(plate, line)
