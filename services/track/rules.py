@@ -258,10 +258,11 @@ def speeding(scene: Scene, state: RuleState, previous: Observation, current: Obs
         del state.trap_crossings[trap.id]  # measured once; a second pass is a new measurement
         if elapsed <= 0:
             continue
-        speed = trap.distance_m / elapsed * 3.6
+        # Judged on the value reported (0.1 km/h): 55.00000001 is shown, and is, 55.0.
+        speed = round(trap.distance_m / elapsed * 3.6, 1)
         if speed > trap.limit_kmh + trap.tolerance_kmh:
             t = max(crossings["exit"], crossings["entry"])
-            out.append(Finding("speeding", trap.id, t, current, round(speed, 1), "km/h", limit=trap.limit_kmh,
+            out.append(Finding("speeding", trap.id, t, current, speed, "km/h", limit=trap.limit_kmh,
                                tolerance=trap.tolerance_kmh,
                                parameters={"trap": trap.id, "distance_m": trap.distance_m,
                                            "elapsed_s": round(elapsed, 3)}))

@@ -1,0 +1,119 @@
+"""The small parts: reorder buffer, partitioning, plate voting, counts, signal history and lamps."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from proto.v1.common import PlateText
+from services.track import partition
+from services.track.counts import CountWindows
+from services.track.plates import PlateSighting, PlateVotes
+from services.track.reorder import ReorderBuffer
+from services.track.signals import SignalState, VisionHead, classify_lamp
+
+
+# --- reorder ---------------------------------------------------------------------------------------
+def test_reorder_puts_frames_back_in_order_and_tolerates_gaps():
+    buf: ReorderBuffer[int] = ReorderBuffer(window_s=0.5)
+    released = []
+    # Frames 0..9 at 0.1 s, arriving as 1,0,3,2,(4 missing),6,5,7,9,8
+    for seq in [1, 0, 3, 2, 6, 5, 7, 9, 8]:
+        out, accepted = buf.push(seq * 0.1, seq, seq, now=0.0)
+        assert accepted
+        released += out
+    released += buf.drain()
+    assert released == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+
+
+def test_reorder_releases_on_wall_time_and_reports_late_ones():
+    buf: ReorderBuffer[int] = ReorderBuffer(window_s=0.5)
+    assert buf.push(1.0, 10, 10, now=100.0) == ([], True)
+    assert buf.release(100.2) == []
+    assert buf.release(100.6) == [10]  # nobody newer came: not held forever
+    out, accepted = buf.push(0.9, 9, 9, now=100.7)  # older than what was tracked
+    assert (out, accepted) == ([], False)
+    out, accepted = buf.push(1.1, 11, 11, now=100.7)
+    assert accepted and buf.drain() == [11]
+
+
+# --- partition -------------------------------------------------------------------------------------
+def test_partition_is_stable_and_moves_few_cameras_on_scale_up():
+    cameras = [f"cam-{i:03d}" for i in range(300)]
+    three = {c: partition.owner(c, 3) for c in cameras}
+    four = {c: partition.owner(c, 4) for c in cameras}
+    assert three == {c: partition.owner(c, 3) for c in cameras}  # same answer every time
+    assert sorted(c for i in range(3) for c in partition.owned(cameras, i, 3)) == sorted(cameras)  # each once
+    moved = [c for c in cameras if three[c] != four[c]]
+    assert all(four[c] == 3 for c in moved)  # only to the new replica
+    assert 0.15 < len(moved) / len(cameras) < 0.35  # about a quarter
+    assert min(list(three.values()).count(i) for i in range(3)) > 70  # roughly balanced
+
+
+# --- plates ----------------------------------------------------------------------------------------
+def read(text: str, conf: float, valid: bool = True) -> PlateSighting:
+    return PlateSighting(PlateText(text=text, confidence=conf, format_valid=valid), 1, (0, 0, 10, 5))
+
+
+def test_plate_vote_prefers_agreement_and_valid_format():
+    votes = PlateVotes()
+    for sighting in [read("30K-558.78", 0.7), read("30K-558.78", 0.6), read("30T-558.78", 0.9),
+                     read("3OK55878", 0.99, valid=False), read("30K-558.78", 0.65)]:
+        votes.add(sighting)
+    best = votes.best()
+    assert best is not None and best.text == "30K-558.78" and best.format_valid
+    assert [a.text for a in best.alternatives] == ["30T-558.78"]
+    assert 0 < best.confidence < 0.65  # split vote lowers it below the mean read confidence
+    only_invalid = PlateVotes()
+    only_invalid.add(read("ABC", 0.4, valid=False))
+    assert only_invalid.best().text == "ABC" and not only_invalid.best().format_valid
+    assert PlateVotes().best() is None
+
+
+# --- counts ----------------------------------------------------------------------------------------
+def test_counts_close_by_capture_time_with_grace():
+    counts = CountWindows("cam-x", window_s=60, grace_s=5)
+    t0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc).timestamp()
+    counts.add(t0 + 1, "left", "car")
+    counts.add(t0 + 2, "left", "car")
+    counts.add(t0 + 30, None, "motorcycle")
+    assert counts.close(t0 + 64) == []
+    [event] = counts.close(t0 + 65)
+    assert event.window_start == datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc) and event.window_s == 60
+    assert {(c.lane, c.vehicle_class, c.count) for c in event.counts} == {("left", "car", 2), (None, "motorcycle", 1)}
+    again = CountWindows("cam-x", window_s=60, grace_s=5)
+    again.add(t0 + 5, "left", "car")
+    assert again.close(t0 + 70)[0].id == event.id  # a replay has the same id
+
+
+# --- signals ---------------------------------------------------------------------------------------
+def test_signal_history_answers_for_past_times():
+    state = SignalState()
+    assert state.observe("main", 10.0, "green")
+    assert not state.observe("main", 11.0, "green")
+    assert state.observe("main", 20.0, "amber")
+    assert state.observe("main", 23.0, "red")
+    assert state.observe("main", 15.0, "green") is False  # already green then
+    assert state.at("main", 9.0) is None
+    assert state.at("main", 21.0).phase == "amber"
+    red = state.at("main", 25.5)
+    assert red.phase == "red" and red.age(25.5) == pytest.approx(2.5)
+
+
+def lamp(bgr: tuple[int, int, int]) -> np.ndarray:
+    image = np.full((60, 24, 3), 30, dtype=np.uint8)
+    image[20:32, 6:18] = bgr
+    return image
+
+
+def test_lamp_colours_and_flicker_hold():
+    assert classify_lamp(lamp((40, 40, 250))) == "red"
+    assert classify_lamp(lamp((20, 180, 250))) == "amber"
+    assert classify_lamp(lamp((170, 230, 40))) == "green"
+    assert classify_lamp(lamp((40, 40, 40))) == "off"
+    head = VisionHead(hold_s=1.0)
+    assert head.read(0.0, "red") == "red"
+    assert head.read(0.5, "off") == "red"  # LED flicker
+    assert head.read(1.6, "off") == "off"
