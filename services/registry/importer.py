@@ -182,6 +182,8 @@ async def import_csv(conn: asyncpg.Connection, path: Path) -> Report:
         report.kind = rows.kind_of(header)
         try:
             async with conn.transaction():
+                # Room for the hash joins of a million-row merge; this transaction only.
+                await conn.execute("SET LOCAL work_mem = '128MB'")
                 if report.kind == "vehicles":
                     index = rows.column_index(header, rows.VEHICLE_COLUMNS, rows.OPTIONAL_VEHICLE_COLUMNS)
                     await conn.execute(STAGING_DDL)

@@ -43,6 +43,7 @@ class Registry:
         self.hotlist = hotlist.Hotlist()
         self.recent = hotlist.Recent()
         self.hotlist_changed = asyncio.Event()
+        self.http_port = 0  # bound port, once serving (HTTP_PORT=0 picks a free one)
 
     # --- violations -------------------------------------------------------------------------------
     async def on_violation(self, violation: ViolationDetected, msg: Msg) -> None:
@@ -141,7 +142,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         await service.add_endpoint(name="lookup-owner", subject=lookup_subject, handler=endpoint.handle)
         stack.push_async_callback(service.stop)
 
-        runner, _ = await http.serve(
+        runner, registry.http_port = await http.serve(
             config.http_port, {"nats": lambda: nc.is_connected, "postgres": lambda: db.pool_ready(pool)},
             draining=stop)
         stack.push_async_callback(runner.cleanup)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import msgspec
 import nats.errors
@@ -208,6 +209,15 @@ async def test_owner_lookup_request_reply(registry: Running, nc) -> None:
     # nats.micro gives discovery for free: the service answers PING with its name.
     ping = json.loads((await nc.request("$SRV.PING.registry", b"", timeout=5)).data)
     assert ping["name"] == "registry"
+
+    async with aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{registry.registry.http_port}"
+        async with http.get(f"{base}/readyz") as response:
+            assert response.status == 200 and (await response.json())["checks"] == {"nats": True, "postgres": True}
+        async with http.get(f"{base}/metrics") as response:
+            text = await response.text()
+    assert 'roadwatch_registry_owner_requests_total{result="found"}' in text
+    assert 'roadwatch_registry_owner_requests_total{result="bad_request"}' in text
 
 
 async def test_hotlist_hit_within_a_second_of_the_detection(registry: Running, nc, js, registry_url: str,
