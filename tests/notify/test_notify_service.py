@@ -1,0 +1,193 @@
+"""Notify end to end on real servers: nats-server, PostgreSQL, the registry service, an SMTP
+server, an SMS gateway and webhook receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from notify_pdf import flat, images_of, text_of
+from notify_samples import case, example, owner, resolved, vehicle
+from notify_servers import (
+    SECRET, Clock, HttpSink, SmtpSink, consumer_idle, migrate, notify_settings, put_evidence, register,
+    start_notify, start_registry, rules_for_test,
+)
+from proto import codec, subjects
+from proto.v1 import DeadLetter, NoticeFailed, NoticeSent
+from services.notify.config import Subscriber
+from services.runtime import bus
+
+FRAME = "street/vn_cam_g30_Image3154.jpg"
+
+
+class Stack:
+    """Everything one test needs, started and stopped together."""
+
+    def __init__(self, **kw) -> None:
+        self.__dict__.update(kw)
+
+    async def events(self, js, kind: str) -> list:
+        """notice.sent or notice.failed events of this test's camera, as stored in NOTICES."""
+        subject = f"traffic.notice.{kind}.v1.{self.camera}.*"
+        type_ = NoticeSent if kind == "sent" else NoticeFailed
+        found = []
+        sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy="all")
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=0.5)
+                except Exception:
+                    break
+                found.append(codec.decode(msg.data, type_))
+        finally:
+            await sub.unsubscribe()
+        return found
+
+
+@pytest.fixture
+async def stack(nats_url, database_url, unique, js, tmp_path):
+    await migrate(database_url)
+    smtp = await SmtpSink().start()
+    http = await HttpSink().start()
+    lookup_subject, registry_stop, registry_task = await start_registry(nats_url, database_url, unique)
+    camera = f"cam-{unique}"
+    clock = Clock()
+    made = Stack(smtp=smtp, http=http, camera=camera, clock=clock, unique=unique, spool=tmp_path / "post",
+                 database_url=database_url, lookup_subject=lookup_subject, notify=None)
+
+    async def start(subscribers=(), webhook_attempts=4):
+        rules = rules_for_test(example(), http, subscribers=subscribers, webhook_attempts=webhook_attempts)
+        settings = notify_settings(nats_url, database_url, unique=unique, camera=camera, smtp_port=smtp.port,
+                                   sms_url=http.url("/sms"), spool=made.spool, lookup_subject=lookup_subject)
+        made.notify = await start_notify(settings, rules, clock)
+        made.rules = rules
+
+    made.start = start
+    yield made
+    if made.notify is not None:
+        stop, task = made.notify
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    registry_stop.set()
+    await asyncio.wait_for(registry_task, 30)
+    await smtp.stop()
+    await http.stop()
+
+
+async def publish_case(js, event, *, msg_id: str | None = None):
+    subject = (subjects.case_reviewed(event.camera_id, event.decision) if hasattr(event, "decision")
+               else subjects.case_resolved(event.camera_id))
+    await js.publish(subject, codec.encode(event), headers={bus.MSG_ID: msg_id or event.id})
+
+
+async def test_owner_notice_by_email_sms_and_post_exactly_once(stack, js, shared_dir: Path, wait_for):
+    frame = (shared_dir / "data" / FRAME).read_bytes()
+    await put_evidence(js, frame)
+    from notify_samples import evidence_ref
+    plate = f"15A{int(stack.unique[:5], 16) % 100000:05d}"
+    await register(stack.database_url, vehicle(plate=plate, printed=f"{plate[:3]}-{plate[3:6]}.{plate[6:]}"),
+                   owner(email=f"chu-xe-{stack.unique}@example.vn"))
+    stack.http.fail = {"/sms": [503], "/events": [500]}  # one gateway outage, one subscriber outage
+    await stack.start(subscribers=(
+        Subscriber(name="so-xay-dung", agency="so-xay-dung-hai-phong", url=stack.http.url("/events"),
+                   subjects=(f"traffic.notice.sent.v1.{stack.camera}.>",), secret_env="SXD_SECRET"),
+        Subscriber(name="broken", agency="broken", url=stack.http.url("/broken"),
+                   subjects=(f"traffic.notice.*.v1.{stack.camera}.email",), secret_env="BROKEN_SECRET"),
+    ), webhook_attempts=3)
+    stack.http.fail["/broken"] = [500] * 10
+    reviewed = msgspec.structs.replace(case(f"CASE-{stack.unique}", camera=stack.camera, plate=plate,
+                                            evidence=(evidence_ref(frame),)))
+    dead = await js.pull_subscribe(subjects.dlq("notify"), durable=f"dlq-{stack.unique}", stream="DEAD_LETTERS")
+    await publish_case(js, reviewed)
+    address = f"chu-xe-{stack.unique}@example.vn"
+
+    async def everything_sent():
+        sent = await stack.events(js, "sent")
+        return sent if {e.channel for e in sent} == {"email", "sms", "post"} else None
+
+    sent = await wait_for(everything_sent, timeout=30, what="notice.sent on email, sms and post")
+
+    # The email: one message, to the owner, with the letter attached; every field in the PDF.
+    mails = stack.smtp.to(address)
+    assert len(mails) == 1
+    mail = mails[0]
+    assert "15A-" in mail.message["Subject"] and f"CASE-{stack.unique}" in mail.message["Subject"]
+    assert "Kính gửi Trần Thị Huệ" in mail.body
+    [(filename, pdf)] = mail.attachments
+    assert filename == f"owner_notice-CASE-{stack.unique}.pdf"
+    text = text_of(pdf)
+    for expected in ("CÔNG AN THÀNH PHỐ HẢI PHÒNG", f"Số: CASE-{stack.unique}", "Kính gửi: Trần Thị Huệ",
+                     "Địa chỉ: Số 18 ngõ 45 Lạch Tray, phường Ngô Quyền, Hải Phòng",
+                     f"Biển kiểm soát: {plate[:3]}-{plate[3:6]}.{plate[6:]}", "Màu biển: Nền màu trắng, chữ và số màu đen",
+                     "Loại phương tiện: Xe ô tô con", "Thời gian vi phạm: 07 giờ 45 phút, ngày 20/11/2026",
+                     "Hành vi vi phạm: Không chấp hành hiệu lệnh của đèn tín hiệu giao thông",
+                     "Căn cứ pháp lý: Điểm b khoản 9 Điều 6 Nghị định số 168/2024/NĐ-CP",
+                     "Điện thoại liên hệ: 0225 3842 135", "Giấy chứng nhận đăng ký xe", "Hình ảnh vi phạm",
+                     f"Camera giám sát {stack.camera}"):
+        assert flat(expected) in text, expected
+    assert images_of(pdf) == [frame]  # the evidence frame from the object store, byte for byte
+
+    # SMS: the gateway's first answer was 503, the retry went through with the same key.
+    sms = stack.http.at("/sms")
+    assert [r.status for r in sms] == [503, 200]
+    assert {r.headers["Idempotency-Key"] for r in sms} == {sent_event.notice_id for sent_event in sent
+                                                          if sent_event.channel == "sms"}
+    assert sms[1].json()["to"] == "0912345678" and plate[:3] in sms[1].json()["text"]
+    assert sms[1].headers["Authorization"] == "Bearer gateway-token"
+
+    # The paper letter is the same document as the email's attachment.
+    [letter_file] = list(stack.spool.glob("*.pdf"))
+    assert letter_file.read_bytes() == pdf
+    by_channel = {e.channel: e for e in sent}
+    assert by_channel["email"].document_sha256 == hashlib.sha256(pdf).hexdigest() == by_channel["post"].document_sha256
+    assert by_channel["email"].recipient == "owner" and by_channel["email"].respond_by is not None
+    assert len(sent) == 3
+    failed = await stack.events(js, "failed")
+    assert [(f.channel, f.attempt, f.will_retry) for f in failed] == [("sms", 1, True)]
+    assert "503" in failed[0].reason
+
+    # Subscribers: signed POSTs of each notice.sent; the first failed and was retried.
+    async def subscriber_has_all():
+        return len({r.headers["Roadwatch-Event-Id"] for r in stack.http.at("/events", 200)}) == 3
+
+    await wait_for(subscriber_has_all, timeout=20, what="three notice.sent events at the subscriber")
+    received = stack.http.at("/events")
+    assert all(r.signed for r in received) and received[0].status == 500
+    assert {r.json()["id"] for r in received if r.status == 200} == {e.id for e in sent}
+    retried = [r for r in received if r.headers["Roadwatch-Attempt"] == "2"]
+    assert len(retried) == 1 and retried[0].headers["Roadwatch-Event-Id"] == received[0].headers["Roadwatch-Event-Id"]
+
+    # The broken subscriber: 3 attempts, then a dead letter with the event, and the log says so.
+    async def dead_letter():
+        try:
+            msgs = await dead.fetch(10, timeout=0.5)
+        except Exception:
+            return None
+        letters = [codec.decode(m.data, DeadLetter) for m in msgs]
+        return [d for d in letters if d.consumer == "webhook:broken"] or None
+
+    [letter] = await wait_for(dead_letter, timeout=20, what="the broken subscriber's dead letter")
+    assert letter.num_delivered == 3 and "answered 500" in letter.reason
+    assert codec.decode(letter.payload, NoticeSent).channel == "email"
+    assert len(stack.http.at("/broken")) == 3
+    import asyncpg
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        log = await conn.fetch("SELECT a.attempt, a.status_code FROM notify.webhook_attempts a "
+                               "JOIN notify.webhook_deliveries d USING (delivery_id) WHERE d.subscriber = 'broken' "
+                               "ORDER BY a.attempt")
+        assert [(r["attempt"], r["status_code"]) for r in log] == [(1, 500), (2, 500), (3, 500)]
+    finally:
+        await conn.close()
+
+    # The same case again (a replay with another message id): nothing new goes out.
+    await publish_case(js, reviewed, msg_id=f"replay-{stack.unique}")
+    await wait_for(lambda: consumer_idle(js, f"notify-{stack.unique}"), what="the replay to be handled")
+    await asyncio.sleep(0.3)
+    assert len(stack.smtp.to(address)) == 1
+    assert len(stack.http.at("/sms", 200)) == 1
+    assert len(await stack.events(js, "sent")) == 3
