@@ -25,12 +25,13 @@ log = logging.getLogger(SERVICE)
 
 def build_app(portal: Portal) -> web.Application:
     """The aiohttp application with every portal route (the runtime adds /healthz, /readyz, /metrics)."""
-    from services.portal import openapi, pages  # noqa: PLC0415 (pages import jinja2 templates at load)
+    from services.portal import openapi, pages, report  # noqa: PLC0415 (templates, fonts: loaded with the app)
 
     app = web.Application(middlewares=[api.errors_and_metrics], client_max_size=api.MAX_BODY)
     app[KEY] = portal
     app.add_routes(api.routes())
     app.add_routes(openapi.routes())
+    app.add_routes(report.routes())
     pages.setup(app)
     return app
 
