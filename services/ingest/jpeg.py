@@ -97,9 +97,15 @@ class FrameEncoder:
         if self.turbo is not None and name in ("yuvj420p", "yuv420p") and frame.width % 2 == 0 \
                 and frame.height % 2 == 0:
             width, height = frame.width, frame.height
+            full_range = name == "yuvj420p" or frame.color_range == AVCOL_RANGE_JPEG
+            if planes is None and full_range:
+                # The decoder's own buffers, padded rows and all: no copy at all.
+                views = [np.frombuffer(plane, np.uint8) for plane in frame.planes]
+                return self.turbo.encode_planes(views, [plane.line_size for plane in frame.planes], width, height,
+                                                quality)
             if planes is None:
                 planes = frame.to_ndarray()
-            if name == "yuv420p" and frame.color_range != AVCOL_RANGE_JPEG:
+            if not full_range:
                 full = np.empty_like(planes)
                 cv2.LUT(planes[:height], _LUMA_TO_FULL, dst=full[:height])
                 cv2.LUT(planes[height:], _CHROMA_TO_FULL, dst=full[height:])

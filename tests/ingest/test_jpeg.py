@@ -76,3 +76,7 @@ def test_one_encoder_serves_many_camera_threads(frame, turbo) -> None:
     for thread in threads:
         thread.join(30)
     assert len(results) == 15 and len(set(results)) == 1
+
+
+def test_planes_already_read_for_the_motion_gate_give_the_same_jpeg(frame, turbo) -> None:
+    assert turbo.encode(frame, 80, frame.to_ndarray()) == turbo.encode(frame, 80)
