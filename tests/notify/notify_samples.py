@@ -59,6 +59,7 @@ def vehicle(plate: str = "15A12345", printed: str = "15A-123.45", vehicle_type: 
 
 
 def owner(*, commune: str = "11311", email: str = "tran.thi.hue@example.vn", phone: str = "0912345678",
-          name: str = "Trần Thị Huệ", address: str = "Số 18 ngõ 45 Lạch Tray, phường Ngô Quyền, Hải Phòng") -> Owner:
-    return Owner(kind="person", name=name, national_id="031190012345", address=address, commune_code=commune,
+          name: str = "Trần Thị Huệ", address: str = "Số 18 ngõ 45 Lạch Tray, phường Ngô Quyền, Hải Phòng",
+          national_id: str = "031190012345") -> Owner:
+    return Owner(kind="person", name=name, national_id=national_id, address=address, commune_code=commune,
                  province="Hải Phòng", phone=phone, email=email)

@@ -7,13 +7,14 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import pytest
 
 from notify_pdf import flat, images_of, text_of
-from notify_samples import case, example, owner, resolved, vehicle
+from notify_samples import case, evidence_ref, example, owner, resolved, vehicle
 from notify_servers import (
-    SECRET, Clock, HttpSink, SmtpSink, consumer_idle, migrate, notify_settings, put_evidence, register,
+    Clock, HttpSink, SmtpSink, consumer_idle, migrate, notify_settings, put_evidence, register,
     start_notify, start_registry, rules_for_test,
 )
 from proto import codec, subjects
@@ -87,7 +88,6 @@ async def publish_case(js, event, *, msg_id: str | None = None):
 async def test_owner_notice_by_email_sms_and_post_exactly_once(stack, js, shared_dir: Path, wait_for):
     frame = (shared_dir / "data" / FRAME).read_bytes()
     await put_evidence(js, frame)
-    from notify_samples import evidence_ref
     plate = f"15A{int(stack.unique[:5], 16) % 100000:05d}"
     await register(stack.database_url, vehicle(plate=plate, printed=f"{plate[:3]}-{plate[3:6]}.{plate[6:]}"),
                    owner(email=f"chu-xe-{stack.unique}@example.vn"))
@@ -99,8 +99,7 @@ async def test_owner_notice_by_email_sms_and_post_exactly_once(stack, js, shared
                    subjects=(f"traffic.notice.*.v1.{stack.camera}.email",), secret_env="BROKEN_SECRET"),
     ), webhook_attempts=3)
     stack.http.fail["/broken"] = [500] * 10
-    reviewed = msgspec.structs.replace(case(f"CASE-{stack.unique}", camera=stack.camera, plate=plate,
-                                            evidence=(evidence_ref(frame),)))
+    reviewed = case(f"CASE-{stack.unique}", camera=stack.camera, plate=plate, evidence=(evidence_ref(frame),))
     dead = await js.pull_subscribe(subjects.dlq("notify"), durable=f"dlq-{stack.unique}", stream="DEAD_LETTERS")
     await publish_case(js, reviewed)
     address = f"chu-xe-{stack.unique}@example.vn"
@@ -174,7 +173,6 @@ async def test_owner_notice_by_email_sms_and_post_exactly_once(stack, js, shared
     assert letter.num_delivered == 3 and "answered 500" in letter.reason
     assert codec.decode(letter.payload, NoticeSent).channel == "email"
     assert len(stack.http.at("/broken")) == 3
-    import asyncpg
     conn = await asyncpg.connect(stack.database_url)
     try:
         log = await conn.fetch("SELECT a.attempt, a.status_code FROM notify.webhook_attempts a "
@@ -191,3 +189,121 @@ async def test_owner_notice_by_email_sms_and_post_exactly_once(stack, js, shared
     assert len(stack.smtp.to(address)) == 1
     assert len(stack.http.at("/sms", 200)) == 1
     assert len(await stack.events(js, "sent")) == 3
+
+
+async def test_transfer_warning_after_20_days_and_lifting_on_resolution(stack, js, wait_for):
+    """A motorbike whose owner lives in Kiến An (outside the unit's area): transferred to the
+    commune police; 20 days after the notice (injected clock) warned to the inspection registry
+    and the commune police; lifted on resolution. A second case resolved in time is never warned."""
+    base = int(stack.unique[:5], 16) % 100000
+    bike_plate, car_plate = f"15B1{base:05d}", f"15A{base:05d}"
+    kien_an = owner(commune="11410", email=f"bike-{stack.unique}@example.vn", phone="",
+                    address="Số 3 Trần Thành Ngọ, phường Kiến An, Hải Phòng")
+    await register(stack.database_url, vehicle(plate=bike_plate, printed=f"15-B1 {base:05d}", vehicle_type="motorcycle"),
+                   kien_an)
+    await register(stack.database_url, vehicle(plate=car_plate, printed=f"15A-{base:05d}"),
+                   owner(email=f"car-{stack.unique}@example.vn", phone="", name="Lê Văn Nam",
+                         address="Số 9 Văn Cao, Hải Phòng", national_id="031190099999"))
+    await stack.start()
+    bike = case(f"BIKE-{stack.unique}", camera=stack.camera, plate=bike_plate, vehicle_type="motorcycle")
+    car = case(f"CAR-{stack.unique}", camera=stack.camera, plate=car_plate)
+    await publish_case(js, bike)
+    await publish_case(js, car)
+    commune_email = "congan.kienan@haiphong.gov.vn"
+
+    async def notices_out():
+        sent = await stack.events(js, "sent")
+        return sent if len(sent) == 5 else None  # bike: email, post, transfer; car: email, post
+
+    sent = await wait_for(notices_out, timeout=30, what="owner notices and the transfer")
+    [transfer] = [e for e in sent if e.kind == "commune_transfer"]
+    assert (transfer.case_id, transfer.channel, transfer.recipient) == (bike.case_id, "commune_police", "11410")
+    [mail] = stack.smtp.to(commune_email)
+    [(_, pdf)] = mail.attachments
+    assert transfer.document_sha256 == hashlib.sha256(pdf).hexdigest()
+    text = text_of(pdf)
+    for expected in ("PHIẾU CHUYỂN KẾT QUẢ GHI NHẬN VI PHẠM", "Kính gửi: Công an phường Kiến An, thành phố Hải Phòng",
+                     "Trần Thị Huệ", "Số 3 Trần Thành Ngọ, phường Kiến An, Hải Phòng", f"15-B1 {base:05d}",
+                     "Loại phương tiện: Xe mô tô"):
+        assert flat(expected) in text, expected
+    assert "Lê Văn Nam" not in text
+
+    # The car's case is settled on day 5; then 19 days pass: nothing is due yet.
+    stack.clock.advance(days=5)
+    await publish_case(js, resolved(car))
+    await wait_for(lambda: consumer_idle(js, f"notify-{stack.unique}"), what="the resolution to be handled")
+    stack.clock.advance(days=14)
+    await asyncio.sleep(0.5)
+    assert stack.http.at("/dang-kiem") == []
+    # Day 20 after the notice: the bike's owner has not come. Warning to the inspection registry
+    # (signed webhook, no owner data) and, for a motorbike, to the owner's commune police.
+    stack.clock.advance(days=1, minutes=1)
+
+    async def warned():
+        return [e for e in await stack.events(js, "sent") if e.kind == "inspection_warning"] or None
+
+    await wait_for(lambda: _count(warned, 2), timeout=20, what="the inspection warnings")
+    [warning] = stack.http.at("/dang-kiem")
+    assert warning.signed and warning.status == 200
+    body = warning.json()
+    assert (body["kind"], body["case_id"], body["plate"]) == ("inspection_warning", bike.case_id, f"15-B1 {base:05d}")
+    assert "Trần Thị Huệ" not in warning.body.decode() and "Kiến An" not in warning.body.decode()
+    assert "Cảnh báo phương tiện chưa chấp hành" in body["title"]
+    commune_mails = stack.smtp.to(commune_email)
+    assert len(commune_mails) == 2 and commune_mails[1].message["Subject"].startswith("Cảnh báo phương tiện")
+    assert all(e.case_id == bike.case_id for e in await warned())
+
+    # Resolution: the warning is lifted on both channels; nothing else moves.
+    stack.clock.advance(days=3)
+    await publish_case(js, resolved(bike, at=None))
+
+    async def lifted():
+        return [e for e in await stack.events(js, "sent") if e.kind == "inspection_lifted"] or None
+
+    await wait_for(lambda: _count(lifted, 2), timeout=20, what="the lifting notices")
+    lifting = stack.http.at("/dang-kiem")[-1]
+    assert lifting.signed and lifting.json()["kind"] == "inspection_lifted"
+    assert "Gỡ cảnh báo" in lifting.json()["title"]
+    assert "đặt từ ngày" in lifting.json()["text"]
+    stack.clock.advance(days=30)
+    await asyncio.sleep(0.5)
+    sent = await stack.events(js, "sent")
+    assert sorted(e.kind for e in sent if e.case_id == car.case_id) == ["owner_notice", "owner_notice"]
+    assert len(stack.http.at("/dang-kiem")) == 2
+
+
+async def _count(find, n: int):
+    found = await find()
+    return found is not None and len(found) == n
+
+
+async def test_bad_messages_go_to_dead_letters(stack, js, wait_for):
+    """Not JSON, a case for a plate the registry does not know, an unconfigured agency: each is
+    a dead letter with its reason; none is retried forever or dropped silently."""
+    await stack.start()
+    dead = await js.pull_subscribe(subjects.dlq("notify"), durable=f"dlq-{stack.unique}", stream="DEAD_LETTERS")
+    await js.publish(subjects.case_reviewed(stack.camera, "confirmed"), b"{not json",
+                     headers={bus.MSG_ID: f"bad-{stack.unique}"})
+    await publish_case(js, case(f"NOPLATE-{stack.unique}", camera=stack.camera, plate="99Z99999"))
+    await publish_case(js, msgspec.structs.replace(case(f"AGENCY-{stack.unique}", camera=stack.camera),
+                                                   agency="cong-an-khong-ton-tai", id=f"rev-agency-{stack.unique}"))
+    letters: list[DeadLetter] = []
+
+    async def three():
+        try:
+            msgs = await dead.fetch(10, timeout=0.5)
+        except Exception:
+            return False
+        for m in msgs:
+            letter = codec.decode(m.data, DeadLetter)
+            if letter.subject.startswith(f"traffic.case.reviewed.v1.{stack.camera}."):
+                letters.append(letter)
+            await m.ack()
+        return len(letters) >= 3
+
+    await wait_for(three, timeout=20, what="three dead letters")
+    reasons = sorted((d.error, d.reason) for d in letters)
+    assert reasons[0][0] == "decode"
+    assert any(e == "invalid" and "no registration for plate '99Z99999'" in r for e, r in reasons)
+    assert any(e == "invalid" and "cong-an-khong-ton-tai" in r for e, r in reasons)
+    assert stack.smtp.mails == []
