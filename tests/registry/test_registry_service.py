@@ -12,36 +12,16 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import msgspec
 import nats.errors
 import pytest
 
 from proto import codec, streams, subjects
 from proto.v1 import DeadLetter, HotlistHit, ViolationIdentified, ViolationUnidentified
 from services import localstack
-from services.registry import importer, main as registry_main, rows
+from services.registry import main as registry_main
 from services.registry.settings import Settings
 from services.runtime import migrations
-from registry_samples import detection, read, violation
-
-VEHICLES = [
-    "30A-123.45,white,car,Toyota,white,2020-05-01,valid,2027-05-01,person,Nguyễn Văn An,001090123456,"
-    "\"Số 12 Kim Mã, Phường Ngọc Hà\",00008,Hà Nội,0912345678,",
-    "29-B1 123.45,white,motorcycle,Honda,black,2019-03-02,not_required,,person,Trần Thị Bình,001190654321,"
-    "\"Số 3 ngõ 45 Láng Hạ, Phường Láng\",00199,Hà Nội,,binh.tran@gmail.com",
-]
-
-
-async def load_vehicles(database_url: str, tmp_path: Path, lines: list[str] = VEHICLES) -> None:
-    path = tmp_path / "vehicles.csv"
-    path.write_text(",".join(rows.VEHICLE_COLUMNS) + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    conn = await asyncpg.connect(database_url)
-    try:
-        report = await importer.import_csv(conn, path)
-    finally:
-        await conn.close()
-    assert report.ok, importer.describe(report)
-
+from registry_samples import detection, load_vehicles, read, violation
 
 @dataclass
 class Running:
