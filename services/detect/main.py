@@ -112,7 +112,9 @@ async def consume_batches(js, consumer: bus.Consumer, stop: asyncio.Event, *, ba
     try:
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch, timeout=idle_s)
+                # One frame starts a batch: a pull for `batch` would linger until it is full or
+                # `idle_s` ends, holding the first frame back for up to a second.
+                msgs = await sub.fetch(1, timeout=idle_s)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
