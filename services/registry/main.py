@@ -23,6 +23,7 @@ from proto.v1 import DetectionMade, ViolationDetected, ViolationIdentified
 from services.registry import hotlist, lookup, metrics, owners, store
 from services.registry.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
+from services.runtime import metrics as runtime_metrics
 
 SERVICE = "registry"
 LOOKUP_OWNER = subjects.request(SERVICE, "lookup-owner")
@@ -66,7 +67,9 @@ class Registry:
             outcome = await store.record(self.pool, violation.id, kind, lookup.subject_for(result), result.id,
                                          codec.encode(result))
         subject, event_id, payload = outcome
-        await self.js.publish(subject, payload, headers={bus.MSG_ID: event_id})
+        # The recorded bytes, not a re-encoding: every delivery publishes exactly the same event.
+        ack = await self.js.publish(subject, payload, headers={bus.MSG_ID: event_id})
+        runtime_metrics.PUBLISHED.labels(SERVICE, "duplicate" if ack.duplicate else "stored").inc()
 
     # --- hotlist ----------------------------------------------------------------------------------
     async def on_detection(self, detection: DetectionMade, msg: Msg) -> None:

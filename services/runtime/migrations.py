@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +118,25 @@ def plan(migrations: list[Migration], applied: dict[tuple[str, int], asyncpg.Rec
     return pending
 
 
+async def _connect(database_url: str, wait_s: float) -> asyncpg.Connection:
+    """Connect, waiting up to wait_s while PostgreSQL starts (make run starts both at once)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            return await asyncpg.connect(database_url, timeout=5)
+        except (OSError, asyncpg.CannotConnectNowError, asyncio.TimeoutError):
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 async def migrate(database_url: str, migrations: list[Migration] | None = None,
-                  services: list[str] | None = None, dry_run: bool = False) -> list[Migration]:
+                  services: list[str] | None = None, dry_run: bool = False, wait_s: float = 0.0) -> list[Migration]:
     """Apply the pending migrations; returns those applied (or that would be, with dry_run)."""
     migrations = discover(services=services) if migrations is None else migrations
-    conn = await asyncpg.connect(database_url)
+    conn = await _connect(database_url, wait_s)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
         try:
@@ -155,12 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", action="append", dest="services", metavar="NAME",
                         help="only this service's migrations (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="list what would run, change nothing")
+    parser.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                        help="wait this long for PostgreSQL to accept connections (default 30)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not args.database_url:
         print("roadwatch migrate: DATABASE_URL is not set (or pass --database-url)", file=sys.stderr)
         return 2
     try:
-        done = asyncio.run(migrate(args.database_url, services=args.services, dry_run=args.dry_run))
+        done = asyncio.run(migrate(args.database_url, services=args.services, dry_run=args.dry_run,
+                                   wait_s=args.wait))
     except MigrationError as exc:
         print(f"roadwatch migrate: {exc}", file=sys.stderr)
         return 1

@@ -103,3 +103,11 @@ def test_main_applies_the_repository_migrations(database_url: str, capsys: pytes
     assert "applied registry/001_registry" in capsys.readouterr().out
     assert migrations.main(["--database-url", database_url, "--service", "registry"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_main_gives_up_on_an_unreachable_server_with_exit_1(capsys: pytest.CaptureFixture) -> None:
+    from services import localstack
+
+    url = f"postgresql://postgres@127.0.0.1:{localstack.free_port()}/nothing"
+    assert migrations.main(["--database-url", url, "--wait", "0.5"]) == 1
+    assert "cannot reach PostgreSQL" in capsys.readouterr().err
