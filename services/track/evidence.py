@@ -37,7 +37,8 @@ class StoredFrame:
 def ascii_fold(text: str) -> str:
     """OpenCV's fonts are ASCII: 'Ngã tư Lạch Tray' becomes 'Nga tu Lach Tray' on the image
     (the event keeps the real UTF-8 text)."""
-    text = text.replace("đ", "d").replace("Đ", "D")
+    for fancy, plain in (("đ", "d"), ("Đ", "D"), ("–", "-"), ("—", "-"), ("‘", "'"), ("’", "'"), ("“", '"'), ("”", '"')):
+        text = text.replace(fancy, plain)
     folded = unicodedata.normalize("NFKD", text)
     return "".join(c for c in folded if not unicodedata.combining(c)).encode("ascii", "replace").decode()
 
@@ -45,7 +46,8 @@ def ascii_fold(text: str) -> str:
 def describe(draft: ViolationDraft) -> str:
     f = draft.finding
     if f.type == "red_light":
-        return f"RED LIGHT: crossed {f.element} {f.phase_age_s:.1f} s after red"
+        at_least = "at least " if f.parameters.get("phase_age_is_lower_bound") == "true" else ""
+        return f"RED LIGHT: crossed {f.element} {at_least}{f.phase_age_s:.1f} s after red"
     if f.type == "speeding":
         return f"SPEEDING: {f.value:.1f} km/h (limit {f.limit:g} + {f.tolerance:g})"
     if f.type == "no_stopping":

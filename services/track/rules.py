@@ -160,6 +160,7 @@ def _judge_red(scene: Scene, stop_id: str, t: float, lane_id: str, nearest: Obse
     return Finding("red_light", stop_id, t, nearest, round(age, 2), "s", phase="red", phase_age_s=round(age, 2),
                    parameters={"stop_line": stop_id, "lane": lane_id, "movement": movement.id,
                                "head": movement.head, "signal_source": phase.source,
+                               "phase_age_is_lower_bound": "true" if phase.lower_bound else "false",
                                "red_grace_s": scene.rules.red_grace_s})
 
 

@@ -22,6 +22,7 @@ class PhaseAt:
     phase: str
     since: float  # when this phase began (epoch seconds), or when it was first known
     source: str
+    lower_bound: bool = False  # the phase was already showing when first seen: its age is at least this
 
     def age(self, t: float) -> float:
         return max(0.0, t - self.since)
@@ -32,6 +33,7 @@ class HeadHistory:
     times: list[float] = field(default_factory=list)
     phases: list[str] = field(default_factory=list)
     source: str = "controller"
+    first_seen: float | None = None
 
 
 class SignalState:
@@ -43,6 +45,8 @@ class SignalState:
     def observe(self, head: str, t: float, phase: str, source: str = "controller") -> bool:
         """Record the phase seen at t; returns True when it is a change (worth publishing)."""
         history = self.heads.setdefault(head, HeadHistory(source=source))
+        if history.first_seen is None or t < history.first_seen:
+            history.first_seen = t
         i = bisect.bisect_right(history.times, t)
         if i > 0 and history.phases[i - 1] == phase:
             return False
@@ -63,7 +67,8 @@ class SignalState:
         i = bisect.bisect_right(history.times, t)
         if i == 0:
             return None
-        return PhaseAt(history.phases[i - 1], history.times[i - 1], history.source)
+        since = history.times[i - 1]
+        return PhaseAt(history.phases[i - 1], since, history.source, lower_bound=since == history.first_seen)
 
 
 # --- reading a signal head off the image -----------------------------------------------------------

@@ -71,6 +71,8 @@ def test_red_light_runner_on_the_haiphong_clip(haiphong, repo_dir):
         [("red_light", "motorcycle", "straight")]
     draft = drafts[0]
     assert draft.finding.parameters["signal_source"] == "vision" and draft.finding.phase == "red"
+    # Red from the clip's first frame: how long before that it turned red is unknown, and said so.
+    assert draft.finding.parameters["phase_age_is_lower_bound"] == "true"
     at = dict(draft.frames)["at"]
     assert 4 <= at.frame_seq <= 12 and 630 < (at.box[0] + at.box[2]) / 2 < 720
     assert [role for role, _ in draft.frames] == ["before", "at", "after"]

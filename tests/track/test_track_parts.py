@@ -117,3 +117,12 @@ def test_lamp_colours_and_flicker_hold():
     assert head.read(0.0, "red") == "red"
     assert head.read(0.5, "off") == "red"  # LED flicker
     assert head.read(1.6, "off") == "off"
+
+
+def test_phase_age_is_a_lower_bound_until_a_change_is_seen():
+    state = SignalState()
+    state.observe("main", 10.0, "red")  # already red when first seen
+    assert state.at("main", 12.0).lower_bound
+    state.observe("main", 20.0, "green")
+    state.observe("main", 30.0, "red")
+    assert not state.at("main", 31.0).lower_bound and state.at("main", 31.0).age(31.0) == 1.0

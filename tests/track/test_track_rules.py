@@ -32,6 +32,7 @@ def test_red_light_fires_on_crossing_during_red(scene):
     assert finding.unit == "s" and finding.value == pytest.approx(1.0, abs=0.01)
     assert finding.parameters["movement"] == "straight" and finding.parameters["head"] == "main"
     assert finding.parameters["lane"] == "main"
+    assert finding.parameters["phase_age_is_lower_bound"] == "false"  # the change to red was seen
 
 
 def test_no_red_light_when_stopped_just_before_the_line(scene):

@@ -1,0 +1,108 @@
+"""From a real clip to a violation with evidence: ingest (a real process playing the Hai Phong
+clip at 10 frames/s), detect (its service loop with the real models) and track (its service
+loop) on the session's nats-server. The red-light runner of the clip must come out with its
+evidence in the object store, every object's SHA-256 verified."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+
+import cv2
+import msgspec
+import nats.errors
+import numpy as np
+
+from proto import codec, streams, subjects
+from proto.v1.violation import ViolationDetected
+from services.detect import main as detect_main
+from services.detect.pipeline import Pipeline
+from services.detect.settings import Settings as DetectSettings
+from services.track import main as track_main
+from services.track import scenes
+from services.track.settings import Settings as TrackSettings
+
+
+def scene_for(camera: str, repo_dir, tmp_path):
+    text = (repo_dir / "deploy/local/scenes/demo-haiphong.yaml").read_text(encoding="utf-8")
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    (folder / f"{camera}.yaml").write_text(text.replace("camera: demo-haiphong", f"camera: {camera}"), encoding="utf-8")
+    return folder
+
+
+def start_ingest(camera: str, clip, nats_url: str, tmp_path, repo_dir) -> subprocess.Popen:
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text(
+        "cameras:\n"
+        f"  - id: {camera}\n    name: Hai Phong test\n    url: {clip}\n    fps: 10\n    loop: false\n"
+        f"    jpeg_quality: 90\n    scene: scenes/{camera}.yaml\n"
+        "    location: {latitude: 20.8449, longitude: 106.6881}\n", encoding="utf-8")
+    env = {**os.environ, "CAMERAS_FILE": str(cameras), "NATS_URL": nats_url, "HTTP_PORT": "0",
+           "REPLICA_ID": f"r-{camera}", "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "ingest"], cwd=repo_dir, env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ingest.log", "wb"))
+
+
+async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tmp_path, repo_dir, shared_dir, wait_for):
+    camera = f"hp-{unique}"
+    violations: list[ViolationDetected] = []
+
+    async def on_violation(msg):
+        violations.append(codec.decode(msg.data, ViolationDetected))
+
+    sub = await nc.subscribe(f"traffic.violation.detected.v1.{camera}.*", cb=on_violation)
+    stop = asyncio.Event()
+    detect_settings = DetectSettings(models_dir=str(shared_dir / "models"), nats_url=nats_url, http_port=0,
+                                     batch_size=4, batch_wait_ms=30)
+    pipeline = await asyncio.to_thread(Pipeline.from_settings, detect_settings)
+    detect_spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES",
+                                   filter_subjects=(subjects.frame_captured(camera),), max_deliver=3)
+    track_settings = TrackSettings(nats_url=nats_url, http_port=0, scenes_dir=str(scene_for(camera, repo_dir, tmp_path)))
+    scene_map = scenes.load_dir(track_settings.scenes_dir)
+    tasks = [asyncio.create_task(detect_main.serve(detect_settings, pipeline, stop, consumer_spec=detect_spec)),
+             asyncio.create_task(track_main.run(track_settings, scene_map, stop))]
+    ingest = start_ingest(camera, shared_dir / "data/video/vn_haiphong_intersection.mp4", nats_url, tmp_path, repo_dir)
+    try:
+        async def found():
+            return [v for v in violations if v.type == "red_light"]
+
+        [violation] = await wait_for(found, timeout=90, interval=0.5, what="the red-light violation")
+    finally:
+        ingest.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(ingest.wait, 20)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        await sub.unsubscribe()
+
+    assert violation.camera_id == camera and violation.vehicle_class == "motorcycle"
+    assert violation.measurement.phase == "red" and violation.parameters["movement"] == "straight"
+    assert violation.evidence_status == "complete" and violation.evidence_missing == ()
+    kinds = [e.kind for e in violation.evidence]
+    assert kinds.count("frame") == 3 and kinds.count("overlay") == 3
+    store = await js.object_store("evidence")
+    for ref in violation.evidence:
+        stored = await store.get(ref.name)
+        assert hashlib.sha256(stored.data).hexdigest() == ref.sha256 == ref.name
+        assert len(stored.data) == ref.size
+        image = cv2.imdecode(np.frombuffer(stored.data, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None
+        if ref.kind in ("frame", "overlay"):
+            assert image.shape[:2] == (720, 1006)
+    # The originals are the camera's frames, byte for byte, as still held in FRAMES.
+    originals = {e.sha256 for e in violation.evidence if e.kind == "frame"}
+    frames = await js.pull_subscribe(subjects.frame_captured(camera), stream="FRAMES")
+    held = set()
+    try:
+        while True:
+            for msg in await frames.fetch(100, timeout=1.0):
+                held.add(hashlib.sha256(msg.data).hexdigest())
+    except (asyncio.TimeoutError, nats.errors.TimeoutError):
+        pass
+    await frames.unsubscribe()
+    assert len(held) >= 60 and originals <= held
+    assert msgspec.json.decode(codec.encode(violation), type=ViolationDetected) == violation
