@@ -126,7 +126,8 @@ async def case_page(request: web.Request) -> web.Response:
     return _render(request, "case.html", c=view, can_review=access.can(user, "review"),
                    can_resolve=access.can(user, "resolve"), reasons=portal.directory.reject_reasons,
                    next_case=next_case, kind_labels=KIND_LABELS, vehicle_labels=cases.VEHICLE_LABELS,
-                   plate_colours=cases.PLATE_COLOUR_LABELS, state_labels=cases.STATE_LABELS)
+                   plate_colours=cases.PLATE_COLOUR_LABELS, state_labels=cases.STATE_LABELS,
+                   colour_labels=cases.COLOUR_LABELS, unidentified_labels=cases.UNIDENTIFIED_LABELS)
 
 
 async def _decide(request: web.Request, run) -> web.Response:
@@ -141,7 +142,7 @@ async def _decide(request: web.Request, run) -> web.Response:
                        can_review=access.can(user, "review"), can_resolve=access.can(user, "resolve"),
                        reasons=portal.directory.reject_reasons, next_case=None, kind_labels=KIND_LABELS,
                        vehicle_labels=cases.VEHICLE_LABELS, plate_colours=cases.PLATE_COLOUR_LABELS,
-                       state_labels=cases.STATE_LABELS)
+                       state_labels=cases.STATE_LABELS, colour_labels=cases.COLOUR_LABELS, unidentified_labels=cases.UNIDENTIFIED_LABELS)
     target = f"/ho-so/{result.next_case}" if result.next_case and result.state in ("confirmed", "rejected") \
         else "/hang-cho"
     raise web.HTTPSeeOther(f"{target}?da={result.state}&ma={quote(case_id)}")

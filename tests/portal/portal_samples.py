@@ -33,8 +33,9 @@ OWNER_SECRETS = [v for o in OWNERS.values() for v in (o.name, o.national_id, o.a
 
 
 async def put_evidence(js, street_dir: Path, image: str = "vn_cam_video1_78.jpg",
-                       crop: tuple[int, int, int, int] = (520, 360, 840, 620)) -> tuple[EvidenceRef, ...]:
-    """Store a real camera frame and a crop of it under their SHA-256, as track does."""
+                       crop: tuple[int, int, int, int] = (405, 585, 505, 635)) -> tuple[EvidenceRef, ...]:
+    """Store a real camera frame and a crop of it under their SHA-256, as track does (the
+    default crop is the ambulance's plate, 68H-5984, in vn_cam_video1_78.jpg)."""
     frame = (street_dir / image).read_bytes()
     decoded = cv2.imread(str(street_dir / image))
     x1, y1, x2, y2 = crop

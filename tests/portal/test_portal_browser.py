@@ -1,0 +1,131 @@
+"""A real browser (Debian's chromium, driven by Playwright) reviews a case with real evidence
+images: logs in as an officer, opens the case from the queue by keyboard, sees both SHA-256
+checks pass, corrects the plate, confirms; rejects the next case by keyboard; the public lookup
+then shows the confirmed case with its photo. Screenshots go to var/artifacts/portal/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from proto import codec, subjects
+from proto.v1 import CaseReviewed
+from portal_samples import OWNER_SECRETS, identified, put_evidence, unidentified
+from test_portal_service import case_for, publish_violation
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture
+def artifacts(repo_dir: Path) -> Path:
+    folder = repo_dir / "var" / "artifacts" / "portal"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_portal, js, nc, street_dir, artifacts,
+                                                             wait_for):
+    from playwright.async_api import async_playwright, expect
+
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: apt-get install chromium (services/portal/apt-packages.txt)"
+    running = await start_portal(portal_url)
+    camera = running.camera
+    evidence = await put_evidence(js, street_dir)
+    # A motorbike from behind, too far away for its plate to be read.
+    other_evidence = await put_evidence(js, street_dir, image="vn_cam_g30_Image3154.jpg", crop=(240, 170, 330, 270))
+    # The camera read 68H-5934; the plate crop shows 68H-5984 (checked by eye), so the officer corrects it.
+    first = identified(camera, 1, plate="68H-5934", evidence=evidence)
+    second = unidentified(camera, 2, plate=None, evidence=other_evidence)
+    for event in (first, second):
+        await publish_violation(js, event)
+    case1 = (await wait_for(lambda: case_for(portal_url, first.violation.id)))["case_id"]
+    case2 = (await wait_for(lambda: case_for(portal_url, second.violation.id)))["case_id"]
+    reviewed = await nc.subscribe(f"traffic.case.reviewed.v1.{camera}.>")
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="vi-VN")
+            await page.goto(f"{running.base}/dang-nhap")
+            await page.fill("#token", "demo-police")
+            await page.click("button[type=submit]")
+            await expect(page).to_have_url(f"{running.base}/hang-cho")
+            await expect(page.locator("#queue tbody tr")).to_have_count(2)
+            await expect(page.locator("h1")).to_have_text("Hàng chờ xác minh vi phạm")
+            await page.screenshot(path=artifacts / "1-hang-cho.png", full_page=True)
+
+            await page.keyboard.press("Enter")  # the oldest case, selected by default
+            await expect(page).to_have_url(f"{running.base}/ho-so/{case1}")
+            checks = page.locator(".sha-check.ok")
+            await expect(checks).to_have_count(2)
+            await expect(checks.first).to_have_text("✓ khớp mã SHA-256")
+            for sha in (e.sha256 for e in evidence):
+                await expect(page.locator(f"figure[data-sha256='{sha}'] code")).to_have_text(sha)
+                width = await page.locator(f"figure[data-sha256='{sha}'] img").evaluate("img => img.naturalWidth")
+                assert width >= 90  # the plate crop is 100 px wide
+            await expect(page.locator(".facts")).to_contain_text("Nguyễn Văn An")  # police see the owner
+            await page.screenshot(path=artifacts / "2-ho-so-truoc-khi-xac-nhan.png", full_page=True)
+
+            await page.keyboard.press("b")  # focus the plate field
+            await page.keyboard.press("Control+A")
+            await page.keyboard.type("68h5984")
+            await page.keyboard.press("Enter")  # submits with the first button: confirm
+            await expect(page).to_have_url(f"{running.base}/ho-so/{case2}?da=confirmed&ma={case1}")
+            await expect(page.locator(".flash")).to_have_text(f"Đã xác nhận vi phạm {case1}.")
+            await expect(page.locator(".sha-check.ok")).to_have_count(2)
+            await page.screenshot(path=artifacts / "3-vu-tiep-theo.png", full_page=True)
+
+            # The next case has no readable plate: reject it, by keyboard.
+            await page.keyboard.press("l")
+            await page.select_option("#reason", "plate_unreadable")
+            await page.locator("#reason").evaluate("el => el.blur()")
+            await page.keyboard.press("t")
+            await expect(page).to_have_url(f"{running.base}/hang-cho?da=rejected&ma={case2}")
+            await expect(page.locator("#queue tbody")).to_contain_text("Không có vụ việc nào.")
+
+            # A citizen (a fresh context: no cookie) looks the plate up.
+            citizen = await (await browser.new_context(locale="vi-VN")).new_page()
+            await citizen.goto(f"{running.base}/tra-cuu")
+            await citizen.fill("#q", "68H-5984")
+            await citizen.click("button[type=submit]")
+            card = citizen.locator("article.public-case")
+            await expect(card).to_have_count(1)
+            await expect(card).to_contain_text("68H-5984")
+            await expect(card).to_contain_text("Không chấp hành hiệu lệnh đèn tín hiệu giao thông")
+            await expect(card).to_contain_text("Phòng Cảnh sát giao thông – Công an thành phố Hải Phòng")
+            await expect(card).to_contain_text("0225 3842 455")
+            photo = card.locator("img").first
+            await expect(photo).to_be_visible()
+            await citizen.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+            html = await citizen.content()
+            assert not [s for s in OWNER_SECRETS if s in html]
+            await citizen.screenshot(path=artifacts / "4-tra-cuu-cong-khai.png", full_page=True)
+            # The old (wrong) reading finds nothing.
+            await citizen.goto(f"{running.base}/tra-cuu?plate=68H5934")
+            await expect(citizen.locator(".found")).to_contain_text("Không tìm thấy")
+        finally:
+            await browser.close()
+
+    decisions = {}
+    for _ in range(2):
+        msg = await reviewed.next_msg(timeout=10)
+        event = codec.decode(msg.data, CaseReviewed)
+        decisions[event.case_id] = (msg.subject, event)
+    assert decisions[case1][0] == subjects.case_reviewed(camera, "confirmed")
+    assert decisions[case1][1].plate == "68H-5984" and decisions[case1][1].plate_corrected
+    assert decisions[case2][1].decision == "rejected"
+    conn = await asyncpg.connect(portal_url)
+    try:
+        actions = {(r["action"], r["object"].split("/")[0]) for r in await conn.fetch("SELECT action, object FROM portal.audit")}
+    finally:
+        await conn.close()
+    assert {("owner_read", case1), ("evidence_read", case1), ("evidence_read", case2)} <= actions
+    assert sorted(p.name for p in artifacts.glob("*.png")) == [
+        "1-hang-cho.png", "2-ho-so-truoc-khi-xac-nhan.png", "3-vu-tiep-theo.png", "4-tra-cuu-cong-khai.png"]
