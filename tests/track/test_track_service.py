@@ -1,0 +1,213 @@
+"""The track service on the real nats-server, fed scripted detections over real frames: a
+controller's signal phases, evidence in the object store, expired frames said as such, counts,
+dead letters for bad messages, probes and metrics; then the process itself: start, probe,
+SIGTERM, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import cv2
+import msgspec
+import pytest
+
+from proto import codec, ids, subjects
+from proto.v1 import DeadLetter
+from proto.v1.common import Box
+from proto.v1.detection import DetectedObject, DetectionMade, FrameRef
+from proto.v1.frame import frame_headers, new_frame_meta
+from proto.v1.telemetry import SignalPhase, VehiclesCounted
+from proto.v1.violation import ViolationDetected
+from services import localstack
+from services.runtime import bus
+from services.track import main as track_main
+from services.track import scenes
+from services.track.settings import Settings
+
+CONTROLLER = """signal:
+  source: controller
+  intersection: {intersection}
+  heads:
+    - id: main
+    - id: right-arrow
+"""
+
+
+def controller_scene(repo_dir, folder, camera: str, intersection: str):
+    text = (repo_dir / "deploy/local/scenes/demo-saigon.yaml").read_text(encoding="utf-8")
+    start, end = text.index("signal:\n"), text.index("movements:\n")
+    text = text[:start] + CONTROLLER.format(intersection=intersection) + "\n" + text[end:]
+    (folder / f"{camera}.yaml").write_text(text.replace("camera: demo-saigon", f"camera: {camera}"), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def saigon_jpeg(shared_dir) -> bytes:
+    import av
+    with av.open(str(shared_dir / "data/video/vn_saigon_intersection.mp4")) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    return cv2.imencode(".jpg", frame)[1].tobytes()
+
+
+def detection(camera: str, seq: int, stream_seq: int, t: datetime, boxes: list[tuple]) -> DetectionMade:
+    return DetectionMade(
+        id=ids.event_id("detection", camera, seq, t.isoformat()), camera_id=camera, occurred_at=t,
+        frame=FrameRef(stream_seq=stream_seq, frame_seq=seq, captured_at=t, width=1018, height=720),
+        objects=tuple(DetectedObject(class_name="car", score=0.9, box=Box(x1=x1, y1=y1, x2=x2, y2=y2))
+                      for x1, y1, x2, y2 in boxes))
+
+
+async def publish_frame(js, camera: str, seq: int, t: datetime, jpeg: bytes) -> int:
+    meta = new_frame_meta(camera_id=camera, frame_seq=seq, captured_at=t, width=1018, height=720)
+    ack = await js.publish(subjects.frame_captured(camera), jpeg, headers=frame_headers(meta))
+    return ack.seq
+
+
+class Service:
+    def __init__(self, settings: Settings, scene_map) -> None:
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(track_main.run(settings, scene_map, self.stop))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 20)
+
+
+async def collect(nc, subject: str, type_):
+    got: list = []
+
+    async def on(msg):
+        got.append(codec.decode(msg.data, type_))
+
+    return got, await nc.subscribe(subject, cb=on)
+
+
+async def consumer_ready(js, camera: str):
+    try:
+        return await js.consumer_info("DETECTIONS", f"track-{camera}")
+    except Exception:
+        return None
+
+
+async def test_red_light_from_controller_with_evidence_counts_and_dead_letters(
+        nc, js, nats_url, unique, tmp_path, repo_dir, saigon_jpeg, wait_for):
+    camera, gone = f"sg-{unique}", f"sg-gone-{unique}"
+    intersection = f"x-{unique}"
+    for cam in (camera, gone):
+        controller_scene(repo_dir, tmp_path, cam, intersection)
+    settings = Settings(nats_url=nats_url, http_port=0, scenes_dir=str(tmp_path), count_window_s=2.0,
+                        reorder_window_s=0.3)
+    violations, vsub = await collect(nc, "traffic.violation.detected.v1.*.*", ViolationDetected)
+    counts, csub = await collect(nc, subjects.vehicles_counted(camera), VehiclesCounted)
+    dead, dsub = await collect(nc, subjects.dlq("track"), DeadLetter)
+    await bus.ensure_streams(js)
+    t0 = datetime.now(timezone.utc) - timedelta(seconds=30)
+    # The controller turned the main head red at t0 - 1 s, before the service started: it reads
+    # the last minutes of phases back from the TELEMETRY stream.
+    for head, phase, at in (("main", "green", t0 - timedelta(seconds=20)), ("main", "red", t0 - timedelta(seconds=1))):
+        await js.publish(subjects.signal_phase(intersection), codec.encode(SignalPhase(
+            id=ids.event_id("signal", intersection, head, at.isoformat()), intersection_id=intersection,
+            occurred_at=at, head=head, phase=phase)))
+    service = Service(settings, scenes.load_dir(tmp_path))
+    try:
+        await wait_for(lambda: consumer_ready(js, camera), timeout=20, what="the camera's consumer")
+        # A car drives up the middle lane across the stop line (y=388) at 150 px/s, 10 frames/s,
+        # for 6 s; the detections arrive two by two out of order.
+        events = []
+        for i in range(60):
+            t = t0 + timedelta(seconds=i / 10)
+            seq = await publish_frame(js, camera, i, t, saigon_jpeg)
+            bottom = 600 - 15 * i if i < 30 else 150  # stops past the junction after 3 s
+            events.append(detection(camera, i, seq, t, [(480, bottom - 120, 600, bottom), (60, 560, 280, 715)]))
+        for i in range(0, 60, 2):
+            for event in (events[i + 1], events[i]):
+                await js.publish(subjects.detection_made(camera), codec.encode(event))
+        # The other camera's frames are not in FRAMES (sequence far beyond the end): expired.
+        for i in range(30):
+            t = t0 + timedelta(seconds=i / 10)
+            bottom = 600 - 15 * i
+            await js.publish(subjects.detection_made(gone), codec.encode(
+                detection(gone, i, 10**9 + i, t, [(480, bottom - 120, 600, bottom)])))
+        # Bad messages: not JSON, and the wrong shape.
+        await js.publish(subjects.detection_made(camera), b"\xff not json")
+        await js.publish(subjects.detection_made(camera), b'{"id": "x", "camera_id": "' + camera.encode() + b'"}')
+
+        async def both():
+            return {v.camera_id: v for v in violations} if len({v.camera_id for v in violations}) == 2 else None
+
+        found = await wait_for(both, timeout=30, what="violations on both cameras")
+        await wait_for(lambda: asyncio.sleep(0, counts), timeout=20, what="a count")
+        await wait_for(lambda: asyncio.sleep(0, len(dead) >= 2), timeout=20, what="two dead letters")
+    finally:
+        await service.close()
+        for sub in (vsub, csub, dsub):
+            await sub.unsubscribe()
+
+    red = found[camera]
+    assert red.type == "red_light" and red.rule == "approach-north" and red.vehicle_class == "car"
+    assert red.measurement.phase == "red" and red.parameters["signal_source"] == "controller"
+    # Crossing y=388 at i = (600-388)/15 = 14.1 -> t0 + 1.41 s; red since t0 - 1 s: 2.4 s old.
+    assert red.measurement.phase_age_s == pytest.approx(2.4, abs=0.15)
+    assert red.parameters["phase_age_is_lower_bound"] == "false"
+    assert red.occurred_at == pytest.approx(t0 + timedelta(seconds=1.41), abs=timedelta(seconds=0.1))
+    assert red.evidence_status == "complete"
+    assert sorted(e.kind for e in red.evidence) == ["frame", "frame", "frame", "overlay", "overlay", "overlay"]
+    store = await js.object_store("evidence")
+    for ref in red.evidence:
+        data = (await store.get(ref.name)).data
+        assert hashlib.sha256(data).hexdigest() == ref.sha256 and ref.captured_at is not None
+    expired = found[gone]
+    assert expired.type == "red_light" and expired.evidence == ()
+    assert expired.evidence_status == "expired" and len(expired.evidence_missing) == 3
+    assert all(seq >= 10**9 for seq in expired.evidence_missing)
+    # Two cars counted once each, in the 2 s window where they were confirmed, by lane.
+    first = counts[0]
+    assert first.camera_id == camera and first.window_s == 2.0
+    assert {(c.lane, c.vehicle_class) for c in first.counts} == {("middle", "car"), ("left", "car")}
+    assert sorted(d.error for d in dead if d.camera_id == camera) == ["decode", "invalid"]
+
+
+# --- the process --------------------------------------------------------------------------------
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def test_process_probes_metrics_and_sigterm(nats_url, repo_dir, wait_for, tmp_path):
+    port = localstack.free_port()
+    env = {**os.environ, "NATS_URL": nats_url, "HTTP_PORT": str(port), "SCENES_DIR": str(repo_dir / "deploy/local/scenes"),
+           "PARTITION_INDEX": "0", "PARTITION_COUNT": "1"}
+    log = open(tmp_path / "track.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "track"], cwd=repo_dir, env=env,
+                               stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        async def ready():
+            try:
+                return (await asyncio.to_thread(get, f"http://127.0.0.1:{port}/readyz"))[0] == 200
+            except OSError:
+                return False
+
+        await wait_for(ready, timeout=30, interval=0.2, what="/readyz")
+        assert (await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz"))[0] == 200
+        status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "roadwatch_track_cameras_owned 2.0" in body
+        status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/cameras")
+        cameras = msgspec.json.decode(body.encode())
+        assert set(cameras["cameras"]) == {"demo-haiphong", "demo-saigon"}
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    text = (tmp_path / "track.log").read_text()
+    assert '"ready"' in text and '"stopped"' in text
