@@ -162,6 +162,9 @@ class LeaseKeeper:
             except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
                 log.warning("lease scan failed", extra={"fields": {"error": repr(exc)}})
                 await self._drop_overdue()
+            except Exception:  # noqa: BLE001 - a bug here must not leave cameras read without a lease
+                log.exception("lease scan crashed")
+                await self._drop_overdue()
             try:
                 await asyncio.wait_for(stop.wait(), self.scan_s)
             except asyncio.TimeoutError:

@@ -76,6 +76,10 @@ class CameraRunner:
         # The thread may sit in a blocking read for up to the read timeout; it publishes nothing more.
         await asyncio.to_thread(self.worker.join, self.config.read_timeout_s + 1.0)
 
+    async def final_status(self, reason: str) -> None:
+        snap = self.snapshot()
+        await self._publish_status(Transition("offline", reason), snap, time.monotonic(), heartbeat=False)
+
     def snapshot(self) -> Snapshot:
         snap = self.worker.snapshot()
         if self.publish_failed:
@@ -200,15 +204,30 @@ class Ingest:
             return
         new = {camera.id: camera for camera in cameras}
         changed = [cid for cid, runner in self.runners.items() if cid in new and new[cid] != runner.camera]
+        removed = {cid: runner for cid, runner in self.runners.items() if cid not in new}
         self.cameras = new
         metrics.CONFIGURED.set(len(new))
         assert self.keeper is not None
         self.keeper.configure(new)
+        for camera_id, runner in removed.items():
+            # Say so on the bus, or dashboards would show the last heartbeat's state for ever.
+            await self.on_lost(camera_id)
+            await runner.final_status("removed from the cameras file")
+            await self.keeper.release(camera_id)
         for camera_id in changed:
             # Same lease, new settings: restart the reader only.
             await self.on_lost(camera_id)
             await self.on_acquired(camera_id)
         log.info("cameras file reloaded", extra={"fields": {"cameras": len(new), "restarted": changed}})
+
+    async def stop_all(self) -> None:
+        """Stop every reader at once (a blocked read may take READ_TIMEOUT_S to notice)."""
+        runners = list(self.runners.values())
+        self.runners.clear()
+        metrics.LEASED.set(0)
+        for runner in runners:
+            runner.worker.stop()
+        await asyncio.gather(*(runner.stop() for runner in runners))
 
     def describe(self) -> dict[str, object]:
         return {"replica": self.replica, "configured": sorted(self.cameras),
@@ -255,11 +274,44 @@ async def run(config: Settings, cameras: list[Camera]) -> None:
         reloader.cancel()
         await leasing
         # Stop reading, then free the leases so that another replica takes over at once.
+        await service.stop_all()
         await keeper.release_all()
     log.info("stopped")
 
 
+USAGE = """usage: roadwatch ingest            run the service (settings from the environment)
+       roadwatch ingest check [FILE]  validate a cameras file (default: $CAMERAS_FILE) and list it"""
+
+
+def check(argv: list[str]) -> int:
+    """Validate a cameras file before deploying it: exit 2 and the same message the service gives."""
+    import os
+
+    path = argv[0] if argv else os.environ.get("CAMERAS_FILE", "")
+    if not path:
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        cameras = cameras_file.load(path)
+    except CamerasError as exc:
+        print(f"invalid cameras file: {exc}", file=sys.stderr)
+        return EXIT_BAD_CAMERAS
+    for camera in cameras:
+        motion = f" motion(keepalive {camera.motion.keepalive_s:g} s)" if camera.motion.enabled else ""
+        print(f"{camera.id}\t{camera.kind}\t{camera.fps:g} fps\tq{camera.jpeg_quality}{motion}\t{camera.safe_url}")
+    print(f"{path}: {len(cameras)} cameras, valid")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv and argv[0] == "check":
+        return check(argv[1:])
+    if argv:
+        print(f"roadwatch ingest: unknown arguments {' '.join(argv)!r}\n{USAGE}", file=sys.stderr)
+        return 2
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
     try:

@@ -125,3 +125,17 @@ def test_empty_list_is_allowed_so_that_cameras_can_all_be_removed(tmp_path: Path
     path = tmp_path / "cameras.yaml"
     path.write_text("cameras: []\n", encoding="utf-8")
     assert cameras.load(path) == []
+
+
+def test_check_command_lists_a_good_file_and_rejects_a_bad_one(tmp_path: Path, capsys) -> None:
+    from services.ingest.main import main
+
+    path = tmp_path / "cameras.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "hp-lach-tray-01\trtsp\t5 fps\tq85 motion(keepalive 3 s)\trtsp://***@10.0.0.5:554/" in out
+    assert out.rstrip().endswith(f"{path}: 4 cameras, valid") and "secret" not in out
+    path.write_text(GOOD.replace("fps: 5\n", "fps: 0\n"), encoding="utf-8")
+    assert main(["check", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"invalid cameras file: {path}:5: camera 'hp-lach-tray-01': field 'fps'")

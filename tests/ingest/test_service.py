@@ -235,6 +235,7 @@ async def test_sighup_adds_and_removes_cameras_and_refuses_a_bad_file(
     first, second = f"first-{unique}", f"second-{unique}"
     path = cameras_file(tmp_path / "cameras.yaml", camera_yaml(first, f"{jpeg_folder}/", fps=2, image_fps=4))
     frames = {cid: await collect(subjects.frame_captured(cid)) for cid in (first, second)}
+    status = await collect(subjects.camera_status(first))
     service = start_ingest(path)
     await wait_for_frames(frames[first], 2, timeout=15)
 
@@ -248,6 +249,8 @@ async def test_sighup_adds_and_removes_cameras_and_refuses_a_bad_file(
     service.signal(signal.SIGHUP)
     await wait_for_frames(frames[second], 2, timeout=10)
     assert await service.reading() == {second}
+    gone = await wait_for_state(status, "offline", timeout=5)
+    assert gone.reason == "removed from the cameras file"
     stopped_at = time.time()
     await asyncio.sleep(1.0)
     assert not frames[first].since(stopped_at + 0.2)
@@ -297,3 +300,31 @@ async def test_publishing_lag_drops_the_oldest_frames_counts_them_and_reports_it
     finally:
         await client.close()
         localstack.stop_process(server)
+
+
+async def test_motion_gate_skips_a_still_scene_but_keeps_it_alive(
+        start_ingest, collect, small_jpegs, unique, tmp_path) -> None:
+    still, moving = tmp_path / "still", tmp_path / "moving"
+    still.mkdir()
+    moving.mkdir()
+    background = cv2.imdecode(np.frombuffer(small_jpegs[0], np.uint8), cv2.IMREAD_COLOR)
+    for index in range(8):
+        (still / f"{index:02d}.jpg").write_bytes(small_jpegs[0])
+        image = background.copy()
+        cv2.rectangle(image, (20 + 30 * index, 60), (60 + 30 * index, 100), (255, 255, 255), -1)  # a vehicle
+        (moving / f"{index:02d}.jpg").write_bytes(cv2.imencode(".jpg", image)[1].tobytes())
+    gate = "{enabled: true, keepalive_s: 1}"
+    ids = {"still": f"still-{unique}", "moving": f"moving-{unique}"}
+    config = cameras_file(tmp_path / "cameras.yaml",
+                          camera_yaml(ids["still"], f"{still}/", fps=4, image_fps=4, motion=gate),
+                          camera_yaml(ids["moving"], f"{moving}/", fps=4, image_fps=4, motion=gate))
+    frames = {kind: await collect(subjects.frame_captured(cid)) for kind, cid in ids.items()}
+    service = start_ingest(config)
+    for kind in ids:
+        await wait_for_frames(frames[kind], 1, timeout=15)
+    start = time.time()
+    await asyncio.sleep(4.0)
+    assert 3 <= len(frames["still"].since(start)) <= 5  # one keepalive a second, not 4 fps
+    assert len(frames["moving"].since(start)) >= 13  # every frame moves
+    report = {c["camera"]: c for c in (await service.cameras())["cameras"]}
+    assert report[ids["still"]]["still_skipped"] >= 10 and report[ids["moving"]]["still_skipped"] <= 2
