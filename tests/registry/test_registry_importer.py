@@ -52,7 +52,16 @@ async def test_update_of_an_existing_vehicle(conn, tmp_path: Path) -> None:
     path.write_text(f"{vehicles_header()}\n{GOOD.replace(',white,2020', ',black,2020')}\n", encoding="utf-8")
     report = await importer.import_csv(conn, path)
     assert report.updated["vehicles"] == 1 and report.inserted["vehicles"] == 0
+    assert report.updated["owners"] == 0
     assert await conn.fetchval("SELECT colour FROM registry.vehicles WHERE plate = '30A12345'") == "black"
+    # The owner moved and changed phone number; the second vehicle is new and theirs too.
+    moved = GOOD.replace(',white,2020', ',black,2020').replace("0912345678", "0987654321")
+    path.write_text(f"{vehicles_header()}\n{moved}\n{GOOD_MOTORBIKE.replace('0912345678', '0987654321')}\n",
+                    encoding="utf-8")
+    report = await importer.import_csv(conn, path)
+    assert (report.updated, report.inserted) == ({"owners": 1, "vehicles": 0}, {"owners": 0, "vehicles": 1})
+    assert await counts(conn) == (2, 1)
+    assert await conn.fetchval("SELECT phone FROM registry.owners") == "0987654321"
 
 
 async def test_bad_rows_are_reported_by_line_and_nothing_is_imported(conn, tmp_path: Path) -> None:
