@@ -32,7 +32,7 @@ def consumer_spec(config: Settings) -> streams.Consumer:
     return streams.Consumer(
         name=config.consumer_name, stream=streams.NOTIFY.stream, filter_subjects=tuple(config.consumer_filter),
         # A case event waits for an owner lookup, evidence and PDF rendering, never for a send.
-        ack_wait_s=60.0, max_deliver=streams.NOTIFY.max_deliver, max_ack_pending=streams.NOTIFY.max_ack_pending)
+        ack_wait_s=config.ack_wait_s, max_deliver=streams.NOTIFY.max_deliver, max_ack_pending=streams.NOTIFY.max_ack_pending)
 
 
 async def _gauge(pool, stop: asyncio.Event) -> None:

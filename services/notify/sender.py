@@ -56,23 +56,46 @@ class Sender:
         self.on_events: Callable[[], None] = lambda: None  # events were queued: wake the publisher
 
     async def run(self, stop: asyncio.Event, poll_s: float) -> None:
+        """Keep up to `concurrency` sends in flight: a slow mail server holds one slot, not the
+        loop. On stop, the sends in hand are finished and recorded before returning."""
+        inflight: set[asyncio.Task] = set()
         while not stop.is_set():
-            try:
-                done = await self.tick()
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-                log.warning("send loop failed; retrying", extra={"fields": {"error": repr(exc)}})
-                done = 0
-            if done == 0:
-                await _wait_any(stop, self.wake, poll_s)
-                self.wake.clear()
+            free = self.concurrency - len(inflight)
+            claimed: list[store.Claimed] = []
+            if free > 0:
+                try:
+                    claimed = await store.claim(self.pool, self.clock(), free, self.lease_s)
+                except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                    log.warning("claiming notices failed; retrying", extra={"fields": {"error": repr(exc)}})
+            for notice in claimed:
+                task = asyncio.create_task(self._attempt(notice))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            if claimed and len(inflight) < self.concurrency:
+                continue  # more may be due
+            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self.wake.wait())]
+            await asyncio.wait([*waits, *inflight], timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+            self.wake.clear()
+        if inflight:
+            await asyncio.gather(*inflight, return_exceptions=True)
 
     async def tick(self) -> int:
         """Claim and send one round; returns how many notices were attempted."""
         claimed = await store.claim(self.pool, self.clock(), self.concurrency, self.lease_s)
-        if claimed:
-            await asyncio.gather(*(self.attempt(notice) for notice in claimed))
-            self.on_events()
+        await asyncio.gather(*(self._attempt(notice) for notice in claimed))
         return len(claimed)
+
+    async def _attempt(self, notice: store.Claimed) -> None:
+        try:
+            await self.attempt(notice)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            # The outcome could not be recorded: the lease expires and the notice is sent again
+            # with the same idempotency key.
+            log.warning("recording a delivery failed", extra={"fields": {"notice": notice.notice_id,
+                                                                         "error": repr(exc)}})
+        self.on_events()
 
     async def attempt(self, notice: store.Claimed) -> None:
         started = time.perf_counter()
@@ -181,11 +204,3 @@ class _AgencyNotice(msgspec.Struct, frozen=True, kw_only=True):
     document_sha256: str = ""
     document_pdf_base64: str = ""
 
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()

@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The durable consumer on CASES; another name and filter run a second, independent notify.
     consumer_name: str = streams.NOTIFY.name
     consumer_filter: tuple[str, ...] = streams.NOTIFY.filter_subjects
+    # A case event not acked in this time (notify died while recording it) goes to another replica.
+    ack_wait_s: float = 60.0
     send_concurrency: int = 8
     poll_interval_s: float = 1.0
     lease_s: float = 120.0  # a send not finished in this time is retried by any replica
@@ -58,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("REGISTRY_TIMEOUT_S", self.registry_timeout_s, 0.1, 600),
             ("EVIDENCE_IMAGES_MAX", self.evidence_images_max, 0, 12),
             ("SEND_CONCURRENCY", self.send_concurrency, 1, 256),
+            ("ACK_WAIT_S", self.ack_wait_s, 1, 3600),
             ("POLL_INTERVAL_S", self.poll_interval_s, 0.01, 600),
             ("LEASE_S", self.lease_s, 1, 86_400),
         ):

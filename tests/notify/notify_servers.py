@@ -65,12 +65,15 @@ class SmtpSink:
     def __init__(self) -> None:
         self.mails: list[Mail] = []
         self.hold: asyncio.Event | None = None
+        self.hold_after: int | None = None  # hold once this many messages were accepted
         self.holding = asyncio.Event()
+        self.held = 0
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        if self.hold is not None:
+        if self.hold is not None and self.hold_after is not None and len(self.mails) >= self.hold_after:
+            self.held += 1
             self.holding.set()
             await self.hold.wait()
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
