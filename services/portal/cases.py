@@ -57,11 +57,7 @@ UNIDENTIFIED_LABELS = {"no_read": "Camera không đọc được biển số",
 COLOUR_LABELS = {"black": "đen", "white": "trắng", "silver": "bạc", "grey": "xám", "red": "đỏ", "blue": "xanh dương",
                  "yellow": "vàng", "green": "xanh lá", "brown": "nâu", "orange": "cam", "other": "màu khác", "": ""}
 
-PLATE_UNIDENTIFIED_LABELS = {"no_read": "Camera không đọc được biển số",
-                       "invalid_format": "Biển số đọc được không đúng định dạng",
-                       "no_record": "Biển số không có trong dữ liệu đăng ký xe"}
-
-COLOUR_LABELS = {"white": "Nền trắng", "yellow": "Nền vàng", "blue": "Nền xanh", "red": "Nền đỏ",
+PLATE_COLOUR_LABELS = {"white": "Nền trắng", "yellow": "Nền vàng", "blue": "Nền xanh", "red": "Nền đỏ",
                        "other": "Khác", "": ""}
 
 

@@ -1,0 +1,49 @@
+"""schemathesis against the OpenAPI document of a running portal: no server errors, and the
+responses conform to the document (status codes, content types, schemas)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+from portal_samples import identified, put_evidence, unidentified
+from test_portal_service import case_for, publish_violation
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+async def run_schemathesis(base: str, token: str, out: Path, examples: int) -> tuple[int, str]:
+    st = Path(sys.executable).parent / "st"
+    process = await asyncio.create_subprocess_exec(
+        str(st), "run", f"{base}/api/openapi.json", "--url", base, "-H", f"Authorization: Bearer {token}",
+        "--checks", CHECKS, "--max-examples", str(examples), "--seed", "20261129", "--workers", "1",
+        "--no-color", "--generation-database", "none",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "COLUMNS": "120"})
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=240)
+    text = stdout.decode("utf-8", "replace")
+    out.write_text(text, encoding="utf-8")
+    return process.returncode, text
+
+
+async def test_no_server_errors_and_conformance(portal_url, start_portal, js, street_dir, repo_dir, wait_for):
+    running = await start_portal(portal_url, public_rate_per_minute=10000)
+    evidence = await put_evidence(js, street_dir)
+    events = [identified(running.camera, 1, evidence=evidence), unidentified(running.camera, 2, evidence=evidence)]
+    for event in events:
+        await publish_violation(js, event)
+    for event in events:
+        await wait_for(lambda: case_for(portal_url, event.violation.id))
+    folder = repo_dir / "var" / "artifacts" / "portal"
+    folder.mkdir(parents=True, exist_ok=True)
+    code, text = await run_schemathesis(running.base, "demo-police", folder / "schemathesis-police.txt", 25)
+    assert code == 0, text[-6000:]
+    summary = re.search(r"(\d+) generated, (\d+) passed", text)
+    assert summary and summary[1] == summary[2] and int(summary[1]) > 300, text[-3000:]
+    assert "Tested: 15" in text  # every operation of the document was exercised
+    # The same against the role that sees the least, so that 403 paths are exercised too.
+    code, text = await run_schemathesis(running.base, "demo-transport", folder / "schemathesis-transport.txt", 10)
+    assert code == 0, text[-6000:]
