@@ -5,7 +5,7 @@ the normalised text); openalpr EU/US images are whole vehicles and go through th
 pipeline's plate path (detector → rectified crop → recogniser), scored on the raw letters and
 digits since they are not Vietnamese plates. Labels and reads are compared on [0-9A-Z] only.
 
-    MODELS_DIR=../shared/models python bench/eval_plates.py --data ../shared/data/plates
+    make eval-plates       (= MODELS_DIR=../shared/models python bench/eval_plates.py --shared ../shared)
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ def read_one(pipeline: Pipeline, path: Path) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/plates", type=Path)
+    parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (data/plates)")
+    parser.add_argument("--data", type=Path, help="folder with labels.csv (default: SHARED/data/plates)")
     parser.add_argument("--show-errors", action="store_true")
     args = parser.parse_args(argv)
+    args.data = args.data or args.shared / "data" / "plates"
     settings = load(Settings, service="eval-plates")
     pipeline = Pipeline.from_settings(settings)
     counts: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])

@@ -13,7 +13,7 @@ Measured in one run, on one machine, in this order:
   each service configuration alternates with the bare pipeline loop (best of --reps each), so
   that load from other processes on a shared machine hits both sides of the ratio alike.
 
-    MODELS_DIR=../shared/models python bench/detect_bench.py --video ../shared/data/video
+    make bench-detect      (= MODELS_DIR=../shared/models python bench/detect_throughput.py --shared ../shared)
 """
 
 from __future__ import annotations
@@ -208,12 +208,14 @@ async def main_async(args, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=Path("../shared/data/video"))
+    parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (data/video)")
+    parser.add_argument("--video", type=Path, help="folder of the clips (default: SHARED/data/video)")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--every", type=int, default=3)
     parser.add_argument("--two-workers", type=int, nargs="*", default=[8], help="batch sizes to also run with WORKERS=2")
     parser.add_argument("--reps", type=int, default=2, help="alternating bare/service repetitions per configuration")
     args = parser.parse_args(argv)
+    args.video = args.video or args.shared / "data" / "video"
     settings = load(Settings, service="bench-detect")
     return asyncio.run(main_async(args, settings))
 
