@@ -72,7 +72,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return _render(request, "login.html", error=None)
+    return _render(request, "login.html", error=None, next_url=request.query.get("tiep", ""))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -81,8 +81,9 @@ async def login(request: web.Request) -> web.Response:
     token = str(form.get("token", "")).strip()
     user = portal.directory.user_for_token(token) if token else None
     if user is None:
-        return _render(request, "login.html", status=401, error="Mã truy cập không đúng.")
-    target = request.query.get("tiep", "")
+        return _render(request, "login.html", status=401, error="Mã truy cập không đúng.",
+                       next_url=str(form.get("tiep", "")))
+    target = str(form.get("tiep", ""))
     if not target.startswith("/") or target.startswith("//"):
         target = _home(user)
     response = web.HTTPSeeOther(target)
@@ -119,8 +120,7 @@ async def case_page(request: web.Request) -> web.Response:
     try:
         view = await actions.read_case(portal, user, case_id, purpose="xác minh vi phạm", client=portal.client(request))
     except actions.ActionError as exc:
-        return _render(request, "login.html" if exc.status == 401 else "base.html", status=exc.status,
-                       flash=exc.message, flash_kind="error", error=None)
+        return _render(request, "base.html", status=exc.status, flash=exc.message, flash_kind="error")
     async with portal.pool.acquire() as conn:
         next_case = await store.next_in_queue(conn, case_id)
     return _render(request, "case.html", c=view, can_review=access.can(user, "review"),

@@ -101,7 +101,8 @@ def render(data: ReportData, tz_name: str) -> bytes:
     pdf.add_page()
     last_day = (data.end - timedelta(seconds=1)).astimezone(tz)
     pdf.set_font("dejavu", "B", 15)
-    pdf.multi_cell(0, 8, "BÁO CÁO TÌNH HÌNH VI PHẠM TRẬT TỰ AN TOÀN GIAO THÔNG QUA HỆ THỐNG CAMERA", align="C")
+    pdf.multi_cell(0, 8, "BÁO CÁO TÌNH HÌNH VI PHẠM TRẬT TỰ AN TOÀN GIAO THÔNG QUA HỆ THỐNG CAMERA", align="C",
+                   new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("dejavu", size=10)
     pdf.cell(0, 7, f"Kỳ báo cáo: {data.start.astimezone(tz):%d/%m/%Y} – {last_day:%d/%m/%Y}", align="C",
              new_x="LMARGIN", new_y="NEXT")

@@ -110,6 +110,20 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
             # The old (wrong) reading finds nothing.
             await citizen.goto(f"{running.base}/tra-cuu?plate=68H5934")
             await expect(citizen.locator(".found")).to_contain_text("Không tìm thấy")
+
+            # The operations centre: statistics, and the case without its owner.
+            ops = await (await browser.new_context(locale="vi-VN")).new_page()
+            await ops.goto(f"{running.base}/thong-ke?from=2026-11-20&to=2026-11-20")
+            await ops.fill("#token", "demo-ops")
+            await ops.click("button[type=submit]")
+            await expect(ops).to_have_url(f"{running.base}/thong-ke?from=2026-11-20&to=2026-11-20")
+            camera_row = ops.locator("table.stats").nth(1).locator("tbody tr")
+            await expect(camera_row).to_have_text(f"{camera}\t2\t1\t1\t0".replace("\t", ""), use_inner_text=False)
+            await ops.screenshot(path=artifacts / "5-thong-ke.png", full_page=True)
+            await ops.goto(f"{running.base}/ho-so/{case1}")
+            await expect(ops.locator(".sha-check.ok")).to_have_count(2)
+            assert not [s for s in OWNER_SECRETS if s in await ops.content()]
+            await expect(ops.locator("#review-form")).to_have_count(0)  # may look, not decide
         finally:
             await browser.close()
 
@@ -128,4 +142,5 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
         await conn.close()
     assert {("owner_read", case1), ("evidence_read", case1), ("evidence_read", case2)} <= actions
     assert sorted(p.name for p in artifacts.glob("*.png")) == [
-        "1-hang-cho.png", "2-ho-so-truoc-khi-xac-nhan.png", "3-vu-tiep-theo.png", "4-tra-cuu-cong-khai.png"]
+        "1-hang-cho.png", "2-ho-so-truoc-khi-xac-nhan.png", "3-vu-tiep-theo.png", "4-tra-cuu-cong-khai.png",
+        "5-thong-ke.png"]
