@@ -173,7 +173,7 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
                                                                            "channels: [email]"), encoding="utf-8")
         rules = notify_config.load(config_file)
         defaults = Settings(database_url=url)
-        fonts = letter.Fonts(regular=Path(defaults.font_path), bold=Path(defaults.font_bold_path))
+        fonts = letter.Fonts(regular=Path(defaults.font_path), bold=Path(defaults.font_bold_path)).prepare(work / "fonts")
 
         # --- baselines -------------------------------------------------------------------------
         render_rate, pdf = await asyncio.to_thread(bare_render, rules, fonts, frame, min(args.cases, 100))

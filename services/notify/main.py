@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
@@ -52,8 +54,11 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
               ready: asyncio.Future | None = None, clock: Callable[[], datetime] = utc_now) -> int:
     """Run until stopped. `clock` is injectable so that tests can move time across legal deadlines."""
     stop = stop or lifecycle.stop_event()
-    fonts = letter.Fonts(regular=Path(config.font_path), bold=Path(config.font_bold_path))
     async with AsyncExitStack() as stack:
+        work = Path(tempfile.mkdtemp(prefix="roadwatch-notify-"))
+        stack.callback(shutil.rmtree, work, True)
+        fonts = await asyncio.to_thread(
+            letter.Fonts(regular=Path(config.font_path), bold=Path(config.font_bold_path)).prepare, work)
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
         if not await store.schema_present(pool):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from notify_pdf import flat, images_of, text_of
 from notify_samples import FONTS, REVIEWED_AT, case, example, owner, vehicle
 from services.notify import decisions, letter
@@ -12,14 +14,20 @@ from services.notify import decisions, letter
 FRAMES = ("street/vn_cam_g30_Image3154.jpg", "street/vn_cam_video1_78.jpg")
 
 
-def test_owner_letter_has_every_field_and_the_evidence(shared_dir: Path):
+@pytest.fixture(scope="module")
+def fonts(tmp_path_factory):
+    """The fonts as the service prepares them (cut to the Vietnamese Latin ranges)."""
+    return FONTS.prepare(tmp_path_factory.mktemp("fonts"))
+
+
+def test_owner_letter_has_every_field_and_the_evidence(shared_dir: Path, fonts):
     config = example()
     reviewed = case()
     values = decisions.fields(reviewed, vehicle(), owner(), config, notice_at=REVIEWED_AT,
                               respond_by_at=decisions.respond_by(REVIEWED_AT, config))
     images = [(shared_dir / "data" / name).read_bytes() for name in FRAMES]
     pdf = letter.render_letter(config.templates.owner_letter, values, config.units[reviewed.agency],
-                               issued_at=REVIEWED_AT, images=images, fonts=FONTS)
+                               issued_at=REVIEWED_AT, images=images, fonts=fonts)
     text = text_of(pdf)
     for expected in (
         "CÔNG AN THÀNH PHỐ HẢI PHÒNG", "PHÒNG CẢNH SÁT GIAO THÔNG", "Số: CASE-2026-000123",
@@ -41,18 +49,18 @@ def test_owner_letter_has_every_field_and_the_evidence(shared_dir: Path):
     assert embedded == {hashlib.sha256(data).hexdigest() for data in images}  # JPEGs embedded as they are
     # The same case renders to the same bytes: the hash in notice.sent identifies the document.
     again = letter.render_letter(config.templates.owner_letter, values, config.units[reviewed.agency],
-                                 issued_at=REVIEWED_AT, images=images, fonts=FONTS)
+                                 issued_at=REVIEWED_AT, images=images, fonts=fonts)
     assert again == pdf
 
 
-def test_transfer_letter_addresses_the_commune_police():
+def test_transfer_letter_addresses_the_commune_police(fonts):
     config = example()
     reviewed = case()
     values = decisions.fields(reviewed, vehicle(), owner(commune="00004"), config, notice_at=REVIEWED_AT,
                               respond_by_at=decisions.respond_by(REVIEWED_AT, config),
                               commune=config.communes["00004"].name)
     pdf = letter.render_letter(config.templates.transfer_letter, values, config.units[reviewed.agency],
-                               issued_at=REVIEWED_AT, fonts=FONTS)
+                               issued_at=REVIEWED_AT, fonts=fonts)
     text = text_of(pdf)
     assert "PHIẾU CHUYỂN KẾT QUẢ GHI NHẬN VI PHẠM" in text
     assert "Kính gửi: Công an phường Ba Đình, thành phố Hà Nội" in text
