@@ -15,7 +15,7 @@ Measured in one run, alternating (best of --reps), in one thread:
 Reported as frames/s and vehicle detections/s per camera, and each loop's time per frame as a
 multiple of the decode-only loop's.
 
-    MODELS_DIR=../shared/models python bench/track_throughput.py --video ../shared/data/video
+    python bench/track_throughput.py --shared ../shared
 """
 
 from __future__ import annotations
@@ -125,12 +125,15 @@ def run_engine(payloads: list[bytes], scene) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=Path(os.environ.get("VIDEO_DIR", "../shared/data/video")))
-    parser.add_argument("--models", type=Path, default=Path(os.environ.get("MODELS_DIR", "../shared/models")))
+    parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (data/video, models)")
+    parser.add_argument("--video", type=Path, default=None, help="default: <shared>/data/video")
+    parser.add_argument("--models", type=Path, default=None, help="default: $MODELS_DIR or <shared>/models")
     parser.add_argument("--scenes", type=Path, default=Path(__file__).resolve().parents[1] / "deploy/local/scenes")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
+    args.video = args.video or args.shared / "data" / "video"
+    args.models = args.models or Path(os.environ.get("MODELS_DIR", args.shared / "models"))
     scene_map = scenes.load_dir(args.scenes)
     clips, jpegs = detections(args.video, args.models)
     print(f"{'camera':<15} {'loop':<13} {'frames/s':>10} {'vehicles/s':>11} {'x decode':>9}")
