@@ -71,6 +71,12 @@ class SmtpSink:
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address.startswith("refused"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.hold is not None and self.hold_after is not None and len(self.mails) >= self.hold_after:
             self.held += 1

@@ -307,3 +307,37 @@ async def test_bad_messages_go_to_dead_letters(stack, js, wait_for):
     assert any(e == "invalid" and "no registration for plate '99Z99999'" in r for e, r in reasons)
     assert any(e == "invalid" and "cong-an-khong-ton-tai" in r for e, r in reasons)
     assert stack.smtp.mails == []
+
+
+async def test_refused_and_unreachable_recipients_fail_visibly(stack, js, wait_for):
+    """A mailbox the server refuses (550), an SMS gateway down longer than the retries, and an
+    owner in a commune with no police configured: each ends as notice.failed with will_retry
+    false and the reason; the paper letter still goes; nothing is retried after that."""
+    base = int(stack.unique[:5], 16) % 100000
+    plate = f"15A{base:05d}"
+    await register(stack.database_url, vehicle(plate=plate, printed=f"15A-{base:05d}"),
+                   owner(email=f"refused-{stack.unique}@example.vn", commune="79001"))
+    stack.http.fail = {"/sms": [503] * 10}
+    await stack.start()
+    reviewed = case(f"FAIL-{stack.unique}", camera=stack.camera, plate=plate)
+    await publish_case(js, reviewed)
+
+    async def final():
+        failed = [e for e in await stack.events(js, "failed") if not e.will_retry]
+        return failed if len(failed) == 3 else None
+
+    failed = {e.channel: e for e in await wait_for(final, timeout=30, what="three final failures")}
+    assert failed["email"].attempt == 1 and "550" in failed["email"].reason
+    assert failed["commune_police"].kind == "commune_transfer" and "no email address" in failed["commune_police"].reason
+    assert failed["sms"].attempt == 4 and "503" in failed["sms"].reason  # retry.attempts in the test rules
+    sms_failures = [e for e in await stack.events(js, "failed") if e.channel == "sms"]
+    assert [(e.attempt, e.will_retry) for e in sms_failures] == [(1, True), (2, True), (3, True), (4, False)]
+    assert len(stack.http.at("/sms")) == 4
+    assert [e.channel for e in await stack.events(js, "sent")] == ["post"]
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        rows = await conn.fetch("SELECT channel, status, attempts FROM notify.notices ORDER BY channel")
+        assert [(r["channel"], r["status"], r["attempts"]) for r in rows] == [
+            ("commune_police", "failed", 1), ("email", "failed", 1), ("post", "sent", 1), ("sms", "failed", 4)]
+    finally:
+        await conn.close()

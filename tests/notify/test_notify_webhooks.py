@@ -1,0 +1,26 @@
+"""Webhook signatures and retry spacing, as a subscriber would check them."""
+
+from __future__ import annotations
+
+from notify_samples import example
+from services.notify import webhooks
+from services.notify.config import Retry
+from services.notify.sender import backoff
+
+BODY = b'{"id":"ntc-1","kind":"owner_notice"}'
+
+
+def test_signature_verifies_and_catches_tampering_and_replays():
+    header = webhooks.sign("s3cret", BODY, 1_764_400_000)
+    assert header.startswith("t=1764400000,v1=") and len(header.split("v1=")[1]) == 64
+    assert webhooks.verify("s3cret", header, BODY, now=1_764_400_010)
+    assert not webhooks.verify("other", header, BODY, now=1_764_400_010)  # wrong secret
+    assert not webhooks.verify("s3cret", header, BODY.replace(b"owner", b"other"), now=1_764_400_010)  # body changed
+    assert not webhooks.verify("s3cret", header, BODY, now=1_764_400_000 + 301)  # too old: a replay
+    assert not webhooks.verify("s3cret", "garbage", BODY, now=1_764_400_000)
+
+
+def test_backoff_doubles_up_to_the_cap():
+    retry = Retry(attempts=8, base_s=5, max_s=60)
+    assert [backoff(retry, attempt) for attempt in range(1, 7)] == [5, 10, 20, 40, 60, 60]
+    assert example().webhook_retry.attempts == 8
