@@ -155,3 +155,8 @@ def test_model_sha256_is_checked(models_dir: Path):
     VehicleDetector(models_dir / "yolox_nano.onnx", "yolox", names, sha256=right)
     with pytest.raises(ModelError, match="expected 0000"):
         VehicleDetector(models_dir / "yolox_nano.onnx", "yolox", names, sha256="0" * 64)
+
+
+def test_keep_classes_must_exist_in_the_model(pipeline: Pipeline):
+    with pytest.raises(ModelError, match="tractor"):
+        Pipeline(pipeline.vehicles, pipeline.reader, ["car", "tractor"])

@@ -1,0 +1,31 @@
+import pytest
+
+from services.detect.settings import Settings
+from services.runtime.settings import SettingError, parse
+
+
+def test_defaults_and_lists_from_the_environment():
+    s = parse(Settings, {"MODELS_DIR": "/models", "VEHICLE_KEEP_CLASSES": "car, motorcycle", "BATCH_SIZE": "8"})
+    assert s.vehicle_keep_classes == ["car", "motorcycle"] and s.batch_size == 8
+    assert str(s.model_path("yolox_nano.onnx")) == "/models/yolox_nano.onnx"
+    assert str(s.model_path("/elsewhere/m.onnx")) == "/elsewhere/m.onnx"
+    assert (s.vehicle_format, s.intra_op_threads, s.workers) == ("yolox", 1, 1)
+
+
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"VEHICLE_FORMAT": "yolo9"}, "VEHICLE_FORMAT"),
+        ({"VEHICLE_CONF": "1.5"}, "VEHICLE_CONF"),
+        ({"BATCH_SIZE": "0"}, "BATCH_SIZE"),
+        ({"WORKERS": "many"}, "WORKERS"),
+        ({"VEHICLE_TILES": "1"}, "VEHICLE_TILES"),
+        ({"PLATE_MODEL_SHA256": "abc"}, "PLATE_MODEL_SHA256"),
+        ({"MAX_FRAME_AGE_S": "0"}, "MAX_FRAME_AGE_S"),
+        ({"VEHICLE_KEEP_CLASSES": ""}, "VEHICLE_KEEP_CLASSES"),
+    ],
+)
+def test_bad_values_name_their_variable(env, variable):
+    with pytest.raises(SettingError) as caught:
+        parse(Settings, env)
+    assert caught.value.variable == variable
