@@ -168,6 +168,7 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
         owners = await conn.fetchval("SELECT count(*) FROM registry.owners")
         print(f"import: {report.rows} rows ({owners} owners) in {import_s:.1f} s; bare COPY of the same file "
               f"{copy_s:.1f} s; import/COPY = {import_s / copy_s:.2f}x", flush=True)
+        print("  " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.phases.items()), flush=True)
         plates = [row["plate"] for row in await conn.fetch(
             "SELECT plate FROM registry.vehicles TABLESAMPLE SYSTEM (20) LIMIT 200000")]
         await conn.close()

@@ -104,6 +104,7 @@ class Report:
     inserted: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, for benchmarks
 
     @property
     def ok(self) -> bool:
@@ -192,14 +193,19 @@ async def import_csv(conn: asyncpg.Connection, path: Path) -> Report:
                     await conn.execute(STAGING_DDL)
                     await conn.copy_records_to_table(
                         "staging_vehicles", records=_vehicle_records(reader, index, report), columns=STAGING_COLUMNS)
+                    report.phases["validate_and_copy"] = time.perf_counter() - started
                     if report.rejected:
                         raise _Rejected
                     await conn.execute(IMPORT_LOCK)
                     for table, update, insert in (("owners", UPDATE_OWNERS, INSERT_OWNERS),
                                                   ("vehicles", UPDATE_VEHICLES, INSERT_VEHICLES)):
+                        step = time.perf_counter()
                         report.updated[table] = _count(await conn.execute(update))
                         report.inserted[table] = _count(await conn.execute(insert))
+                        report.phases[f"merge_{table}"] = time.perf_counter() - step
+                    step = time.perf_counter()
                     await conn.execute("ANALYZE registry.owners; ANALYZE registry.vehicles")
+                    report.phases["analyze"] = time.perf_counter() - step
                 else:
                     index = rows.column_index(header, rows.HOTLIST_COLUMNS, rows.OPTIONAL_HOTLIST_COLUMNS)
                     await conn.execute(HOTLIST_STAGING_DDL)
@@ -210,8 +216,10 @@ async def import_csv(conn: asyncpg.Connection, path: Path) -> Report:
                         raise _Rejected
                     counts = await conn.fetchrow(MERGE_HOTLIST)
                     report.inserted["hotlist"], report.updated["hotlist"] = counts["inserted"], counts["updated"]
+            step = time.perf_counter()
         except _Rejected:
-            pass
+            step = time.perf_counter()
+        report.phases["commit"] = time.perf_counter() - step
     report.seconds = time.perf_counter() - started
     return report
 
