@@ -10,7 +10,9 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
+import aiohttp
 import cv2
 import msgspec
 import pytest
@@ -19,6 +21,7 @@ from proto import codec, streams, subjects
 from proto.v1 import DeadLetter
 from proto.v1.detection import DetectionMade
 from proto.v1.frame import frame_headers, new_frame_meta
+from services import localstack
 from services.detect import main as detect_main
 from services.detect import metrics
 from services.detect.settings import Settings
@@ -41,7 +44,8 @@ async def service(nats_url: str, js, pipeline, settings: Settings, unique: str, 
     camera = f"cam-{unique}"
     spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES", filter_subjects=(subjects.frame_captured(camera),),
                             ack_wait_s=30.0, max_deliver=3)
-    live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=0, batch_size=4, batch_wait_ms=30)
+    port = localstack.free_port()
+    live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=port, batch_size=4, batch_wait_ms=30)
     stop = asyncio.Event()
     task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
 
@@ -52,7 +56,7 @@ async def service(nats_url: str, js, pipeline, settings: Settings, unique: str, 
             return None
 
     await wait_for(consumer_exists, timeout=20, what="the detect consumer")
-    yield camera
+    yield SimpleNamespace(camera=camera, port=port)
     stop.set()
     await asyncio.wait_for(task, 10)
 
@@ -76,30 +80,40 @@ async def publish_frame(js, camera: str, seq: int, data: bytes, *, captured_at=N
     return await js.publish(subjects.frame_captured(camera), data, headers=headers)
 
 
-async def test_frames_become_detections(nc, js, service: str, jpeg: bytes, wait_for):
-    detections, sub = await collect(nc, subjects.detection_made(service), DetectionMade)
-    acks = [await publish_frame(js, service, seq, jpeg) for seq in (1, 2, 3)]
+async def test_frames_become_detections(nc, js, service, jpeg: bytes, wait_for):
+    camera = service.camera
+    detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
+    acks = [await publish_frame(js, camera, seq, jpeg) for seq in (1, 2, 3)]
     await wait_for(lambda: asyncio.sleep(0, len(detections) >= 3), timeout=60, what="3 detections")
     await sub.unsubscribe()
     by_seq = {d.frame.frame_seq: d for d in detections}
     assert sorted(by_seq) == [1, 2, 3]
     for ack, seq in zip(acks, (1, 2, 3)):
         event = by_seq[seq]
-        assert event.frame.stream_seq == ack.seq and event.camera_id == service
+        assert event.frame.stream_seq == ack.seq and event.camera_id == camera
         assert (event.frame.width, event.frame.height) == (1018, 720)
         assert any(o.class_name == "car" for o in event.objects)
-        assert len({d.id for d in detections}) == 3
+        assert event.model == "yolox_nano.onnx+y5fu_640x_sim.onnx+ch_PP-OCRv4_rec_infer.onnx"
+    assert len({d.id for d in detections}) == 3
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{service.port}/readyz") as response:
+            assert response.status == 200
+        async with http.get(f"http://127.0.0.1:{service.port}/metrics") as response:
+            text = await response.text()
+    assert 'roadwatch_detect_frames_total{result="detected"}' in text
+    assert "roadwatch_detect_frame_seconds_bucket" in text
 
 
-async def test_bad_frames_are_dead_lettered_and_the_worker_keeps_going(nc, js, service: str, jpeg: bytes, wait_for):
+async def test_bad_frames_are_dead_lettered_and_the_worker_keeps_going(nc, js, service, jpeg: bytes, wait_for):
+    camera = service.camera
     letters, dlq_sub = await collect(nc, subjects.dlq("detect"), DeadLetter)
-    detections, sub = await collect(nc, subjects.detection_made(service), DetectionMade)
-    await publish_frame(js, service, 1, jpeg[: len(jpeg) // 50])  # truncated JPEG
-    await publish_frame(js, service, 2, b"")
-    await publish_frame(js, service, 3, jpeg, drop=("Captured-At", "Frame-Seq"))
-    await publish_frame(js, service, 4, b"\x00" * 1000)
-    await publish_frame(js, service, 5, jpeg)
-    mine = lambda: [d for d in letters if d.camera_id == service]  # noqa: E731
+    detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
+    await publish_frame(js, camera, 1, jpeg[: len(jpeg) // 50])  # truncated JPEG
+    await publish_frame(js, camera, 2, b"")
+    await publish_frame(js, camera, 3, jpeg, drop=("Captured-At", "Frame-Seq"))
+    await publish_frame(js, camera, 4, b"\x00" * 1000)
+    await publish_frame(js, camera, 5, jpeg)
+    mine = lambda: [d for d in letters if d.camera_id == camera]  # noqa: E731
     await wait_for(lambda: asyncio.sleep(0, len(mine()) >= 4 and detections), timeout=60, what="4 dead letters + 1 detection")
     await dlq_sub.unsubscribe()
     await sub.unsubscribe()
@@ -108,17 +122,18 @@ async def test_bad_frames_are_dead_lettered_and_the_worker_keeps_going(nc, js, s
     assert sum("not a decodable JPEG" in r for r in reasons) == 2
     assert any("empty payload" in r for r in reasons)
     assert any("missing header" in r and "Captured-At" in r for r in reasons)
-    assert all(d.service == "detect" and d.error == "invalid" and d.stream == "FRAMES" for d in mine())
+    assert all(d.camera == "detect" and d.error == "invalid" and d.stream == "FRAMES" for d in mine())
     assert [d.frame.frame_seq for d in detections] == [5]
 
 
-async def test_stale_frames_are_skipped_and_counted(nc, js, service: str, jpeg: bytes, wait_for):
-    detections, sub = await collect(nc, subjects.detection_made(service), DetectionMade)
+async def test_stale_frames_are_skipped_and_counted(nc, js, service, jpeg: bytes, wait_for):
+    camera = service.camera
+    detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
     before = metrics.FRAMES.labels("stale")._value.get()
     old = datetime.now(timezone.utc) - timedelta(minutes=5)
-    await publish_frame(js, service, 1, jpeg, captured_at=old)
-    await publish_frame(js, service, 2, jpeg, captured_at=old)
-    await publish_frame(js, service, 3, jpeg)
+    await publish_frame(js, camera, 1, jpeg, captured_at=old)
+    await publish_frame(js, camera, 2, jpeg, captured_at=old)
+    await publish_frame(js, camera, 3, jpeg)
     await wait_for(lambda: asyncio.sleep(0, detections), timeout=60, what="the fresh frame's detection")
     await asyncio.sleep(0.3)
     await sub.unsubscribe()
