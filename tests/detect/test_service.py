@@ -122,7 +122,7 @@ async def test_bad_frames_are_dead_lettered_and_the_worker_keeps_going(nc, js, s
     assert sum("not a decodable JPEG" in r for r in reasons) == 2
     assert any("empty payload" in r for r in reasons)
     assert any("missing header" in r and "Captured-At" in r for r in reasons)
-    assert all(d.camera == "detect" and d.error == "invalid" and d.stream == "FRAMES" for d in mine())
+    assert all(d.service == "detect" and d.error == "invalid" and d.stream == "FRAMES" for d in mine())
     assert [d.frame.frame_seq for d in detections] == [5]
 
 
