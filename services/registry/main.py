@@ -125,7 +125,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
         if not await _schema_present(pool):
-            print(f"roadwatch registry: the registry schema is missing in DATABASE_URL; run `roadwatch migrate`",
+            print("roadwatch registry: the registry schema is missing in DATABASE_URL; run `roadwatch migrate`",
                   file=sys.stderr)
             return 2
         nc = await bus.connect(config.nats_url, SERVICE)
@@ -163,11 +163,11 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                log.error("task failed", exc_info=result)
+        failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+        for result in failed:
+            log.error("task failed", exc_info=result)
     log.info("stopped")
-    return 0
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,4 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
-    return asyncio.run(run(config))
+    try:
+        return asyncio.run(run(config))
+    except ConnectionError as exc:  # PostgreSQL or NATS still unreachable after the start-up wait
+        print(f"roadwatch registry: {exc}", file=sys.stderr)
+        return 1
