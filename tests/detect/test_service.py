@@ -198,3 +198,28 @@ async def test_a_frame_the_models_fail_on_is_dead_lettered_alone(nc, js, pipelin
     (letter,) = [d for d in letters if d.camera_id == camera]
     assert "detection failed on this frame" in letter.reason and letter.stream_seq == msgs[0].metadata.sequence.stream
     await msgs[1].ack()
+
+
+async def test_process_is_ready_then_stops_cleanly_on_sigterm(nats_url: str, models_dir: Path, wait_for):
+    import signal
+
+    port = localstack.free_port()
+    env = {**os.environ, "NATS_URL": nats_url, "MODELS_DIR": str(models_dir), "HTTP_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "detect"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        async def ready():
+            try:
+                async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(ready, timeout=60, interval=0.2, what="/readyz")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+        assert process.returncode == 0, stderr.decode()
+        assert b'"msg":"stopping"' in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
