@@ -6,13 +6,15 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import cv2
 import nats.js.api
 
-from proto import ids
+from proto import ids, subjects
 from proto.v1 import ViolationIdentified, ViolationUnidentified
 from proto.v1.common import EvidenceRef, Location, PlateAlternative, PlateText
 from proto.v1.violation import Measurement, Owner, Vehicle, ViolationDetected
+from services.runtime import bus
 
 ICT = timezone(timedelta(hours=7))
 BUCKET = "evidence"
@@ -86,3 +88,19 @@ def unidentified(camera: str, n: int, *, plate: str | None = "15A-999.99", evide
     v = detected(camera, n, plate=plate, evidence=evidence, **kw)
     return ViolationUnidentified(id=ids.event_id("unid", v.id), camera_id=camera, occurred_at=v.occurred_at,
                                  violation=v, reason="no_record" if plate else "no_read")
+
+
+async def publish_violation(js, event) -> None:
+    kind = "identified" if hasattr(event, "owner") else "unidentified"
+    subject = (subjects.violation_identified if kind == "identified" else subjects.violation_unidentified)(
+        event.camera_id, event.violation.type)
+    await bus.publish(js, subject, event, service="tests")
+
+
+async def case_for(database_url: str, violation_id: str) -> dict | None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT * FROM portal.cases WHERE violation_id = $1", violation_id)
+        return dict(row) if row else None
+    finally:
+        await conn.close()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 
 from services.portal import access
-from portal_samples import LACH_TRAY, OTHER_COMMUNE, OWNERS, OWNER_SECRETS, identified, put_evidence, unidentified
-from test_portal_service import case_for, publish_violation
+from portal_samples import (LACH_TRAY, OTHER_COMMUNE, OWNER_SECRETS, OWNERS, case_for, identified, publish_violation,
+                            put_evidence, unidentified)
 
 ROLES = ("police", "commune_police", "transport", "operations_centre", "citizen", None)
 ALL = {r: 200 for r in ROLES}

@@ -14,8 +14,8 @@ import pytest
 
 from proto import codec, subjects
 from proto.v1 import CaseReviewed
-from portal_samples import OWNER_SECRETS, identified, put_evidence, unidentified
-from test_portal_service import case_for, publish_violation
+from portal_samples import (OWNER_SECRETS, case_for, identified, publish_violation, put_evidence,
+                            unidentified)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,8 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from portal_samples import identified, put_evidence, unidentified
-from test_portal_service import case_for, publish_violation
+from portal_samples import case_for, identified, publish_violation, put_evidence, unidentified
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

@@ -14,23 +14,7 @@ from proto import codec, ids, subjects
 from proto.v1 import CameraStatus, CaseResolved, CaseReviewed, DeadLetter, NoticeFailed, NoticeSent, VehiclesCounted
 from proto.v1.telemetry import VehicleCount
 from services.runtime import bus
-from portal_samples import identified, put_evidence, unidentified
-
-
-async def publish_violation(js, event) -> None:
-    kind = "identified" if hasattr(event, "owner") else "unidentified"
-    subject = (subjects.violation_identified if kind == "identified" else subjects.violation_unidentified)(
-        event.camera_id, event.violation.type)
-    await bus.publish(js, subject, event, service="tests")
-
-
-async def case_for(database_url: str, violation_id: str) -> dict | None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow("SELECT * FROM portal.cases WHERE violation_id = $1", violation_id)
-        return dict(row) if row else None
-    finally:
-        await conn.close()
+from portal_samples import case_for, identified, publish_violation, put_evidence, unidentified
 
 
 async def next_event(sub, type_, timeout: float = 10.0):

@@ -19,8 +19,7 @@ from proto import codec, ids, subjects
 from proto.v1 import CaseReviewed
 from services import localstack
 from services.portal import materialise
-from portal_samples import ICT, identified, put_evidence, unidentified
-from test_portal_service import case_for, publish_violation
+from portal_samples import ICT, case_for, identified, publish_violation, put_evidence, unidentified
 
 
 async def seed(running, js, portal_url, wait_for, evidence):
