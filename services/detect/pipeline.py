@@ -85,7 +85,7 @@ class Pipeline:
             raise ModelError(f"MODELS_DIR={s.models_dir} is not a directory (needed for {', '.join(relative)})")
         names = read_class_names(s.model_path(s.vehicle_classes_file))
         detector = VehicleDetector(
-            s.model_path(s.vehicle_model), s.vehicle_format, names, conf=s.vehicle_conf, iou=s.vehicle_iou,
+            s.model_path(s.vehicle_model), s.vehicle_format, names, conf=s.vehicle_conf, iou=s.vehicle_iou or None,
             intra_op_threads=s.intra_op_threads, input_size=(s.vehicle_input_size, s.vehicle_input_size),
             sha256=s.vehicle_model_sha256, tiles=s.vehicle_tiles,
         )

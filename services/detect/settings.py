@@ -28,7 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_classes_file: str = "coco.names"
     vehicle_input_size: int = 640  # only used when the model's input size is dynamic
     vehicle_conf: float = 0.3
-    vehicle_iou: float = 0.45
+    vehicle_iou: float = 0.0  # 0: the format's own (YOLOX/YOLOv5/v8 0.45, NanoDet 0.6)
     vehicle_tiles: int = 0  # 0: whole frame only; N >= 2: also N overlapping vertical strips
     vehicle_model_sha256: str = ""
     vehicle_keep_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
@@ -55,7 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
         check_choice("VEHICLE_FORMAT", self.vehicle_format, FORMATS)
-        for name in ("vehicle_conf", "vehicle_iou", "plate_conf", "plate_iou"):
+        if not 0.0 <= self.vehicle_iou < 1.0:
+            raise SettingError("VEHICLE_IOU", f"must be 0 (the format's own) or between 0 and 1, got {self.vehicle_iou}")
+        for name in ("vehicle_conf", "plate_conf", "plate_iou"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise SettingError(name.upper(), f"must be between 0 and 1, got {getattr(self, name)}")
         for name, low in (("batch_size", 1), ("workers", 1), ("intra_op_threads", 1), ("vehicle_input_size", 32),
