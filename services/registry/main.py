@@ -110,8 +110,21 @@ class Registry:
             await listener.close()
 
 
+async def prune_lookups(pool: asyncpg.Pool, config: Settings, stop: asyncio.Event, every_s: float = 3600.0) -> None:
+    """Hourly, forget outcomes older than LOOKUP_RETENTION_DAYS (they carry owner data)."""
+    while not stop.is_set():
+        try:
+            metrics.LOOKUPS_PRUNED.inc(await store.prune_lookups(pool, config.lookup_retention_days))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("pruning lookups failed; next hour", extra={"fields": {"error": repr(exc)}})
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def _schema_present(pool: asyncpg.Pool) -> bool:
-    return await pool.fetchval("SELECT to_regclass('registry.lookups') IS NOT NULL")
+    return await pool.fetchval("SELECT to_regclass('registry.lookups_decided_at') IS NOT NULL")
 
 
 async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asyncio.Future | None = None,
@@ -125,7 +138,8 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
         if not await _schema_present(pool):
-            print("roadwatch registry: the registry schema is missing in DATABASE_URL; run `roadwatch migrate`",
+            print("roadwatch registry: the registry schema is missing or not up to date in DATABASE_URL; "
+                  "run `roadwatch migrate`",
                   file=sys.stderr)
             return 2
         nc = await bus.connect(config.nats_url, SERVICE)
@@ -156,7 +170,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
                                   decode=bus.json_decoder(DetectionMade), handle=registry.on_detection,
                                   batch=64, fetch_timeout_s=0.5)
         tasks = [asyncio.create_task(violations.run(stop)), asyncio.create_task(detections.run(stop)),
-                 asyncio.create_task(registry.keep_hotlist(stop))]
+                 asyncio.create_task(registry.keep_hotlist(stop)), asyncio.create_task(prune_lookups(pool, config, stop))]
         log.info("ready", extra={"fields": {"hotlist": len(registry.hotlist), "lookup_subject": lookup_subject}})
         if ready is not None:
             ready.set_result(registry)

@@ -32,3 +32,4 @@ OWNER_SECONDS = Histogram(
 HOTLIST_SIZE = Gauge("roadwatch_registry_hotlist_entries", "Hotlist entries held in memory.")
 HOTLIST_HITS = Counter("roadwatch_registry_hotlist_hits_total", "Hotlist hits published.")
 HOTLIST_RELOADS = Counter("roadwatch_registry_hotlist_reloads_total", "Hotlist reloads, by result.", ["result"])
+LOOKUPS_PRUNED = Counter("roadwatch_registry_lookups_pruned_total", "Recorded lookup outcomes deleted after the retention.")

@@ -20,6 +20,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hotlist_hit_window_s: int = 60
     # The hotlist is reloaded on every change (LISTEN/NOTIFY) and at least this often.
     hotlist_reload_s: float = 60.0
+    # Recorded lookup outcomes (which make redelivery idempotent) hold owner data; kept this long.
+    lookup_retention_days: int = 30
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -29,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("LOOKUP_BATCH_MAX", self.lookup_batch_max, 1, 10_000),
             ("HOTLIST_HIT_WINDOW_S", self.hotlist_hit_window_s, 1, 86_400),
             ("HOTLIST_RELOAD_S", self.hotlist_reload_s, 1, 86_400),
+            ("LOOKUP_RETENTION_DAYS", self.lookup_retention_days, 1, 3650),
         ):
             if not low <= value <= high:
                 raise SettingError(variable, f"{value} is not between {low} and {high}")

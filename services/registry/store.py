@@ -71,3 +71,10 @@ async def hotlist(pool: asyncpg.Pool) -> list[Entry]:
     rows = await pool.fetch(HOTLIST)
     return [Entry(id=r["id"], plate=r["plate"], plate_display=r["plate_display"], reason=r["reason"],
                   agency=r["agency"], valid_from=r["valid_from"], valid_to=r["valid_to"]) for r in rows]
+
+
+async def prune_lookups(pool: asyncpg.Pool, older_than_days: int) -> int:
+    """Forget recorded outcomes older than the retention; returns how many were deleted."""
+    status = await pool.execute(
+        "DELETE FROM registry.lookups WHERE decided_at < now() - make_interval(days => $1)", older_than_days)
+    return int(status.rsplit(" ", 1)[1])

@@ -151,7 +151,15 @@ def test_cli_synth_writes_a_valid_file(tmp_path: Path, province) -> None:
     assert len(problems) == 500 and not any(problems)
     communes = {code for code, _ in province.communes}
     with out.open(encoding="utf-8") as handle:
-        assert {row["owner_commune_code"] for row in csv.DictReader(handle)} <= communes
+        written = list(csv.DictReader(handle))
+    assert {row["owner_commune_code"] for row in written} <= communes
+    local = sum(int(row["plate"][:2]) in province.plate_codes for row in written)
+    assert 0.75 < local / len(written) < 0.98  # mostly the province's own plates, some from elsewhere
+    fleets = [row for row in written if row["owner_kind"] == "organisation" and row["vehicle_type"] in ("truck", "bus")]
+    assert all(row["plate_colour"] == "yellow" for row in fleets)  # commercial transport plates
+    motorbikes = [row for row in written if row["vehicle_type"] == "motorcycle"]
+    assert all(" " in row["plate"] for row in motorbikes)  # two-line plates
+    assert all(row["owner_address"].endswith(dict(province.communes)[row["owner_commune_code"]]) for row in written)
 
 
 def test_cli_synth_refuses_a_bad_province_file(tmp_path: Path, capsys) -> None:
@@ -159,3 +167,15 @@ def test_cli_synth_refuses_a_bad_province_file(tmp_path: Path, capsys) -> None:
     bad.write_text("province: X\nplate_codes: [5]\n", encoding="utf-8")
     assert registry_main.main(["synth", "--vehicles", "5", "--communes", str(bad)]) == 2
     assert "expected the keys" in capsys.readouterr().err
+
+
+async def test_old_lookup_outcomes_are_pruned(conn) -> None:
+    """They hold owner data: kept LOOKUP_RETENTION_DAYS, then deleted by the service."""
+    from services.registry import store
+
+    await conn.execute(
+        "INSERT INTO registry.lookups (violation_id, outcome, subject, event_id, payload, decided_at) VALUES "
+        "('old', 'unidentified', 's', 'e1', '\\x7b7d', now() - interval '40 days'), "
+        "('new', 'unidentified', 's', 'e2', '\\x7b7d', now() - interval '2 days')")
+    assert await store.prune_lookups(conn, 30) == 1
+    assert [r["violation_id"] for r in await conn.fetch("SELECT violation_id FROM registry.lookups")] == ["new"]
