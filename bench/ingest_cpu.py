@@ -1,6 +1,6 @@
 """CPU cost of the ingest service per camera-minute, against a bare PyAV decode of the same clip.
 
-    .venv/bin/python bench/ingest_cpu.py [--clip PATH] [--cameras 2] [--seconds 30] [--fps 5]
+    .venv/bin/python bench/ingest_cpu.py [--shared ../shared] [--clip PATH] [--cameras 2] [--seconds 30] [--fps 5]
 
 Runs a real nats-server and the real service process with N cameras playing the clip in real
 time (as live cameras would), sampled to --fps and published on JetStream; measures the
@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from services import localstack  # noqa: E402
 
-DEFAULT_CLIP = REPO.parent / "shared" / "data" / "video" / "vn_haiphong_intersection.mp4"
+CLIP = Path("data") / "video" / "vn_haiphong_intersection.mp4"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -83,12 +83,14 @@ def cameras_report(port: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared data folder")
+    parser.add_argument("--clip", type=Path, default=None, help=f"default: SHARED/{CLIP}")
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window (after a 4 s warm-up)")
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--motion", action="store_true", help="enable the motion gate on every camera")
     args = parser.parse_args()
+    args.clip = (args.clip or args.shared / CLIP).resolve()
     if not args.clip.exists():
         print(f"clip not found: {args.clip}", file=sys.stderr)
         return 2
