@@ -160,7 +160,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         stack.push_async_callback(service.stop)
 
         runner, registry.http_port = await http.serve(
-            config.http_port, {"nats": lambda: nc.is_connected, "postgres": lambda: db.pool_ready(pool)},
+            config.http_port, {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)},
             draining=stop)
         stack.push_async_callback(runner.cleanup)
 

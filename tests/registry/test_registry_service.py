@@ -193,7 +193,7 @@ async def test_owner_lookup_request_reply(registry: Running, nc) -> None:
     async with aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{registry.registry.http_port}"
         async with http.get(f"{base}/readyz") as response:
-            assert response.status == 200 and (await response.json())["checks"] == {"nats": True, "postgres": True}
+            assert response.status == 200 and (await response.json())["checks"] == {"nats": True, "database": True}
         async with http.get(f"{base}/metrics") as response:
             text = await response.text()
     assert 'roadwatch_registry_owner_requests_total{result="found"}' in text
@@ -307,3 +307,40 @@ def test_bad_setting_exits_2(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         registry_main.main([])
     assert exit_.value.code == 2 and "DB_POOL_SIZE" in capsys.readouterr().err
+
+
+async def test_command_line_migrate_then_service_starts_and_drains(database_url: str, nats_url: str) -> None:
+    """`roadwatch migrate` then `roadwatch registry` as separate processes, as make run does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url, "HTTP_PORT": str(localstack.free_port())}
+    migrate = subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert migrate.returncode == 0, migrate.stderr
+    assert "applied registry/001_registry" in migrate.stdout and "applied registry/002_lookups_retention" in migrate.stdout
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "registry"], env=env, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{env['HTTP_PORT']}") as client:
+            for _ in range(300):
+                try:
+                    async with client.get("/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert process.poll() is None, process.stderr.read()
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("registry never became ready")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        lines = [json.loads(line) for line in process.stderr.read().splitlines() if line.strip()]
+        assert [line["msg"] for line in lines if line["msg"] in ("ready", "stopping", "stopped")] == \
+            ["ready", "stopping", "stopped"]
+    finally:
+        if process.poll() is None:
+            process.kill()
