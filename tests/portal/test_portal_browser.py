@@ -137,10 +137,13 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
     assert decisions[case2][1].decision == "rejected"
     conn = await asyncpg.connect(portal_url)
     try:
-        actions = {(r["action"], r["object"].split("/")[0]) for r in await conn.fetch("SELECT action, object FROM portal.audit")}
+        rows = await conn.fetch("SELECT user_id, action, object, purpose FROM portal.audit")
+        actions = {(r["action"], r["object"].split("/")[0]) for r in rows}
+        officer = {r["purpose"] for r in rows if r["user_id"] == "csgt-binh"}
     finally:
         await conn.close()
     assert {("owner_read", case1), ("evidence_read", case1), ("evidence_read", case2)} <= actions
+    assert officer == {"xác minh vi phạm"}  # why the officer looked, as the page said
     assert sorted(p.name for p in artifacts.glob("*.png")) == [
         "1-hang-cho.png", "2-ho-so-truoc-khi-xac-nhan.png", "3-vu-tiep-theo.png", "4-tra-cuu-cong-khai.png",
         "5-thong-ke.png"]
