@@ -14,10 +14,12 @@ from proto.v1.telemetry import VehicleCount, VehiclesCounted
 
 
 class CountWindows:
-    def __init__(self, camera_id: str, window_s: float = 60.0, grace_s: float = 5.0) -> None:
+    def __init__(self, camera_id: str, window_s: float = 60.0, grace_s: float = 0.0) -> None:
         self.camera_id = camera_id
         self.window_s = window_s
-        self.grace_s = grace_s  # reordering and late confirmations may still add to a window
+        # Frames are tracked in capture order (after the reorder buffer), so nothing can be
+        # added to a window once a frame past its end was tracked: no grace is needed by default.
+        self.grace_s = grace_s
         self.windows: dict[float, dict[tuple[str | None, str], int]] = {}
 
     def window_start(self, t: float) -> float:
@@ -33,7 +35,7 @@ class CountWindows:
         self.windows.setdefault(self.window_start(t), {})
 
     def close(self, now: float) -> list[VehiclesCounted]:
-        """Windows that ended at least `grace_s` before `now` (a capture time)."""
+        """Windows that ended at least `grace_s` before `now` (the capture time of the frame just tracked)."""
         done = sorted(start for start in self.windows if start + self.window_s + self.grace_s <= now)
         return [self._event(start, self.windows.pop(start)) for start in done]
 

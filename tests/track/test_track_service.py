@@ -81,7 +81,7 @@ async def test_red_light_from_controller_with_evidence_counts_and_dead_letters(
             return {v.camera_id: v for v in violations} if len({v.camera_id for v in violations}) == 2 else None
 
         found = await wait_for(both, timeout=30, what="violations on both cameras")
-        await wait_for(lambda: asyncio.sleep(0, counts), timeout=20, what="a count")
+        await wait_for(lambda: asyncio.sleep(0, len(counts) >= 2), timeout=20, what="two closed count windows")
         await wait_for(lambda: asyncio.sleep(0, len(dead) >= 2), timeout=20, what="two dead letters")
     finally:
         await service.close()
@@ -106,9 +106,11 @@ async def test_red_light_from_controller_with_evidence_counts_and_dead_letters(
     assert expired.evidence_status == "expired" and len(expired.evidence_missing) == 3
     assert all(seq >= 10**9 for seq in expired.evidence_missing)
     # Two cars counted once each, in the 2 s window where they were confirmed, by lane.
-    first = counts[0]
-    assert first.camera_id == camera and first.window_s == 2.0
-    assert {(c.lane, c.vehicle_class) for c in first.counts} == {("middle", "car"), ("left", "car")}
+    assert all(c.camera_id == camera and c.window_s == 2.0 for c in counts)
+    assert sorted((c.lane, c.vehicle_class, c.count) for event in counts for c in event.counts) == \
+        [("left", "car", 1), ("middle", "car", 1)]
+    starts = [c.window_start for c in counts]
+    assert starts == sorted(starts) and all(b - a == timedelta(seconds=2) for a, b in zip(starts, starts[1:]))
     assert sorted(d.error for d in dead if d.camera_id == camera) == ["decode", "invalid"]
 
 
