@@ -266,7 +266,7 @@ def own_postgres(tmp_path: Path):
     localstack.stop_process(state["process"])
 
 
-async def test_postgres_restart_mid_stream_loses_nothing(own_postgres, start_registry, js, tmp_path: Path,
+async def test_postgres_restart_mid_stream_loses_nothing(own_postgres, start_registry, nc, js, tmp_path: Path,
                                                          wait_for) -> None:
     database_url, stop_pg, start_pg = own_postgres
     await migrations.migrate(database_url, migrations.discover(services=["registry"]))
@@ -284,12 +284,17 @@ async def test_postgres_restart_mid_stream_loses_nothing(own_postgres, start_reg
         await publish_violation(js, violation(read("30A-123.45" if n % 2 else "29-B1 123.45"), id=vid, camera=cam))
     await asyncio.sleep(2.0)  # the registry fails on these and naks them while PostgreSQL is down
     assert len(await results(js, cam)) == 10
+    # An officer's lookup meanwhile gets a clear "retry", not a hang.
+    down = await nc.request(running.lookup_subject, b'{"plate": "30A-123.45"}', timeout=10)
+    assert down.headers["Nats-Service-Error-Code"] == "503"
     await asyncio.get_running_loop().run_in_executor(None, start_pg)
 
     got = await wait_for(lambda: _when(results(js, cam), lambda r: len(r) == total), timeout=60,
                          what="all results after the restart")
     assert sorted(got) == sorted(ids)
     assert all(isinstance(event, ViolationIdentified) and event.match == "exact" for event in got.values())
+    up = await nc.request(running.lookup_subject, b'{"plate": "30A-123.45"}', timeout=10)
+    assert json.loads(up.data)["found"] is True
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM registry.lookups") == total
