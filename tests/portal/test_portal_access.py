@@ -64,6 +64,10 @@ async def test_role_matrix(portal_url, start_portal, js, street_dir, wait_for):
         ("GET", "/hang-cho", {**expect(CASE_READERS), None: 303}),
         ("GET", "/thong-ke", {**expect(STATS), None: 303}),
         ("GET", "/tra-cuu?plate=15A67890", ALL),
+        ("GET", f"/ho-so/{c_mine}", {**expect(CASE_READERS), None: 303}),
+        ("GET", f"/ho-so/{c_other}", {**no_commune, None: 303}),
+        ("POST", f"/ho-so/{c_unknown}/xu-ly", {**expect({"police"}, ok=400), None: 303}),  # no decision → 400
+        ("GET", "/dang-nhap", ALL),
     ]
     seen: dict[str | None, list[str]] = {r: [] for r in ROLES}
     failures = []
