@@ -63,6 +63,10 @@ class Cases:
             metrics.CASES.labels("reviewed", "duplicate").inc()
             self.on_notices()
             return
+        if await store.resolved_early(self.pool, case.case_id):
+            metrics.CASES.labels("reviewed", "already_resolved").inc()
+            log.info("case already resolved; no notice", extra={"fields": {"case": case.case_id}})
+            return
         try:
             vehicle, owner = await owners.lookup(self.nc, self.lookup_subject, case.plate, self.lookup_timeout_s)
         except owners.NotRegistered as exc:
@@ -86,6 +90,14 @@ class Cases:
                 self.render, document, case, vehicle, owner, now, respond_by, images)
         created = await store.record_case(self.pool, case, vehicle, owner, planned, documents, respond_by, now)
         metrics.CASES.labels("reviewed", "recorded").inc()
+        delay_days = (now - case.violation_at).total_seconds() / 86_400
+        metrics.NOTICE_DELAY_DAYS.observe(delay_days)
+        if delay_days > self.config.deadlines.notice_within_days:
+            # Still sent (the owner must be told), but the operators must see the legal limit missed.
+            metrics.LATE_NOTICES.inc()
+            log.warning("notice later than the legal limit", extra={"fields": {
+                "case": case.case_id, "days": round(delay_days, 1),
+                "limit_days": self.config.deadlines.notice_within_days}})
         log.info("case recorded", extra={"fields": {"case": case.case_id, "notices": created,
                                                     "channels": [p.channel for p in planned]}})
         self.on_notices()

@@ -52,7 +52,7 @@ def _cut(path: Path, directory: Path) -> Path:
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
-    font = TTFont(str(path))
+    font = TTFont(str(path), recalcTimestamp=False)  # same input, same bytes: letters stay reproducible
     options = subset.Options()
     options.layout_features = []  # fpdf2 does not shape text unless told to
     options.name_IDs = ["*"]
@@ -153,7 +153,8 @@ def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, 
             pdf.multi_cell(width - 5, LINE_MM, f"- {render(item, values)}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     if template.closing:
         pdf.ln(1)
-        pdf.multi_cell(width, LINE_MM, render(template.closing, values), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(width, LINE_MM, render(template.closing, values), align="L", new_x=XPos.LMARGIN,
+                       new_y=YPos.NEXT)  # a long URL would stretch a justified line
 
     if unit.signer:
         pdf.ln(4)

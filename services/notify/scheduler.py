@@ -56,19 +56,20 @@ async def tick(pool: asyncpg.Pool, config: Config, now: datetime, limit: int = 1
     return len(rows)
 
 
-class UnknownCase(Exception):
-    """case.resolved for a case notify has not recorded (yet): retried, then dead-lettered."""
-
-
 async def resolve(pool: asyncpg.Pool, config: Config, event: CaseResolved, now: datetime) -> int:
     """Close the case: cancel its deadline and what is not yet sent, lift warnings that went out.
     Returns the number of lifting notices queued. A repeated event changes nothing."""
     async with pool.acquire() as conn, conn.transaction():
+        await store.lock_case(conn, event.case_id)
         row = await conn.fetchrow(
             "SELECT status, vehicle, owner, resolved_event_id FROM notify.cases WHERE case_id = $1 FOR UPDATE",
             event.case_id)
         if row is None:
-            raise UnknownCase(f"case {event.case_id} is not known to notify")
+            await conn.execute(
+                "INSERT INTO notify.early_resolutions (case_id, event_id, received_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (case_id) DO NOTHING", event.case_id, event.id, now)
+            log.info("resolved before notify recorded the case", extra={"fields": {"case": event.case_id}})
+            return 0
         if row["status"] == "resolved":
             return 0
         await conn.execute(

@@ -28,16 +28,32 @@ async def case_known(pool: asyncpg.Pool, case_id: str) -> bool:
     return await pool.fetchval("SELECT true FROM notify.cases WHERE case_id = $1", case_id) is not None
 
 
+async def lock_case(conn: asyncpg.Connection, case_id: str) -> None:
+    """Serialise recording and resolving one case across replicas (until the transaction ends),
+    so that a resolution arriving during the owner lookup is seen by the recording."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 8))", case_id)
+
+
+async def resolved_early(pool: asyncpg.Pool, case_id: str) -> bool:
+    return await pool.fetchval("SELECT true FROM notify.early_resolutions WHERE case_id = $1", case_id) is not None
+
+
 async def record_case(pool: asyncpg.Pool, case: CaseReviewed, vehicle: Vehicle, owner: Owner,
                       planned: Sequence[Planned], documents: dict[str, tuple[str, bytes]],
                       respond_by: datetime, now: datetime) -> int:
     """Store the case, its letters and the notices it needs in one transaction; returns how
-    many notices are new (0 on a redelivery)."""
+    many notices are new (0 on a redelivery, or when the case was resolved in the meantime)."""
     async with pool.acquire() as conn, conn.transaction():
+        await lock_case(conn, case.case_id)
+        early = await conn.fetchval("SELECT received_at FROM notify.early_resolutions WHERE case_id = $1",
+                                    case.case_id)
         await conn.execute(
-            "INSERT INTO notify.cases (case_id, camera_id, agency, reviewed, vehicle, owner, created_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING",
-            case.case_id, case.camera_id, case.agency, _json(case), _json(vehicle), _json(owner), now)
+            "INSERT INTO notify.cases (case_id, camera_id, agency, reviewed, vehicle, owner, created_at, status, "
+            "resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (case_id) DO NOTHING",
+            case.case_id, case.camera_id, case.agency, _json(case), _json(vehicle), _json(owner), now,
+            "open" if early is None else "resolved", early)
+        if early is not None:
+            return 0
         for sha256, content in documents.values():
             await conn.execute(
                 "INSERT INTO notify.documents (sha256, content_type, content) VALUES ($1, 'application/pdf', $2) "

@@ -341,3 +341,26 @@ async def test_refused_and_unreachable_recipients_fail_visibly(stack, js, wait_f
             ("commune_police", "failed", 1), ("email", "failed", 1), ("post", "sent", 1), ("sms", "failed", 4)]
     finally:
         await conn.close()
+
+
+async def test_resolution_before_the_case_is_recorded_means_no_notice(stack, js, wait_for):
+    """case.resolved handled before case.reviewed (a retry, another replica): the resolution is
+    kept, and the case, when it comes, gets no notice (and no owner lookup)."""
+    base = int(stack.unique[:5], 16) % 100000
+    plate = f"15A{base:05d}"
+    await register(stack.database_url, vehicle(plate=plate, printed=f"15A-{base:05d}"), owner())
+    await stack.start()
+    reviewed = case(f"EARLY-{stack.unique}", camera=stack.camera, plate=plate)
+    await publish_case(js, resolved(reviewed))
+    await wait_for(lambda: consumer_idle(js, f"notify-{stack.unique}"), what="the resolution to be handled")
+    await publish_case(js, reviewed)
+    await wait_for(lambda: consumer_idle(js, f"notify-{stack.unique}"), what="the case to be handled")
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        assert await conn.fetchval("SELECT event_id FROM notify.early_resolutions WHERE case_id = $1",
+                                   reviewed.case_id) == resolved(reviewed).id
+        assert await conn.fetchval("SELECT count(*) FROM notify.notices") == 0
+        assert await conn.fetchval("SELECT count(*) FROM notify.cases") == 0
+    finally:
+        await conn.close()
+    assert stack.smtp.mails == [] and stack.http.requests == []
