@@ -10,8 +10,8 @@ Measured in one run, alternating (best of --reps), in one thread:
   * tracker only: decode + `Tracker.update` (Kalman predict/update, ByteTrack association);
   * full engine: decode + `CameraTracker.process` (tracker, the five rules, plate votes,
     counts, drafts) with the scene of the clip (phases set once, not read per frame);
-  * lamp reading: what a `source: vision` camera adds per frame: JPEG decode (quality 80, as
-    ingest publishes) + reading every head's colour (`observe_signal_image`).
+  * lamp reading: what a `source: vision` camera adds per frame: JPEG decode at half size
+    (quality 80, as ingest publishes) + reading every head's colour (`observe_signal_image`).
 Reported as frames/s and vehicle detections/s per camera, and each loop's time per frame as a
 multiple of the decode-only loop's.
 
@@ -76,7 +76,7 @@ def detections(video: Path, models: Path) -> tuple[dict[str, list[bytes]], dict[
 def run_lamps(jpegs: list[bytes], scene) -> int:
     engine = CameraTracker(scene, classes=CLASSES)
     for i, data in enumerate(jpegs):
-        engine.observe_signal_image(i * 0.05, evidence.decode(data))
+        engine.observe_signal_image(i * 0.05, evidence.decode(data, half=True))
     return 0
 
 

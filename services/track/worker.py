@@ -119,7 +119,7 @@ class CameraWorker:
         if frame is None:
             return  # expired or foreign: this frame tells nothing about the lamps
         try:
-            image = evidence.decode(frame.jpeg)
+            image = evidence.decode(frame.jpeg, half=True)
         except ValueError:
             return
         t = event.frame.captured_at.timestamp()
@@ -144,6 +144,10 @@ class CameraWorker:
             log.warning("frame of another camera at this sequence", extra={"fields": {
                 "camera": self.camera_id, "stream_seq": stream_seq, "found": headers.get(HEADER_CAMERA_ID)}})
             return None
+        if not (raw.data or b"").startswith(b"\xff\xd8"):
+            log.warning("frame is not a JPEG; not used as evidence", extra={"fields": {
+                "camera": self.camera_id, "stream_seq": stream_seq}})
+            return None
         captured = headers.get(HEADER_CAPTURED_AT)
         try:
             captured_at = datetime.fromisoformat(captured) if captured else None
@@ -161,10 +165,12 @@ class CameraWorker:
                 missing.append(seq)
             else:
                 frames[seq] = frame
+        objects, undecodable = evidence.build(draft, self.engine.scene, frames)
+        missing = sorted(missing + undecodable)
         if missing:
             metrics.FRAMES_MISSING.labels(self.camera_id).inc(len(missing))
         refs = []
-        for obj in evidence.build(draft, self.engine.scene, frames):
+        for obj in objects:
             refs.append(await self._store(obj))
         event = evidence.violation_event(draft, self.engine.scene, refs, missing, bucket_frames_wanted=len(wanted),
                                          now=datetime.now(timezone.utc))
