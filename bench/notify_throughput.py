@@ -125,6 +125,34 @@ async def bare_smtp(port: int, pdf: bytes, n: int, concurrency: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+async def where_time_goes(port: int) -> list[str]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        values[name] = values.get(name, 0.0) + float(value)
+
+    def mean(prefix: str, label: str = "") -> float:
+        total = sum(v for k, v in values.items() if k.startswith(prefix + "_sum") and label in k)
+        count = sum(v for k, v in values.items() if k.startswith(prefix + "_count") and label in k)
+        return 1000 * total / count if count else float("nan")
+
+    handled = sum(v for k, v in values.items()
+                  if k.startswith("roadwatch_messages_total") and 'service="notify"' in k and 'result="ack"' in k)
+    handler_s = sum(v for k, v in values.items()
+                    if k.startswith("roadwatch_handler_duration_seconds_sum") and 'service="notify"' in k)
+    per_case = 1000 * handler_s / handled if handled else float("nan")
+    return [f"case event handled (owner lookup, evidence, render, record): {per_case:.0f} ms",
+            f"  of which PDF rendering: {mean('roadwatch_notify_render_seconds'):.0f} ms",
+            f"email sent (SMTP, per message): {mean('roadwatch_notify_send_seconds', 'smtp'):.0f} ms"]
+
+
 async def main_async(args: argparse.Namespace, work: Path) -> None:
     processes: list[subprocess.Popen] = []
     try:
@@ -189,9 +217,10 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
         log = (work / "services.log").open("ab")
         processes.append(subprocess.Popen([sys.executable, "-m", "services.cli", "registry"], cwd=REPO,
                                           env={**env, "HTTP_PORT": "0"}, stdout=log, stderr=subprocess.STDOUT))
+        notify_port = localstack.free_port()
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "services.cli", "notify"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            env={**env, "HTTP_PORT": str(localstack.free_port()), "NOTIFY_CONFIG": str(config_file),
+            env={**env, "HTTP_PORT": str(notify_port), "NOTIFY_CONFIG": str(config_file),
                  "SMTP_PORT": str(smtp_port), "POST_SPOOL_DIR": str(work / "post"),
                  "SEND_CONCURRENCY": str(args.concurrency), "POLL_INTERVAL_S": "0.1"}))
         nc = await nats.connect(nats_url)
@@ -230,6 +259,9 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
               f"{rate:.1f} notices/s", flush=True)
         print(f"  = {rate / render_rate:.2f} × bare PDF rendering, {rate / smtp_rate:.2f} × bare SMTP sends; "
               f"SMTP server received {sink.count} emails", flush=True)
+        print("  where a case's time goes in notify (means from its /metrics):", flush=True)
+        for line in await where_time_goes(notify_port):
+            print(f"    {line}", flush=True)
         await nc.close()
         server.close()
     finally:
