@@ -63,7 +63,7 @@ UPDATE registry.vehicles v SET
     inspection_status = s.inspection_status, inspection_expires = s.inspection_expires, owner_id = o.id,
     updated_at = now()
 FROM staging_vehicles s JOIN registry.owners o ON o.national_id = s.owner_national_id
-WHERE v.plate = s.plate
+WHERE v.plate_display = s.plate_display
   AND (v.plate_display, v.plate_colour, v.vehicle_type, v.brand, v.colour, v.registration_date,
        v.inspection_status, v.inspection_expires, v.owner_id)
       IS DISTINCT FROM (s.plate_display, s.plate_colour, s.vehicle_type, s.brand, s.colour, s.registration_date,
@@ -75,7 +75,7 @@ INSERT INTO registry.vehicles (plate, plate_display, plate_colour, vehicle_type,
 SELECT s.plate, s.plate_display, s.plate_colour, s.vehicle_type, s.brand, s.colour, s.registration_date,
        s.inspection_status, s.inspection_expires, o.id
 FROM staging_vehicles s JOIN registry.owners o ON o.national_id = s.owner_national_id
-WHERE NOT EXISTS (SELECT 1 FROM registry.vehicles v WHERE v.plate = s.plate)
+WHERE NOT EXISTS (SELECT 1 FROM registry.vehicles v WHERE v.plate_display = s.plate_display)
 """
 HOTLIST_STAGING_DDL = """
 CREATE TEMP TABLE staging_hotlist (
@@ -129,11 +129,11 @@ def _vehicle_records(reader: csv.reader, index: dict[str, int], report: Report) 
                 continue
             report.rows += 1
             record, errors = rows.vehicle(fields, where, today)
-            plate, national_id = record[0], record[11]
-            if plate:
-                seen = first_plate.setdefault(plate, line)
+            display, national_id = record[1], record[11]
+            if display:
+                seen = first_plate.setdefault(display, line)
                 if seen != line:
-                    errors.append(f"plate {record[1]} is already on line {seen}")
+                    errors.append(f"plate {display} is already on line {seen}")
             first = False
             if national_id and not errors:
                 owner_hash = hash(record[9:11] + record[12:])

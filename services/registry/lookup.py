@@ -10,7 +10,7 @@ vehicle type or colour disagrees with what the camera saw is flagged as a possib
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from proto import ids, subjects
 from proto.v1 import Owner, Vehicle, ViolationDetected, ViolationIdentified, ViolationUnidentified
@@ -60,20 +60,37 @@ def mismatches(violation: ViolationDetected, vehicle: Vehicle) -> tuple[str, ...
     return tuple(found)
 
 
+def choose(violation: ViolationDetected, registrations: Sequence[Registration]) -> Registration | None:
+    """The registration the camera saw among those sharing one bare plate (29B-112.34 and
+    29-B1 1234 are both 29B11234): the one whose type fits the camera's class, then the one whose
+    plate has the layout read. None when that still leaves several."""
+    if len(registrations) == 1:
+        return registrations[0]
+    remaining = list(registrations)
+    compatible = COMPATIBLE_TYPES.get(violation.vehicle_class)
+    if compatible is not None:
+        remaining = [r for r in remaining if r[0].vehicle_type in compatible] or remaining
+    if len(remaining) > 1 and violation.plate is not None:
+        two_line = violation.plate.layout == "two_line"
+        remaining = [r for r in remaining if (" " in r[0].plate_printed) == two_line] or remaining
+    return remaining[0] if len(remaining) == 1 else None
+
+
 def _rank(candidate: plates.Candidate) -> tuple:
     # The camera's own best read before the OCR's alternatives, fewer corrections first.
     return (candidate.source != "read", len(candidate.substitutions), -candidate.confidence)
 
 
 def identify(violation: ViolationDetected, candidates: list[plates.Candidate],
-             found: Mapping[str, Registration]) -> ViolationIdentified | ViolationUnidentified:
+             found: Mapping[str, Sequence[Registration]]) -> ViolationIdentified | ViolationUnidentified:
+    """`found` maps each candidate plate that is registered to its registrations (usually one)."""
     def unidentified(reason: str, near: tuple[str, ...] = ()) -> ViolationUnidentified:
         return ViolationUnidentified(
             id=ids.event_id("unidentified", violation.id), camera_id=violation.camera_id,
             occurred_at=violation.occurred_at, violation=violation, reason=reason, candidates=near)
 
-    def identified(candidate: plates.Candidate, match: str) -> ViolationIdentified:
-        vehicle, owner = found[candidate.plate]
+    def identified(candidate: plates.Candidate, match: str, registration: Registration) -> ViolationIdentified:
+        vehicle, owner = registration
         return ViolationIdentified(
             id=ids.event_id("identified", violation.id), camera_id=violation.camera_id,
             occurred_at=violation.occurred_at, violation=violation, vehicle=vehicle, owner=owner,
@@ -82,13 +99,17 @@ def identify(violation: ViolationDetected, candidates: list[plates.Candidate],
     if not candidates:
         return unidentified("no_read")
     if candidates[0].exact and candidates[0].plate in found:
-        return identified(candidates[0], "exact")
+        registration = choose(violation, found[candidates[0].plate])
+        if registration is None:  # same bare plate, nothing to tell them apart: the officer decides
+            return unidentified("no_record", tuple(v.plate_printed for v, _ in found[candidates[0].plate]))
+        return identified(candidates[0], "exact", registration)
     near = sorted((c for c in candidates if not c.exact and c.plate in found), key=_rank)
     if near:
         best = [c for c in near if _rank(c)[:2] == _rank(near[0])[:2]]
-        if len(best) == 1:
-            return identified(best[0], "near")
-        return unidentified("no_record", tuple(c.plate for c in best))
+        registration = choose(violation, found[best[0].plate]) if len(best) == 1 else None
+        if registration is not None:
+            return identified(best[0], "near", registration)
+        return unidentified("no_record", tuple(v.plate_printed for c in best for v, _ in found[c.plate]))
     if not any(plates.is_valid(c.plate) for c in candidates):
         return unidentified("invalid_format")
     return unidentified("no_record")

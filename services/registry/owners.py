@@ -31,8 +31,9 @@ class OwnerReply(msgspec.Struct, frozen=True, kw_only=True):
     found: bool
     vehicle: Vehicle | None = None
     owner: Owner | None = None
-    # Registered plates the request may have meant (OCR confusions); no owner data for these:
-    # the officer asks again with the plate they choose.
+    # Registered plates (as printed) the request may have meant: OCR confusions, or several
+    # registrations sharing the bare plate. No owner data for these: the officer asks again
+    # with the printed plate they choose.
     near: tuple[str, ...] = ()
 
 
@@ -44,8 +45,9 @@ class BadRequest(ValueError):
     pass
 
 
-def parse(data: bytes) -> str:
-    """The normalised plate asked for."""
+def parse(data: bytes) -> tuple[str, bool | None]:
+    """The normalised plate asked for, and whether it was written as a two-line plate (None when
+    the text does not say: '30A12345')."""
     try:
         request = _decoder.decode(data)
     except msgspec.DecodeError as exc:
@@ -53,18 +55,28 @@ def parse(data: bytes) -> str:
     plate = plates.normalise(request.plate)
     if not plate:
         raise BadRequest("plate is empty")
-    return plate
+    text = request.plate.strip()
+    two_line = True if any(c.isspace() for c in text) else False if "-" in text else None
+    return plate, two_line
 
 
 def near_plates(plate: str) -> list[str]:
     return [c.plate for c in plates.candidates(plate) if c.plate != plate]
 
 
-def reply(plate: str, found: dict[str, Registration], near: dict[str, Registration]) -> bytes:
-    if plate in found:
-        vehicle, owner = found[plate]
-        return _encoder.encode(OwnerReply(plate=plate, found=True, vehicle=vehicle, owner=owner))
-    return _encoder.encode(OwnerReply(plate=plate, found=False, near=tuple(p for p in near_plates(plate) if p in near)))
+def reply(plate: str, two_line: bool | None, found: dict[str, list[Registration]],
+          near: dict[str, list[Registration]]) -> tuple[bytes, bool]:
+    """The reply's bytes, and whether it names an owner."""
+    registrations = found.get(plate, [])
+    if len(registrations) > 1 and two_line is not None:
+        registrations = [r for r in registrations if (" " in r[0].plate_printed) == two_line] or registrations
+    if len(registrations) == 1:
+        vehicle, owner = registrations[0]
+        return _encoder.encode(OwnerReply(plate=plate, found=True, vehicle=vehicle, owner=owner)), True
+    # Several registrations share the bare plate: the printed forms tell the officer which to ask for.
+    others = [v.plate_printed for v, _ in registrations]
+    others += [v.plate_printed for p in near_plates(plate) for v, _ in near.get(p, ())]
+    return _encoder.encode(OwnerReply(plate=plate, found=False, near=tuple(others))), False
 
 
 class Endpoint:
@@ -75,12 +87,12 @@ class Endpoint:
     in flight at once, each on its own pooled connection.
     """
 
-    def __init__(self, find: Callable[[list[str]], Awaitable[dict[str, Registration]]],
+    def __init__(self, find: Callable[[list[str]], Awaitable[dict[str, list[Registration]]]],
                  max_batch: int = 256, workers: int = 4) -> None:
         self.find = find
         self.max_batch = max_batch
         self.workers = workers
-        self._pending: list[tuple[object, str, float]] = []
+        self._pending: list[tuple[object, str, bool | None, float]] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -99,12 +111,12 @@ class Endpoint:
     async def handle(self, request) -> None:
         started = time.perf_counter()
         try:
-            plate = parse(request.data)
+            plate, two_line = parse(request.data)
         except BadRequest as exc:
             metrics.OWNER_REQUESTS.labels("bad_request").inc()
             await request.respond_error("400", str(exc))
             return
-        self._pending.append((request, plate, started))
+        self._pending.append((request, plate, two_line, started))
         self._wake.set()
 
     async def _work(self) -> None:
@@ -118,8 +130,8 @@ class Endpoint:
             metrics.OWNER_BATCH_SIZE.observe(len(batch))
             try:
                 # Exact plates first; near matches only for the requests that missed (most hit).
-                found = await self.find(sorted({plate for _, plate, _ in batch}))
-                missed = {near for _, plate, _ in batch if plate not in found for near in near_plates(plate)}
+                found = await self.find(sorted({plate for _, plate, _, _ in batch}))
+                missed = {near for _, plate, _, _ in batch if plate not in found for near in near_plates(plate)}
                 near = await self.find(sorted(missed)) if missed else {}
             except Exception as exc:  # every request of the batch gets the error; the caller may retry
                 log.warning("owner lookup failed", extra={"fields": {"error": repr(exc), "requests": len(batch)}})
@@ -128,9 +140,10 @@ class Endpoint:
                     await request.respond_error("503", "registry database unavailable; retry")
                 continue
             hits = 0
-            for request, plate, started in batch:
-                hits += plate in found
-                await request.respond(reply(plate, found, near))
+            for request, plate, two_line, started in batch:
+                body, named = reply(plate, two_line, found, near)
+                hits += named
+                await request.respond(body)
                 metrics.OWNER_SECONDS.observe(time.perf_counter() - started)
             metrics.OWNER_REQUESTS.labels("found").inc(hits)
             metrics.OWNER_REQUESTS.labels("not_found").inc(len(batch) - hits)

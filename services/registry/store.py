@@ -49,11 +49,14 @@ def registration(row: asyncpg.Record) -> Registration:
     return vehicle, owner
 
 
-async def find(pool: asyncpg.Pool, plates: Sequence[str]) -> dict[str, Registration]:
+async def find(pool: asyncpg.Pool, plates: Sequence[str]) -> dict[str, list[Registration]]:
+    """Registrations by bare plate; a bare plate may have several (see migration 003)."""
     if not plates:
         return {}
-    rows = await pool.fetch(FIND, list(plates))
-    return {row["plate"]: registration(row) for row in rows}
+    found: dict[str, list[Registration]] = {}
+    for row in await pool.fetch(FIND, list(plates)):
+        found.setdefault(row["plate"], []).append(registration(row))
+    return found
 
 
 async def recorded(pool: asyncpg.Pool, violation_id: str) -> tuple[str, str, bytes] | None:

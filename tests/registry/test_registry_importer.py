@@ -64,6 +64,17 @@ async def test_update_of_an_existing_vehicle(conn, tmp_path: Path) -> None:
     assert await conn.fetchval("SELECT phone FROM registry.owners") == "0987654321"
 
 
+async def test_plates_sharing_a_bare_form_are_both_imported(conn, tmp_path: Path) -> None:
+    bus = GOOD.replace("30A-123.45", "29B-112.34").replace(",car,", ",bus,")
+    bike = GOOD_MOTORBIKE.replace("29-B1 123.45", "29-B1 1234")
+    path = tmp_path / "v.csv"
+    path.write_text(f"{vehicles_header()}\n{bus}\n{bike}\n", encoding="utf-8")
+    report = await importer.import_csv(conn, path)
+    assert report.ok, importer.describe(report)
+    rows_ = await conn.fetch("SELECT plate, plate_display FROM registry.vehicles ORDER BY plate_display")
+    assert [(r["plate"], r["plate_display"]) for r in rows_] == [("29B11234", "29-B1 1234"), ("29B11234", "29B-112.34")]
+
+
 async def test_bad_rows_are_reported_by_line_and_nothing_is_imported(conn, tmp_path: Path) -> None:
     lines = [
         GOOD,                                                            # line 2: fine

@@ -12,7 +12,13 @@ CAR = registration("30A12345", "30A-123.45")
 
 def decide(v, registry):
     candidates = lookup.plates_to_look_up(v)
-    return lookup.identify(v, candidates, {p: registry[p] for p in (c.plate for c in candidates) if p in registry})
+    found = {}
+    for plate in (c.plate for c in candidates):
+        entries = registry.get(plate, [])
+        entries = entries if isinstance(entries, list) else [entries]
+        if entries:
+            found[plate] = entries
+    return lookup.identify(v, candidates, found)
 
 
 def test_exact_match() -> None:
@@ -50,7 +56,7 @@ def test_two_equally_near_plates_stay_unidentified_with_both_candidates() -> Non
     alternatives = (("29-B8 123.45", 0.3), ("29BB-123.45", 0.3))
     both = decide(violation(read("29-B3 123.45", alternatives=alternatives)), registry)
     assert isinstance(both, ViolationUnidentified)
-    assert both.reason == "no_record" and set(both.candidates) == {"29B812345", "29BB12345"}
+    assert both.reason == "no_record" and set(both.candidates) == {"29-B8 123.45", "29BB-123.45"}
 
 
 def test_alternative_of_the_ocr_is_a_near_match() -> None:
@@ -77,3 +83,37 @@ def test_type_and_colour_disagreement_flags_a_possible_clone() -> None:
     van = registration("30A12345", "30A-123.45", "van", "silver")
     assert decide(violation(read("30A-123.45"), vehicle_class="car", colour="grey"), {"30A12345": van}).mismatches == ()
     assert decide(violation(read("30A-123.45"), vehicle_class="other", colour="other"), {"30A12345": CAR}).mismatches == ()
+
+
+def test_registrations_sharing_a_bare_plate_are_told_apart_by_what_the_camera_saw() -> None:
+    # A car's 29B-112.34 and an older motorbike's 29-B1 1234 are both 29B11234.
+    car = registration("29B11234", "29B-112.34", "bus")
+    bike = registration("29B11234", "29-B1 1234", "motorcycle")
+    registry = {"29B11234": [car, bike]}
+    on_bike = decide(violation(read("29-B1 1234"), vehicle_class="motorcycle"), registry)
+    assert on_bike.match == "exact" and on_bike.vehicle.plate_printed == "29-B1 1234" and on_bike.mismatches == ()
+    on_bus = decide(violation(read("29B-112.34"), vehicle_class="bus"), registry)
+    assert on_bus.vehicle.plate_printed == "29B-112.34"
+    # Class unknown: the plate's layout decides.
+    by_layout = decide(violation(read("29-B1 1234"), vehicle_class="other"), registry)
+    assert by_layout.vehicle.plate_printed == "29-B1 1234"
+    # Nothing to tell them apart: not identified, both offered to the officer.
+    two_bikes = {"29B11234": [bike, registration("29B11234", "29-B1 1234", "motorcycle")]}
+    undecided = decide(violation(read("29-B1 1234"), vehicle_class="motorcycle"), two_bikes)
+    assert isinstance(undecided, ViolationUnidentified) and undecided.candidates == ("29-B1 1234", "29-B1 1234")
+
+
+def test_owner_reply_uses_the_written_layout() -> None:
+    import json
+
+    from services.registry import owners
+
+    car = registration("29B11234", "29B-112.34", "bus")
+    bike = registration("29B11234", "29-B1 1234", "motorcycle")
+    found = {"29B11234": [car, bike]}
+    plate, two_line = owners.parse(b'{"plate": "29-B1 1234"}')
+    body, named = owners.reply(plate, two_line, found, {})
+    assert named and json.loads(body)["vehicle"]["plate_printed"] == "29-B1 1234"
+    plate, two_line = owners.parse(b'{"plate": "29B11234"}')
+    body, named = owners.reply(plate, two_line, found, {})
+    assert not named and json.loads(body)["near"] == ["29B-112.34", "29-B1 1234"]

@@ -181,7 +181,7 @@ async def test_owner_lookup_request_reply(registry: Running, nc) -> None:
     assert body["owner"]["name"] == "Trần Thị Bình" and body["vehicle"]["vehicle_type"] == "motorcycle"
 
     near = json.loads((await nc.request(registry.lookup_subject, b'{"plate": "3OA-123.45"}', timeout=5)).data)
-    assert near["found"] is False and near["near"] == ["30A12345"] and near["owner"] is None
+    assert near["found"] is False and near["near"] == ["30A-123.45"] and near["owner"] is None
 
     bad = await nc.request(registry.lookup_subject, b'not json', timeout=5)
     assert bad.headers["Nats-Service-Error-Code"] == "400"
