@@ -76,6 +76,10 @@ class Directory:
                 return user
         return None
 
+    @property
+    def user_count(self) -> int:
+        return len(self._tokens)
+
     def reason_label(self, code: str) -> str | None:
         return next((r.label for r in self.reject_reasons if r.code == code), None)
 

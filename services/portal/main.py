@@ -2,12 +2,16 @@
 
 `roadwatch portal` runs it; `roadwatch portal token` prints a new bearer token and the digest to
 put in the agencies file; `roadwatch portal report` writes the periodic PDF report.
+
+SIGHUP re-reads the agencies file, so that a token is revoked or a user added without a restart;
+a bad file is refused with an error in the log and the running directory stays in force.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from contextlib import AsyncExitStack
 
@@ -32,7 +36,7 @@ def build_app(portal: Portal) -> web.Application:
     app.add_routes(api.routes())
     app.add_routes(openapi.routes())
     app.add_routes(report.routes())
-    pages.setup(app)
+    pages.setup(app, portal.config.timezone)
     return app
 
 
@@ -40,8 +44,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
               ready: asyncio.Future | None = None,
               violations_consumer: streams.Consumer = streams.PORTAL,
               notices_consumer: streams.Consumer = streams.PORTAL_NOTICES,
-              telemetry_consumer: streams.Consumer = streams.PORTAL_TELEMETRY) -> int:
-    """Run until stopped. The consumer arguments exist for tests, which share one nats-server."""
+              telemetry_consumer: streams.Consumer = streams.PORTAL_TELEMETRY, reload_on_hup: bool = False) -> int:
+    """Run until stopped. The consumer arguments exist for tests, which share one nats-server
+    (and run the service in their own process, where SIGHUP is not the portal's to take)."""
     stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(config.nats_url, SERVICE)
@@ -75,6 +80,10 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
             bus.Consumer(js, service=SERVICE, consumer=telemetry_consumer, decode=handlers.decode_telemetry,
                          handle=on_telemetry, batch=64),
         ]
+        if reload_on_hup:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, lambda: reload_directory(portal))
+            stack.callback(loop.remove_signal_handler, signal.SIGHUP)
         tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
         tasks.append(asyncio.create_task(portal.outbox_loop(stop)))
         log.info("ready", extra={"fields": {"port": port, "agencies": len(directory.agencies)}})
@@ -88,6 +97,17 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
                 log.error("task failed", extra={"fields": {"error": repr(result)}})
     log.info("stopped")
     return 0
+
+
+def reload_directory(portal: Portal) -> None:
+    try:
+        directory = agencies.load(portal.config.agencies_file)
+    except agencies.AgencyFileError as exc:
+        log.error("agencies file refused; keeping the previous one", extra={"fields": {"error": str(exc)}})
+        return
+    portal.directory = directory
+    log.info("agencies file reloaded", extra={"fields": {
+        "agencies": len(directory.agencies), "users": directory.user_count}})
 
 
 def load_directory(path: str) -> agencies.Directory:
@@ -114,4 +134,4 @@ def main(argv: list[str]) -> int:
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
     directory = load_directory(config.agencies_file)
-    return asyncio.run(run(config, directory=directory))
+    return asyncio.run(run(config, directory=directory, reload_on_hup=True))

@@ -32,8 +32,6 @@ FLASH = {"confirmed": "Đã xác nhận vi phạm {case}.", "rejected": "Đã lo
 def _render(request: web.Request, template: str, status: int = 200, **context) -> web.Response:
     portal: Portal = request.app[KEY]
     user = portal.user(request)
-    tz = zoneinfo.ZoneInfo(portal.config.timezone)
-    ENV.filters["localtime"] = lambda value: value.astimezone(tz).strftime("%H:%M:%S %d/%m/%Y") if value else ""
     done = request.query.get("da")
     flash = FLASH[done].format(case=request.query.get("ma", "")) if done in FLASH else None
     html = ENV.get_template(template).render(
@@ -201,7 +199,9 @@ async def stats(request: web.Request) -> web.Response:
                    start=start.date().isoformat(), end=last_day.isoformat())
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, timezone_name: str) -> None:
+    tz = zoneinfo.ZoneInfo(timezone_name)
+    ENV.filters["localtime"] = lambda value: value.astimezone(tz).strftime("%H:%M:%S %d/%m/%Y") if value else ""
     app.add_routes([
         web.get("/", index),
         web.get("/dang-nhap", login_form),

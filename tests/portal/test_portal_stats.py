@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import asyncpg
 import pypdf
@@ -149,40 +150,83 @@ async def test_tampered_evidence_is_refused_and_not_audited(portal_url, start_po
     assert objects == [f"{case['case_id']}/{good[0].sha256}"]  # only the read that happened
 
 
-async def test_service_probes_metrics_and_sigterm(portal_url, nats_url, repo_dir):
+async def test_service_probes_metrics_sighup_and_sigterm(portal_url, nats_url, repo_dir, tmp_path):
+    """The real process: probes and metrics; SIGHUP revokes a token (and a bad file is refused
+    while the running directory stays); SIGTERM drains and exits 0."""
+    import aiohttp
+
+    from services.portal import agencies
+    from services.portal.settings import EXAMPLE_AGENCIES
+
+    example = Path(EXAMPLE_AGENCIES).read_text(encoding="utf-8")
+    agencies_file = tmp_path / "agencies.yaml"
+    agencies_file.write_text(example, encoding="utf-8")
     port = localstack.free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", "portal", cwd=repo_dir, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(repo_dir), "DATABASE_URL": portal_url, "NATS_URL": nats_url,
-             "HTTP_PORT": str(port), "DB_POOL_SIZE": "2"})
-    import aiohttp
+             "HTTP_PORT": str(port), "DB_POOL_SIZE": "2", "AGENCIES_FILE": str(agencies_file)})
+    lines: list[str] = []
+
+    async def collect() -> None:
+        async for line in process.stdout:
+            lines.append(line.decode())
+
+    collector = asyncio.create_task(collect())
+    base = f"http://127.0.0.1:{port}"
+    loop = asyncio.get_running_loop()
+
+    async def until(condition, what: str) -> None:
+        deadline = loop.time() + 30
+        while not await condition():
+            assert loop.time() < deadline, f"timed out waiting for {what}: {lines[-5:]}"
+            await asyncio.sleep(0.1)
+
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:
+            async def status(path: str, token: str | None = None) -> int:
                 try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-                        if r.status == 200:
-                            break
+                    async with http.get(base + path, headers={"Authorization": f"Bearer {token}"} if token else {}) as r:
+                        return r.status
                 except aiohttp.ClientError:
-                    pass
-                assert asyncio.get_running_loop().time() < deadline, "portal never became ready"
-                await asyncio.sleep(0.1)
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                assert r.status == 200
-            async with http.get(f"http://127.0.0.1:{port}/api/me") as r:
-                assert r.status == 401
-            async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    return 0
+
+            await until(lambda: _eq(status("/readyz"), 200), "ready")
+            assert await status("/healthz") == 200
+            assert await status("/api/me") == 401
+            assert await status("/api/me", "demo-police") == 200
+            async with http.get(f"{base}/metrics") as r:
                 metrics = await r.text()
             assert 'roadwatch_portal_http_requests_total{route="/api/me",status="401"} 1.0' in metrics
             assert "roadwatch_portal_outbox_pending" in metrics
+
+            # Rotate the officer's token: the old one stops working without a restart.
+            new_token, digest = agencies.new_token()
+            agencies_file.write_text(example.replace(agencies.hash_token("demo-police"), digest), encoding="utf-8")
+            process.send_signal(signal.SIGHUP)
+            await until(lambda: _eq(status("/api/me", "demo-police"), 401), "old token revoked")
+            assert await status("/api/me", new_token) == 200
+            # A broken file is refused; the directory in force stays.
+            agencies_file.write_text(example.replace("role: police", "role: sheriff"), encoding="utf-8")
+            process.send_signal(signal.SIGHUP)
+            await until(lambda: _true(any("agencies file refused" in line for line in lines)), "refusal logged")
+            assert await status("/api/me", new_token) == 200
         process.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        await asyncio.wait_for(process.wait(), 30)
+        await collector
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
     assert process.returncode == 0
-    lines = output.decode().splitlines()
     assert any('"stopping"' in line for line in lines) and any('"stopped"' in line for line in lines)
+    assert any("sheriff" in line for line in lines if "refused" in line)
+
+
+async def _eq(awaitable, value) -> bool:
+    return await awaitable == value
+
+
+async def _true(value: bool) -> bool:
+    return value
