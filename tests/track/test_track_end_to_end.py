@@ -18,6 +18,7 @@ import nats.errors
 import numpy as np
 
 from proto import codec, streams, subjects
+from proto.v1.telemetry import SignalPhase
 from proto.v1.violation import ViolationDetected
 from services.detect import main as detect_main
 from services.detect.pipeline import Pipeline
@@ -31,7 +32,9 @@ def scene_for(camera: str, repo_dir, tmp_path):
     text = (repo_dir / "deploy/local/scenes/demo-haiphong.yaml").read_text(encoding="utf-8")
     folder = tmp_path / "scenes"
     folder.mkdir()
-    (folder / f"{camera}.yaml").write_text(text.replace("camera: demo-haiphong", f"camera: {camera}"), encoding="utf-8")
+    text = text.replace("camera: demo-haiphong", f"camera: {camera}")
+    text = text.replace("  source: vision\n", f"  source: vision\n  intersection: x-{camera}\n")
+    (folder / f"{camera}.yaml").write_text(text, encoding="utf-8")
     return folder
 
 
@@ -56,6 +59,12 @@ async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tm
         violations.append(codec.decode(msg.data, ViolationDetected))
 
     sub = await nc.subscribe(f"traffic.violation.detected.v1.{camera}.*", cb=on_violation)
+    phases: list[SignalPhase] = []
+
+    async def on_phase(msg):
+        phases.append(codec.decode(msg.data, SignalPhase))
+
+    phase_sub = await nc.subscribe(subjects.signal_phase(f"x-{camera}"), cb=on_phase)
     stop = asyncio.Event()
     detect_settings = DetectSettings(models_dir=str(shared_dir / "models"), nats_url=nats_url, http_port=0,
                                      batch_size=4, batch_wait_ms=30)
@@ -78,6 +87,7 @@ async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tm
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         await sub.unsubscribe()
+        await phase_sub.unsubscribe()
 
     assert violation.camera_id == camera and violation.vehicle_class == "motorcycle"
     assert violation.measurement.phase == "red" and violation.parameters["movement"] == "straight"
@@ -106,3 +116,6 @@ async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tm
     await frames.unsubscribe()
     assert len(held) >= 60 and originals <= held
     assert msgspec.json.decode(codec.encode(violation), type=ViolationDetected) == violation
+    # The lamps read off the frames were published for other consumers: red and green arrow.
+    first = {(p.head, p.phase, p.source, p.camera_id) for p in phases[:2]}
+    assert first == {("main", "red", "vision", camera), ("right-arrow", "green", "vision", camera)}
