@@ -75,14 +75,22 @@ def bare_models(pipeline: Pipeline, frames: list[bytes]) -> float:
     return len(frames) / (time.perf_counter() - started)
 
 
-def bare_pipeline(pipeline: Pipeline, frames: list[bytes]) -> tuple[float, list[float]]:
+def bare_pipeline(pipeline: Pipeline, frames: list[bytes]) -> tuple[float, list[float], float]:
+    """(frames/s, seconds per frame, CPU seconds per frame)."""
     times = []
+    cpu = time.process_time()
     started = time.perf_counter()
     for f in frames:
         t = time.perf_counter()
         pipeline.process(cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR))
         times.append(time.perf_counter() - t)
-    return len(frames) / (time.perf_counter() - started), times
+    return len(frames) / (time.perf_counter() - started), times, (time.process_time() - cpu) / len(frames)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process: unlike wall time, barely moved by other load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_peak_mib(pid: int) -> float:
@@ -130,16 +138,20 @@ async def run_service(nats_url: str, frames: list[bytes], batch: int, workers: i
                 done.set()
 
         bare_best, service_best = 0.0, 0.0
+        bare_cpu, service_cpu = float("inf"), float("inf")
         for rep in range(reps):
-            bare_best = max(bare_best, bare_pipeline(pipeline, frames)[0])
+            fps, _, cpu = bare_pipeline(pipeline, frames)
+            bare_best, bare_cpu = max(bare_best, fps), min(bare_cpu, cpu)
             camera = f"bench-{run}-tput-{rep}"
             received.clear()
             done.clear()
             sub = await nc.subscribe(subjects.detection_made(camera), cb=on_detection)
+            cpu_before = cpu_seconds(process.pid)
             started = time.perf_counter()
             await asyncio.gather(*(send(camera, i, f) for i, f in enumerate(frames)))
             await asyncio.wait_for(done.wait(), 600)
             service_best = max(service_best, len(frames) / (max(received.values()) - started))
+            service_cpu = min(service_cpu, (cpu_seconds(process.pid) - cpu_before) / len(frames))
             await sub.unsubscribe()
 
         # latency: paced at half the throughput, so that queueing does not dominate
@@ -159,6 +171,8 @@ async def run_service(nats_url: str, frames: list[bytes], batch: int, workers: i
         return {
             "bare": bare_best,
             "fps": service_best,
+            "bare_cpu": bare_cpu * 1000,
+            "cpu": service_cpu * 1000,
             "p50": statistics.median(latencies),
             "p95": latencies[int(round(0.95 * (len(latencies) - 1)))],
             "rss": rss_peak_mib(process.pid),
@@ -176,7 +190,7 @@ async def main_async(args, settings: Settings) -> int:
     print(f"{len(frames)} frames from {', '.join(CLIPS)}; INTRA_OP_THREADS={settings.intra_op_threads}; "
           f"best of {args.reps} per configuration")
     models_fps = max(bare_models(pipeline, frames) for _ in range(args.reps))
-    base_fps, base_times = bare_pipeline(pipeline, frames)
+    base_fps, base_times, _ = bare_pipeline(pipeline, frames)
     ms = sorted(t * 1000 for t in base_times)
     print(f"\nbare model loop (vehicle + plate detector session.run only): {models_fps:.2f} frames/s")
     print(f"bare pipeline loop: {base_fps:.2f} frames/s, per frame p50 {statistics.median(ms):.1f} ms, "
@@ -196,13 +210,16 @@ async def main_async(args, settings: Settings) -> int:
                 rows.append((f"BATCH_SIZE={batch} WORKERS={workers}", r))
         finally:
             localstack.stop_process(server)
-    print(f"\n{'service':<26} {'frames/s':>9} {'bare f/s':>9} {'ratio':>6} {'p50 ms':>8} {'p95 ms':>8} {'RSS MiB':>8}")
+    print(f"\n{'service':<22} {'frames/s':>8} {'bare f/s':>8} {'ratio':>6} {'CPU ms/f':>8} {'bare CPU':>8} "
+          f"{'ratio':>6} {'p50 ms':>7} {'p95 ms':>7} {'RSS MiB':>7}")
     for name, r in rows:
-        print(f"{name:<26} {r['fps']:9.2f} {r['bare']:9.2f} {r['fps'] / r['bare']:6.2f} "
-              f"{r['p50']:8.1f} {r['p95']:8.1f} {r['rss']:8.1f}")
-    print("\nratio = service frames/s over the bare pipeline loop (decode + process, one thread, no bus) measured")
-    print("alternately with it in the same configuration; latency = publish to detection received, frames")
-    print("paced at half the measured throughput; RSS = peak resident memory of the service process.")
+        print(f"{name:<22} {r['fps']:8.2f} {r['bare']:8.2f} {r['fps'] / r['bare']:6.2f} {r['cpu']:8.1f} "
+              f"{r['bare_cpu']:8.1f} {r['bare_cpu'] / r['cpu']:6.2f} {r['p50']:7.1f} {r['p95']:7.1f} {r['rss']:7.1f}")
+    print("\nframes/s ratio = service over the bare pipeline loop (decode + process, one thread, no bus), the")
+    print("two measured alternately (best of --reps each); CPU ratio = bare CPU ms per frame over the service")
+    print("process's CPU ms per frame (the bus client, JSON and threads included; nats-server excluded), which")
+    print("other load on the machine hardly moves. Latency = publish to detection received, frames paced at")
+    print("half the measured throughput; RSS = peak resident memory of the service process.")
     return 0
 
 
@@ -213,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--every", type=int, default=3)
     parser.add_argument("--two-workers", type=int, nargs="*", default=[8], help="batch sizes to also run with WORKERS=2")
-    parser.add_argument("--reps", type=int, default=2, help="alternating bare/service repetitions per configuration")
+    parser.add_argument("--reps", type=int, default=3, help="alternating bare/service repetitions per configuration")
     args = parser.parse_args(argv)
     args.video = args.video or args.shared / "data" / "video"
     settings = load(Settings, service="bench-detect")

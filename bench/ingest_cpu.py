@@ -113,7 +113,7 @@ def main() -> int:
             for i in range(args.cameras))
         cameras.write_text("cameras:\n" + entries, encoding="utf-8")
         env = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{nats_port}", "HTTP_PORT": str(http_port),
-               "CAMERAS_FILE": str(cameras), "REPLICA_ID": "bench", "LOG_LEVEL": "WARNING",
+               "CAMERAS_FILE": str(cameras), "REPLICA_ID": "bench", "LOG_LEVEL": "INFO",
                "PYTHONPATH": str(REPO)}
         log = open(tmpdir / "ingest.log", "wb")
         service = subprocess.Popen([sys.executable, "-m", "services.cli", "ingest"], cwd=REPO, env=env,
@@ -142,6 +142,12 @@ def main() -> int:
             service.wait(20)
             localstack.stop_process(nats)
             log.close()
+            service_log = (tmpdir / "ingest.log").read_text(errors="replace")
+    started = {c["camera"]: c["frames_in"] for c in before["cameras"]}
+    if any(c["frames_in"] < started.get(c["camera"], 0) for c in after["cameras"]):
+        events = [line for line in service_log.splitlines() if "lease" in line or '"camera st' in line]
+        print("a camera restarted during the measurement; service log:\n" + "\n".join(events[-30:]), file=sys.stderr)
+        return 1
 
     after_cpu, after_video = bare_decode(args.clip, per_thread, args.cameras)
     count = lambda report, key: sum(c[key] for c in report["cameras"])  # noqa: E731

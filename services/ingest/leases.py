@@ -182,9 +182,10 @@ class LeaseKeeper:
         await self._drop_overdue()
         owners, replicas = await self._read_bucket()
         now = self.clock()
-        # A lease we think we hold but the bucket gives to someone else (or to no one) is lost.
+        # A lease we hold that the bucket gives to someone else is lost. A missing key is not
+        # evidence (the listing may be incomplete): renewal by revision is what proves a lease.
         for camera in list(self.table.held):
-            if owners.get(camera) != self.me:
+            if owners.get(camera, self.me) != self.me:
                 log.warning("lease lost", extra={"fields": {"camera": camera, "owner": owners.get(camera)}})
                 del self.table.held[camera]
                 await self.on_lost(camera)
@@ -199,11 +200,25 @@ class LeaseKeeper:
         watcher = await self.kv.watchall()
         owners: dict[str, str] = {}
         replicas: list[str] = []
+        received = 0
+        marker_seen = False
         try:
             while True:
-                entry = await watcher.updates(timeout=5.0)
+                try:
+                    # nats-py may send its "nothing pending" marker before entries already in
+                    # flight when the loop is busy: after an early marker, wait briefly for more.
+                    # (The bucket is never empty here: this replica's presence key is in it.)
+                    entry = await watcher.updates(timeout=1.0 if marker_seen and not received else 5.0)
+                except nats.errors.TimeoutError:
+                    if received == 0 and marker_seen:
+                        break
+                    raise
                 if entry is None:
+                    if received == 0 and not marker_seen:
+                        marker_seen = True
+                        continue
                     break
+                received += 1
                 if entry.operation in ("DEL", "PURGE") or entry.value is None:
                     continue
                 value = entry.value.decode("utf-8", "replace")
