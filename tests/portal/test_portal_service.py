@@ -8,7 +8,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
-import pytest
 
 from proto import codec, ids, subjects
 from proto.v1 import CameraStatus, CaseResolved, CaseReviewed, DeadLetter, NoticeFailed, NoticeSent, VehiclesCounted
@@ -191,3 +190,30 @@ async def test_telemetry_feeds_statistics(portal_url, start_portal, js):
         text = await r.text()
         assert r.headers["Content-Type"].startswith("text/csv")
     assert text.startswith("\ufeffcamera_id,state,") and camera in text
+
+
+async def test_two_officers_deciding_at_once_make_one_decision(portal_url, start_portal, js, nc, wait_for):
+    running = await start_portal(portal_url)
+    event = identified(running.camera, 1)
+    await publish_violation(js, event)
+    case = await wait_for(lambda: case_for(portal_url, event.violation.id))
+    reviewed = await nc.subscribe(f"traffic.case.reviewed.v1.{running.camera}.>")
+    url = f"{running.base}/api/cases/{case['case_id']}/review"
+
+    async def decide(body):
+        async with running.http.post(url, json=body, headers=running.headers("police")) as r:
+            return r.status, await r.json()
+
+    results = await asyncio.gather(*(decide({"decision": "confirmed"} if i % 2 else
+                                            {"decision": "rejected", "reason": "duplicate"}) for i in range(6)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] + [409] * 5, results
+    winner = next(body for status, body in results if status == 200)
+    final = await case_for(portal_url, event.violation.id)
+    assert final["state"] == winner["state"]
+    msg = await reviewed.next_msg(timeout=10)
+    assert codec.decode(msg.data, CaseReviewed).decision == winner["state"]
+    # One decision, one event: the CASES stream holds a single message for this camera (each
+    # response came after its publish, so nothing is still on its way).
+    info = await js.stream_info("CASES", subjects_filter=f"traffic.case.reviewed.v1.{running.camera}.>")
+    assert sum(info.state.subjects.values()) == 1, info.state.subjects

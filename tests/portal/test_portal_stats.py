@@ -10,13 +10,13 @@ import io
 import os
 import signal
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
 import pypdf
 
-from proto import codec, ids, subjects
+from proto import codec
 from proto.v1 import CaseReviewed
 from services import localstack
 from services.portal import materialise
