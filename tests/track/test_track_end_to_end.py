@@ -80,7 +80,8 @@ async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tm
         async def found():
             return [v for v in violations if v.type == "red_light"]
 
-        [violation] = await wait_for(found, timeout=90, interval=0.5, what="the red-light violation")
+        await wait_for(found, timeout=90, interval=0.5, what="a red-light violation")
+        await asyncio.sleep(2.0)  # the rest of the clip: tracks in flight end and are judged
     finally:
         ingest.send_signal(signal.SIGTERM)
         await asyncio.to_thread(ingest.wait, 20)
@@ -89,20 +90,27 @@ async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tm
         await sub.unsubscribe()
         await phase_sub.unsubscribe()
 
-    assert violation.camera_id == camera and violation.vehicle_class == "motorcycle"
-    assert violation.measurement.phase == "red" and violation.parameters["movement"] == "straight"
-    assert violation.evidence_status == "complete" and violation.evidence_missing == ()
-    kinds = [e.kind for e in violation.evidence]
-    assert kinds.count("frame") == 3 and kinds.count("overlay") == 3
+    # The riders going straight on from the right lane while the main head is red (checked by
+    # eye on the overlays): at least the first, and nothing else.
+    assert violations and len({v.id for v in violations}) == len(violations)
     store = await js.object_store("evidence")
-    for ref in violation.evidence:
-        stored = await store.get(ref.name)
-        assert hashlib.sha256(stored.data).hexdigest() == ref.sha256 == ref.name
-        assert len(stored.data) == ref.size
-        image = cv2.imdecode(np.frombuffer(stored.data, np.uint8), cv2.IMREAD_COLOR)
-        assert image is not None
-        if ref.kind in ("frame", "overlay"):
-            assert image.shape[:2] == (720, 1006)
+    for violation in violations:
+        assert violation.camera_id == camera and violation.type == "red_light"
+        assert violation.vehicle_class == "motorcycle" and violation.parameters["lane"] == "right"
+        assert violation.measurement.phase == "red" and violation.parameters["movement"] == "straight"
+        assert violation.evidence_status == "complete" and violation.evidence_missing == ()
+        kinds = [e.kind for e in violation.evidence]
+        assert 2 <= kinds.count("frame") == kinds.count("overlay") <= 3
+        for ref in violation.evidence:
+            stored = await store.get(ref.name)
+            assert hashlib.sha256(stored.data).hexdigest() == ref.sha256 == ref.name
+            assert len(stored.data) == ref.size
+            image = cv2.imdecode(np.frombuffer(stored.data, np.uint8), cv2.IMREAD_COLOR)
+            assert image is not None
+            if ref.kind in ("frame", "overlay"):
+                assert image.shape[:2] == (720, 1006)
+    violation = min(violations, key=lambda v: v.occurred_at)
+    assert violation.evidence and [e.kind for e in violation.evidence].count("frame") == 3
     # The originals are the camera's frames, byte for byte, as still held in FRAMES.
     originals = {e.sha256 for e in violation.evidence if e.kind == "frame"}
     frames = await js.pull_subscribe(subjects.frame_captured(camera), stream="FRAMES")
