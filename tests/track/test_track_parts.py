@@ -13,6 +13,7 @@ from services.track.counts import CountWindows
 from services.track.plates import PlateSighting, PlateVotes
 from services.track.reorder import ReorderBuffer
 from services.track.signals import SignalState, VisionHead, classify_lamp
+from services.track.tracker import Detection, Tracker, merge_duplicates
 
 
 # --- reorder ---------------------------------------------------------------------------------------
@@ -126,3 +127,48 @@ def test_phase_age_is_a_lower_bound_until_a_change_is_seen():
     state.observe("main", 20.0, "green")
     state.observe("main", 30.0, "red")
     assert not state.at("main", 31.0).lower_bound and state.at("main", 31.0).age(31.0) == 1.0
+
+
+# --- tracker ---------------------------------------------------------------------------------------
+
+
+def box_at(x: float, y: float) -> tuple[float, float, float, float]:
+    return (x, y, x + 60, y + 120)
+
+
+def test_tracker_keeps_the_id_through_a_short_occlusion_and_weak_detections():
+    tracker = Tracker()
+    ids = []
+    for i in range(40):
+        t = i / 10
+        y = 600 - 12 * i
+        if 10 <= i < 16:
+            detections = []  # hidden behind a bus for 0.6 s
+        elif 20 <= i < 25:
+            detections = [Detection(box_at(300, y), 0.2, "car", 0)]  # half hidden: scored low
+        else:
+            detections = [Detection(box_at(300, y), 0.8, "car", 0)]
+        matched, finished = tracker.update(t, detections)
+        ids += [track.id for track in matched]
+        assert finished == []
+    assert set(ids) == {1} and len(ids) == 40 - 6
+
+
+def test_weak_detections_start_no_track_and_lost_tracks_end():
+    tracker = Tracker()
+    matched, _ = tracker.update(0.0, [Detection(box_at(100, 100), 0.3, "car", 0)])
+    assert matched == [] and tracker.tracks == []
+    for i in range(3):
+        tracker.update(i / 10, [Detection(box_at(100, 100), 0.9, "car", 0)])
+    finished = []
+    for i in range(3, 30):
+        finished += tracker.update(i / 10, [])[1]
+    assert [t.id for t in finished] == [1] and tracker.tracks == []
+    matched, _ = tracker.update(3.0, [Detection(box_at(100, 100), 0.9, "car", 0)])
+    assert [t.id for t in matched] == [2]  # ids are never reused
+
+
+def test_one_vehicle_boxed_under_three_classes_is_one_detection():
+    taxi = [Detection((680, 390, 830, 602), 0.42, "truck", 0), Detection((682, 405, 828, 602), 0.33, "bus", 1),
+            Detection((682, 411, 828, 602), 0.33, "car", 2), Detection((385, 52, 476, 121), 0.44, "car", 3)]
+    assert [d.index for d in merge_duplicates(taxi, 0.7)] == [0, 3]
