@@ -138,17 +138,24 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
                 corrected = True
             if decision == "confirmed" and not printed:
                 raise ActionError(400, "nhập biển số trước khi xác nhận vi phạm")
+            registration: dict = {}
+            if corrected and await store.forget_owner(conn, case_id):
+                # The registry matched the misread plate: its vehicle and owner are someone else's.
+                # notify looks the owner of the corrected plate up; until then the case has none.
+                registration = {"owner_commune": "", "brand": "", "colour": "", "inspection_status": "",
+                                "plate_colour": "", "vehicle_type": case["vehicle_class"], "match": None,
+                                "mismatches": []}
             try:
                 await store.update_case(
                     conn, case_id, state=decision, plate=printed, plate_key=cases.plate_key(printed),
                     plate_corrected=case["plate_corrected"] or corrected, reviewer=user.id,
-                    reviewer_agency=user.agency.id, reviewed_at=now, reject_reason=reason_label)
+                    reviewer_agency=user.agency.id, reviewed_at=now, reject_reason=reason_label, **registration)
             except store.TransitionRefused as exc:
                 metrics.REFUSED.labels("review").inc()
                 raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái "
                                        f"'{cases.STATE_LABELS[case['state']]}', không thể {decision}") from exc
             subject, event = materialise.reviewed_event(
-                {**case, "plate": printed}, decision=decision, plate=printed, plate_corrected=corrected,
+                {**case, **registration, "plate": printed}, decision=decision, plate=printed, plate_corrected=corrected,
                 reason=reason_label, reviewer=user.id, agency=user.agency.id, at=now)
             payload = codec.encode(event)
             await store.outbox_add(conn, event.id, subject, payload)

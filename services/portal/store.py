@@ -85,6 +85,12 @@ async def get_owner(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] | 
     return dict(row) if row else None
 
 
+async def forget_owner(conn: asyncpg.Connection, case_id: str) -> bool:
+    """Drop the owner of a plate the officer found misread: that person has nothing to do with
+    the case, and their data should not stay attached to it."""
+    return await conn.fetchval("DELETE FROM portal.owners WHERE case_id = $1 RETURNING true", case_id) is True
+
+
 async def history(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT from_state, to_state, at FROM portal.case_history WHERE case_id = $1 ORDER BY id",
                             case_id)

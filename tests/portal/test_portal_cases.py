@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timezone
 
 import asyncpg
 import pytest
@@ -101,6 +102,21 @@ async def test_database_refuses_every_other_transition(portal_url):
                         await store.update_case(conn, case_id, state=to, reviewer="someone")
                 after = await store.get_case(conn, case_id)
                 assert after == before, f"{frm} -> {to} was half-applied"
+        # A reviewed case cannot be reviewed again, even into the state it is in.
+        row, owner = materialise.case_from_identified(identified("cam-sm", 1000))
+        confirmed = await store.insert_case(conn, row, owner, "Asia/Ho_Chi_Minh")
+        await store.update_case(conn, confirmed, state="confirmed", reviewer="first",
+                                reviewed_at=datetime.now(timezone.utc))
+        before = await store.get_case(conn, confirmed)
+        with pytest.raises(store.TransitionRefused, match="already reviewed by first"):
+            await store.update_case(conn, confirmed, state="confirmed", reviewer="second",
+                                    reviewed_at=datetime.now(timezone.utc))
+        assert await store.get_case(conn, confirmed) == before
+        # A review is a move out of identified / unidentified, not a stamp on another state.
+        notified = await conn.fetchval("SELECT case_id FROM portal.cases WHERE state = 'notified' AND reviewed_at IS NULL"
+                                       " LIMIT 1")
+        with pytest.raises(store.TransitionRefused, match="a review moves"):
+            await store.update_case(conn, notified, reviewer="x", reviewed_at=datetime.now(timezone.utc))
         # A finished case cannot be edited at all, even without a change of state.
         resolved = await conn.fetchval("SELECT case_id FROM portal.cases WHERE state = 'resolved' LIMIT 1")
         with pytest.raises(store.TransitionRefused):

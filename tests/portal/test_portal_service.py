@@ -51,6 +51,10 @@ async def test_violations_become_cases_and_decisions_become_events(portal_url, s
     assert event.plate == "15A-123.46" and event.plate_corrected and event.reviewer == "csgt-binh"
     assert event.agency == "hp-csgt" and event.case_id == case1["case_id"] and event.evidence == evidence
     assert "Nguyễn" not in msg.data.decode()  # no owner data on CASES
+    # The registry's owner belonged to the misread plate: dropped with the correction.
+    assert await conn.fetchval("SELECT count(*) FROM portal.owners WHERE case_id = $1", case1["case_id"]) == 0
+    corrected = await case_for(portal_url, first.violation.id)
+    assert corrected["owner_commune"] == "" and corrected["match"] is None and corrected["brand"] == ""
     assert msg.headers["Nats-Msg-Id"] == event.id
 
     # A second decision on the same case is refused, and changes nothing.
