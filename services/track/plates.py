@@ -52,7 +52,18 @@ class PlateVotes:
             return None
         valid = any(v for v, _ in self.weights)
         group = {key: w for key, w in self.weights.items() if key[0] == valid}
-        ranked = sorted(group, key=lambda key: (-group[key], key[1]))
+        support = dict(group)
+        if valid:
+            # A partial read ('55878' of a motorbike's lower line) cannot be sent on, but it does
+            # back the valid read that contains it: it ranks the candidates, not the confidence.
+            for (is_valid, text), weight in self.weights.items():
+                partial = _alnum(text)
+                if is_valid or len(partial) < 4:
+                    continue
+                for key in group:
+                    if partial in _alnum(key[1]):
+                        support[key] += weight
+        ranked = sorted(group, key=lambda key: (-support[key], -group[key], key[1]))
         total = sum(group.values())
         winner = ranked[0]
         mean_conf = group[winner] / self.counts[winner]
@@ -64,3 +75,7 @@ class PlateVotes:
         read = self.reads[winner]
         return PlateText(text=read.text, raw=read.raw, confidence=confidence, layout=read.layout,
                          format_valid=read.format_valid, alternatives=alternatives)
+
+
+def _alnum(text: str) -> str:
+    return "".join(c for c in text.upper() if c.isalnum())

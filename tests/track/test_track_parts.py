@@ -172,3 +172,14 @@ def test_one_vehicle_boxed_under_three_classes_is_one_detection():
     taxi = [Detection((680, 390, 830, 602), 0.42, "truck", 0), Detection((682, 405, 828, 602), 0.33, "bus", 1),
             Detection((682, 411, 828, 602), 0.33, "car", 2), Detection((385, 52, 476, 121), 0.44, "car", 3)]
     assert [d.index for d in merge_duplicates(taxi, 0.7)] == [0, 3]
+
+
+def test_partial_reads_back_the_valid_read_that_contains_them():
+    votes = PlateVotes()
+    votes.add(read("30K-558.78", 0.3))
+    votes.add(read("51F-999.99", 0.5))
+    for _ in range(10):
+        votes.add(read("55878", 0.8, valid=False))
+    best = votes.best()
+    assert best.text == "30K-558.78" and [a.text for a in best.alternatives] == ["51F-999.99"]
+    assert best.confidence == pytest.approx(0.3 * 0.3 / 0.8, abs=1e-3)  # its own share, not the partial reads'
