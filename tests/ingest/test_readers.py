@@ -120,3 +120,12 @@ def test_jpeg_size_reads_the_frame_header(small_jpegs) -> None:
     assert jpeg_size(small_jpegs[0]) == (320, 180)
     ok, png = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))
     assert jpeg_size(png.tobytes()) is None
+
+
+def test_more_decoder_threads_give_the_same_frames(clips: Path) -> None:
+    cam = camera(str(clips / "vn_saigon_intersection.mp4"), realtime="false")
+    stop = threading.Event()
+    single = [f.pts for f, _ in zip(open_reader(cam, OPTIONS, stop, Counters()), range(30))]
+    threaded_options = ReaderOptions(open_timeout_s=3, read_timeout_s=2, decode_threads=2)
+    threaded = [f.pts for f, _ in zip(open_reader(cam, threaded_options, stop, Counters()), range(30))]
+    assert len(single) == 30 and threaded == single

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from datetime import datetime
-from pathlib import Path
 
 import cv2
-import msgspec
 import numpy as np
 import pytest
 
