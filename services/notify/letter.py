@@ -9,6 +9,7 @@ bytes that were first rendered, and the hash in notice.sent proves which documen
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +53,7 @@ def _cut(path: Path, directory: Path) -> Path:
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # it reports every table at INFO
     font = TTFont(str(path), recalcTimestamp=False)  # same input, same bytes: letters stay reproducible
     options = subset.Options()
     options.layout_features = []  # fpdf2 does not shape text unless told to

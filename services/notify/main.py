@@ -24,7 +24,7 @@ from services.notify import config as notify_config
 from services.notify import cases, letter, mail, metrics, outbox, scheduler, store, subscribers
 from services.notify.sender import Sender, utc_now
 from services.notify.settings import Settings
-from services.runtime import bus, db, http, lifecycle, logs, settings
+from services.runtime import bus, db, http, lifecycle, logs, migrations, settings
 
 SERVICE = "notify"
 log = logging.getLogger(SERVICE)
@@ -59,6 +59,12 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
         stack.callback(shutil.rmtree, work, True)
         fonts = await asyncio.to_thread(
             letter.Fonts(regular=Path(config.font_path), bold=Path(config.font_bold_path)).prepare, work)
+        if config.migrate_on_start:
+            try:
+                await migrations.migrate(config.database_url, migrations.discover(services=[SERVICE]))
+            except migrations.MigrationError as exc:
+                print(f"roadwatch notify: {exc}", file=sys.stderr)
+                return 2
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
         if not await store.schema_present(pool):
@@ -90,7 +96,7 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
         sender.on_events = on_events
 
         runner, _ = await http.serve(
-            config.http_port, {"nats": lambda: nc.is_connected, "postgres": lambda: db.pool_ready(pool)},
+            config.http_port, {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)},
             draining=stop)
         stack.push_async_callback(runner.cleanup)
 
@@ -130,4 +136,4 @@ def main(argv: list[str] | None = None) -> int:
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
     rules = notify_config.load_or_exit(config.notify_config, SERVICE)
-    return asyncio.run(run(config, rules))
+    return asyncio.run(run(config, rules)) or 0

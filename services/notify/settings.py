@@ -22,6 +22,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     database_url: str
     db_pool_size: int = 10
+    # Apply notify's own pending migrations at start (advisory-locked, safe with replicas). Set
+    # false where the service's database user may not change the schema; run `roadwatch migrate`.
+    migrate_on_start: bool = True
     notify_config: str = str(Path(__file__).resolve().parent / "notify.example.yaml")
     font_path: str = f"{DEJAVU}/DejaVuSans.ttf"
     font_bold_path: str = f"{DEJAVU}/DejaVuSans-Bold.ttf"
