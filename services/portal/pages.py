@@ -25,6 +25,15 @@ ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), aut
                          undefined=jinja2.StrictUndefined)
 KIND_LABELS = {"frame": "Toàn cảnh", "plate_crop": "Biển số", "overlay": "Ảnh có chú thích", "clip": "Đoạn video"}
 CAMERA_LABELS = {"online": "Hoạt động", "degraded": "Suy giảm", "offline": "Mất tín hiệu"}
+# Scripts and styles are our static files only; evidence is shown from blob: URLs after the
+# in-browser SHA-256 check; no framing (the review buttons must not be clickjacked).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; script-src 'self'; style-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 FLASH = {"confirmed": "Đã xác nhận vi phạm {case}.", "rejected": "Đã loại bỏ vụ việc {case}.",
          "resolved": "Đã đánh dấu vụ việc {case} đã xử lý."}
 
@@ -38,7 +47,7 @@ def _render(request: web.Request, template: str, status: int = 200, **context) -
         user=user, role_label=ROLE_LABELS.get(user.role, "") if user else "",
         can_cases=access.can(user, "cases"), can_stats=access.can(user, "stats"),
         flash=context.pop("flash", flash), flash_kind=context.pop("flash_kind", "ok"), **context)
-    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
 
 def _login_redirect(request: web.Request) -> web.HTTPSeeOther:

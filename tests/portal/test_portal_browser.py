@@ -53,6 +53,9 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="vi-VN")
+            console_errors: list[str] = []  # a CSP violation or a script error shows up here
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: console_errors.append(str(e)))
             await page.goto(f"{running.base}/dang-nhap")
             await page.fill("#token", "demo-police")
             await page.click("button[type=submit]")
@@ -89,6 +92,10 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
             await page.keyboard.press("t")
             await expect(page).to_have_url(f"{running.base}/hang-cho?da=rejected&ma={case2}")
             await expect(page.locator("#queue tbody")).to_contain_text("Không có vụ việc nào.")
+
+            assert not console_errors, console_errors
+            response = await page.goto(f"{running.base}/hang-cho")
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
             # A citizen (a fresh context: no cookie) looks the plate up.
             citizen = await (await browser.new_context(locale="vi-VN")).new_page()
