@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import logging
 import sys
+import time
 from contextlib import AsyncExitStack
 
 import asyncpg
@@ -32,6 +33,9 @@ TOOLS = {
     "synth": "services.registry.synth",
 }
 log = logging.getLogger(SERVICE)
+# Errors that mean "PostgreSQL is not there right now" (restart, failover), not "this is wrong".
+DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                 asyncpg.exceptions.OperatorInterventionError)
 
 
 class Registry:
@@ -48,7 +52,31 @@ class Registry:
 
     # --- violations -------------------------------------------------------------------------------
     async def on_violation(self, violation: ViolationDetected, msg: Msg) -> None:
-        """Decide once per violation id, publish the recorded decision on every delivery."""
+        """Decide once per violation id, publish the recorded decision on every delivery.
+
+        While PostgreSQL is unreachable the handler waits (up to DB_RETRY_S, under the consumer's
+        ack_wait) instead of failing at once: the consumer then pauses on the message in hand
+        rather than spending every message's bounded deliveries on a restart.
+        """
+        subject, event_id, payload = await self._with_database(lambda: self._decide(violation))
+        # The recorded bytes, not a re-encoding: every delivery publishes exactly the same event.
+        ack = await self.js.publish(subject, payload, headers={bus.MSG_ID: event_id})
+        runtime_metrics.PUBLISHED.labels(SERVICE, "duplicate" if ack.duplicate else "stored").inc()
+
+    async def _with_database(self, call):
+        deadline = time.monotonic() + self.config.db_retry_s
+        delay = 0.25
+        while True:
+            try:
+                return await call()
+            except DATABASE_DOWN as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database unavailable; waiting", extra={"fields": {"error": repr(exc)}})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _decide(self, violation: ViolationDetected) -> tuple[str, str, bytes]:
         outcome = await store.recorded(self.pool, violation.id)
         if outcome is not None:
             metrics.LOOKUPS.labels("replayed").inc()
@@ -66,10 +94,7 @@ class Registry:
                 kind = "unidentified"
             outcome = await store.record(self.pool, violation.id, kind, lookup.subject_for(result), result.id,
                                          codec.encode(result))
-        subject, event_id, payload = outcome
-        # The recorded bytes, not a re-encoding: every delivery publishes exactly the same event.
-        ack = await self.js.publish(subject, payload, headers={bus.MSG_ID: event_id})
-        runtime_metrics.PUBLISHED.labels(SERVICE, "duplicate" if ack.duplicate else "stored").inc()
+        return outcome
 
     # --- hotlist ----------------------------------------------------------------------------------
     async def on_detection(self, detection: DetectionMade, msg: Msg) -> None:
@@ -164,8 +189,11 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
             draining=stop)
         stack.push_async_callback(runner.cleanup)
 
+        # One violation in hand at a time: while PostgreSQL is away the handler waits on it, and
+        # the others stay in the stream instead of ageing towards their ack_wait in our buffer.
         violations = bus.Consumer(js, service=SERVICE, consumer=violations_consumer,
-                                  decode=bus.json_decoder(ViolationDetected), handle=registry.on_violation)
+                                  decode=bus.json_decoder(ViolationDetected), handle=registry.on_violation,
+                                  batch=1)
         detections = bus.Consumer(js, service=SERVICE, consumer=detections_consumer,
                                   decode=bus.json_decoder(DetectionMade), handle=registry.on_detection,
                                   batch=64, fetch_timeout_s=0.5)

@@ -14,6 +14,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     # Connections to PostgreSQL; owner lookups are batched, so a few serve thousands of requests/s.
     db_pool_size: int = 8
+    # How long a violation waits for PostgreSQL to come back before it is nak'ed (keep it under
+    # the consumer's ack_wait of 30 s).
+    db_retry_s: float = 15.0
     # Requests to lookup-owner answered by one SQL query at most.
     lookup_batch_max: int = 256
     # A hotlisted vehicle seen by one camera within this many seconds is one hit, not one per frame.
@@ -28,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
         for variable, value, low, high in (
             ("DB_POOL_SIZE", self.db_pool_size, 1, 200),
+            ("DB_RETRY_S", self.db_retry_s, 0, 25),
             ("LOOKUP_BATCH_MAX", self.lookup_batch_max, 1, 10_000),
             ("HOTLIST_HIT_WINDOW_S", self.hotlist_hit_window_s, 1, 86_400),
             ("HOTLIST_RELOAD_S", self.hotlist_reload_s, 1, 86_400),

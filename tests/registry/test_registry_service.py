@@ -35,9 +35,9 @@ async def start_registry(nats_url: str, unique: str) -> AsyncIterator:
     """Start the service in this event loop against a database; stopped at the end of the test."""
     started: list[tuple[asyncio.Event, asyncio.Task]] = []
 
-    async def start(database_url: str) -> Running:
+    async def start(database_url: str, **settings) -> Running:
         camera = f"cam-{unique}"
-        config = Settings(nats_url=nats_url, database_url=database_url, http_port=0, db_pool_size=4)
+        config = Settings(nats_url=nats_url, database_url=database_url, http_port=0, db_pool_size=4, **settings)
         violations = streams.Consumer(name=f"registry-{unique}", stream="VIOLATIONS", max_deliver=10,
                                       filter_subjects=(f"traffic.violation.detected.v1.{camera}.>",))
         detections = streams.Consumer(name=f"registry-hotlist-{unique}", stream="DETECTIONS",
@@ -266,12 +266,16 @@ def own_postgres(tmp_path: Path):
     localstack.stop_process(state["process"])
 
 
+@pytest.mark.parametrize("db_retry_s", [15.0, 0.0], ids=["handler-waits", "nak-and-redeliver"])
 async def test_postgres_restart_mid_stream_loses_nothing(own_postgres, start_registry, nc, js, tmp_path: Path,
-                                                         wait_for) -> None:
+                                                         wait_for, db_retry_s: float) -> None:
+    """Both ways of riding out the restart: the handler waiting for PostgreSQL (the default),
+    and, with DB_RETRY_S=0, failing at once so that JetStream redelivers after the nak delay."""
     database_url, stop_pg, start_pg = own_postgres
-    await migrations.migrate(database_url, migrations.discover(services=["registry"]))
+    # wait_s: a freshly started server may still answer "starting up" for a moment.
+    await migrations.migrate(database_url, migrations.discover(services=["registry"]), wait_s=30)
     await load_vehicles(database_url, tmp_path)
-    running = await start_registry(database_url)
+    running = await start_registry(database_url, db_retry_s=db_retry_s)
     cam = running.camera
     total = 30
     ids = [f"{cam}-{n}" for n in range(total)]
@@ -291,6 +295,9 @@ async def test_postgres_restart_mid_stream_loses_nothing(own_postgres, start_reg
 
     got = await wait_for(lambda: _when(results(js, cam), lambda r: len(r) == total), timeout=60,
                          what="all results after the restart")
+    info = await js.consumer_info("VIOLATIONS", f"registry-{cam.removeprefix('cam-')}")
+    redelivered = info.delivered.consumer_seq - total
+    assert (redelivered > 0) if db_retry_s == 0 else (redelivered == 0), redelivered
     assert sorted(got) == sorted(ids)
     assert all(isinstance(event, ViolationIdentified) and event.match == "exact" for event in got.values())
     up = await nc.request(running.lookup_subject, b'{"plate": "30A-123.45"}', timeout=10)
