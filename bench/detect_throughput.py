@@ -7,9 +7,9 @@ Measured in one run, on one machine, in this order:
   * bare pipeline loop: JPEG decode + `Pipeline.process` in a plain Python loop, one thread,
     no bus: the same work the service does per frame — the baseline for the ratio;
   * the service (`roadwatch detect` subprocess on a local nats-server) at BATCH_SIZE 1, 4, 8:
-    throughput with a backlog of all frames published at once, then latency (publish →
-    detection received) with frames paced at half the measured throughput, and the worker's
-    resident memory (VmHWM);
+    throughput with a backlog of all frames published at once, CPU time per frame of the
+    service process, then latency (publish → detection received) with frames paced at a fixed
+    rate, and the worker's resident memory (VmHWM);
   each service configuration alternates with the bare pipeline loop (best of --reps each), so
   that load from other processes on a shared machine hits both sides of the ratio alike.
 
@@ -101,7 +101,7 @@ def rss_peak_mib(pid: int) -> float:
 
 
 async def run_service(nats_url: str, frames: list[bytes], batch: int, workers: int, run: int,
-                      pipeline: Pipeline, reps: int) -> dict:
+                      pipeline: Pipeline, reps: int, latency_fps: float) -> dict:
     """One service process per configuration; `reps` pairs of (bare loop, service backlog), the
     best of each kept, so that a burst of load from elsewhere on the machine does not decide."""
     env = {**os.environ, "NATS_URL": nats_url, "BATCH_SIZE": str(batch), "WORKERS": str(workers),
@@ -154,13 +154,14 @@ async def run_service(nats_url: str, frames: list[bytes], batch: int, workers: i
             service_cpu = min(service_cpu, (cpu_seconds(process.pid) - cpu_before) / len(frames))
             await sub.unsubscribe()
 
-        # latency: paced at half the throughput, so that queueing does not dominate
+        # latency: frames paced at a fixed rate well under every configuration's throughput, so
+        # that the figures compare configurations rather than queues
         camera = f"bench-{run}-lat"
         received.clear()
         done.clear()
         sent: dict[int, float] = {}
         sub = await nc.subscribe(subjects.detection_made(camera), cb=on_detection)
-        interval = 2.0 / service_best
+        interval = 1.0 / latency_fps
         for i, f in enumerate(frames):
             sent[i] = time.perf_counter()
             await send(camera, i, f)
@@ -206,7 +207,7 @@ async def main_async(args, settings: Settings) -> int:
             await nc.close()
             configs = [(1, 1), (4, 1), (8, 1)] + [(b, 2) for b in args.two_workers]
             for run, (batch, workers) in enumerate(configs):
-                r = await run_service(url, frames, batch, workers, run, pipeline, args.reps)
+                r = await run_service(url, frames, batch, workers, run, pipeline, args.reps, args.latency_fps)
                 rows.append((f"BATCH_SIZE={batch} WORKERS={workers}", r))
         finally:
             localstack.stop_process(server)
@@ -218,8 +219,8 @@ async def main_async(args, settings: Settings) -> int:
     print("\nframes/s ratio = service over the bare pipeline loop (decode + process, one thread, no bus), the")
     print("two measured alternately (best of --reps each); CPU ratio = bare CPU ms per frame over the service")
     print("process's CPU ms per frame (the bus client, JSON and threads included; nats-server excluded), which")
-    print("other load on the machine hardly moves. Latency = publish to detection received, frames paced at")
-    print("half the measured throughput; RSS = peak resident memory of the service process.")
+    print(f"other load on the machine hardly moves. Latency = publish to detection received, frames paced at")
+    print(f"{args.latency_fps:g} frames/s; RSS = peak resident memory of the service process.")
     return 0
 
 
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--every", type=int, default=3)
     parser.add_argument("--two-workers", type=int, nargs="*", default=[8], help="batch sizes to also run with WORKERS=2")
+    parser.add_argument("--latency-fps", type=float, default=4.0, help="frame rate of the latency run")
     parser.add_argument("--reps", type=int, default=3, help="alternating bare/service repetitions per configuration")
     args = parser.parse_args(argv)
     args.video = args.video or args.shared / "data" / "video"
