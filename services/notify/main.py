@@ -61,7 +61,7 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
             letter.Fonts(regular=Path(config.font_path), bold=Path(config.font_bold_path)).prepare, work)
         if config.migrate_on_start:
             try:
-                await migrations.migrate(config.database_url, migrations.discover(services=[SERVICE]))
+                await migrations.migrate(config.database_url, services=[SERVICE])
             except migrations.MigrationError as exc:
                 print(f"roadwatch notify: {exc}", file=sys.stderr)
                 return 2
