@@ -35,6 +35,7 @@ def street_dir(shared_dir: Path) -> Path:
 @dataclass
 class Running:
     camera: str
+    bucket: str  # the evidence bucket of this test (the shared server's `evidence` is track's)
     base: str
     portal: Portal
     http: aiohttp.ClientSession
@@ -50,7 +51,7 @@ async def start_portal(nats_url: str, unique: str) -> AsyncIterator:
     async def start(database_url: str, **overrides) -> Running:
         camera = f"cam-{unique}"
         config = Settings(nats_url=nats_url, database_url=database_url, http_port=0, db_pool_size=4,
-                          **{"outbox_retry_s": 1.0, **overrides})
+                          **{"outbox_retry_s": 1.0, "evidence_bucket": f"evidence-{unique}", **overrides})
         directory = agencies.load(EXAMPLE_AGENCIES)
         violations = streams.Consumer(
             name=f"portal-{unique}", stream="VIOLATIONS", max_deliver=4,
@@ -70,7 +71,7 @@ async def start_portal(nats_url: str, unique: str) -> AsyncIterator:
         portal, port = ready.result()
         session = aiohttp.ClientSession()
         started.append((stop, task, session))
-        return Running(camera, f"http://127.0.0.1:{port}", portal, session)
+        return Running(camera, config.evidence_bucket, f"http://127.0.0.1:{port}", portal, session)
 
     yield start
     for stop, task, session in started:

@@ -35,7 +35,8 @@ OWNER_SECRETS = [v for o in OWNERS.values() for v in (o.name, o.national_id, o.a
 
 
 async def put_evidence(js, street_dir: Path, image: str = "vn_cam_video1_78.jpg",
-                       crop: tuple[int, int, int, int] = (405, 585, 505, 635)) -> tuple[EvidenceRef, ...]:
+                       crop: tuple[int, int, int, int] = (405, 585, 505, 635), *,
+                       bucket: str = BUCKET) -> tuple[EvidenceRef, ...]:
     """Store a real camera frame and a crop of it under their SHA-256, as track does (the
     default crop is the ambulance's plate, 68H-5984, in vn_cam_video1_78.jpg)."""
     frame = (street_dir / image).read_bytes()
@@ -44,14 +45,14 @@ async def put_evidence(js, street_dir: Path, image: str = "vn_cam_video1_78.jpg"
     ok, crop_jpeg = cv2.imencode(".jpg", decoded[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, 92])
     assert ok
     try:
-        store = await js.object_store(BUCKET)
+        store = await js.object_store(bucket)
     except nats.js.errors.BucketNotFoundError:
-        store = await js.create_object_store(BUCKET)
+        store = await js.create_object_store(bucket)
     refs = []
     for kind, data in (("frame", frame), ("plate_crop", crop_jpeg.tobytes())):
         sha = hashlib.sha256(data).hexdigest()
         await store.put(sha, data)
-        refs.append(EvidenceRef(bucket=BUCKET, name=sha, sha256=sha, kind=kind, size=len(data),
+        refs.append(EvidenceRef(bucket=bucket, name=sha, sha256=sha, kind=kind, size=len(data),
                                 captured_at=datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)))
     return tuple(refs)
 

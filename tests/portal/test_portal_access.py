@@ -24,7 +24,7 @@ STATS = {"police", "operations_centre", "transport"}
 async def test_role_matrix(portal_url, start_portal, js, street_dir, wait_for):
     running = await start_portal(portal_url)
     camera, http, base = running.camera, running.http, running.base
-    evidence = await put_evidence(js, street_dir)
+    evidence = await put_evidence(js, street_dir, bucket=running.bucket)
     mine = identified(camera, 1, owner_commune=LACH_TRAY, evidence=evidence)
     other = identified(camera, 2, plate="15A-678.90", owner_commune=OTHER_COMMUNE, evidence=evidence)
     unknown = unidentified(camera, 3, evidence=evidence)

@@ -31,7 +31,7 @@ async def run_schemathesis(base: str, token: str, out: Path, examples: int, work
 
 async def test_no_server_errors_and_conformance(portal_url, start_portal, js, street_dir, repo_dir, wait_for, tmp_path):
     running = await start_portal(portal_url, public_rate_per_minute=10000)
-    evidence = await put_evidence(js, street_dir)
+    evidence = await put_evidence(js, street_dir, bucket=running.bucket)
     events = [identified(running.camera, 1, evidence=evidence), unidentified(running.camera, 2, evidence=evidence)]
     for event in events:
         await publish_violation(js, event)

@@ -24,7 +24,7 @@ async def next_event(sub, type_, timeout: float = 10.0):
 async def test_violations_become_cases_and_decisions_become_events(portal_url, start_portal, js, nc, street_dir, wait_for):
     running = await start_portal(portal_url)
     camera, http = running.camera, running.http
-    evidence = await put_evidence(js, street_dir)
+    evidence = await put_evidence(js, street_dir, bucket=running.bucket)
     first = identified(camera, 1, evidence=evidence)
     second = unidentified(camera, 2, evidence=evidence)
     for event in (first, second, first):  # the repeat is a replay: one case

@@ -47,7 +47,7 @@ async def seed(running, js, portal_url, wait_for, evidence):
 
 async def test_statistics_csv_and_pdf(portal_url, start_portal, js, street_dir, wait_for, repo_dir):
     running = await start_portal(portal_url)
-    await seed(running, js, portal_url, wait_for, await put_evidence(js, street_dir))
+    await seed(running, js, portal_url, wait_for, await put_evidence(js, street_dir, bucket=running.bucket))
     ops = running.headers("operations_centre")
     period = "from=2026-11-20&to=2026-11-21"
 
@@ -120,13 +120,13 @@ async def test_outbox_publishes_what_a_crash_left_behind(portal_url, start_porta
 
 async def test_tampered_evidence_is_refused_and_not_audited(portal_url, start_portal, js, street_dir, wait_for):
     running = await start_portal(portal_url)
-    good = await put_evidence(js, street_dir)
+    good = await put_evidence(js, street_dir, bucket=running.bucket)
     # An object filed under a SHA-256 that is not its content's (swapped in the store).
     forged_name = hashlib.sha256(b"the original frame " + running.camera.encode()).hexdigest()
-    store = await js.object_store("evidence")
+    store = await js.object_store(running.bucket)
     await store.put(forged_name, (street_dir / "vn_cam_g30_Image4812.jpg").read_bytes())
-    forged = type(good[0])(bucket="evidence", name=forged_name, sha256=forged_name, kind="frame", size=1)
-    missing = type(good[0])(bucket="evidence", name="f" * 64, sha256="f" * 64, kind="overlay", size=1)
+    forged = type(good[0])(bucket=running.bucket, name=forged_name, sha256=forged_name, kind="frame", size=1)
+    missing = type(good[0])(bucket=running.bucket, name="f" * 64, sha256="f" * 64, kind="overlay", size=1)
     event = identified(running.camera, 1, evidence=(*good, forged, missing))
     await publish_violation(js, event)
     case = await wait_for(lambda: case_for(portal_url, event.violation.id))
