@@ -16,6 +16,7 @@ I/O is in `LeaseKeeper`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -156,9 +157,25 @@ class LeaseKeeper:
         self.cameras = sorted(cameras)
 
     async def run(self, stop: asyncio.Event) -> None:
+        watchdog = asyncio.create_task(self._watchdog(stop), name="lease-watchdog")
+        try:
+            await self._scan(stop)
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        """Stops cameras whose lease is overdue even while a scan is stuck on a frozen NATS."""
+        while not stop.is_set():
+            await self._drop_overdue()
+            await asyncio.sleep(min(0.25, self.table.ttl_s / 12))
+
+    async def _scan(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.step()
+                # Bounded: a scan must never outlive the leases it is meant to renew.
+                await asyncio.wait_for(self.step(), self.table.ttl_s / 3)
             except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
                 log.warning("lease scan failed", extra={"fields": {"error": repr(exc)}})
                 await self._drop_overdue()
@@ -177,17 +194,15 @@ class LeaseKeeper:
         if now - self._presence_at >= self.table.renew_every_s:
             await self.kv.put(f"{REPLICA_PREFIX}{self.me}", self.me.encode())
             self._presence_at = now
-        for camera in self.table.to_renew(now):
-            await self._renew(camera)
+        await asyncio.gather(*(self._renew(camera) for camera in self.table.to_renew(now)))
         await self._drop_overdue()
         owners, replicas = await self._read_bucket()
         now = self.clock()
         # A lease we hold that the bucket gives to someone else is lost. A missing key is not
         # evidence (the listing may be incomplete): renewal by revision is what proves a lease.
         for camera in list(self.table.held):
-            if owners.get(camera, self.me) != self.me:
+            if owners.get(camera, self.me) != self.me and self.table.held.pop(camera, None) is not None:
                 log.warning("lease lost", extra={"fields": {"camera": camera, "owner": owners.get(camera)}})
-                del self.table.held[camera]
                 await self.on_lost(camera)
         self.table.observe(self.cameras, owners, replicas, now)
         for camera in self.table.to_release(self.cameras, now):
@@ -245,19 +260,22 @@ class LeaseKeeper:
 
     async def _renew(self, camera: str) -> None:
         assert self.kv is not None
-        held = self.table.held[camera]
+        held = self.table.held.get(camera)
+        if held is None:
+            return
         try:
             held.revision = await self.kv.update(f"{CAMERA_PREFIX}{camera}", self.me.encode(), last=held.revision)
             held.renewed_at = self.clock()
         except nats.js.errors.KeyWrongLastSequenceError:
             log.warning("lease taken over", extra={"fields": {"camera": camera}})
-            del self.table.held[camera]
-            await self.on_lost(camera)
+            if self.table.held.pop(camera, None) is not None:
+                await self.on_lost(camera)
 
     async def _drop_overdue(self) -> None:
         for camera in self.table.overdue(self.clock()):
+            if self.table.held.pop(camera, None) is None:
+                continue
             log.warning("lease not renewed in time; stopping the camera", extra={"fields": {"camera": camera}})
-            del self.table.held[camera]
             await self.on_lost(camera)
 
     async def release(self, camera: str) -> None:
@@ -268,16 +286,18 @@ class LeaseKeeper:
         await self.on_lost(camera)
         assert self.kv is not None
         try:
-            await self.kv.delete(f"{CAMERA_PREFIX}{camera}", last=held.revision)
+            await asyncio.wait_for(self.kv.delete(f"{CAMERA_PREFIX}{camera}", last=held.revision), 2.0)
         except (nats.js.errors.KeyWrongLastSequenceError, nats.errors.Error, asyncio.TimeoutError) as exc:
+            # The key then expires by itself within the TTL.
             log.info("lease release skipped", extra={"fields": {"camera": camera, "error": repr(exc)}})
+            return
         log.info("lease released", extra={"fields": {"camera": camera}})
 
     async def release_all(self) -> None:
-        for camera in list(self.table.held):
-            await self.release(camera)
+        """At shutdown, all at once: with NATS away this takes seconds, not seconds per camera."""
+        await asyncio.gather(*(self.release(camera) for camera in list(self.table.held)))
         if self.kv is not None:
             try:
-                await self.kv.delete(f"{REPLICA_PREFIX}{self.me}")
+                await asyncio.wait_for(self.kv.delete(f"{REPLICA_PREFIX}{self.me}"), 2.0)
             except (nats.errors.Error, asyncio.TimeoutError):
                 pass

@@ -92,6 +92,7 @@ class Ingest:
         for runner in runners:
             runner.worker.stop()
         await asyncio.gather(*(runner.stop() for runner in runners))
+        await asyncio.gather(*(runner.join() for runner in runners))
 
     def describe(self) -> dict[str, object]:
         return {"replica": self.replica, "configured": sorted(self.cameras),

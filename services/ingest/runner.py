@@ -57,6 +57,12 @@ class CameraRunner:
                        asyncio.create_task(self._watch_health(), name=f"health-{self.camera.id}")]
 
     async def stop(self) -> None:
+        """Stop publishing at once; the thread ends by itself after its current read.
+
+        Not waiting for the thread matters when many leases lapse together (NATS away): every
+        camera must stop publishing before its lease can expire, not one read timeout after
+        the other.
+        """
         self.worker.stop()
         for task in self._tasks:
             task.cancel()
@@ -64,8 +70,10 @@ class CameraRunner:
             with suppress(asyncio.CancelledError):
                 await task
         self.metrics.remove()
-        # The thread may sit in a blocking read for up to the read timeout; it publishes nothing more.
-        await asyncio.to_thread(self.worker.join, self.config.read_timeout_s + 1.0)
+
+    async def join(self) -> bool:
+        """Wait for the decode thread (at shutdown); a blocked read ends within READ_TIMEOUT_S."""
+        return await asyncio.to_thread(self.worker.join, self.config.read_timeout_s + 1.0)
 
     async def final_status(self, reason: str) -> None:
         snap = self.snapshot()

@@ -325,3 +325,48 @@ async def test_motion_gate_skips_a_still_scene_but_keeps_it_alive(
     assert len(frames["moving"].since(start)) >= 13  # every frame moves
     report = {c["camera"]: c for c in (await service.cameras())["cameras"]}
     assert report[ids["still"]]["still_skipped"] >= 10 and report[ids["moving"]]["still_skipped"] <= 2
+
+
+async def test_a_replica_cut_off_from_nats_stops_reading_before_its_leases_expire(
+        start_ingest, jpeg_folder, unique, tmp_path) -> None:
+    """Frozen NATS: renewals fail, so the replica must give its cameras up after 2/3 of the TTL
+    (before any other replica could take them), then take them back when NATS returns."""
+    import nats
+
+    from services import localstack
+
+    port = localstack.free_port()
+    server = localstack.start_nats(tmp_path / "js", port, log_file=tmp_path / "nats.log")
+    url = f"nats://127.0.0.1:{port}"
+    client = await nats.connect(url)
+    try:
+        ids = {f"cut-{unique}-{i}" for i in range(2)}
+        config = cameras_file(tmp_path / "cameras.yaml",
+                              *(camera_yaml(cid, f"{jpeg_folder}/", fps=2, image_fps=4) for cid in sorted(ids)))
+        ttl = 3.0
+        service = start_ingest(config, nats_url=url, lease_ttl_s=ttl, lease_scan_s=0.5)
+        deadline = time.monotonic() + 20
+        while await service.reading() != ids:
+            assert time.monotonic() < deadline, "cameras never leased"
+            await asyncio.sleep(0.2)
+
+        server.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        try:
+            while await service.reading():
+                # Last renewal at most TTL/3 before the freeze; give-up at 2/3 TTL after it.
+                assert time.monotonic() - frozen < ttl, "still reading when the leases may expire"
+                await asyncio.sleep(0.1)
+            gave_up = time.monotonic() - frozen
+            await asyncio.sleep(max(0.0, ttl + 0.5 - gave_up))
+        finally:
+            server.send_signal(signal.SIGCONT)
+        assert "lease not renewed in time" in service.log()
+
+        deadline = time.monotonic() + 15
+        while await service.reading() != ids:
+            assert time.monotonic() < deadline, "cameras not taken back after NATS returned"
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+        localstack.stop_process(server)
