@@ -54,15 +54,22 @@ def containing_vehicle(plate_box: Box, vehicles: tuple[Vehicle, ...]) -> int | N
     return best
 
 
+def _holds(vehicle: Box, plate: Box) -> bool:
+    cx, cy = (plate[0] + plate[2]) / 2, (plate[1] + plate[3]) / 2
+    return vehicle[0] <= cx <= vehicle[2] and vehicle[1] <= cy <= vehicle[3]
+
+
 class Pipeline:
     def __init__(
         self,
         vehicles: VehicleDetector,
         reader: PlateReader,
         keep_classes: list[str],
-        fallback_classes: list[str] = ("motorcycle",),
+        fallback_classes: list[str] = ("motorcycle", "car", "bus", "truck"),
         fallback_min_height: int = 160,
         fallback_max_per_frame: int = 2,
+        crop_detector: PlateDetector | None = None,
+        text_fallback_classes: list[str] = ("motorcycle",),
     ) -> None:
         unknown = sorted(set(keep_classes) - set(vehicles.class_names))
         if unknown:
@@ -73,13 +80,16 @@ class Pipeline:
         self.fallback_classes = set(fallback_classes)
         self.fallback_min_height = fallback_min_height
         self.fallback_max_per_frame = fallback_max_per_frame
+        self.crop_detector = crop_detector
+        self.text_fallback_classes = set(text_fallback_classes)
         # Published with every detection, so that evidence says which models produced it.
         self.model_name = vehicles.fmt
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Pipeline":
         """Load every model; raises ModelError with the reason when one is missing or does not fit."""
-        relative = [n for n in (s.vehicle_model, s.vehicle_classes_file, s.plate_model, s.ocr_rec_model, s.ocr_det_model)
+        relative = [n for n in (s.vehicle_model, s.vehicle_classes_file, s.plate_model, s.plate_crop_model,
+                                s.ocr_rec_model, s.ocr_det_model)
                     if n and not Path(n).is_absolute()]
         if relative and not Path(s.models_dir).is_dir():
             raise ModelError(f"MODELS_DIR={s.models_dir} is not a directory (needed for {', '.join(relative)})")
@@ -96,8 +106,12 @@ class Pipeline:
         text_detector = (TextDetector(s.model_path(s.ocr_det_model), intra_op_threads=s.intra_op_threads,
                                       sha256=s.ocr_det_model_sha256)
                          if s.ocr_det_model else None)
+        crop_detector = (PlateDetector(s.model_path(s.plate_crop_model), conf=s.plate_conf, iou=s.plate_iou,
+                                       intra_op_threads=s.intra_op_threads, sha256=s.plate_crop_model_sha256)
+                         if s.plate_crop_model else None)
         pipeline = cls(detector, PlateReader(recognizer, plate_detector, text_detector), s.vehicle_keep_classes,
-                       s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame)
+                       s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame,
+                       crop_detector, s.text_fallback_classes)
         pipeline.model_name = "+".join(Path(n).name for n in (s.vehicle_model, s.plate_model, s.ocr_rec_model))
         return pipeline
 
@@ -121,27 +135,59 @@ class Pipeline:
             box = tuple(round(float(v), 1) for v in found.box)
             read = PlateRead(box, tuple((float(x), float(y)) for x, y in found.corners), text, found.score, "plate_detector")  # type: ignore[arg-type]
             plates.append(FoundPlate(read, containing_vehicle(box, vehicles)))  # type: ignore[arg-type]
-        plates += self._fallback(image, vehicles, {p.vehicle_index for p in plates})
+        plates += self._fallback(image, vehicles, [p.read.box for p in plates])
         return FrameResult(vehicles, tuple(plates))
 
-    def _fallback(self, image: np.ndarray, vehicles: tuple[Vehicle, ...], with_plate: set[int | None]) -> list[FoundPlate]:
-        if self.reader.text_detector is None or self.fallback_max_per_frame == 0:
+    def _fallback(self, image: np.ndarray, vehicles: tuple[Vehicle, ...], found: list[Box]) -> list[FoundPlate]:
+        """A second look at the biggest vehicles left without a plate: the plate detector on the
+        vehicle's crop (the plate is then several times bigger in the model's input than in the
+        whole frame), then, for motorbikes, the text detector."""
+        if self.fallback_max_per_frame == 0:
             return []
         candidates = [
             (i, v) for i, v in enumerate(vehicles)
-            if v.class_name in self.fallback_classes and i not in with_plate
-            and v.box[3] - v.box[1] >= self.fallback_min_height
+            if v.class_name in self.fallback_classes and v.box[3] - v.box[1] >= self.fallback_min_height
         ]
         candidates.sort(key=lambda iv: -(iv[1].box[3] - iv[1].box[1]))  # nearest (biggest) first
-        out = []
-        for i, v in candidates[: self.fallback_max_per_frame]:
-            found = self.reader.read_text_lines(image, np.array(v.box))
-            if found is None:
+        out: list[FoundPlate] = []
+        looked = 0
+        for i, v in candidates:
+            # A vehicle that already holds a plate (or a second box on the same vehicle, e.g.
+            # car and truck on one van) needs no second look.
+            if looked == self.fallback_max_per_frame or any(_holds(v.box, box) for box in found):
                 continue
-            text, corners = found
-            read = PlateRead(box_of(corners), tuple((float(x), float(y)) for x, y in corners), text, 0.0, "text_detector")
-            out.append(FoundPlate(read, i))
+            looked += 1
+            read = self._crop_plate(image, v)
+            if read is None and v.class_name in self.text_fallback_classes:
+                read = self._text_plate(image, v)
+            if read is not None:
+                holder = containing_vehicle(read.box, vehicles)  # the tightest of overlapping boxes
+                out.append(FoundPlate(read, i if holder is None else holder))
+                found.append(read.box)
         return out
+
+    def _crop_plate(self, image: np.ndarray, vehicle: Vehicle) -> PlateRead | None:
+        if self.crop_detector is None:
+            return None
+        x1, y1, x2, y2 = (int(c) for c in vehicle.box)
+        found = self.crop_detector.detect(image[y1:y2, x1:x2])
+        if not found:
+            return None
+        best = max(found, key=lambda f: f.score)
+        corners = best.corners + np.array([x1, y1], dtype=np.float32)
+        text = self.reader.read_quad(image, corners)
+        if not text.text:
+            return None
+        return PlateRead(box_of(corners), tuple((float(x), float(y)) for x, y in corners), text, best.score, "vehicle_crop")
+
+    def _text_plate(self, image: np.ndarray, vehicle: Vehicle) -> PlateRead | None:
+        if self.reader.text_detector is None:
+            return None
+        found = self.reader.read_text_lines(image, np.array(vehicle.box))
+        if found is None:
+            return None
+        text, corners = found
+        return PlateRead(box_of(corners), tuple((float(x), float(y)) for x, y in corners), text, 0.0, "text_detector")
 
     def read_plate_image(self, image: np.ndarray) -> PlateRead:
         """`roadwatch plate`: the image is a plate crop; if it reads as no Vietnamese plate and is

@@ -41,7 +41,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocr_det_model: str = "ch_PP-OCRv4_det_infer.onnx"  # empty: no text-detector fallback
     ocr_rec_model_sha256: str = ""
     ocr_det_model_sha256: str = ""
-    fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
+    plate_crop_model: str = "y5fu_320x_sim.onnx"  # second look on a vehicle's crop; empty: none
+    plate_crop_model_sha256: str = ""
+    fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle", "car", "bus", "truck"])
+    text_fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
     fallback_min_height: int = 160  # a motorbike plate is ~1/8 of the bike: smaller ones are unreadable
     fallback_max_per_frame: int = 2
 
@@ -67,7 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingError(name.upper(), f"must be at least {low}, got {getattr(self, name)}")
         if self.vehicle_tiles == 1 or not 0 <= self.vehicle_tiles <= 8:
             raise SettingError("VEHICLE_TILES", f"must be 0 (off) or 2-8, got {self.vehicle_tiles}")
-        for name in ("vehicle_model_sha256", "plate_model_sha256", "ocr_rec_model_sha256", "ocr_det_model_sha256"):
+        for name in ("vehicle_model_sha256", "plate_model_sha256", "plate_crop_model_sha256", "ocr_rec_model_sha256",
+                     "ocr_det_model_sha256"):
             value = getattr(self, name)
             if value and (len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value)):
                 raise SettingError(name.upper(), f"must be 64 hex digits, got {value!r}")
