@@ -61,6 +61,7 @@ class Step:
     counts: list[VehiclesCounted] = field(default_factory=list)
     detections: int = 0  # vehicle detections fed to the tracker
     tracks: int = 0  # live tracks after this frame
+    unjudged: int = 0  # stop-line crossings whose signal phase was unknown
 
 
 class CameraTracker:
@@ -129,7 +130,9 @@ class CameraTracker:
             # Judged from the second frame on (a vehicle may cross the line while its track is
             # young), but published only once the track is confirmed: a one-off false detection
             # must not become a case.
+            before = info.rules.unjudged
             info.pending += evaluate(self.scene, info.rules, previous, current, track.class_name, self.signals.at)
+            step.unjudged += info.rules.unjudged - before
             if track.hits < self.min_hits:
                 continue
             if not info.counted:
@@ -140,7 +143,9 @@ class CameraTracker:
         for track in finished:
             info = self.info.pop(track.id, None)
             if info is not None and track.hits >= self.min_hits:
+                before = info.rules.unjudged
                 step.drafts += self._ready(track, info, finished=True)
+                step.unjudged += info.rules.unjudged - before
         step.counts = self.counts.close(t)
         return step
 

@@ -23,3 +23,6 @@ SIGNAL_CHANGES = Counter("roadwatch_track_signal_changes_total", "Signal phase c
                          ["camera", "head", "phase", "source"])
 STEP_SECONDS = Histogram("roadwatch_track_step_seconds", "Time to track and judge one frame's detections.",
                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
+UNJUDGED = Counter("roadwatch_track_red_light_unjudged_total",
+                   "Stop-line crossings not judged because the signal phase was unknown (feed down, lamps unread).",
+                   ["camera"])

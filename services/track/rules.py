@@ -66,6 +66,9 @@ class RuleState:
     # Stop-line crossings whose movement is not known yet (the lane has several): stop line ->
     # (crossing time, lane, the observation nearest the crossing, movement id if an exit was crossed)
     crossings: dict[str, tuple[float, str, Observation]] = field(default_factory=dict)
+    # Crossings that could not be judged because the head's phase was unknown at that moment
+    # (no controller event yet, lamps not read): counted so that a dead signal feed shows.
+    unjudged: int = 0
 
 
 PhaseLookup = Callable[[str, float], PhaseAt | None]
@@ -90,7 +93,9 @@ def evaluate(scene: Scene, state: RuleState, previous: Observation | None, curre
 def _crossing(previous: Observation, current: Observation, line: geometry.Segment) -> float | None:
     """Capture time at which the track's path between two frames crosses the line, or None."""
     hit = geometry.segment_intersection((previous.anchor, current.anchor), line)
-    if hit is None or previous.anchor == current.anchor:
+    # A point exactly on the line belongs to the step that arrived there (t = 1), not to the
+    # next one that leaves it (t = 0): otherwise one crossing would count twice.
+    if hit is None or hit[0] == 0.0 or previous.anchor == current.anchor:
         return None
     return previous.t + hit[0] * (current.t - previous.t)
 
@@ -128,6 +133,8 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
             chosen = movements[0]
         if chosen is None:
             continue  # not known yet: decided by an exit, or by `resolve` at the end of the track
+        if phase_at(chosen.head, t) is None:
+            state.unjudged += 1
         finding = _judge_red(scene, stop.id, t, lane_id, nearest, chosen, phase_at)
         del state.crossings[stop.id]
         if finding is not None:
@@ -141,6 +148,8 @@ def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup) -> list[Findi
     for stop_id, (t, lane_id, nearest) in sorted(state.crossings.items()):
         default = next((m for m in scene.movements_of(lane_id) if m.exit is None), None)
         if default is not None and ("red_light", stop_id) not in state.fired:
+            if phase_at(default.head, t) is None:
+                state.unjudged += 1
             finding = _judge_red(scene, stop_id, t, lane_id, nearest, default, phase_at)
             if finding is not None:
                 state.fired.add((finding.type, finding.element))

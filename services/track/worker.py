@@ -94,6 +94,10 @@ class CameraWorker:
             metrics.DETECTIONS.labels(self.camera_id, "tracked").inc()
             metrics.OBJECTS.labels(self.camera_id).inc(step.detections)
             metrics.TRACKS.labels(self.camera_id).set(step.tracks)
+            if step.unjudged:
+                metrics.UNJUDGED.labels(self.camera_id).inc(step.unjudged)
+                log.warning("stop line crossed while the signal phase is unknown", extra={"fields": {
+                    "camera": self.camera_id, "crossings": step.unjudged}})
             self.outbox += step.drafts
             for counted in step.counts:
                 await bus.publish(self.js, subjects.vehicles_counted(self.camera_id), counted, service=SERVICE)

@@ -51,6 +51,15 @@ def test_no_red_light_on_green_or_unknown_phase(scene):
     assert run(scene, trajectory(straight(200, 700, 300, 100)), signals=SignalState()) == []
 
 
+def test_crossings_with_unknown_phase_are_counted(scene):
+    from services.track.rules import RuleState, evaluate
+    state, previous = RuleState(), None
+    for obs in trajectory(straight(200, 700, 300, 100)):
+        evaluate(scene, state, previous, obs, "car", SignalState().at)
+        previous = obs
+    assert state.unjudged == 1
+
+
 def test_red_light_uses_the_head_of_the_lanes_movement(scene):
     # The bus lane has its own head, green while the main head is red.
     signals = lights(("main", 990.0, "red"), ("bus", 990.0, "green"))
