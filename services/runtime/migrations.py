@@ -119,13 +119,14 @@ def plan(migrations: list[Migration], applied: dict[tuple[str, int], asyncpg.Rec
 
 
 async def _connect(database_url: str, wait_s: float) -> asyncpg.Connection:
-    """Connect, waiting up to wait_s while PostgreSQL starts (make run starts both at once)."""
+    """Connect, waiting up to wait_s while PostgreSQL starts and its database is created (make run
+    starts the server, the database and the services at once)."""
     deadline = time.monotonic() + wait_s
     delay = 0.2
     while True:
         try:
             return await asyncpg.connect(database_url, timeout=5)
-        except (OSError, asyncpg.CannotConnectNowError, asyncio.TimeoutError):
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.InvalidCatalogNameError, asyncio.TimeoutError):
             if time.monotonic() + delay > deadline:
                 raise
             await asyncio.sleep(delay)
