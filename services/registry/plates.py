@@ -36,8 +36,9 @@ _NOT_PLATE = re.compile(r"[^0-9A-Z]")
 
 def normalise(text: str) -> str:
     """The bare matching form: upper case, Đ as D, separators and anything else dropped."""
-    text = text.upper().replace("Đ", "D")
-    text = unicodedata.normalize("NFKD", text)
+    text = text.upper()
+    if not text.isascii():  # rare: Đ, or accents an OCR model or a keyboard added
+        text = unicodedata.normalize("NFKD", text.replace("Đ", "D"))
     return _NOT_PLATE.sub("", text)
 
 
