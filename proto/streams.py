@@ -105,7 +105,9 @@ DETECT = Consumer(
     name="detect", stream="FRAMES", filter_subjects=(subjects.ALL_FRAMES,),
     ack_wait_s=30.0, max_deliver=3, max_ack_pending=256,
 )
-TRACK = Consumer(name="track", stream="DETECTIONS", filter_subjects=(subjects.ALL_DETECTIONS,))
+# track has one durable consumer per camera, `track-<camera_id>` filtered on that camera's
+# detections, created by the replica that owns the camera (services/track/partition.py).
+TRACK_PREFIX = "track-"
 REGISTRY = Consumer(name="registry", stream="VIOLATIONS", filter_subjects=(subjects.ALL_VIOLATIONS_DETECTED,))
 REGISTRY_HOTLIST = Consumer(name="registry-hotlist", stream="DETECTIONS", filter_subjects=(subjects.ALL_DETECTIONS,))
 PORTAL = Consumer(
@@ -120,5 +122,5 @@ PORTAL_TELEMETRY = Consumer(
 NOTIFY = Consumer(name="notify", stream="CASES", filter_subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED))
 
 CONSUMERS: tuple[Consumer, ...] = (
-    DETECT, TRACK, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, NOTIFY,
+    DETECT, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, NOTIFY,
 )

@@ -38,7 +38,7 @@ EVIDENCE_MAX_AGE_S = streams.VIOLATIONS.max_age_s  # evidence lives as long as t
 
 def consumer_for(camera_id: str) -> streams.Consumer:
     """Each camera its own durable: its position survives a change of owner."""
-    return streams.Consumer(name=f"track-{camera_id}", stream=streams.DETECTIONS.name,
+    return streams.Consumer(name=f"{streams.TRACK_PREFIX}{camera_id}", stream=streams.DETECTIONS.name,
                             filter_subjects=(subjects.detection_made(camera_id),), max_ack_pending=1000)
 
 
