@@ -89,6 +89,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window (after a 4 s warm-up)")
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--motion", action="store_true", help="enable the motion gate on every camera")
+    parser.add_argument("--encoder", choices=("auto", "turbojpeg", "opencv"), default="auto",
+                        help="JPEG_ENCODER of the service")
     args = parser.parse_args()
     args.clip = (args.clip or args.shared / CLIP).resolve()
     if not args.clip.exists():
@@ -114,6 +116,7 @@ def main() -> int:
         cameras.write_text("cameras:\n" + entries, encoding="utf-8")
         env = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{nats_port}", "HTTP_PORT": str(http_port),
                "CAMERAS_FILE": str(cameras), "REPLICA_ID": "bench", "LOG_LEVEL": "INFO",
+               "JPEG_ENCODER": args.encoder,
                "PYTHONPATH": str(REPO)}
         log = open(tmpdir / "ingest.log", "wb")
         service = subprocess.Popen([sys.executable, "-m", "services.cli", "ingest"], cwd=REPO, env=env,
@@ -167,7 +170,8 @@ def main() -> int:
     wall = wall_after - wall_before
 
     print(f"clip: {args.clip.name} {width}x{height} at {clip_fps:.2f} fps; {args.cameras} cameras in real time, "
-          f"sampled to {args.fps:g} fps{' with the motion gate' if args.motion else ''}; window {wall:.1f} s")
+          f"sampled to {args.fps:g} fps{' with the motion gate' if args.motion else ''}, JPEG encoder {args.encoder}; "
+          f"window {wall:.1f} s")
     print(f"decoded {frames_in} frames = {video_s / 60:.2f} camera-minutes; published {frames_out} "
           f"({frames_out / wall / args.cameras:.2f} fps per camera), dropped {dropped}")
     print(f"bare PyAV decode (baseline)  : {base_per_minute:6.2f} CPU s per camera-minute "

@@ -120,12 +120,22 @@ class FrameEncoder:
         return buffer.tobytes()
 
 
+ENCODERS = ("auto", "turbojpeg", "opencv")
 _default: FrameEncoder | None = None
 
 
-def default_encoder() -> FrameEncoder:
+def configure(choice: str = "auto") -> FrameEncoder:
+    """Pick the encoder once at start (JPEG_ENCODER): auto uses TurboJPEG when it is installed."""
     global _default
-    if _default is None:
-        _default = FrameEncoder(load_turbojpeg())
-        log.info("JPEG encoder", extra={"fields": {"encoder": _default.name}})
+    if choice not in ENCODERS:
+        raise ValueError(f"unknown JPEG encoder {choice!r}")
+    turbo = load_turbojpeg() if choice != "opencv" else None
+    if choice == "turbojpeg" and turbo is None:
+        raise RuntimeError("JPEG_ENCODER=turbojpeg but libturbojpeg is not installed (apt-get install libturbojpeg0)")
+    _default = FrameEncoder(turbo)
+    log.info("JPEG encoder", extra={"fields": {"encoder": _default.name}})
     return _default
+
+
+def default_encoder() -> FrameEncoder:
+    return _default if _default is not None else configure()

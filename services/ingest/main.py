@@ -18,7 +18,7 @@ from aiohttp import web
 
 from proto import streams
 from services.ingest import cameras as cameras_file
-from services.ingest import metrics
+from services.ingest import jpeg, metrics
 from services.ingest.cameras import Camera, CamerasError
 from services.ingest.leases import LeaseKeeper
 from services.ingest.runner import SERVICE, CameraRunner
@@ -179,6 +179,11 @@ def main(argv: list[str]) -> int:
         return 2
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
+    try:
+        jpeg.configure(config.jpeg_encoder)
+    except RuntimeError as exc:
+        print(f"roadwatch ingest: invalid setting JPEG_ENCODER: {exc}", file=sys.stderr)
+        return 2
     try:
         cameras = cameras_file.load(config.cameras_file)
     except CamerasError as exc:

@@ -13,7 +13,8 @@ import socket
 
 import msgspec
 
-from services.runtime.settings import SettingError, check_common
+from services.ingest.jpeg import ENCODERS
+from services.runtime.settings import SettingError, check_choice, check_common
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,11 +37,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
     decode_threads: int = 1
+    jpeg_encoder: str = "auto"  # auto (TurboJPEG when installed), turbojpeg, opencv
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+        check_choice("JPEG_ENCODER", self.jpeg_encoder, ENCODERS)
         if not self.cameras_file.strip():
             raise SettingError("CAMERAS_FILE", "is empty")
         for name, low in (("lease_ttl_s", 1.0), ("lease_scan_s", 0.1), ("publish_timeout_s", 0.1),
