@@ -1,0 +1,214 @@
+"""Grafana dashboards: every query parses (promtool, and a PromQL parser for the metric names),
+and every metric name in the dashboards and alert rules is one the services really export:
+the six services are started on the session's nats-server and PostgreSQL and scraped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import promql_parser
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from services import localstack
+from services.cli import SERVICES
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARDS = REPO / "deploy" / "base" / "dashboards"
+RULES = REPO / "deploy" / "prometheus" / "rules.yml"
+# What Grafana puts in place of its variables before the query reaches Prometheus.
+VARIABLES = {"$__rate_interval": "5m", "$namespace": "roadwatch", "$camera": "cam-01", "$service": "detect"}
+NOT_FROM_SERVICES = {"up"}  # written by Prometheus itself for every scrape target
+SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "summary": ("", "_sum", "_count", "_created"), "gauge": ("",), "info": ("_info",),
+            "untyped": ("",), "unknown": ("",)}
+
+
+def boards() -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
+
+
+def substitute(expr: str) -> str:
+    for name, value in VARIABLES.items():
+        expr = expr.replace(name, value)
+    assert "$" not in expr, f"unknown variable in {expr}"
+    return expr
+
+
+def dashboard_queries() -> list[str]:
+    return [substitute(target["expr"]) for board in boards().values() for panel in board["panels"]
+            for target in panel.get("targets", [])]
+
+
+def variable_metrics() -> set[str]:
+    found = set()
+    for board in boards().values():
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                match = re.fullmatch(r"label_values\((\w+), *\w+\)", variable["query"]["query"])
+                assert match, variable["query"]
+                found.add(match.group(1))
+    return found
+
+
+def rule_queries() -> list[str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def metric_names(node) -> set[str]:
+    """Metric names selected anywhere in a parsed PromQL expression."""
+    kind = type(node).__name__
+    if kind == "VectorSelector":
+        names = {node.name} if node.name else set()
+        return names | {m.value for m in node.matchers.matchers if m.name == "__name__"}
+    children = {
+        "MatrixSelector": ("vector_selector",), "AggregateExpr": ("expr", "param"), "BinaryExpr": ("lhs", "rhs"),
+        "UnaryExpr": ("expr",), "ParenExpr": ("expr",), "SubqueryExpr": ("expr",), "Call": ("args",),
+        "NumberLiteral": (), "StringLiteral": (),
+    }[kind]
+    found: set[str] = set()
+    for attribute in children:
+        value = getattr(node, attribute)
+        for child in value if isinstance(value, list) else [value]:
+            if child is not None:
+                found |= metric_names(child)
+    return found
+
+
+def test_dashboards_are_well_formed() -> None:
+    loaded = boards()
+    assert set(loaded) == {"roadwatch-pipeline.json", "roadwatch-cameras.json", "roadwatch-cases.json",
+                           "roadwatch-services.json"}
+    uids = [board["uid"] for board in loaded.values()]
+    assert len(set(uids)) == len(uids)
+    for name, board in loaded.items():
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(set(ids)) == len(ids), name
+        for panel in board["panels"]:
+            position = panel["gridPos"]
+            assert position["x"] + position["w"] <= 24, (name, panel["title"])
+            if panel["type"] != "row":
+                assert panel["targets"] and all(t["expr"] for t in panel["targets"]), (name, panel["title"])
+                assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.fail("promtool is needed (Debian package prometheus)")
+    queries = dashboard_queries()
+    assert len(queries) > 40
+    rules = {"groups": [{"name": "dashboards", "rules": [{"record": f"dashboard:query_{i}", "expr": q}
+                                                          for i, q in enumerate(queries)]}]}
+    (tmp_path / "queries.yml").write_text(yaml.safe_dump(rules))
+    done = subprocess.run([promtool, "check", "rules", str(tmp_path / "queries.yml")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in done.stdout
+
+
+def test_promtool_refuses_a_broken_query(tmp_path: Path) -> None:
+    rules = {"groups": [{"name": "d", "rules": [{"record": "d:q", "expr": "sum(rate(roadwatch_messages_total[5m])"}]}]}
+    (tmp_path / "broken.yml").write_text(yaml.safe_dump(rules))
+    done = subprocess.run([shutil.which("promtool") or "promtool", "check", "rules", str(tmp_path / "broken.yml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+
+
+def used_metrics() -> set[str]:
+    names = set(variable_metrics())
+    for query in dashboard_queries() + rule_queries():
+        names |= metric_names(promql_parser.parse(query))
+    return names
+
+
+def test_metric_name_extraction() -> None:
+    parsed = promql_parser.parse(
+        'histogram_quantile(0.9, sum by (le) (rate(a_bucket{x="1"}[5m]))) / on () group_left max(b) + -c offset 1m'
+        ' and deriv(d[10m:1m]) or {__name__="e"}')
+    assert metric_names(parsed) == {"a_bucket", "b", "c", "d", "e"}
+
+
+# --- the services, running ------------------------------------------------------------------------
+def exported(text: str) -> set[str]:
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names |= {family.name + suffix for suffix in SUFFIXES[family.type]}
+    return names
+
+
+async def scrape(port: int, process: subprocess.Popen, name: str, timeout: float = 60.0) -> str:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as client:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+            try:
+                async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    if response.status == 200:
+                        text = await response.text()
+                        if f"roadwatch_{name}_" in text or name not in SERVICES:
+                            return text
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"{name} never served /metrics")
+            await asyncio.sleep(0.1)
+
+
+async def test_dashboards_and_alerts_use_only_exported_metrics(
+    nats_url: str, database_url: str, shared_dir: Path, unique: str, tmp_path: Path
+) -> None:
+    migrated = subprocess.run([sys.executable, "-m", "services.cli", "migrate", "--database-url", database_url],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    closed_port = localstack.free_port()  # nothing listens: the camera stays offline, its metrics still appear
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text(yaml.safe_dump({"cameras": [{
+        "id": f"cam-{unique}", "name": "test camera", "url": f"rtsp://127.0.0.1:{closed_port}/stream",
+        "scene": "scenes/test.yaml", "location": {"latitude": 20.84, "longitude": 106.68}}]}))
+    extra = {
+        "ingest": {"CAMERAS_FILE": str(cameras), "LEASE_BUCKET": f"leases_{unique}", "OPEN_TIMEOUT_S": "1"},
+        "detect": {"MODELS_DIR": str(shared_dir / "models")},
+        "track": {"SCENES_DIR": str(REPO / "deploy" / "base" / "config" / "scenes")},
+        "registry": {"DATABASE_URL": database_url},
+        "portal": {"DATABASE_URL": database_url},
+        "notify": {"DATABASE_URL": database_url, "POST_SPOOL_DIR": str(tmp_path / "post")},
+    }
+    assert set(extra) == set(SERVICES)
+    processes: dict[str, tuple[subprocess.Popen, int]] = {}
+    try:
+        for name in SERVICES:
+            port = localstack.free_port()
+            env = {**os.environ, "NATS_URL": nats_url, "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING", **extra[name]}
+            processes[name] = (subprocess.Popen([sys.executable, "-m", "services.cli", name], cwd=REPO, env=env,
+                                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True), port)
+        texts = await asyncio.gather(*(scrape(port, process, name) for name, (process, port) in processes.items()))
+    finally:
+        for process, _ in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process, _ in processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    available = set().union(*(exported(text) for text in texts))
+    for name, text in zip(processes, texts):
+        assert any(n.startswith(f"roadwatch_{name}_") for n in exported(text)), f"{name} exports no metric of its own"
+    assert "roadwatch_messages_total" in available and "roadwatch_consumer_pending" in available
+    used = used_metrics()
+    assert len(used) > 40
+    missing = sorted(used - available - NOT_FROM_SERVICES)
+    assert not missing, f"used in deploy/ but exported by no service: {missing}"
