@@ -7,6 +7,7 @@ Tools: yamllint and kubernetes-validate (pip, in .venv), kubectl with its built-
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import shutil
 import subprocess
@@ -92,7 +93,7 @@ def test_overlay_renders_and_validates_strictly(overlay: str, tmp_path: Path) ->
     builtin = [doc for doc in resources(overlay) if doc["kind"] not in CRD_KINDS]
     assert len(passed) == len(builtin), "every built-in resource was checked against its schema"
     skipped = set(re.findall(r"Couldn't find schema for kind (\w+)", done.stdout + done.stderr))
-    assert skipped == CRD_KINDS, "only the operators' custom resources go unchecked here"
+    assert skipped == CRD_KINDS, "only the operators' custom resources are left to the CRD check below"
 
 
 def test_strict_validation_catches_a_misspelt_field(tmp_path: Path) -> None:
@@ -323,3 +324,34 @@ def test_dockerfile_has_a_target_per_service() -> None:
         images = {c["image"].rsplit("/", 1)[-1].partition(":")[0]
                   for doc in by_kind(overlay, *WORKLOADS, "Job") for c in doc["spec"]["template"]["spec"]["containers"]}
         assert images == set(SERVICES), "every image is one of the Dockerfile's targets"
+
+
+# --- custom resources (KEDA, Prometheus Operator) against their CRD schemas -------------------------
+CRD_CHECK = DEPLOY / "crd-check"
+
+
+def crd_check(documents: list[dict]) -> subprocess.CompletedProcess:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.fail("node and npm are needed for the CRD schema check (Debian: nodejs, npm)")
+    if not (CRD_CHECK / "node_modules" / "@kubernetes-models" / "keda").is_dir():
+        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CRD_CHECK,
+                                   capture_output=True, text=True, timeout=300)
+        assert installed.returncode == 0, installed.stderr
+    return subprocess.run([node, str(CRD_CHECK / "validate.mjs")], input=json.dumps(documents, default=str),
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_custom_resources_validate_against_their_crds(overlay: str) -> None:
+    done = crd_check(resources(overlay))
+    assert done.returncode == 0, done.stdout + done.stderr
+    passed = set(re.findall(r"^passed (\S+)$", done.stdout, re.MULTILINE))
+    assert passed == {"ScaledObject/detect", "PrometheusRule/roadwatch", "ServiceMonitor/roadwatch"}
+
+
+def test_crd_check_catches_a_wrong_type() -> None:
+    scaled = json.loads(json.dumps(one("prod", "ScaledObject", "detect")))
+    scaled["spec"]["maxReplicaCount"] = "sixty"
+    done = crd_check([scaled])
+    assert done.returncode == 1 and "maxReplicaCount must be integer" in done.stdout
