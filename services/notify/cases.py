@@ -5,6 +5,7 @@ server never holds a message of the CASES stream, and the ack means "recorded", 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import time
@@ -35,7 +36,8 @@ def decode(msg: Msg) -> CaseReviewed | CaseResolved:
 class Cases:
     def __init__(self, pool: asyncpg.Pool, nc: NATS, config: Config, *, fonts: letter.Fonts,
                  lookup_subject: str, lookup_timeout_s: float, evidence_max: int,
-                 clock: Callable[[], datetime], on_notices: Callable[[], None]) -> None:
+                 clock: Callable[[], datetime], on_notices: Callable[[], None],
+                 renderer: concurrent.futures.Executor | None = None) -> None:
         self.pool = pool
         self.nc = nc
         self.js = nc.jetstream()
@@ -46,6 +48,9 @@ class Cases:
         self.evidence_max = evidence_max
         self.clock = clock
         self.on_notices = on_notices
+        # Letters are CPU work: in worker processes (RENDER_PROCESSES) they use the other cores
+        # and leave this event loop free for lookups, sends and acks; else in a thread.
+        self.renderer = renderer
 
     async def handle(self, event: CaseReviewed | CaseResolved, msg: Msg) -> None:
         if isinstance(event, CaseReviewed):
@@ -86,8 +91,14 @@ class Cases:
             raise bus.Invalid(str(exc)) from exc
         documents: dict[str, tuple[str, bytes]] = {}
         for document in sorted(wanted):
-            documents[document] = await asyncio.to_thread(
-                self.render, document, case, vehicle, owner, now, respond_by, images)
+            started = time.perf_counter()
+            job = self.letter_job(document, case, vehicle, owner, now, respond_by, images)
+            if self.renderer is None:
+                pdf = await asyncio.to_thread(letter.render_job, job)
+            else:
+                pdf = await asyncio.get_running_loop().run_in_executor(self.renderer, letter.render_job, job)
+            metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
+            documents[document] = hashlib.sha256(pdf).hexdigest(), pdf
         created = await store.record_case(self.pool, case, vehicle, owner, planned, documents, respond_by, now)
         metrics.CASES.labels("reviewed", "recorded").inc()
         delay_days = (now - case.violation_at).total_seconds() / 86_400
@@ -102,18 +113,15 @@ class Cases:
                                                     "channels": [p.channel for p in planned]}})
         self.on_notices()
 
-    def render(self, document: str, case: CaseReviewed, vehicle: Vehicle, owner: Owner, now: datetime,
-               respond_by: datetime, images: list[bytes]) -> tuple[str, bytes]:
-        started = time.perf_counter()
+    def letter_job(self, document: str, case: CaseReviewed, vehicle: Vehicle, owner: Owner, now: datetime,
+                   respond_by: datetime, images: list[bytes]) -> letter.Job:
         commune = self.config.communes.get(owner.commune_code)
         values = decisions.fields(case, vehicle, owner, self.config, notice_at=now, respond_by_at=respond_by,
                                   commune=commune.name if commune else f"Công an xã/phường {owner.commune_code}")
         template = (self.config.templates.owner_letter if document == "owner_letter"
                     else self.config.templates.transfer_letter)
-        pdf = letter.render_letter(template, values, self.config.units[case.agency], issued_at=now, images=images,
-                                   fonts=self.fonts)
-        metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
-        return hashlib.sha256(pdf).hexdigest(), pdf
+        return letter.Job(template=template, values=values, unit=self.config.units[case.agency], issued_at=now,
+                          images=tuple(images), fonts=self.fonts)
 
     async def on_resolved(self, event: CaseResolved) -> None:
         lifted = await scheduler.resolve(self.pool, self.config, event, self.clock())

@@ -8,8 +8,12 @@ bytes that were first rendered, and the hash in notice.sent proves which documen
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import logging
+import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +79,35 @@ class _Letter(FPDF):
         self.set_y(-14)
         self.set_font(FAMILY, size=8)
         self.cell(0, 5, f"{self.footer_text} – trang {self.page_no()}/{{nb}}", align="C")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One letter to render, picklable so that a worker process can render it."""
+
+    template: LetterTemplate
+    values: dict[str, str]
+    unit: Unit
+    issued_at: datetime
+    images: tuple[bytes, ...]
+    fonts: Fonts
+
+
+def worker_init() -> None:
+    """In a render worker process: die with the service. Without this a worker of a notify that
+    was killed (SIGKILL, OOM) would wait for work forever as an orphan."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker exits when its queue breaks, if ever
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def render_job(job: Job) -> bytes:
+    return render_letter(job.template, job.values, job.unit, issued_at=job.issued_at, images=job.images,
+                         fonts=job.fonts)
 
 
 def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, *, issued_at: datetime,

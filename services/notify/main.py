@@ -8,7 +8,9 @@ share nothing but PostgreSQL, so any number of replicas may run. All subscriptio
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -84,9 +86,16 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
                                                  tls=config.smtp_tls, timeout_s=config.smtp_timeout_s),
             sms_url=config.sms_gateway_url, sms_token=config.sms_gateway_token, spool_dir=config.post_spool_dir,
             clock=clock, concurrency=config.send_concurrency, lease_s=config.lease_s)
+        renderer = None
+        if config.render_processes:
+            # spawn, not fork: a forked child would inherit the event loop and NATS sockets.
+            renderer = concurrent.futures.ProcessPoolExecutor(
+                config.render_processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=letter.worker_init)
+            stack.callback(renderer.shutdown, wait=True, cancel_futures=True)
         handler = cases.Cases(pool, nc, rules, fonts=fonts, lookup_subject=config.registry_lookup_subject,
                               lookup_timeout_s=config.registry_timeout_s, evidence_max=config.evidence_images_max,
-                              clock=clock, on_notices=sender.wake.set)
+                              clock=clock, on_notices=sender.wake.set, renderer=renderer)
         webhooks_wake, publish_wake = asyncio.Event(), asyncio.Event()
 
         def on_events() -> None:
@@ -100,15 +109,18 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
             draining=stop)
         stack.push_async_callback(runner.cleanup)
 
-        consumer = bus.Consumer(js, service=SERVICE, consumer=consumer_spec(config), decode=cases.decode,
-                                handle=handler.handle, batch=8)
+        # Several pull loops on the one durable consumer: each message is still handled, acked or
+        # dead-lettered on its own, but one case's registry round trip or letter no longer
+        # holds up the next.
+        consumers = [bus.Consumer(js, service=SERVICE, consumer=consumer_spec(config), decode=cases.decode,
+                                  handle=handler.handle, batch=4) for _ in range(config.case_workers)]
         publish_stop = asyncio.Event()
 
         async def publisher() -> None:
             await outbox.run(pool, js, clock, publish_stop, publish_wake, config.poll_interval_s)
 
         tasks = [
-            asyncio.create_task(consumer.run(stop), name="consumer"),
+            *(asyncio.create_task(consumer.run(stop), name=f"consumer-{n}") for n, consumer in enumerate(consumers)),
             asyncio.create_task(sender.run(stop, config.poll_interval_s), name="sender"),
             asyncio.create_task(scheduler.run(pool, rules, clock, stop, config.poll_interval_s, sender.wake.set),
                                 name="scheduler"),

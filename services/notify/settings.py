@@ -46,6 +46,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     consumer_filter: tuple[str, ...] = streams.NOTIFY.filter_subjects
     # A case event not acked in this time (notify died while recording it) goes to another replica.
     ack_wait_s: float = 60.0
+    # Case events handled at once (each waits for the registry, evidence and its letter), and
+    # worker processes rendering letters (0: a thread of this process).
+    case_workers: int = 2
+    render_processes: int = 1
     send_concurrency: int = 8
     poll_interval_s: float = 1.0
     lease_s: float = 120.0  # a send not finished in this time is retried by any replica
@@ -64,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("EVIDENCE_IMAGES_MAX", self.evidence_images_max, 0, 12),
             ("SEND_CONCURRENCY", self.send_concurrency, 1, 256),
             ("ACK_WAIT_S", self.ack_wait_s, 1, 3600),
+            ("CASE_WORKERS", self.case_workers, 1, 64),
+            ("RENDER_PROCESSES", self.render_processes, 0, 64),
             ("POLL_INTERVAL_S", self.poll_interval_s, 0.01, 600),
             ("LEASE_S", self.lease_s, 1, 86_400),
         ):
