@@ -211,18 +211,43 @@ async def test_no_credentials_no_bus(server: int) -> None:
         assert "authorization" in str(refused.value).lower()
 
 
-async def test_services_share_jetstream(server: int) -> None:
-    """The services' account has JetStream (streams, object store, key-value); agencies do not."""
+@pytest.mark.parametrize("agency", AGENCIES)
+async def test_an_agency_stream_keeps_exactly_what_the_agency_may_see(server: int, agency: str, unique: str) -> None:
+    """An agency keeps a durable copy in its own account's JetStream: a stream on all of traffic.>
+    there captures only the imported subjects, so it cannot widen what the agency sees."""
+    client = await Agency().connect(server, agency)
+    services = await nats.connect(url(server, "notify"))
+    js = client.nc.jetstream()
+    name = f"COPY_{unique}"
+    try:
+        await js.add_stream(name=name, subjects=["traffic.>"])
+        for sample, subject in SAMPLES.items():
+            await services.publish(subject, sample.encode())
+        await services.flush()
+        reader = await js.pull_subscribe("traffic.>", durable=f"reader-{unique}", stream=name)
+        kept: set[str] = set()
+        for _ in range(10):
+            try:
+                batch = await reader.fetch(len(SAMPLES), timeout=0.5)
+            except nats.errors.TimeoutError:
+                break
+            for msg in batch:
+                kept.add(msg.data.decode())
+                await msg.ack()
+        assert kept == EXPECTED[agency]
+        assert (await js.stream_info(name)).state.messages == len(EXPECTED[agency])
+        assert not client.refused
+    finally:
+        await js.delete_stream(name)
+        await client.nc.close()
+        await services.close()
+
+
+async def test_services_have_jetstream(server: int) -> None:
     nc = await nats.connect(url(server, "detect"))
     try:
         info = await nc.jetstream().account_info()
         assert info.limits is not None
-    finally:
-        await nc.close()
-    nc = await nats.connect(url(server, "police"))
-    try:
-        with pytest.raises(Exception):
-            await nc.jetstream().account_info()
     finally:
         await nc.close()
 
