@@ -278,8 +278,16 @@ async def _count(find, n: int):
 
 
 async def test_bad_messages_go_to_dead_letters(stack, js, wait_for):
-    """Not JSON, a case for a plate the registry does not know, an unconfigured agency: each is
-    a dead letter with its reason; none is retried forever or dropped silently."""
+    """Not JSON, a case for a plate the registry does not know, an unconfigured agency, evidence
+    whose bytes do not match its hash: each is a dead letter with its reason; none is retried
+    forever, printed, or dropped silently."""
+    base = int(stack.unique[:5], 16) % 100000
+    await register(stack.database_url, vehicle(plate=f"15A{base:05d}", printed=f"15A-{base:05d}"), owner())
+    tampered = f"evidence for {stack.unique}".encode()
+    claimed = hashlib.sha256(b"the frame the officer saw " + tampered).hexdigest()
+    await put_evidence(js, tampered)  # makes sure the bucket exists
+    store = await js.object_store("evidence")
+    await store.put(claimed, tampered)  # stored under another image's hash
     await stack.start()
     dead = await js.pull_subscribe(subjects.dlq("notify"), durable=f"dlq-{stack.unique}", stream="DEAD_LETTERS")
     await js.publish(subjects.case_reviewed(stack.camera, "confirmed"), b"{not json",
@@ -287,6 +295,8 @@ async def test_bad_messages_go_to_dead_letters(stack, js, wait_for):
     await publish_case(js, case(f"NOPLATE-{stack.unique}", camera=stack.camera, plate="99Z99999"))
     await publish_case(js, msgspec.structs.replace(case(f"AGENCY-{stack.unique}", camera=stack.camera),
                                                    agency="cong-an-khong-ton-tai", id=f"rev-agency-{stack.unique}"))
+    ref = msgspec.structs.replace(evidence_ref(tampered), name=claimed, sha256=claimed)
+    await publish_case(js, case(f"TAMPER-{stack.unique}", camera=stack.camera, plate=f"15A{base:05d}", evidence=(ref,)))
     letters: list[DeadLetter] = []
 
     async def three():
@@ -299,13 +309,14 @@ async def test_bad_messages_go_to_dead_letters(stack, js, wait_for):
             if letter.subject.startswith(f"traffic.case.reviewed.v1.{stack.camera}."):
                 letters.append(letter)
             await m.ack()
-        return len(letters) >= 3
+        return len(letters) >= 4
 
-    await wait_for(three, timeout=20, what="three dead letters")
+    await wait_for(three, timeout=20, what="four dead letters")
     reasons = sorted((d.error, d.reason) for d in letters)
     assert reasons[0][0] == "decode"
     assert any(e == "invalid" and "no registration for plate '99Z99999'" in r for e, r in reasons)
     assert any(e == "invalid" and "cong-an-khong-ton-tai" in r for e, r in reasons)
+    assert any(e == "invalid" and f"{claimed} does not match its sha256" in r for e, r in reasons)
     assert stack.smtp.mails == []
 
 
