@@ -23,7 +23,6 @@ from proto.v1.detection import DetectionMade
 from proto.v1.frame import frame_headers, new_frame_meta
 from services import localstack
 from services.detect import main as detect_main
-from services.detect import metrics
 from services.detect.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,16 +48,17 @@ async def service(nats_url: str, js, pipeline, settings: Settings, unique: str, 
     stop = asyncio.Event()
     task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
 
-    async def consumer_exists():
-        try:
-            return await js.consumer_info("FRAMES", spec.name)
-        except Exception:
-            return None
-
-    await wait_for(consumer_exists, timeout=20, what="the detect consumer")
+    await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the detect consumer")
     yield SimpleNamespace(camera=camera, port=port)
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+async def consumer_exists(js, name: str):
+    try:
+        return await js.consumer_info("FRAMES", name)
+    except Exception:  # the stream or the consumer is not there yet
+        return None
 
 
 async def collect(nc, subject: str, type_):
@@ -126,10 +126,16 @@ async def test_bad_frames_are_dead_lettered_and_the_worker_keeps_going(nc, js, s
     assert [d.frame.frame_seq for d in detections] == [5]
 
 
+def stale_count() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("roadwatch_detect_frames_total", {"result": "stale"}) or 0.0
+
+
 async def test_stale_frames_are_skipped_and_counted(nc, js, service, jpeg: bytes, wait_for):
     camera = service.camera
     detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
-    before = metrics.FRAMES.labels("stale")._value.get()
+    before = stale_count()
     old = datetime.now(timezone.utc) - timedelta(minutes=5)
     await publish_frame(js, camera, 1, jpeg, captured_at=old)
     await publish_frame(js, camera, 2, jpeg, captured_at=old)
@@ -138,7 +144,7 @@ async def test_stale_frames_are_skipped_and_counted(nc, js, service, jpeg: bytes
     await asyncio.sleep(0.3)
     await sub.unsubscribe()
     assert [d.frame.frame_seq for d in detections] == [3]
-    assert metrics.FRAMES.labels("stale")._value.get() - before == 2
+    assert stale_count() - before == 2
 
 
 def run_service(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -223,3 +229,38 @@ async def test_process_is_ready_then_stops_cleanly_on_sigterm(nats_url: str, mod
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def batches() -> tuple[float, float]:
+    """(batches handled, frames in them) so far, from this process's metrics."""
+    from prometheus_client import REGISTRY
+
+    return (REGISTRY.get_sample_value("roadwatch_detect_batch_frames_count") or 0.0,
+            REGISTRY.get_sample_value("roadwatch_detect_batch_frames_sum") or 0.0)
+
+
+async def test_frames_published_together_are_one_micro_batch(nats_url, nc, js, pipeline, settings: Settings,
+                                                              unique: str, jpeg: bytes, wait_for):
+    """BATCH_SIZE=8, BATCH_WAIT_MS=500: three frames published at once are handled as one batch
+    of three (the batch is not full, the wait ends it); a fourth, after the detections, is a batch
+    of its own."""
+    camera = f"cam-{unique}"
+    spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES", filter_subjects=(subjects.frame_captured(camera),))
+    live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=localstack.free_port(), batch_size=8,
+                                   batch_wait_ms=500)
+    stop = asyncio.Event()
+    task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
+    detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
+    try:
+        await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the consumer")
+        count, total = batches()
+        await asyncio.gather(*(publish_frame(js, camera, seq, jpeg) for seq in (1, 2, 3)))
+        await wait_for(lambda: asyncio.sleep(0, len(detections) == 3), timeout=60, what="3 detections")
+        assert (batches()[0] - count, batches()[1] - total) == (1, 3)
+        await publish_frame(js, camera, 4, jpeg)
+        await wait_for(lambda: asyncio.sleep(0, len(detections) == 4), timeout=60, what="the 4th detection")
+        assert (batches()[0] - count, batches()[1] - total) == (2, 4)
+    finally:
+        await sub.unsubscribe()
+        stop.set()
+        await asyncio.wait_for(task, 10)
