@@ -86,7 +86,11 @@ class CameraWorker:
                         self.backoff.reset()
                     self.last_frame_at = now
                     self.frames_in += 1
-                    self._handle(decoded)
+                    try:
+                        self._handle(decoded)
+                    except SourceError:
+                        # One undecodable picture (a torn MJPEG part): count it, keep the stream.
+                        self.counters.decode_errors += 1
                 if not self.stop_event.is_set():
                     self.connected = False
                     self.error = "end of file (loop is off)"

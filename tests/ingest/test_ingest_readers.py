@@ -129,3 +129,26 @@ def test_more_decoder_threads_give_the_same_frames(clips: Path) -> None:
     threaded_options = ReaderOptions(open_timeout_s=3, read_timeout_s=2, decode_threads=2)
     threaded = [f.pts for f, _ in zip(open_reader(cam, threaded_options, stop, Counters()), range(30))]
     assert len(single) == 30 and threaded == single
+
+
+def test_a_torn_jpeg_is_counted_and_the_stream_goes_on(jpeg_folder: Path, tmp_path: Path) -> None:
+    """The motion gate decodes each frame: a JPEG with a good header but a torn body is one
+    decode error, not a reconnection."""
+    from services.ingest.publisher import DropOldest
+    from services.ingest.worker import CameraWorker
+
+    folder = tmp_path / "torn"
+    folder.mkdir()
+    names = sorted(p.name for p in jpeg_folder.iterdir())[:6]
+    for name in names:
+        (folder / name).write_bytes((jpeg_folder / name).read_bytes())
+    good = (jpeg_folder / names[0]).read_bytes()
+    (folder / names[2]).write_bytes(good[:200])  # SOF header intact, image data cut off
+    cam = camera(str(folder) + "/", fps=30, realtime="false", loop="false", motion="{enabled: true, min_changed: 0.0001}")
+    queue: DropOldest = DropOldest(100)
+    worker = CameraWorker(cam, queue, OPTIONS)
+    worker.start()
+    assert worker.join(10)
+    assert worker.counters.decode_errors == 1 and worker.connections == 1
+    assert worker.frames_in == 6 and worker.sampled + worker.still_skipped == 5
+    assert worker.error == "end of file (loop is off)"
