@@ -117,7 +117,7 @@ class Cases:
                    respond_by: datetime, images: list[bytes]) -> letter.Job:
         commune = self.config.communes.get(owner.commune_code)
         values = decisions.fields(case, vehicle, owner, self.config, notice_at=now, respond_by_at=respond_by,
-                                  commune=commune.name if commune else f"Công an xã/phường {owner.commune_code}")
+                                  commune=commune.name if commune else owner.commune_code)
         template = (self.config.templates.owner_letter if document == "owner_letter"
                     else self.config.templates.transfer_letter)
         return letter.Job(template=template, values=values, unit=self.config.units[case.agency], issued_at=now,

@@ -85,6 +85,10 @@ class Retry(_Strict, kw_only=True):
 
 class LetterTemplate(_Strict, kw_only=True):
     motto: tuple[str, ...] = ()  # the national header, right-aligned opposite the unit
+    number: str  # under the unit, e.g. "Số: {case_id}"
+    dateline: str  # under the motto, e.g. "{unit_place}, {notice_date_long}"
+    footer: str  # every page, e.g. "Số hồ sơ {case_id} – trang {page}/{pages}"
+    signature_note: str = ""  # under the signer's title
     title: tuple[str, ...]
     addressee: tuple[str, ...] = ()
     intro: str
@@ -94,6 +98,14 @@ class LetterTemplate(_Strict, kw_only=True):
     bring: tuple[str, ...] = ()
     evidence_title: str = ""
     closing: str = ""
+
+
+class Formats(_Strict, kw_only=True):
+    """How times and dates read in notices; placeholders {hour} {minute} {day} {month} {year}."""
+
+    time: str
+    date: str
+    date_long: str
 
 
 class Templates(_Strict, kw_only=True):
@@ -132,6 +144,7 @@ class Config(_Strict, kw_only=True):
     email: Email
     units: dict[str, Unit]
     devices: dict[str, str] = {}  # camera id -> the recording device as named in letters
+    device_default: str  # for a camera not listed, e.g. "Camera giám sát {camera_id}"
     communes: dict[str, Recipient] = {}
     inspection_registry: Recipient
     motorbike_types: tuple[str, ...] = ("motorcycle",)
@@ -142,6 +155,7 @@ class Config(_Strict, kw_only=True):
     retry: Retry = Retry()
     webhook_retry: Retry = Retry(attempts=8, base_s=5.0, max_s=1800.0)
     webhooks: tuple[Subscriber, ...] = ()
+    formats: Formats
     templates: Templates
 
     # Filled by load(): secrets read from the environment, never from the file.
@@ -152,16 +166,17 @@ class Config(_Strict, kw_only=True):
         return ZoneInfo(self.timezone)
 
     def device(self, camera_id: str) -> str:
-        return self.devices.get(camera_id, f"Camera giám sát {camera_id}")
+        return self.devices.get(camera_id) or self.device_default.format(camera_id=camera_id)
 
 
 # Fields a template may use; every template is checked against these names at load time.
 TEMPLATE_FIELDS = (
     "case_id", "notice_id", "plate", "plate_colour", "vehicle_type", "owner_name", "owner_address",
     "violation", "legal_basis", "fine", "extra_penalty", "violation_time", "place", "device",
-    "unit", "unit_parent", "unit_address", "unit_phone", "working_hours", "respond_by", "notice_date", "notice_date_long",
-    "commune", "lookup_url", "warned_since",
+    "unit", "unit_parent", "unit_place", "unit_address", "unit_phone", "working_hours", "respond_by", "notice_date",
+    "notice_date_long", "commune", "lookup_url", "warned_since", "page", "pages",
 )
+FORMAT_FIELDS = ("hour", "minute", "day", "month", "year")
 
 
 # --- YAML with line numbers ------------------------------------------------------------------
@@ -206,14 +221,14 @@ def _dotted(path: tuple[Any, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
 
 
-def _check_template(text: str) -> str | None:
+def _check_template(text: str, known: tuple[str, ...] = TEMPLATE_FIELDS) -> str | None:
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
     except ValueError as exc:
         return f"not a valid template: {exc}"
-    unknown = [n for n in names if n not in TEMPLATE_FIELDS]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        return f"unknown placeholder {{{unknown[0]}}} (known: {', '.join(TEMPLATE_FIELDS)})"
+        return f"unknown placeholder {{{unknown[0]}}} (known: {', '.join(known)})"
     return None
 
 
@@ -280,6 +295,13 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
         problem = _check_template(template)
         if problem:
             raise fail(where, problem)
+    for where, template in _templates(data.get("formats", {}), ("formats",)):
+        problem = _check_template(template, FORMAT_FIELDS)
+        if problem:
+            raise fail(where, problem)
+    problem = _check_template(config.device_default, ("camera_id",))
+    if problem:
+        raise fail(("device_default",), problem)
     for name, value in (("notice_within_days", config.deadlines.notice_within_days),
                         ("respond_within_days", config.deadlines.respond_within_days),
                         ("warning_after_days", config.deadlines.warning_after_days)):

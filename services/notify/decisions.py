@@ -107,18 +107,22 @@ def warning_due(notice_at: datetime, config: Config) -> datetime:
 
 
 # --- wording --------------------------------------------------------------------------------
-def format_time(at: datetime, config: Config) -> str:
+def _format(template: str, at: datetime, config: Config) -> str:
     local = at.astimezone(config.tz)
-    return f"{local:%H} giờ {local:%M} phút, ngày {local:%d/%m/%Y}"
+    return template.format(hour=f"{local:%H}", minute=f"{local:%M}", day=f"{local:%d}", month=f"{local:%m}",
+                           year=f"{local:%Y}")
+
+
+def format_time(at: datetime, config: Config) -> str:
+    return _format(config.formats.time, at, config)
 
 
 def format_date(at: datetime, config: Config) -> str:
-    return f"{at.astimezone(config.tz):%d/%m/%Y}"
+    return _format(config.formats.date, at, config)
 
 
 def format_date_long(at: datetime, config: Config) -> str:
-    local = at.astimezone(config.tz)
-    return f"ngày {local:%d} tháng {local:%m} năm {local:%Y}"
+    return _format(config.formats.date_long, at, config)
 
 
 def fields(case: CaseReviewed, vehicle: Vehicle, owner: Owner, config: Config, *, notice_id: str = "",
@@ -138,12 +142,13 @@ def fields(case: CaseReviewed, vehicle: Vehicle, owner: Owner, config: Config, *
         "violation": text.title,
         "legal_basis": text.legal_basis,
         "fine": text.fine,
-        "extra_penalty": text.extra_penalty or "Không",
+        "extra_penalty": text.extra_penalty,  # empty: the letter leaves the row out
         "violation_time": format_time(case.violation_at, config),
         "place": case.location.address,
         "device": config.device(case.camera_id),
         "unit": unit.name,
         "unit_parent": unit.parent,
+        "unit_place": unit.place,
         "unit_address": unit.address,
         "unit_phone": unit.phone,
         "working_hours": unit.working_hours,
@@ -153,6 +158,8 @@ def fields(case: CaseReviewed, vehicle: Vehicle, owner: Owner, config: Config, *
         "commune": commune,
         "lookup_url": config.lookup_url,
         "warned_since": format_date(warned_since, config) if warned_since else "",
+        "page": "",  # filled per page in the letter's footer
+        "pages": "",
     }
 
 

@@ -73,12 +73,14 @@ def _cut(path: Path, directory: Path) -> Path:
 
 
 class _Letter(FPDF):
-    footer_text = ""
+    footer_template = ""
+    footer_values: dict[str, str] = {}
 
     def footer(self) -> None:
         self.set_y(-14)
         self.set_font(FAMILY, size=8)
-        self.cell(0, 5, f"{self.footer_text} – trang {self.page_no()}/{{nb}}", align="C")
+        values = {**self.footer_values, "page": str(self.page_no()), "pages": "{nb}"}  # {nb}: fpdf2's page count
+        self.cell(0, 5, render(self.footer_template, values), align="C")
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, 
     pdf.set_producer("roadwatch notify")
     pdf.set_title(render(template.title[0], values))
     pdf.set_subject(values.get("case_id", ""))
-    pdf.footer_text = f"Số hồ sơ {values.get('case_id', '')}"
+    pdf.footer_template, pdf.footer_values = template.footer, values
     pdf.set_margins(MARGIN_MM, 15, MARGIN_MM)
     pdf.set_auto_page_break(True, margin=18)
     pdf.add_font(FAMILY, "", str(fonts.regular))
@@ -134,7 +136,7 @@ def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, 
     pdf.set_font(FAMILY, "B", 10)
     pdf.multi_cell(left_w, 5, unit.name.upper(), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FAMILY, size=10)
-    pdf.multi_cell(left_w, 5, f"Số: {values.get('case_id', '')}", align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(left_w, 5, render(template.number, values), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     left_bottom = pdf.get_y()
     pdf.set_xy(MARGIN_MM + left_w, top)
     for index, line in enumerate(template.motto):
@@ -143,8 +145,7 @@ def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, 
         pdf.multi_cell(right_w, 5, line, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FAMILY, size=10)
     pdf.set_x(MARGIN_MM + left_w)
-    pdf.multi_cell(right_w, 6, f"{unit.place}, {values.get('notice_date_long', '')}".strip(", "),
-                   align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(right_w, 6, render(template.dateline, values), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_y(max(pdf.get_y(), left_bottom) + 6)
 
     pdf.set_font(FAMILY, "B", 13)
@@ -196,10 +197,11 @@ def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, 
         pdf.set_font(FAMILY, "B", 11)
         pdf.set_x(MARGIN_MM + width / 2)
         pdf.multi_cell(width / 2, LINE_MM, unit.signer, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_font(FAMILY, size=9)
-        pdf.set_x(MARGIN_MM + width / 2)
-        pdf.multi_cell(width / 2, 5, "(văn bản điện tử do hệ thống gửi)", align="C",
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if template.signature_note:
+            pdf.set_font(FAMILY, size=9)
+            pdf.set_x(MARGIN_MM + width / 2)
+            pdf.multi_cell(width / 2, 5, render(template.signature_note, values), align="C",
+                           new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     if images:
         _evidence(pdf, template, values, images, width)

@@ -34,6 +34,9 @@ def line_of(text: str, needle: str) -> int:
     ('    communes: ["11311", "11312", "11314"]', '    communes: ["11311", "1131"]',
      "units.cong-an-hai-phong.communes[1]", "5-digit commune code"),
     ("timezone: Asia/Ho_Chi_Minh", "timezone: Asia/Hanoi_City", "timezone", "unknown time zone"),
+    ('  date: "{day}/{month}/{year}"', '  date: "{day}/{month}/{nam}"', "formats.date", "unknown placeholder {nam}"),
+    ('device_default: "Camera giám sát {camera_id}"', 'device_default: "Camera {camera}"', "device_default",
+     "unknown placeholder {camera}"),
 ])
 def test_a_bad_value_names_file_line_and_field(tmp_path, old, new, field, problem):
     text = EXAMPLE.read_text(encoding="utf-8")

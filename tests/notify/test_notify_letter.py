@@ -43,6 +43,8 @@ def test_owner_letter_has_every_field_and_the_evidence(shared_dir: Path, fonts):
         "Số 2 Lê Đại Hành, phường Hồng Bàng, thành phố Hải Phòng trước ngày 11/12/2026",
         "Giấy chứng nhận đăng ký xe", "Giấy phép lái xe của người điều khiển phương tiện",
         "Điện thoại liên hệ: 0225 3842 135", "Hình ảnh vi phạm", "TRƯỞNG PHÒNG",
+        "(văn bản điện tử do hệ thống gửi)", "Số hồ sơ CASE-2026-000123 – trang 1/2",
+        "Số hồ sơ CASE-2026-000123 – trang 2/2",
     ):
         assert flat(expected) in text, expected
     embedded = {hashlib.sha256(data).hexdigest() for data in images_of(pdf)}
