@@ -39,7 +39,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     post_spool_dir: str = "var/notify/post"  # letters to print and post, one PDF per notice
     registry_lookup_subject: str = subjects.request("registry", "lookup-owner")
     registry_timeout_s: float = 5.0
-    evidence_bucket: str = "evidence"
     evidence_images_max: int = 4
     # The durable consumer on CASES; another name and filter run a second, independent notify.
     consumer_name: str = streams.NOTIFY.name
