@@ -140,6 +140,77 @@ def test_metric_name_extraction() -> None:
     assert metric_names(parsed) == {"a_bucket", "b", "c", "d", "e"}
 
 
+# --- labels ---------------------------------------------------------------------------------------
+# Added by Prometheus to every series it scrapes through the ServiceMonitor (honorLabels keeps a
+# metric's own `service` label, which the runtime's metrics carry).
+TARGET_LABELS = {"namespace", "pod", "job", "instance", "container", "endpoint", "service"}
+
+
+def declared_labels() -> dict[str, set[str]]:
+    """Sample name -> label names, from the metrics modules the services import."""
+    import importlib
+
+    from prometheus_client.metrics import MetricWrapperBase
+
+    labels: dict[str, set[str]] = {}
+    for module in ["services.runtime.metrics", *(f"services.{name}.metrics" for name in SERVICES)]:
+        for metric in vars(importlib.import_module(module)).values():
+            if not isinstance(metric, MetricWrapperBase):
+                continue
+            names = set(metric._labelnames)
+            if metric._type == "counter":
+                labels[metric._name + "_total"] = names
+            elif metric._type == "histogram":
+                labels.update({metric._name + "_bucket": names | {"le"}, metric._name + "_sum": names,
+                               metric._name + "_count": names})
+            else:
+                labels[metric._name] = names
+    labels["up"] = set()
+    return labels
+
+
+def label_problems(node, declared: dict[str, set[str]]) -> list[str]:
+    """Label matchers and `by (...)` labels that the selected metrics do not have."""
+    kind = type(node).__name__
+    problems: list[str] = []
+    if kind == "VectorSelector":
+        have = declared.get(node.name, set()) | TARGET_LABELS
+        problems += [f"{node.name} has no label {m.name}" for m in node.matchers.matchers
+                     if m.name != "__name__" and m.name not in have]
+        return problems
+    if kind == "AggregateExpr" and node.modifier is not None and str(node.modifier.type).endswith("By"):
+        for metric in metric_names(node.expr):
+            have = declared.get(metric, set()) | TARGET_LABELS
+            problems += [f"by ({label}) over {metric}, which has no such label"
+                         for label in node.modifier.labels if label not in have]
+    for attribute in ("vector_selector", "expr", "param", "lhs", "rhs", "args"):
+        value = getattr(node, attribute, None)
+        for child in value if isinstance(value, list) else [value]:
+            if type(child).__name__ in {"VectorSelector", "MatrixSelector", "AggregateExpr", "BinaryExpr",
+                                        "UnaryExpr", "ParenExpr", "SubqueryExpr", "Call"}:
+                problems += label_problems(child, declared)
+    return problems
+
+
+def test_queries_use_labels_the_metrics_have() -> None:
+    declared = declared_labels()
+    problems = []
+    for query in dashboard_queries() + rule_queries():
+        problems += [f"{p}   in   {query}" for p in label_problems(promql_parser.parse(query), declared)]
+    assert not problems, "\n".join(problems)
+
+
+def test_label_check_finds_a_wrong_label() -> None:
+    declared = declared_labels()
+    assert label_problems(promql_parser.parse('sum by (camera) (rate(roadwatch_messages_total[5m]))'), declared)
+    assert label_problems(promql_parser.parse('roadwatch_consumer_pending{stream="FRAMES"}'), declared)
+    assert label_problems(promql_parser.parse(
+        'histogram_quantile(0.9, sum by (le) (rate(roadwatch_handler_duration_seconds_bucket{stream="x"}[5m]))) > 1'),
+        declared)
+    assert not label_problems(promql_parser.parse('sum by (consumer) (roadwatch_consumer_pending{service="x"})'),
+                              declared)
+
+
 # --- the services, running ------------------------------------------------------------------------
 def exported(text: str) -> set[str]:
     names = set()

@@ -177,6 +177,7 @@ def test_every_workload_has_a_disruption_budget_and_a_metrics_service(overlay: s
     monitor = one(overlay, "ServiceMonitor", "roadwatch")
     assert monitor["spec"]["selector"]["matchLabels"] == {"roadwatch/metrics": "true"}
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True  # the metrics' own `service` label
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
