@@ -69,7 +69,18 @@ class RtspServer:
                 break
         raise RuntimeError(f"RTSP server did not start ({APT_HINT}); log: {self.log_path.read_text()[-2000:]}")
 
+    def pause(self) -> None:
+        """Freeze the server: connections stay open but no data flows (a silently stuck camera)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)

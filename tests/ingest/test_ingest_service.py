@@ -137,6 +137,28 @@ async def test_rtsp_server_lost_goes_offline_with_reason_and_comes_back(
     await wait_for_frames(frames, frames_before + 2, timeout=10)
 
 
+async def test_a_silently_stuck_rtsp_server_is_noticed_degraded_then_offline(
+        start_ingest, collect, rtsp_server, unique, tmp_path) -> None:
+    """The top complaint: a stream that stops without closing. The connection stays open and
+    no data flows; the camera must not look online."""
+    camera_id = f"stuck-{unique}"
+    config = cameras_file(tmp_path / "cameras.yaml", camera_yaml(camera_id, rtsp_server.url("saigon"), fps=2))
+    status = await collect(subjects.camera_status(camera_id))
+    start_ingest(config, read_timeout_s=3, stall_s=1)
+    online = await wait_for_state(status, "online", timeout=20)
+    rtsp_server.pause()
+    try:
+        after = statuses(status).index(online) + 1
+        degraded = await wait_for_state(status, "degraded", timeout=6, after=after)
+        assert degraded.reason == "connected but no frame for more than 1 s"
+        offline = await wait_for_state(status, "offline", timeout=6, after=after)
+        assert offline.reason == "no data for 3 s (timeout)"
+        assert offline.occurred_at > degraded.occurred_at
+    finally:
+        rtsp_server.resume()
+    await wait_for_state(status, "online", timeout=15, after=statuses(status).index(offline) + 1)
+
+
 async def test_two_replicas_share_six_cameras_and_take_over_when_one_dies(
         start_ingest, collect, jpeg_folder, unique, tmp_path) -> None:
     ids = [f"share-{unique}-{i}" for i in range(6)]
