@@ -40,6 +40,8 @@ WORKDIR /app
 ENTRYPOINT ["python", "-m", "services.cli"]
 
 FROM runtime AS ingest
+# Debian packages follow the pinned base image's release (bookworm): no version pins to rot.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libturbojpeg0 \
  && rm -rf /var/lib/apt/lists/*
@@ -48,6 +50,8 @@ EXPOSE 8081
 CMD ["ingest"]
 
 FROM runtime AS detect
+# `models` is a named build context (--build-context models=DIR), not a stage.
+# hadolint ignore=DL3022
 COPY --from=models --chown=0:0 . /models
 ENV MODELS_DIR=/models
 USER 10001:10001
@@ -65,6 +69,7 @@ EXPOSE 8084
 CMD ["registry"]
 
 FROM runtime AS portal
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
@@ -73,6 +78,7 @@ EXPOSE 8080
 CMD ["portal"]
 
 FROM runtime AS notify
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*

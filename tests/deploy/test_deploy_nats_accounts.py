@@ -173,7 +173,7 @@ async def test_owner_lookup_answers_the_police_only(server: int, agency: str) ->
             assert reply.data == b'{"owner":"found"}'
         else:
             with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                await client.nc.request(LOOKUP_OWNER, b'{"plate":"30A-123.45"}', timeout=1)
+                await client.nc.request(LOOKUP_OWNER, b'{"plate":"30A-123.45"}', timeout=0.5)
             await asyncio.sleep(0.2)
             assert ("publish", LOOKUP_OWNER) in client.refused
     finally:
