@@ -65,7 +65,7 @@ async def stack(nats_url, database_url, unique, js, tmp_path):
         settings = notify_settings(nats_url, database_url, unique=unique, camera=camera, smtp_port=smtp.port,
                                    sms_url=http.url("/sms"), spool=made.spool, lookup_subject=lookup_subject)
         made.notify = await start_notify(settings, rules, clock)
-        made.rules = rules
+        made.rules, made.settings = rules, settings
 
     made.start = start
     yield made
@@ -375,3 +375,33 @@ async def test_resolution_before_the_case_is_recorded_means_no_notice(stack, js,
     finally:
         await conn.close()
     assert stack.smtp.mails == [] and stack.http.requests == []
+
+
+async def test_two_replicas_send_each_notice_once(stack, js, wait_for, nats_url):
+    """Two notify replicas on the same durable consumer and database: cases are shared out, and
+    every notice goes out exactly once (the lease and unique keys, not luck)."""
+    base = int(stack.unique[:4], 16) % 1000
+    cases = []
+    for number in range(12):
+        plate = f"15A{base:03d}{number:02d}"
+        await register(stack.database_url, vehicle(plate=plate, printed=f"15A-{plate[3:6]}.{plate[6:]}"),
+                       owner(email=f"r{number}-{stack.unique}@example.vn", phone="", national_id=f"0312{base:04d}{number:04d}"))
+        cases.append(case(f"R-{stack.unique}-{number:02d}", camera=stack.camera, plate=plate))
+    await stack.start()
+    second = await start_notify(stack.settings, stack.rules, stack.clock)
+    try:
+        for reviewed in cases:
+            await publish_case(js, reviewed)
+
+        async def all_sent():
+            return len(await stack.events(js, "sent")) >= 24  # email and post for each case
+
+        await wait_for(all_sent, timeout=60, what="every notice")
+    finally:
+        second[0].set()
+        await asyncio.wait_for(second[1], 30)
+    sent = await stack.events(js, "sent")
+    assert len(sent) == 24 and len({e.notice_id for e in sent}) == 24
+    message_ids = [m.message["Message-ID"] for m in stack.smtp.mails]
+    assert len(message_ids) == 12 and len(set(message_ids)) == 12
+    assert len(list(stack.spool.glob("*.pdf"))) == 12
