@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def frame_json(image: str, result: FrameResult) -> dict:
 
 
 def _parse(argv: list[str], prog: str, what: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=prog, description=what)
+    parser = argparse.ArgumentParser(prog=f"roadwatch {prog}", description=what)
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
     parser.add_argument("--models-dir", help="overrides MODELS_DIR")
@@ -56,8 +57,6 @@ def _parse(argv: list[str], prog: str, what: str) -> argparse.Namespace:
 
 
 def _pipeline(args: argparse.Namespace, prog: str) -> Pipeline:
-    import os
-
     environ = dict(os.environ)
     if args.models_dir:
         environ["MODELS_DIR"] = args.models_dir
@@ -78,6 +77,14 @@ def _read(path: Path) -> np.ndarray | None:
 
 
 def _run(argv: list[str], prog: str, what: str, one) -> int:
+    try:
+        return _run_images(argv, prog, what, one)
+    except BrokenPipeError:  # `roadwatch detect ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run_images(argv: list[str], prog: str, what: str, one) -> int:
     args = _parse(argv, prog, what)
     pipeline = _pipeline(args, prog)
     status = 0
