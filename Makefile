@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track eval-plates clean
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify eval-plates clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ lock: venv ## re-pin requirements.lock from the installed environment
 	@(echo "# Pinned dependency tree for Python 3.11 (regenerate: make lock)"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e') > requirements.lock
 
-bench: bench-ingest bench-detect bench-track bench-registry bench-portal ## run every benchmark (figures as ratios to a baseline of the same run)
+bench: bench-ingest bench-detect bench-track bench-registry bench-portal bench-notify ## run every benchmark (figures as ratios to a baseline of the same run)
 
 bench-ingest: venv ## CPU per camera-minute vs a bare PyAV decode
 	$(BIN)/python bench/ingest_cpu.py --shared $(SHARED)
@@ -66,6 +66,9 @@ bench-track: venv ## tracker detections/s per camera vs decode-only
 
 bench-portal: venv ## portal cases/s, public lookups/s, decisions/s vs bare SQL
 	$(BIN)/python bench/portal_throughput.py
+
+bench-notify: venv ## notices/s end to end vs bare PDF rendering and bare SMTP sends
+	$(BIN)/python bench/notify_throughput.py --shared $(SHARED)
 
 eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per subset
 	$(BIN)/python bench/eval_plates.py --shared $(SHARED)
