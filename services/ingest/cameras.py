@@ -94,7 +94,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
-# field -> (required, python types accepted) ; kept beside the dataclass so both change together
+# The keys a camera may have: anything else is a typo to report, not to ignore.
 _CAMERA_FIELDS = {
     "id", "name", "url", "fps", "jpeg_quality", "location", "scene", "motion", "loop", "realtime",
     "image_fps", "max_width",

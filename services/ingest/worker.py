@@ -46,7 +46,6 @@ class CameraWorker:
         self.connections = 0
         self.last_frame_at: float | None = None
         self.connected_at: float | None = None
-        self.finished = False
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera.id}", daemon=True)
 
     def start(self) -> None:
@@ -94,7 +93,6 @@ class CameraWorker:
                 if not self.stop_event.is_set():
                     self.connected = False
                     self.error = "end of file (loop is off)"
-                    self.finished = True
                     return
             except SourceError as exc:
                 self.connected = False

@@ -29,7 +29,7 @@ REPO = HERE.parents[1]
 RTSP_SCRIPT = HERE / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 APT_HINT = ("the RTSP tests need Debian's GStreamer RTSP server: apt-get install "
-            + open(REPO / "services" / "ingest" / "apt-packages.txt").read().replace("\n", " ").strip())
+            + (REPO / "services" / "ingest" / "apt-packages.txt").read_text().replace("\n", " ").strip())
 
 
 @pytest.fixture(scope="session")
