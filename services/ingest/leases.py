@@ -212,7 +212,9 @@ class LeaseKeeper:
 
     async def _read_bucket(self) -> tuple[dict[str, str], list[str]]:
         assert self.kv is not None
-        watcher = await self.kv.watchall()
+        # Each listing is a short-lived ordered consumer; without a short inactivity threshold
+        # the server would keep every one of them for nats-py's default five minutes.
+        watcher = await self.kv.watchall(inactive_threshold=2.0)
         owners: dict[str, str] = {}
         replicas: list[str] = []
         received = 0

@@ -160,7 +160,7 @@ async def test_a_silently_stuck_rtsp_server_is_noticed_degraded_then_offline(
 
 
 async def test_two_replicas_share_six_cameras_and_take_over_when_one_dies(
-        start_ingest, collect, jpeg_folder, unique, tmp_path) -> None:
+        start_ingest, collect, js, jpeg_folder, unique, tmp_path) -> None:
     ids = [f"share-{unique}-{i}" for i in range(6)]
     config = cameras_file(tmp_path / "cameras.yaml",
                           *(camera_yaml(cid, f"{jpeg_folder}/", fps=2, image_fps=4) for cid in ids))
@@ -207,6 +207,9 @@ async def test_two_replicas_share_six_cameras_and_take_over_when_one_dies(
         assert after, f"{cid} publishes nothing after the hand-over"
         assert all(s.replica == "b" for s in statuses(status[cid]) if s.occurred_at.timestamp() > killed + 0.5)
     assert "lease acquired" in b.log()
+    # Scans list the bucket twice a second; their consumers must not pile up on the server.
+    info = await js.stream_info(f"KV_ingest_leases_{unique}")
+    assert info.state.consumer_count <= 4
 
 
 async def test_bad_sources_get_a_clear_status_and_the_good_camera_keeps_going(
