@@ -115,6 +115,37 @@ class _Rejected(Exception):
     """Raised inside the transaction to roll it back when the file has bad rows."""
 
 
+# A first load of a big extract into empty tables builds the secondary indexes, unique constraints
+# and the foreign key once, after the rows are in (a sort each), instead of updating them row by
+# row: about twice as fast for a million vehicles. The definitions are read from the catalogue,
+# so they stay exactly what the migrations made. The tables are locked for the transaction,
+# which on an empty registry keeps nobody from anything.
+BULK_MIN_ROWS = 50_000
+SECONDARY = """
+SELECT 'ALTER TABLE ' || c.conrelid::regclass || ' DROP CONSTRAINT ' || quote_ident(c.conname) AS drop_sql,
+       'ALTER TABLE ' || c.conrelid::regclass || ' ADD CONSTRAINT ' || quote_ident(c.conname) || ' '
+           || pg_get_constraintdef(c.oid) AS create_sql,
+       CASE c.contype WHEN 'f' THEN 2 ELSE 1 END AS rank
+FROM pg_constraint c
+WHERE c.conrelid = ANY($1::regclass[]) AND c.contype IN ('u', 'f')
+UNION ALL
+SELECT 'DROP INDEX ' || i.indexrelid::regclass, pg_get_indexdef(i.indexrelid), 1
+FROM pg_index i
+WHERE i.indrelid = ANY($1::regclass[]) AND NOT i.indisprimary
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+"""
+
+
+async def _drop_secondary(conn: asyncpg.Connection, tables: tuple[str, ...]) -> list[str]:
+    """Drop unique constraints, foreign keys and plain indexes of empty tables; returns the
+    statements that recreate them (foreign keys last)."""
+    await conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    found = await conn.fetch(SECONDARY, list(tables))
+    for row in sorted(found, key=lambda r: -r["rank"]):  # foreign keys go first
+        await conn.execute(row["drop_sql"])
+    return [row["create_sql"] for row in sorted(found, key=lambda r: r["rank"])]
+
+
 def _vehicle_records(reader: csv.reader, index: dict[str, int], report: Report) -> Iterator[tuple]:
     """Validated staging tuples; bad rows are recorded in the report and skipped."""
     today = date.today()
@@ -197,12 +228,22 @@ async def import_csv(conn: asyncpg.Connection, path: Path) -> Report:
                     if report.rejected:
                         raise _Rejected
                     await conn.execute(IMPORT_LOCK)
+                    recreate: list[str] = []
+                    if report.rows >= BULK_MIN_ROWS and not await conn.fetchval(
+                            "SELECT EXISTS (SELECT 1 FROM registry.vehicles) OR EXISTS (SELECT 1 FROM registry.owners)"):
+                        recreate = await _drop_secondary(conn, ("registry.vehicles", "registry.owners"))
                     for table, update, insert in (("owners", UPDATE_OWNERS, INSERT_OWNERS),
                                                   ("vehicles", UPDATE_VEHICLES, INSERT_VEHICLES)):
                         step = time.perf_counter()
                         report.updated[table] = _count(await conn.execute(update))
                         report.inserted[table] = _count(await conn.execute(insert))
                         report.phases[f"merge_{table}"] = time.perf_counter() - step
+                    if recreate:
+                        step = time.perf_counter()
+                        await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                        for statement in recreate:
+                            await conn.execute(statement)
+                        report.phases["build_indexes"] = time.perf_counter() - step
                     step = time.perf_counter()
                     await conn.execute("ANALYZE registry.owners; ANALYZE registry.vehicles")
                     report.phases["analyze"] = time.perf_counter() - step

@@ -190,3 +190,31 @@ async def test_old_lookup_outcomes_are_pruned(conn) -> None:
         "('new', 'unidentified', 's', 'e2', '\\x7b7d', now() - interval '2 days')")
     assert await store.prune_lookups(conn, 30) == 1
     assert [r["violation_id"] for r in await conn.fetch("SELECT violation_id FROM registry.lookups")] == ["new"]
+
+
+async def test_first_bulk_load_rebuilds_exactly_the_migrated_indexes(conn, synth_csv, monkeypatch) -> None:
+    """The fast path for a first load drops and rebuilds indexes and constraints: they must come
+    back exactly as the migrations made them, and still be enforced."""
+    schema = """
+        SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'registry'
+        UNION ALL
+        SELECT 'constraint', conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE connamespace = 'registry'::regnamespace ORDER BY 1, 2"""
+    before = [tuple(row) for row in await conn.fetch(schema)]
+    monkeypatch.setattr(importer, "BULK_MIN_ROWS", 500)
+    report = await importer.import_csv(conn, synth_csv(1500))
+    assert report.ok and "build_indexes" in report.phases
+    assert [tuple(row) for row in await conn.fetch(schema)] == before
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await conn.execute(
+            "INSERT INTO registry.vehicles (plate, plate_display, plate_colour, vehicle_type, brand, colour, "
+            "registration_date, inspection_status, owner_id) "
+            "VALUES ('30A99999', '30A-999.99', 'white', 'car', 'Kia', 'red', '2020-01-01', 'expired', -1)")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await conn.execute(
+            "INSERT INTO registry.vehicles (plate, plate_display, plate_colour, vehicle_type, brand, colour, "
+            "registration_date, inspection_status, owner_id) SELECT plate, plate_display, plate_colour, vehicle_type, "
+            "brand, colour, registration_date, inspection_status, owner_id FROM registry.vehicles LIMIT 1")
+    # Into tables that are no longer empty, the ordinary merge.
+    again = await importer.import_csv(conn, synth_csv(1500, seed=8, name="more.csv"))
+    assert again.ok and "build_indexes" not in again.phases and again.inserted["vehicles"] > 0
