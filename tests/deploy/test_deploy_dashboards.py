@@ -219,52 +219,101 @@ def exported(text: str) -> set[str]:
     return names
 
 
-async def scrape(port: int, process: subprocess.Popen, name: str, timeout: float = 60.0) -> str:
+async def scrape(port: int, process: subprocess.Popen, name: str, timeout: float = 90.0) -> str:
+    """/metrics once the service is ready (so its streams, consumers and buckets are provisioned)."""
     deadline = asyncio.get_running_loop().time() + timeout
     async with aiohttp.ClientSession() as client:
         while True:
             if process.poll() is not None:
-                pytest.fail(f"{name} exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+                pytest.fail(f"{name} exited with {process.returncode}: {process.stderr.read()[-3000:]}")
             try:
-                async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
-                    if response.status == 200:
-                        text = await response.text()
-                        if f"roadwatch_{name}_" in text or name not in SERVICES:
-                            return text
+                async with client.get(f"http://127.0.0.1:{port}/readyz") as ready:
+                    if ready.status == 200:
+                        async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
+                            assert response.status == 200
+                            return await response.text()
             except aiohttp.ClientError:
                 pass
             if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"{name} never served /metrics")
+                pytest.fail(f"{name} never became ready")
             await asyncio.sleep(0.1)
 
 
-async def test_dashboards_and_alerts_use_only_exported_metrics(
-    nats_url: str, database_url: str, shared_dir: Path, unique: str, tmp_path: Path
+def manifest_env(workload: dict, *, nats_port: int, database_url: str, secrets: dict[str, dict[str, str]],
+                 paths: dict[str, str]) -> dict[str, str]:
+    """The container's environment as Kubernetes would give it, pointed at this test's servers and files."""
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for item in container["env"]:
+        if "value" in item:
+            value = item["value"]
+            for name, resolved in env.items():  # Kubernetes' $(VAR) expansion of earlier variables
+                value = value.replace(f"$({name})", resolved)
+        else:
+            source = item["valueFrom"]
+            if "fieldRef" in source:
+                value = {"metadata.name": f"{workload['metadata']['name']}-0",
+                         "metadata.labels['apps.kubernetes.io/pod-index']": "0"}[source["fieldRef"]["fieldPath"]]
+            else:
+                ref = source["secretKeyRef"]
+                value = database_url if ref["name"] == "roadwatch-db-app" else secrets[ref["name"]][ref["key"]]
+        env[item["name"]] = value
+    env["NATS_URL"] = env["NATS_URL"].replace("@nats:4222", f"@127.0.0.1:{nats_port}")
+    for name, value in env.items():
+        for inside, outside in paths.items():
+            if value.startswith(inside):
+                env[name] = outside + value[len(inside):]
+    return env
+
+
+async def test_services_run_with_the_manifests_and_export_every_metric_used(
+    database_url: str, shared_dir: Path, unique: str, tmp_path: Path
 ) -> None:
-    migrated = subprocess.run([sys.executable, "-m", "services.cli", "migrate", "--database-url", database_url],
-                              cwd=REPO, capture_output=True, text=True, timeout=120)
+    """The dev overlay's Deployments and StatefulSet, their environment as rendered (each service
+    signs in to NATS as its own user of the ROADWATCH account), the migrate Job's command, the
+    ConfigMaps' files: every service becomes ready, and every metric name used in the dashboards
+    and alert rules is among what the six of them export."""
+    import base64
+
+    from deploy_support import ACCOUNTS, password, resources, start_server
+
+    rendered = resources("dev")
+    secrets = {doc["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in doc.get("data", {}).items()}
+               for doc in rendered if doc["kind"] == "Secret"}
+    secrets["nats-users"] = {user: password(user) for user in SERVICES}  # the test server's passwords
+    job = next(doc for doc in rendered if doc["kind"] == "Job" and doc["metadata"]["name"] == "migrate")
+    migrated = subprocess.run([sys.executable, "-m", "services.cli", *job["spec"]["template"]["spec"]["containers"][0]["args"]],
+                              cwd=REPO, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True,
+                              timeout=120)
     assert migrated.returncode == 0, migrated.stderr
     closed_port = localstack.free_port()  # nothing listens: the camera stays offline, its metrics still appear
-    cameras = tmp_path / "cameras.yaml"
+    cameras = tmp_path / "cameras" / "cameras.yaml"
+    cameras.parent.mkdir()
     cameras.write_text(yaml.safe_dump({"cameras": [{
         "id": f"cam-{unique}", "name": "test camera", "url": f"rtsp://127.0.0.1:{closed_port}/stream",
         "scene": "scenes/test.yaml", "location": {"latitude": 20.84, "longitude": 106.68}}]}))
-    extra = {
-        "ingest": {"CAMERAS_FILE": str(cameras), "LEASE_BUCKET": f"leases_{unique}", "OPEN_TIMEOUT_S": "1"},
-        "detect": {"MODELS_DIR": str(shared_dir / "models")},
-        "track": {"SCENES_DIR": str(REPO / "deploy" / "base" / "config" / "scenes")},
-        "registry": {"DATABASE_URL": database_url},
-        "portal": {"DATABASE_URL": database_url},
-        "notify": {"DATABASE_URL": database_url, "POST_SPOOL_DIR": str(tmp_path / "post")},
+    paths = {  # the pods' mounts -> this test's files (the base's cameras point at a real camera network)
+        "/etc/roadwatch/cameras": str(cameras.parent),
+        "/etc/roadwatch/scenes": str(REPO / "deploy" / "base" / "config" / "scenes"),
+        "/etc/roadwatch/agencies": str(REPO / "deploy" / "overlays" / "dev" / "config"),
+        "/etc/roadwatch/notify": str(REPO / "deploy" / "base" / "config"),
+        "/var/spool/roadwatch/post": str(tmp_path / "post"),
+        "/models": str(shared_dir / "models"),
     }
-    assert set(extra) == set(SERVICES)
+    server, nats_port = start_server(tmp_path, ACCOUNTS.read_text())
     processes: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
-        for name in SERVICES:
+        for workload in (doc for doc in rendered if doc["kind"] in ("Deployment", "StatefulSet")):
+            name = workload["metadata"]["name"]
+            env = manifest_env(workload, nats_port=nats_port, database_url=database_url, secrets=secrets, paths=paths)
             port = localstack.free_port()
-            env = {**os.environ, "NATS_URL": nats_url, "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING", **extra[name]}
-            processes[name] = (subprocess.Popen([sys.executable, "-m", "services.cli", name], cwd=REPO, env=env,
-                                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True), port)
+            env.update(HTTP_PORT=str(port), LOG_LEVEL="WARNING")
+            if name == "ingest":
+                env["LEASE_BUCKET"] = f"leases_{unique}"
+            processes[name] = (subprocess.Popen(
+                [sys.executable, "-m", "services.cli", *workload["spec"]["template"]["spec"]["containers"][0]["args"]],
+                cwd=REPO, env={**os.environ, **env}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True), port)
+        assert set(processes) == set(SERVICES)
         texts = await asyncio.gather(*(scrape(port, process, name) for name, (process, port) in processes.items()))
     finally:
         for process, _ in processes.values():
@@ -275,6 +324,7 @@ async def test_dashboards_and_alerts_use_only_exported_metrics(
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        localstack.stop_process(server)
     available = set().union(*(exported(text) for text in texts))
     for name, text in zip(processes, texts):
         assert any(n.startswith(f"roadwatch_{name}_") for n in exported(text)), f"{name} exports no metric of its own"

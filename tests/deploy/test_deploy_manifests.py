@@ -18,6 +18,7 @@ import msgspec
 import pytest
 import yaml
 
+from deploy_support import render, resources
 from proto import streams
 from services.cli import SERVICES
 
@@ -29,36 +30,6 @@ WORKLOADS = ("Deployment", "StatefulSet")
 CRD_KINDS = {"ScaledObject", "ServiceMonitor", "PrometheusRule", "Cluster"}
 # Secrets that are not in the repository: CloudNativePG writes the first; prod creates the others.
 EXTERNAL_SECRETS = {"dev": {"roadwatch-db-app"}, "prod": {"roadwatch-db-app", "nats-users", "notify-credentials"}}
-
-
-def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if not found:
-        pytest.fail("kubectl is needed to render the overlays (Debian: kubectl, or any kubectl >= 1.27)")
-    return found
-
-
-_rendered: dict[str, str] = {}
-
-
-def render(overlay: str) -> str:
-    if overlay not in _rendered:
-        done = subprocess.run([kubectl(), "kustomize", str(DEPLOY / "overlays" / overlay)],
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        _rendered[overlay] = done.stdout
-    return _rendered[overlay]
-
-
-_parsed: dict[str, list[dict]] = {}
-
-
-def resources(overlay: str) -> list[dict]:
-    """The rendered resources (parsed once per overlay; tests only read them)."""
-    if overlay not in _parsed:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        _parsed[overlay] = [doc for doc in yaml.load_all(render(overlay), Loader=loader) if doc]
-    return _parsed[overlay]
 
 
 def by_kind(overlay: str, *kinds: str) -> list[dict]:

@@ -9,9 +9,7 @@ not read from the configuration under test. A new message in proto/v1 without a 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +22,10 @@ import yaml
 from proto import subjects
 from proto.v1 import MESSAGES
 from proto.v1.notice import Channel
+from deploy_support import ACCOUNTS, check_config, passwords, start_server, url
 from services import localstack
 
 REPO = Path(__file__).resolve().parents[2]
-ACCOUNTS = REPO / "deploy" / "nats" / "accounts.conf"
 HELM_VALUES = REPO / "deploy" / "nats" / "values.yaml"
 
 SERVICES = ("ingest", "detect", "track", "registry", "portal", "notify")
@@ -76,29 +74,6 @@ def test_matrix_covers_every_message_and_keeps_owner_data_with_the_police() -> N
     for agency in AGENCIES:
         if agency != "police":
             assert not personal & EXPECTED[agency], agency
-
-
-def passwords() -> dict[str, str]:
-    return {f"NATS_{user.upper()}_PASSWORD": f"pw-{user}-test" for user in ("sys", *SERVICES, *AGENCIES)}
-
-
-def url(port: int, user: str) -> str:
-    return f"nats://{user}:pw-{user}-test@127.0.0.1:{port}"
-
-
-def start_server(directory: Path, accounts_text: str) -> tuple[subprocess.Popen, int]:
-    """nats-server with the accounts file beside a minimal main config (as the chart includes it)."""
-    port = localstack.free_port()
-    (directory / "accounts.conf").write_text(accounts_text)
-    (directory / "server.conf").write_text(
-        f'listen: "127.0.0.1:{port}"\nmax_payload: 8MB\n'
-        f'jetstream {{ store_dir: "{directory / "js"}" }}\ninclude ./accounts.conf\n'
-    )
-    log = open(directory / "nats.log", "ab")
-    process = subprocess.Popen([localstack.nats_server_binary(), "-c", str(directory / "server.conf")],
-                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **passwords()})
-    localstack.wait_port("127.0.0.1", port, 15, process)
-    return process, port
 
 
 @pytest.fixture(scope="module")
@@ -250,13 +225,6 @@ async def test_services_have_jetstream(server: int) -> None:
         assert info.limits is not None
     finally:
         await nc.close()
-
-
-def check_config(directory: Path, accounts_text: str) -> subprocess.CompletedProcess:
-    (directory / "accounts.conf").write_text(accounts_text)
-    (directory / "server.conf").write_text("include ./accounts.conf\n")
-    return subprocess.run([localstack.nats_server_binary(), "-t", "-c", str(directory / "server.conf")],
-                          env={**os.environ, **passwords()}, capture_output=True, text=True, timeout=30)
 
 
 @pytest.mark.parametrize("agency", ["COMMUNE_POLICE", "TRANSPORT", "OPERATIONS_CENTRE"])
