@@ -266,8 +266,24 @@ def manifest_env(workload: dict, *, nats_port: int, database_url: str, secrets: 
     return env
 
 
+@pytest.fixture(scope="module")
+async def postgres_accepting(postgres_admin_url: str) -> str:
+    """The embedded PostgreSQL listens a moment before it accepts connections ("starting up")."""
+    import asyncpg
+
+    for _ in range(300):
+        try:
+            connection = await asyncpg.connect(postgres_admin_url)
+        except (asyncpg.CannotConnectNowError, OSError):
+            await asyncio.sleep(0.1)
+            continue
+        await connection.close()
+        return postgres_admin_url
+    pytest.fail("PostgreSQL never accepted connections")
+
+
 async def test_services_run_with_the_manifests_and_export_every_metric_used(
-    database_url: str, shared_dir: Path, unique: str, tmp_path: Path
+    postgres_accepting: str, database_url: str, shared_dir: Path, unique: str, tmp_path: Path
 ) -> None:
     """The dev overlay's Deployments and StatefulSet, their environment as rendered (each service
     signs in to NATS as its own user of the ROADWATCH account), the migrate Job's command, the
