@@ -339,3 +339,11 @@ def test_dockerfile_lints_clean() -> None:
     broken = (REPO / "Dockerfile").read_text().replace("WORKDIR /src\n", "RUN cd /src\n", 1)
     done = subprocess.run([str(hadolint), "--no-color", "-"], input=broken, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "DL3003" in done.stdout
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_autoscaled_workloads_leave_replicas_to_their_autoscaler(overlay: str) -> None:
+    targets = {doc["spec"]["scaleTargetRef"]["name"] for doc in by_kind(overlay, "HorizontalPodAutoscaler", "ScaledObject")}
+    assert targets == {"detect", "portal"}
+    for name in targets:
+        assert "replicas" not in one(overlay, "Deployment", name)["spec"], f"{name}: an apply would undo the autoscaler"

@@ -253,5 +253,10 @@ def test_server_config_checks_and_the_helm_values_carry_the_same_accounts(tmp_pa
     assert values["config"]["merge"]["00$include"] == "accounts.conf"
     assert values["config"]["cluster"]["enabled"] is True and values["config"]["cluster"]["replicas"] == 3
     assert values["config"]["jetstream"]["enabled"] is True
+    pod = values["podTemplate"]["merge"]["spec"]["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}, "restricted namespace"
+    for container in (values["container"], values["reloader"], values["promExporter"]):
+        security = container["merge"]["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
     env = values["container"]["env"]
     assert set(env) == set(passwords()), "every password variable the accounts use comes from the Secret"
