@@ -66,24 +66,32 @@ def rule_queries() -> list[str]:
     return [rule["expr"] for group in groups for rule in group["rules"]]
 
 
-def metric_names(node) -> set[str]:
-    """Metric names selected anywhere in a parsed PromQL expression."""
-    kind = type(node).__name__
-    if kind == "VectorSelector":
-        names = {node.name} if node.name else set()
-        return names | {m.value for m in node.matchers.matchers if m.name == "__name__"}
-    children = {
-        "MatrixSelector": ("vector_selector",), "AggregateExpr": ("expr", "param"), "BinaryExpr": ("lhs", "rhs"),
-        "UnaryExpr": ("expr",), "ParenExpr": ("expr",), "SubqueryExpr": ("expr",), "Call": ("args",),
-        "NumberLiteral": (), "StringLiteral": (),
-    }[kind]
-    found: set[str] = set()
-    for attribute in children:
+CHILDREN = {"MatrixSelector": ("vector_selector",), "AggregateExpr": ("expr", "param"), "BinaryExpr": ("lhs", "rhs"),
+            "UnaryExpr": ("expr",), "ParenExpr": ("expr",), "SubqueryExpr": ("expr",), "Call": ("args",),
+            "VectorSelector": (), "NumberLiteral": (), "StringLiteral": ()}
+
+
+def walk(node):
+    """Every node of a parsed PromQL expression (promql_parser), depth first."""
+    yield node
+    for attribute in CHILDREN[type(node).__name__]:
         value = getattr(node, attribute)
         for child in value if isinstance(value, list) else [value]:
             if child is not None:
-                found |= metric_names(child)
-    return found
+                yield from walk(child)
+
+
+def selectors(node):
+    return [n for n in walk(node) if type(n).__name__ == "VectorSelector"]
+
+
+def metric_names(node) -> set[str]:
+    """Metric names selected anywhere in a parsed PromQL expression."""
+    names = set()
+    for selector in selectors(node):
+        names |= {selector.name} if selector.name else set()
+        names |= {m.value for m in selector.matchers.matchers if m.name == "__name__"}
+    return names
 
 
 def test_dashboards_are_well_formed() -> None:
@@ -171,24 +179,18 @@ def declared_labels() -> dict[str, set[str]]:
 
 def label_problems(node, declared: dict[str, set[str]]) -> list[str]:
     """Label matchers and `by (...)` labels that the selected metrics do not have."""
-    kind = type(node).__name__
     problems: list[str] = []
-    if kind == "VectorSelector":
-        have = declared.get(node.name, set()) | TARGET_LABELS
-        problems += [f"{node.name} has no label {m.name}" for m in node.matchers.matchers
+    for selector in selectors(node):
+        have = declared.get(selector.name, set()) | TARGET_LABELS
+        problems += [f"{selector.name} has no label {m.name}" for m in selector.matchers.matchers
                      if m.name != "__name__" and m.name not in have]
-        return problems
-    if kind == "AggregateExpr" and node.modifier is not None and str(node.modifier.type).endswith("By"):
-        for metric in metric_names(node.expr):
+    for aggregation in (n for n in walk(node) if type(n).__name__ == "AggregateExpr"):
+        if aggregation.modifier is None or not str(aggregation.modifier.type).endswith("By"):
+            continue
+        for metric in metric_names(aggregation.expr):
             have = declared.get(metric, set()) | TARGET_LABELS
             problems += [f"by ({label}) over {metric}, which has no such label"
-                         for label in node.modifier.labels if label not in have]
-    for attribute in ("vector_selector", "expr", "param", "lhs", "rhs", "args"):
-        value = getattr(node, attribute, None)
-        for child in value if isinstance(value, list) else [value]:
-            if type(child).__name__ in {"VectorSelector", "MatrixSelector", "AggregateExpr", "BinaryExpr",
-                                        "UnaryExpr", "ParenExpr", "SubqueryExpr", "Call"}:
-                problems += label_problems(child, declared)
+                         for label in aggregation.modifier.labels if label not in have]
     return problems
 
 
@@ -349,3 +351,25 @@ async def test_services_run_with_the_manifests_and_export_every_metric_used(
     assert len(used) > 40
     missing = sorted(used - available - NOT_FROM_SERVICES)
     assert not missing, f"used in deploy/ but exported by no service: {missing}"
+
+
+def bucket_matchers(node) -> list[tuple[str, str]]:
+    """(metric, le) for every `le` matcher on a selector."""
+    return [(selector.name, m.value) for selector in selectors(node) for m in selector.matchers.matchers if m.name == "le"]
+
+
+def test_bucket_bounds_used_are_the_histograms_own() -> None:
+    """`le="8"` only means something if the histogram has that bucket (a change of buckets would silence the alert)."""
+    import importlib
+
+    from prometheus_client.metrics import MetricWrapperBase
+
+    bounds = {}
+    for module in ["services.runtime.metrics", *(f"services.{name}.metrics" for name in SERVICES)]:
+        for metric in vars(importlib.import_module(module)).values():
+            if isinstance(metric, MetricWrapperBase) and metric._type == "histogram":
+                bounds[metric._name + "_bucket"] = {float(b) for b in metric._upper_bounds}
+    used = [pair for query in dashboard_queries() + rule_queries() for pair in bucket_matchers(promql_parser.parse(query))]
+    assert ("roadwatch_notify_notice_delay_days_bucket", "8") in used
+    for metric, le in used:
+        assert float(le) in bounds[metric], f"{metric} has no bucket le={le}"
