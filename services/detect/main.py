@@ -17,8 +17,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 
-import nats.errors
-import nats.js.errors
 from nats.aio.msg import Msg
 
 from proto import streams, subjects
@@ -46,6 +44,7 @@ class Worker:
         self.pipeline = pipeline
         self.settings = settings
         self.executor = executor
+        self.consumer: bus.Consumer  # set once the consumer that calls handle_batch exists
 
     def decode(self, msg: Msg) -> Frame:
         return decode_frame(msg.data, msg.headers, msg.metadata.sequence.stream, now=utcnow(),
@@ -60,13 +59,6 @@ class Worker:
                                                                 "frame_seq": frame.meta.frame_seq}})
             return None, time.perf_counter() - started, repr(exc)
         return result, time.perf_counter() - started, ""
-
-    async def _dead_letter(self, msg: Msg, reason: str) -> None:
-        """A frame the models fail on would fail on every replica: keep it, with the reason, on
-        the dead letters, so that the rest of its batch is acked rather than retried with it."""
-        letter = bus.dead_letter_for(msg, service=SERVICE, consumer=self.consumer_name, error="invalid", reason=reason)
-        await bus.publish(self.js, subjects.dlq(SERVICE), letter, service=SERVICE)
-        await msg.term()
 
     async def handle_batch(self, items: list[tuple[Frame, Msg]]) -> None:
         metrics.BATCH_SIZE.observe(len(items))
@@ -83,7 +75,8 @@ class Worker:
             metrics.FRAME_SECONDS.observe(seconds)
             if result is None:
                 metrics.FRAMES.labels("failed").inc()
-                await self._dead_letter(msg, f"detection failed on this frame: {error}")
+                # It would fail on every replica: dead-letter it alone, the rest of the batch is acked.
+                await self.consumer.dead_letter(msg, "invalid", f"detection failed on this frame: {error}")
                 continue
             done.append((frame, detection_event(frame, result, model=self.pipeline.model_name, now=now)))
         await asyncio.gather(*(bus.publish(self.js, subjects.detection_made(e.camera_id), e, service=SERVICE) for _, e in done))
@@ -97,65 +90,26 @@ class Worker:
                 metrics.PLATES.labels(plate.source, str(plate.read.format_valid).lower()).inc()
 
 
-async def consume_batches(js, consumer: bus.Consumer, stop: asyncio.Event, *, batch: int, wait_s: float,
-                          idle_s: float = 1.0) -> None:
-    """The pull loop with a fill window: the runtime's loop returns whatever one fetch gives;
-    here, once a first frame is in, more are fetched until the batch is full or `wait_s` ends.
-    The next batch is fetched while the current one runs on the workers, so the bus round
-    trips hide behind the models. Decoding, dead letters, acks and naks stay the runtime's
-    (`Consumer.process`)."""
-    spec = consumer.spec
-    await bus.ensure_consumer(js, spec)
-    sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
-    log.info("consuming", extra={"fields": {"consumer": spec.name, "stream": spec.stream, "batch": batch}})
-    in_flight: asyncio.Task | None = None
-    try:
-        while not stop.is_set():
-            try:
-                # One frame starts a batch: a pull for `batch` would linger until it is full or
-                # `idle_s` ends, holding the first frame back for up to a second.
-                msgs = await sub.fetch(1, timeout=idle_s)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                    nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError) as exc:
-                log.warning("fetch failed; retrying", extra={"fields": {"error": repr(exc)}})
-                await asyncio.sleep(1.0)
-                continue
-            deadline = time.monotonic() + wait_s
-            while len(msgs) < batch and (left := deadline - time.monotonic()) > 0.002:
-                try:
-                    msgs += await sub.fetch(batch - len(msgs), timeout=left)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    break
-            if in_flight is not None:
-                await in_flight
-            in_flight = asyncio.create_task(consumer.process(msgs))
-    finally:
-        if in_flight is not None:
-            await in_flight
-        try:
-            await sub.unsubscribe()
-        except Exception as exc:  # connection already closed at shutdown
-            log.debug("unsubscribe failed", extra={"fields": {"error": repr(exc)}})
-
-
 async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
                 consumer_spec: streams.Consumer = streams.DETECT) -> None:
     async with AsyncExitStack() as stack:
         nc = await bus.connect(settings.nats_url, SERVICE)
-        stack.push_async_callback(nc.drain)
+        stack.push_async_callback(bus.drain, nc)
         js = nc.jetstream()
         await bus.ensure_streams(js, STREAMS)
         executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="detect-worker")
         stack.callback(executor.shutdown, wait=True)
-        runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected})
+        runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected}, draining=stop)
         stack.push_async_callback(runner.cleanup)
         worker = Worker(js, pipeline, settings, executor, consumer_spec.name)
-        consumer = bus.Consumer(js, service=SERVICE, consumer=consumer_spec, decode=worker.decode,
-                                handle_batch=worker.handle_batch, batch=settings.batch_size,
-                                max_payload=settings.max_frame_bytes)
-        await consume_batches(js, consumer, stop, batch=settings.batch_size, wait_s=settings.batch_wait_ms / 1000)
+        # Up to BATCH_SIZE frames or BATCH_WAIT_MS once the first is in; the next batch is
+        # fetched while this one runs on the workers, so bus round trips hide behind the models.
+        worker.consumer = bus.Consumer(
+            js, service=SERVICE, consumer=consumer_spec, decode=worker.decode, handle_batch=worker.handle_batch,
+            batch=settings.batch_size, max_payload=settings.max_frame_bytes,
+            fill_window_s=settings.batch_wait_ms / 1000, overlap=True,
+        )
+        await worker.consumer.run(stop)
 
 
 async def _run(settings: Settings, pipeline: Pipeline) -> None:

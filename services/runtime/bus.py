@@ -240,6 +240,7 @@ class Consumer:
         max_payload: int | None = None,
         backoff: Callable[[int], float] = nak_delay,
         fill_window_s: float = 0.0,
+        overlap: bool = False,
     ) -> None:
         if (handle is None) == (handle_batch is None):
             raise ValueError("give exactly one of handle or handle_batch")
@@ -256,6 +257,9 @@ class Consumer:
         # Micro-batching: once a first message is in, keep fetching until the batch is full or
         # this window has passed (detect: "up to B frames or T ms, whichever first").
         self.fill_window_s = fill_window_s
+        # Fetch the next batch while the current one is handled (at most one in flight), so that
+        # the bus round trips hide behind slow handlers such as model inference.
+        self.overlap = overlap
         self._labels = (service, consumer.name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -263,10 +267,13 @@ class Consumer:
         await ensure_consumer(self.js, self.spec)
         sub = await self.js.pull_subscribe_bind(self.spec.name, stream=self.spec.stream)
         log.info("consuming", extra={"fields": {"consumer": self.spec.name, "stream": self.spec.stream}})
+        in_flight: asyncio.Task | None = None
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout_s)
+                    # One message first: nats-py's fetch(n) on an idle stream holds the first
+                    # message until n arrive or the timeout ends, a second of latency per event.
+                    msgs = await sub.fetch(1, timeout=self.fetch_timeout_s)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
@@ -274,18 +281,26 @@ class Consumer:
                     log.warning("fetch failed; retrying", extra={"fields": {"error": repr(exc)}})
                     await asyncio.sleep(1.0)
                     continue
-                if self.fill_window_s > 0:
+                if self.batch > 1:
                     msgs += await self._fill(sub, len(msgs))
-                await self.process(msgs)
+                if not self.overlap:
+                    await self.process(msgs)
+                    continue
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.create_task(self.process(msgs))
         finally:
+            if in_flight is not None:
+                await in_flight
             try:
                 await sub.unsubscribe()
             except Exception as exc:  # connection already closed at shutdown
                 log.debug("unsubscribe failed", extra={"fields": {"error": repr(exc)}})
 
     async def _fill(self, sub: Any, have: int) -> list[Msg]:
+        """The rest of the batch: what is already waiting, and with a fill window what arrives in it."""
         more: list[Msg] = []
-        deadline = time.monotonic() + self.fill_window_s
+        deadline = time.monotonic() + max(self.fill_window_s, 0.005)
         while have + len(more) < self.batch and (left := deadline - time.monotonic()) > 0.002:
             try:
                 more += await sub.fetch(self.batch - have - len(more), timeout=left)
@@ -313,16 +328,16 @@ class Consumer:
 
     async def _decode(self, msg: Msg) -> Any:
         if self.max_payload is not None and len(msg.data) > self.max_payload:
-            await self._dead_letter(msg, "oversize", f"payload of {len(msg.data)} bytes exceeds the limit of {self.max_payload}")
+            await self.dead_letter(msg, "oversize", f"payload of {len(msg.data)} bytes exceeds the limit of {self.max_payload}")
             return None
         try:
             return self.decode(msg)
         except msgspec.ValidationError as exc:  # before DecodeError, its base class
-            await self._dead_letter(msg, "invalid", f"invalid message: {exc}")
+            await self.dead_letter(msg, "invalid", f"invalid message: {exc}")
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # before ValueError, their base class
-            await self._dead_letter(msg, "decode", f"cannot decode: {exc}")
+            await self.dead_letter(msg, "decode", f"cannot decode: {exc}")
         except (Invalid, ValueError) as exc:
-            await self._dead_letter(msg, "invalid", f"invalid message: {exc}")
+            await self.dead_letter(msg, "invalid", f"invalid message: {exc}")
         return None
 
     async def _run_handler(self, call: Callable[[], Awaitable[None]], msgs: list[Msg]) -> None:
@@ -330,7 +345,7 @@ class Consumer:
             await call()
         except Invalid as exc:
             for msg in msgs:
-                await self._dead_letter(msg, "invalid", f"rejected by handler: {exc}")
+                await self.dead_letter(msg, "invalid", f"rejected by handler: {exc}")
             return
         except Exception as exc:
             log.warning("handler failed", extra={"fields": {"consumer": self.spec.name, "error": repr(exc)}}, exc_info=True)
@@ -338,12 +353,13 @@ class Consumer:
                 meta = _metadata(msg)
                 delivered = meta.num_delivered if meta else 1
                 if delivered >= self.spec.max_deliver:
-                    await self._dead_letter(msg, "gave_up", f"failed {delivered} times, last: {exc!r}")
+                    await self.dead_letter(msg, "gave_up", f"failed {delivered} times, last: {exc!r}")
                 else:
                     await self._settle(msg.nak(delay=self.backoff(delivered)), "nak")
             return
         for msg in msgs:
-            await self._settle(msg.ack(), "ack")
+            if not msg.is_acked:  # a batch handler may have dead-lettered some of its messages
+                await self._settle(msg.ack(), "ack")
 
     async def _settle(self, action: Awaitable[None], result: str) -> None:
         try:
@@ -352,7 +368,9 @@ class Consumer:
         except Exception as exc:  # connection lost: the server redelivers after ack_wait
             log.warning("could not %s", result, extra={"fields": {"error": repr(exc)}})
 
-    async def _dead_letter(self, msg: Msg, error: str, reason: str) -> None:
+    async def dead_letter(self, msg: Msg, error: str, reason: str) -> None:
+        """Keep `msg` on traffic.dlq.<service> with the reason, then terminate it; a batch handler
+        calls it for the one message that fails, so that the rest of its batch is acked."""
         letter = dead_letter_for(msg, service=self.service, consumer=self.spec.name, error=error, reason=reason)
         log.warning("dead letter", extra={"fields": {"subject": msg.subject, "error": error, "reason": reason}})
         try:

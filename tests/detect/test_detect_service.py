@@ -195,6 +195,8 @@ async def test_a_frame_the_models_fail_on_is_dead_lettered_alone(nc, js, pipelin
     detections, det_sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
     with ThreadPoolExecutor(1) as executor:
         worker = detect_main.Worker(js, pipeline, settings, executor, spec.name)
+        worker.consumer = bus.Consumer(js, service="detect", consumer=spec, decode=worker.decode,
+                                       handle_batch=worker.handle_batch)
         await worker.handle_batch([(broken, msgs[0]), (frames[1], msgs[1])])
     await wait_for(lambda: asyncio.sleep(0, detections and [d for d in letters if d.camera_id == camera]), timeout=10,
                    what="one detection and one dead letter")

@@ -313,3 +313,49 @@ async def test_micro_batches_fill_up_to_the_batch_size_within_the_window(js, uni
     await run_until(consumer, lambda: sum(batches) == 8)
     await producer
     assert batches == [4, 4]
+
+
+async def test_a_lone_event_is_handled_without_waiting_for_a_full_batch(js, unique: str) -> None:
+    await make_stream(js, unique)
+    handled: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def handle(event: CameraStatus, msg) -> None:
+        handled.append(loop.time())
+
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=consumer_spec(unique), decode=bus.json_decoder(CameraStatus),
+                            handle=handle, batch=16, fetch_timeout_s=5.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await asyncio.sleep(0.3)  # the consumer is waiting on an idle stream
+    sent = loop.time()
+    await bus.publish(js, f"test.{unique}.status", status(unique, 1))
+    try:
+        for _ in range(100):
+            if handled:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    # Handled long before the 5 s fetch timeout: the batch of 16 was not waited for.
+    assert handled and handled[0] - sent < 2.5
+
+
+async def test_overlapping_batches_are_all_handled_in_order_and_acked(js, unique: str) -> None:
+    stream = await make_stream(js, unique)
+    for n in range(12):
+        await bus.publish(js, f"test.{unique}.status", status(unique, n))
+    seen: list[float] = []
+
+    async def handle_batch(items) -> None:
+        await asyncio.sleep(0.05)
+        seen.extend(event.fps_in for event, _ in items)
+
+    spec = consumer_spec(unique)
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=spec, decode=bus.json_decoder(CameraStatus),
+                            handle_batch=handle_batch, batch=4, fill_window_s=0.05, overlap=True)
+    await run_until(consumer, lambda: len(seen) == 12)
+    assert seen == [float(n) for n in range(12)]
+    info = await js.consumer_info(stream.name, spec.name)
+    assert info.num_ack_pending == 0 and info.num_pending == 0
