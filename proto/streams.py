@@ -41,6 +41,9 @@ class Consumer(msgspec.Struct, frozen=True, kw_only=True):
     ack_wait_s: float = 30.0
     max_deliver: int = 5
     max_ack_pending: int = 1000
+    # "all": a new durable starts at the beginning of the stream; "new": only what comes after
+    # it was created (an alarm watcher has no use for yesterday's detections).
+    deliver: Literal["all", "new"] = "all"
 
 
 FRAMES = Stream(
@@ -108,8 +111,13 @@ DETECT = Consumer(
 # track has one durable consumer per camera, `track-<camera_id>` filtered on that camera's
 # detections, created by the replica that owns the camera (services/track/partition.py).
 TRACK_PREFIX = "track-"
-REGISTRY = Consumer(name="registry", stream="VIOLATIONS", filter_subjects=(subjects.ALL_VIOLATIONS_DETECTED,))
-REGISTRY_HOTLIST = Consumer(name="registry-hotlist", stream="DETECTIONS", filter_subjects=(subjects.ALL_DETECTIONS,))
+# A violation waits out a PostgreSQL failover instead of becoming a dead letter.
+REGISTRY = Consumer(
+    name="registry", stream="VIOLATIONS", filter_subjects=(subjects.ALL_VIOLATIONS_DETECTED,), max_deliver=20,
+)
+REGISTRY_HOTLIST = Consumer(
+    name="registry-hotlist", stream="DETECTIONS", filter_subjects=(subjects.ALL_DETECTIONS,), deliver="new",
+)
 PORTAL = Consumer(
     name="portal", stream="VIOLATIONS",
     filter_subjects=(subjects.ALL_VIOLATIONS_IDENTIFIED, subjects.ALL_VIOLATIONS_UNIDENTIFIED),

@@ -123,7 +123,7 @@ def consumer_config(consumer: streams.Consumer) -> api.ConsumerConfig:
     return api.ConsumerConfig(
         durable_name=consumer.name,
         ack_policy=api.AckPolicy.EXPLICIT,
-        deliver_policy=api.DeliverPolicy.ALL,
+        deliver_policy=api.DeliverPolicy.NEW if consumer.deliver == "new" else api.DeliverPolicy.ALL,
         filter_subjects=list(consumer.filter_subjects),
         ack_wait=consumer.ack_wait_s,
         max_deliver=consumer.max_deliver,
