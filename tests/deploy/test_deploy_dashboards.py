@@ -373,3 +373,52 @@ def test_bucket_bounds_used_are_the_histograms_own() -> None:
     assert ("roadwatch_notify_notice_delay_days_bucket", "8") in used
     for metric, le in used:
         assert float(le) in bounds[metric], f"{metric} has no bucket le={le}"
+
+
+# --- legends ---------------------------------------------------------------------------------------
+def result_labels(node, declared: dict[str, set[str]]) -> set[str]:
+    """The labels a query's result series carry (what a legend's {{label}} can show)."""
+    kind = type(node).__name__
+    if kind == "VectorSelector":
+        return declared.get(node.name, set()) | TARGET_LABELS
+    if kind == "MatrixSelector":
+        return result_labels(node.vector_selector, declared)
+    if kind in ("ParenExpr", "UnaryExpr", "SubqueryExpr"):
+        return result_labels(node.expr, declared)
+    if kind == "AggregateExpr":
+        if node.modifier is None:
+            return set()
+        labels = set(node.modifier.labels)
+        return labels if str(node.modifier.type).endswith("By") else result_labels(node.expr, declared) - labels
+    if kind == "Call":
+        vectors = [arg for arg in node.args if type(arg).__name__ not in ("NumberLiteral", "StringLiteral")]
+        labels = result_labels(vectors[0], declared) if vectors else set()
+        return labels - {"le"} if node.func.name == "histogram_quantile" else labels
+    if kind == "BinaryExpr":
+        scalar = {"NumberLiteral", "StringLiteral"}
+        if type(node.lhs).__name__ in scalar:
+            return result_labels(node.rhs, declared)
+        return result_labels(node.lhs, declared)
+    return set()
+
+
+def test_legends_name_labels_the_series_have() -> None:
+    declared = declared_labels()
+    problems = []
+    for name, board in boards().items():
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                wanted = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
+                have = result_labels(promql_parser.parse(substitute(target["expr"])), declared)
+                if wanted - have:
+                    problems.append(f"{name} / {panel['title']}: legend {sorted(wanted - have)} not in {sorted(have)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_result_labels() -> None:
+    declared = declared_labels()
+    assert result_labels(promql_parser.parse(
+        "histogram_quantile(0.9, sum by (le, service) (rate(roadwatch_handler_duration_seconds_bucket[5m])))"),
+        declared) == {"service"}
+    assert result_labels(promql_parser.parse("sum(rate(roadwatch_messages_total[5m]))"), declared) == set()
+    assert "camera" in result_labels(promql_parser.parse("roadwatch_ingest_fps_in > 1"), declared)
