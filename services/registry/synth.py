@@ -20,6 +20,7 @@ from typing import TextIO
 
 import yaml
 
+from services.registry import plates as plate_forms
 from services.registry import rows
 
 DEFAULT_PROVINCE = Path(__file__).resolve().parent / "data" / "ha-noi.yaml"
@@ -183,9 +184,10 @@ class Generator:
         pool.append(owner)
         return owner
 
-    def vehicle(self) -> list[str]:
+    def vehicle(self, plate: str | None = None, vehicle_type: str | None = None) -> list[str]:
+        """A random registration; `plate` and `vehicle_type` pin those two (demo plates)."""
         r = self.random
-        vehicle_type = r.choices(self._types, self._type_weights)[0]
+        vehicle_type = vehicle_type or r.choices(self._types, self._type_weights)[0]
         organisation_share = {"motorcycle": 0.01, "car": 0.2, "van": 0.6, "truck": 0.7, "bus": 0.95}[vehicle_type]
         kind = "organisation" if r.random() < organisation_share else "person"
         # Registrations grow year on year: draw the age from a skewed distribution.
@@ -205,16 +207,38 @@ class Generator:
             else:
                 inspection, expires = "held", (self.today + timedelta(days=r.randrange(1, 300))).isoformat()
         colours = COLOURS.get(vehicle_type, COLOURS["default"])
-        return [self.plate(vehicle_type, registered), plate_colour, vehicle_type, self._pick(BRANDS[vehicle_type]),
+        return [plate or self.plate(vehicle_type, registered), plate_colour, vehicle_type, self._pick(BRANDS[vehicle_type]),
                 self._pick(colours), registered.isoformat(), inspection, expires, *self.owner(kind, vehicle_type)]
 
 
+def read_plates(path: Path) -> list[tuple[str, str]]:
+    """`PLATE,VEHICLE_TYPE` lines (the plate as printed; `#` starts a comment): plates that must
+    resolve to an owner, such as those the demo clips show."""
+    plates: list[tuple[str, str]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        plate, _, vehicle_type = (part.strip() for part in line.partition(","))
+        if vehicle_type not in dict(TYPE_MIX):
+            raise ValueError(f"{path}:{number}: vehicle type {vehicle_type!r} is not one of {', '.join(dict(TYPE_MIX))}")
+        try:
+            printed = plate_forms.parse_printed(plate)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+        plates.append((printed.display, vehicle_type))
+    return plates
+
+
 def write(out: TextIO, vehicles: int, province: Province, seed: int = 1, today: date | None = None,
-          hotlist_out: TextIO | None = None, hotlist: int = 0) -> list[str]:
+          hotlist_out: TextIO | None = None, hotlist: int = 0, pinned: list[tuple[str, str]] = ()) -> list[str]:
     """Write the vehicles CSV (and optionally a hotlist of some of them); returns the hotlist plates."""
     generator = Generator(province, seed, today or date.today())
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(rows.VEHICLE_COLUMNS)
+    for plate, vehicle_type in pinned:
+        generator.plates.add(plate_forms.normalise(plate))
+        writer.writerow(generator.vehicle(plate, vehicle_type))
     every = max(vehicles // hotlist, 1) if hotlist else 0
     wanted: list[str] = []
     for number in range(vehicles):
@@ -243,6 +267,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hotlist-out", type=Path, help="where to write the hotlist CSV (with --hotlist)")
     parser.add_argument("--communes", type=Path, default=DEFAULT_PROVINCE,
                         help="province file: plate codes, communes, streets (default: Hà Nội)")
+    parser.add_argument("--plates", type=Path,
+                        help="file of PLATE,VEHICLE_TYPE lines: these plates are registered too (demo clips)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--today", type=date.fromisoformat, help="reference date (default: today)")
     args = parser.parse_args(argv)
@@ -252,13 +278,14 @@ def main(argv: list[str]) -> int:
         parser.error("--hotlist needs --hotlist-out FILE")
     try:
         province = load_province(args.communes)
+        pinned = read_plates(args.plates) if args.plates else []
     except ValueError as exc:
         print(f"roadwatch registry synth: {exc}", file=sys.stderr)
         return 2
     out = args.out.open("w", newline="", encoding="utf-8") if args.out else sys.stdout
     hot = args.hotlist_out.open("w", newline="", encoding="utf-8") if args.hotlist_out else None
     try:
-        write(out, args.vehicles, province, args.seed, args.today, hot, args.hotlist)
+        write(out, args.vehicles, province, args.seed, args.today, hot, args.hotlist, pinned)
     finally:
         if args.out:
             out.close()
