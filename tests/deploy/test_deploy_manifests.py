@@ -213,6 +213,10 @@ def test_autoscaling(overlay: str) -> None:
     assert trigger["type"] == "nats-jetstream"
     assert (trigger["metadata"]["stream"], trigger["metadata"]["consumer"]) == (streams.DETECT.stream, streams.DETECT.name)
     assert trigger["metadata"]["account"] == "ROADWATCH"
+    values = yaml.safe_load((DEPLOY / "nats" / "values.yaml").read_text())
+    endpoint = trigger["metadata"]["natsServerMonitoringEndpoint"]
+    assert endpoint == f"nats-headless.roadwatch.svc.cluster.local:{values['config']['monitor']['port']}"
+    assert re.search(r"\n  ROADWATCH \{\n    jetstream: enabled\n", (DEPLOY / "nats" / "accounts.conf").read_text())
     assert 1 <= scaled["spec"]["minReplicaCount"] < scaled["spec"]["maxReplicaCount"]
     hpa = one(overlay, "HorizontalPodAutoscaler", "portal")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "portal"
