@@ -78,9 +78,14 @@ def test_matrix_covers_every_message_and_keeps_owner_data_with_the_police() -> N
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    process, port = start_server(tmp_path_factory.mktemp("nats-accounts"), ACCOUNTS.read_text())
+    directory = tmp_path_factory.mktemp("nats-accounts")
+    process, port = start_server(directory, ACCOUNTS.read_text())
+    SERVER_LOGS[port] = directory / "nats.log"
     yield port
     localstack.stop_process(process)
+
+
+SERVER_LOGS: dict[int, Path] = {}  # port -> log, quoted when something unexpected happens
 
 
 class Agency:
@@ -144,7 +149,11 @@ async def test_owner_lookup_answers_the_police_only(server: int, agency: str) ->
         await registry.subscribe(LOOKUP_OWNER, queue="q", cb=answer)
         await registry.flush()
         if agency == "police":
-            reply = await client.nc.request(LOOKUP_OWNER, b'{"plate":"30A-123.45"}', timeout=5)
+            try:
+                reply = await client.nc.request(LOOKUP_OWNER, b'{"plate":"30A-123.45"}', timeout=5)
+            except Exception as exc:  # keep what the server said, to tell a permission from a timing problem
+                pytest.fail(f"police lookup failed: {exc!r}, refused {client.refused}; "
+                            f"server log: {SERVER_LOGS[server].read_text()[-3000:]}")
             assert reply.data == b'{"owner":"found"}'
         else:
             with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
