@@ -4,22 +4,18 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= $(abspath ../shared)
-MODELS_DIR ?= $(SHARED)/models
-export MODELS_DIR
 STAMP := $(VENV)/.installed
-APT_FILES := $(wildcard services/*/apt-packages.txt)
+APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify eval-plates clean
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify eval-plates deploy-check deploy-generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 run: venv ## start NATS, PostgreSQL and every service on this machine (Ctrl-C stops all)
-	@mkdir -p var
-	@$(BIN)/roadwatch stack-env var > var/run.env
-	@echo "roadwatch: environment in var/run.env; logs below (JSON, one line per event)"
-	@$(BIN)/honcho -f Procfile -e var/run.env start
+	@$(BIN)/roadwatch stack-env var
+	@$(BIN)/honcho -d . -f var/Procfile -e var/run.env start
 
 test: venv system-deps ## run the whole test suite on real NATS, PostgreSQL and models
 	$(BIN)/pytest
@@ -72,6 +68,12 @@ bench-notify: venv ## notices/s end to end vs bare PDF rendering and bare SMTP s
 
 eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per subset
 	$(BIN)/python bench/eval_plates.py --shared $(SHARED)
+
+deploy-check: venv system-deps ## lint, render and validate deploy/ (yamllint, kustomize, kubernetes-validate, CRDs, promtool, hadolint)
+	bash deploy/check
+
+deploy-generate: venv ## regenerate the Prometheus rules, Grafana dashboards and NATS chart values in deploy/
+	$(BIN)/python deploy/generate.py && $(BIN)/python deploy/nats/sync_values.py
 
 clean: ## remove var/ (local NATS and PostgreSQL data) and caches
 	rm -rf var .pytest_cache

@@ -19,8 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("services.runtime.migrations:main", "apply the versioned SQL migrations of every schema"),
     "plate": ("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])"),
     "audit": ("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)"),
-    "localdb": ("services.localstack:localdb_main", "run the embedded PostgreSQL in the foreground (used by make run)"),
-    "stack-env": ("services.localstack:stack_env_main", "print the environment make run gives every service"),
+    "localdb": ("services.firstrun:localdb_main", "make run's database: given or embedded PostgreSQL, migrated, demo registry"),
+    "stack-env": ("services.firstrun:stack_env_main", "check the demo configuration, write var/run.env and var/Procfile (make run)"),
 }
 
 

@@ -139,6 +139,12 @@ def start_postgres(pgdata: Path, port: int, *, log_file: Path | None = None) -> 
         group=user.pw_gid if user else None,
     )
     wait_port("127.0.0.1", port, 30, process)
+    # Listening is not accepting: during recovery it answers "the database system is starting up".
+    deadline = time.monotonic() + 30
+    while subprocess.run([str(_pg_bin() / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"PostgreSQL in {pgdata} did not become ready (see its log)")
+        time.sleep(0.1)
     return process
 
 
@@ -178,65 +184,3 @@ def create_database(admin_url: str, name: str) -> None:
             await conn.close()
 
     asyncio.run(create())
-
-
-def migrate_database(url: str) -> None:
-    """Apply every service's migrations, as `roadwatch migrate` does (a Job on Kubernetes)."""
-    import asyncio
-
-    from services.runtime import migrations
-
-    asyncio.run(migrations.migrate(url))
-
-
-# --- commands used by make run --------------------------------------------------------------------
-def run_env(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
-    """The environment every service gets under `make run`."""
-    given = environ.get("DATABASE_URL", "")
-    use_given = bool(given) and database_reachable(given)
-    pg_port = int(environ.get("EMBEDDED_PG_PORT", DEFAULT_EMBEDDED_PG_PORT))
-    # The default port, unless something (a system nats-server) already has it.
-    nats_port = int(environ.get("NATS_PORT") or (DEFAULT_NATS_PORT if not port_open("127.0.0.1", DEFAULT_NATS_PORT) else free_port()))
-    return {
-        "NATS_PORT": str(nats_port),
-        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
-        "DATABASE_URL": given if use_given else embedded_database_url(pg_port),
-        "EMBEDDED_PG": "0" if use_given else "1",
-        "EMBEDDED_PG_PORT": str(pg_port),
-        "ROADWATCH_VAR": str(var_dir),
-        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO"),
-    }
-
-
-def stack_env_main(argv: list[str]) -> int:
-    """Print the run environment as KEY=VALUE lines (honcho's .env format)."""
-    var_dir = Path(argv[0] if argv else "var").resolve()
-    for key, value in run_env(os.environ, var_dir).items():
-        print(f"{key}={value}")
-    return 0
-
-
-def localdb_main(argv: list[str]) -> int:
-    """Run the embedded PostgreSQL in the foreground, or stand by when DATABASE_URL is external."""
-    var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
-    if os.environ.get("EMBEDDED_PG") != "1":
-        migrate_database(os.environ["DATABASE_URL"])
-        print(f"using PostgreSQL at {os.environ.get('DATABASE_URL')}; no embedded server", flush=True)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-        signal.sigwait({signal.SIGTERM, signal.SIGINT})
-        return 0
-    port = int(os.environ.get("EMBEDDED_PG_PORT", DEFAULT_EMBEDDED_PG_PORT))
-    pgdata = var_dir / "postgres"
-    process = start_postgres(pgdata, port, log_file=var_dir / "postgres.log")
-    admin = embedded_database_url(port, "postgres")
-    create_database(admin, DATABASE_NAME)
-    migrate_database(embedded_database_url(port))
-    print(f"embedded PostgreSQL ready at {embedded_database_url(port)} (data in {pgdata})", flush=True)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    try:
-        while process.poll() is None:
-            if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
-                break
-    finally:
-        stop_process(process)
-    return 0 if process.returncode in (0, None) else process.returncode

@@ -1,0 +1,211 @@
+"""`make run`: the demo configuration on one machine, and what it needs to say when a part is missing.
+
+`roadwatch stack-env VAR_DIR` checks the models and the demo cameras, writes VAR_DIR/run.env
+(the environment every process gets) and VAR_DIR/Procfile (the committed Procfile less the
+services whose inputs are missing), and says what is missing and how to provide it, so that a
+machine with only the repository still starts NATS, PostgreSQL, the portal, registry and notify.
+`roadwatch localdb` is the database step: PostgreSQL (given or embedded), migrations, and a
+synthetic registry that includes the plates of the demo clips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from services import localstack
+
+REPO = Path(__file__).resolve().parents[1]
+PROCFILE = REPO / "Procfile"
+DEMO_CAMERAS = REPO / "deploy" / "local" / "cameras.yaml"
+DEMO_SCENES = REPO / "deploy" / "local" / "scenes"
+DEMO_PLATES = REPO / "deploy" / "local" / "demo-plates.txt"
+# The models the detect service loads with its default settings (services/detect/settings.py).
+DETECT_MODELS = (
+    "yolox_nano.onnx", "coco.names", "y5fu_640x_sim.onnx", "y5fu_320x_sim.onnx",
+    "ch_PP-OCRv4_rec_infer.onnx", "ch_PP-OCRv4_det_infer.onnx",
+)
+PORTS = {"PORTAL_PORT": 8080, "INGEST_PORT": 8081, "DETECT_PORT": 8082, "TRACK_PORT": 8083,
+         "REGISTRY_PORT": 8084, "NOTIFY_PORT": 8085, "SMTP_PORT": 8025}
+
+
+def default_models_dir(environ: Mapping[str, str]) -> Path:
+    given = environ.get("MODELS_DIR")
+    return Path(given).resolve() if given else (REPO.parent / "shared" / "models").resolve()
+
+
+def missing_models(models_dir: Path) -> list[str]:
+    return [name for name in DETECT_MODELS if not (models_dir / name).is_file()]
+
+
+def missing_camera_sources(cameras_file: Path) -> tuple[list[str], str | None]:
+    """(camera files/folders that do not exist, error of the file itself or None)."""
+    from services.ingest import cameras as camera_config
+
+    try:
+        cameras = camera_config.load(cameras_file)
+    except camera_config.CamerasError as exc:
+        return [], str(exc)
+    missing = []
+    for camera in cameras:
+        if "://" not in camera.url and not Path(camera.url).exists():
+            missing.append(f"{camera.id}: {camera.url}")
+    return missing, None
+
+
+def run_env(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
+    """The environment every process gets under `make run`."""
+    given = environ.get("DATABASE_URL", "")
+    use_given = bool(given) and localstack.database_reachable(given)
+    pg_port = int(environ.get("EMBEDDED_PG_PORT", localstack.DEFAULT_EMBEDDED_PG_PORT))
+    default_nats = localstack.DEFAULT_NATS_PORT
+    # The default port, unless something (a system nats-server) already has it.
+    nats_port = int(environ.get("NATS_PORT") or (default_nats if not localstack.port_open("127.0.0.1", default_nats)
+                                                 else localstack.free_port()))
+    env = {
+        "NATS_PORT": str(nats_port),
+        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
+        "DATABASE_URL": given if use_given else localstack.embedded_database_url(pg_port),
+        "EMBEDDED_PG": "0" if use_given else "1",
+        "EMBEDDED_PG_PORT": str(pg_port),
+        "ROADWATCH_VAR": str(var_dir),
+        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO"),
+        "MODELS_DIR": str(default_models_dir(environ)),
+        "CAMERAS_FILE": environ.get("CAMERAS_FILE", str(DEMO_CAMERAS)),
+        "SCENES_DIR": environ.get("SCENES_DIR", str(DEMO_SCENES)),
+        "DEMO_PLATES": environ.get("DEMO_PLATES", str(DEMO_PLATES)),
+        "DEMO_VEHICLES": environ.get("DEMO_VEHICLES", "20000"),
+        "SMTP_HOST": "127.0.0.1",
+        "POST_SPOOL_DIR": str(var_dir / "notify" / "post"),
+        "OUTBOX_DIR": str(var_dir / "outbox"),
+    }
+    env.update({name: environ.get(name, str(port)) for name, port in PORTS.items()})
+    return env
+
+
+def procfile_without(text: str, dropped: set[str]) -> str:
+    keep = [line for line in text.splitlines() if line.split(":", 1)[0].strip() not in dropped]
+    return "\n".join(keep) + "\n"
+
+
+def preflight(env: Mapping[str, str]) -> tuple[set[str], list[str]]:
+    """Which processes cannot start here, and what to tell the user about each."""
+    dropped: set[str] = set()
+    notes: list[str] = []
+    models_dir = Path(env["MODELS_DIR"])
+    absent = missing_models(models_dir)
+    if absent:
+        dropped.add("detect")
+        notes.append(
+            f"detect is not started: MODELS_DIR={models_dir} lacks {', '.join(absent)}. "
+            "The README's Models table gives each file's source, licence and SHA-256; put them in one folder "
+            "and run `make run MODELS_DIR=/that/folder`."
+        )
+    sources, error = missing_camera_sources(Path(env["CAMERAS_FILE"]))
+    if error:
+        dropped.add("ingest")
+        notes.append(f"ingest is not started: {error}")
+    elif sources:
+        notes.append(
+            "these demo cameras have no video here and will report offline: " + "; ".join(sources)
+            + f". Edit {env['CAMERAS_FILE']} (or set CAMERAS_FILE) to point at your clips or rtsp:// cameras."
+        )
+    return dropped, notes
+
+
+def stack_env_main(argv: list[str]) -> int:
+    var_dir = Path(argv[0] if argv else "var").resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = run_env(os.environ, var_dir)
+    dropped, notes = preflight(env)
+    (var_dir / "run.env").write_text("".join(f"{key}={value}\n" for key, value in env.items()), encoding="utf-8")
+    (var_dir / "Procfile").write_text(procfile_without(PROCFILE.read_text(encoding="utf-8"), dropped), encoding="utf-8")
+    for note in notes:
+        print(f"roadwatch: {note}", file=sys.stderr)
+    print(welcome(env, dropped))
+    return 0
+
+
+def welcome(env: Mapping[str, str], dropped: set[str]) -> str:
+    portal = f"http://127.0.0.1:{env['PORTAL_PORT']}"
+    lines = [
+        "",
+        "roadwatch is starting (Ctrl-C stops everything). Where to look:",
+        f"  portal            {portal}/  (review queue: {portal}/hang-cho, public lookup: {portal}/tra-cuu)",
+        "  demo tokens       police: demo-police   commune police: demo-commune   transport: demo-transport",
+        "                    operations centre: demo-ops   citizen: demo-citizen",
+        f"  notices           e-mails in {env['OUTBOX_DIR']} (a local SMTP server), letters in {env['POST_SPOOL_DIR']}",
+        f"  NATS              {env['NATS_URL']}    PostgreSQL  {env['DATABASE_URL']}",
+        "  metrics           " + "  ".join(
+            f"{name.split('_')[0].lower()} :{env[name]}/metrics" for name in PORTS if name != "SMTP_PORT"
+            and name.split("_")[0].lower() not in dropped),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- the database step ------------------------------------------------------------------------------
+def migrate_database(url: str) -> None:
+    from services.runtime import migrations
+
+    asyncio.run(migrations.migrate(url))
+
+
+def seed_registry(url: str, vehicles: int, plates: Path | None) -> int:
+    """A synthetic registry (with the demo clips' plates) when the registry is empty; returns rows added."""
+    import asyncpg
+
+    from services.registry import importer, synth
+
+    async def count() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM registry.vehicles")
+        finally:
+            await conn.close()
+
+    if asyncio.run(count()):
+        return 0
+    province = synth.load_province(synth.DEFAULT_PROVINCE)
+    pinned = synth.read_plates(plates) if plates and plates.is_file() else []
+    with tempfile.TemporaryDirectory() as tmp:
+        vehicles_csv, hotlist_csv = Path(tmp) / "vehicles.csv", Path(tmp) / "hotlist.csv"
+        with vehicles_csv.open("w", encoding="utf-8", newline="") as out, hotlist_csv.open("w", encoding="utf-8", newline="") as hot:
+            synth.write(out, vehicles, province, seed=1, hotlist_out=hot, hotlist=20, pinned=pinned)
+        if importer.main(["--database-url", url, str(vehicles_csv), str(hotlist_csv)]) != 0:
+            raise RuntimeError("the demo registry could not be imported (see above)")
+    return vehicles + len(pinned)
+
+
+def localdb_main(argv: list[str]) -> int:
+    """Run the embedded PostgreSQL in the foreground (or stand by for the given one), migrated and seeded."""
+    var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
+    url = os.environ["DATABASE_URL"]
+    process = None
+    if os.environ.get("EMBEDDED_PG") == "1":
+        port = int(os.environ.get("EMBEDDED_PG_PORT", localstack.DEFAULT_EMBEDDED_PG_PORT))
+        process = localstack.start_postgres(var_dir / "postgres", port, log_file=var_dir / "postgres.log")
+        localstack.create_database(localstack.embedded_database_url(port, "postgres"), localstack.DATABASE_NAME)
+        print(f"embedded PostgreSQL ready at {url} (data in {var_dir / 'postgres'})", flush=True)
+    else:
+        print(f"using PostgreSQL at {url}; no embedded server", flush=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        migrate_database(url)
+        plates = Path(os.environ["DEMO_PLATES"]) if os.environ.get("DEMO_PLATES") else None
+        added = seed_registry(url, int(os.environ.get("DEMO_VEHICLES", "20000")), plates)
+        if added:
+            print(f"registry seeded with {added} synthetic vehicles (incl. the demo clips' plates)", flush=True)
+        while process is None or process.poll() is None:
+            if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
+                break
+    finally:
+        if process is not None:
+            localstack.stop_process(process)
+    return 0 if process is None or process.returncode in (0, None) else process.returncode
