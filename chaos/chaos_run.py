@@ -271,6 +271,12 @@ async def main_async(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.timeout
         portal_base = lambda: f"http://127.0.0.1:{stack.services['portal'].port}"  # noqa: E731
         stop = asyncio.Event()
+        frame_arrivals: list[float] = []
+
+        async def on_frame(msg) -> None:
+            frame_arrivals.append(time.monotonic())
+
+        await nc.subscribe(subjects.frame_captured(VISION_CAMERA), cb=on_frame)
         replay_task = asyncio.create_task(replay(js, events, args.replay_seconds, deadline, stats))
         review_task = asyncio.create_task(reviewer(portal_base, len(events), stop, stats))
 
@@ -321,6 +327,7 @@ async def main_async(args: argparse.Namespace) -> int:
             timeline.append(("", "PostgreSQL restart", "skipped: DATABASE_URL given"))
         await cut
         cut_ended = time.monotonic()
+        chaos_ended = time.monotonic()
         for name in stack.services:
             await step(f"{name} ready again", lambda: asyncio.sleep(0), wait_ready=name)
 
@@ -431,8 +438,15 @@ async def main_async(args: argparse.Namespace) -> int:
               f"{cut_ended - cut_started:.0f} s of wall time including the other steps", flush=True)
         if not any(state == "offline" for _, state, _ in changes):
             failures.append("ingest never reported the cut camera offline")
+        after = [t for t in frame_arrivals if t > chaos_ended]
+        print(f"camera {VISION_CAMERA}: {len(frame_arrivals)} frames seen on the bus, {len(after)} of them after the "
+              f"last chaos step (the camera link was back {time.monotonic() - cut_ended:.0f} s before this check)",
+              flush=True)
         if not changes or changes[-1][1] != "online":
-            failures.append("the cut camera did not come back online")
+            failures.append("the cut camera did not come back online (last state change: "
+                            f"{changes[-1] if changes else None})")
+        if not after:
+            failures.append("no frame from the cut camera after the chaos ended: ingest did not resume it")
 
         print("\nchaos timeline:", flush=True)
         timeline_table = print_table(["time (UTC)", "step", "outcome"], [list(t) for t in timeline])
