@@ -86,7 +86,7 @@ def reviewed(number: int, plate: str, frame: bytes) -> CaseReviewed:
         case_id=f"BENCH-{number:06d}", violation_id=ids.event_id("vio", "bench", number), violation_type="red_light",
         violation_at=at, location=Location(latitude=20.84, longitude=106.69, address="Ngã tư Lạch Tray – Văn Cao",
                                            commune_code="11311"),
-        decision="confirmed", plate=plate, vehicle_type="car", reviewer="csgt-hp-0042", agency="cong-an-hai-phong",
+        decision="confirmed", plate=plate, vehicle_type="car", reviewer="csgt-hp-0042", agency="hp-csgt",
         evidence=(EvidenceRef(bucket="evidence", name=digest, sha256=digest, kind="frame", size=len(frame)),))
 
 

@@ -104,7 +104,7 @@ async def run(config: Settings, cameras: list[Camera]) -> None:
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(config.nats_url, f"{SERVICE}-{config.replica}")
-        stack.push_async_callback(nc.drain)
+        stack.push_async_callback(bus.drain, nc)
         js = nc.jetstream()
         await bus.ensure_streams(js, (streams.FRAMES, streams.TELEMETRY))
         service = Ingest(config, cameras, js)

@@ -168,7 +168,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
                   file=sys.stderr)
             return 2
         nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(nc.drain)
+        stack.push_async_callback(bus.drain, nc)
         js = nc.jetstream()
         await bus.ensure_streams(js)
         registry = Registry(pool, js, config)

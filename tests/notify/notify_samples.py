@@ -40,7 +40,7 @@ def case(case_id: str = "CASE-2026-000123", *, camera: str = "hp-lach-tray-01", 
         violation_id=ids.event_id("vio", case_id), violation_type=violation_type, violation_at=VIOLATION_AT,
         location=Location(latitude=20.8449, longitude=106.6881, address=ADDRESS, commune_code="11311"),
         decision=decision, plate=plate, vehicle_type=vehicle_type, reviewer="csgt-hp-0042",
-        agency="cong-an-hai-phong", reason="Biển số bị che khuất" if decision == "rejected" else None,
+        agency="hp-csgt", reason="Biển số bị che khuất" if decision == "rejected" else None,
         evidence=evidence)
 
 

@@ -16,7 +16,7 @@ def test_example_loads_with_vietnamese_wording_and_deadlines():
     loaded = example()
     assert loaded.deadlines.warning_after_days == 20
     assert loaded.deadlines.respond_within_days == 20
-    assert loaded.units["cong-an-hai-phong"].parent == "CÔNG AN THÀNH PHỐ HẢI PHÒNG"
+    assert loaded.units["hp-csgt"].parent == "CÔNG AN THÀNH PHỐ HẢI PHÒNG"
     assert loaded.violations["red_light"].title == "Không chấp hành hiệu lệnh của đèn tín hiệu giao thông"
     assert loaded.tz.key == "Asia/Ho_Chi_Minh"
 
@@ -29,10 +29,10 @@ def line_of(text: str, needle: str) -> int:
     ("  warning_after_days: 20 ", "  warning_after_day: 20 ", "deadlines.warning_after_day", "unknown key"),
     ("  warning_after_days: 20 ", "  warning_after_days: twenty ", "deadlines.warning_after_days", "Expected `int`"),
     ("  warning_after_days: 20 ", "  warning_after_days: 0 ", "deadlines.warning_after_days", "between 1 and 365"),
-    ('    phone: "0225 3842 135"', '    phone: ["0225"]', "units.cong-an-hai-phong.phone", "Expected `str`"),
+    ('    phone: "0225 3842 135"', '    phone: ["0225"]', "units.hp-csgt.phone", "Expected `str`"),
     ('  sms: "CSGT: xe {plate}', '  sms: "CSGT: xe {bien_so}', "templates.sms", "unknown placeholder {bien_so}"),
     ('    communes: ["11311", "11312", "11314"]', '    communes: ["11311", "1131"]',
-     "units.cong-an-hai-phong.communes[1]", "5-digit commune code"),
+     "units.hp-csgt.communes[1]", "5-digit commune code"),
     ("timezone: Asia/Ho_Chi_Minh", "timezone: Asia/Hanoi_City", "timezone", "unknown time zone"),
     ('  date: "{day}/{month}/{year}"', '  date: "{day}/{month}/{nam}"', "formats.date", "unknown placeholder {nam}"),
     ('device_default: "Camera giám sát {camera_id}"', 'device_default: "Camera {camera}"', "device_default",
