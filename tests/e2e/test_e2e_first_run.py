@@ -100,6 +100,8 @@ async def test_a_clip_becomes_a_confirmed_case_with_one_notice_and_a_public_entr
                 assert response.status == 200
                 assert hashlib.sha256(await response.read()).hexdigest() == evidence["sha256"]
 
+        await screenshot_case(portal, case["case_id"], REPO / "var" / "artifacts" / "first-run" / "case.png")
+
         async with client.post(f"{portal}/api/cases/{case['case_id']}/review", headers=POLICE,
                                json={"decision": "confirmed", "plate": DEMO_PLATE}) as response:
             assert response.status == 200, await response.text()
@@ -151,3 +153,28 @@ async def nc_factory():
     yield connect
     for client in clients:
         await client.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+async def screenshot_case(portal: str, case_id: str, path: Path) -> None:
+    """What an officer sees first: the case from the clip, in a real browser (the README's picture)."""
+    from playwright.async_api import async_playwright, expect
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN")
+            await page.goto(f"{portal}/dang-nhap")
+            await page.fill("#token", "demo-police")
+            await page.click("button[type=submit]")
+            await page.goto(f"{portal}/ho-so/{case_id}")
+            await expect(page.locator("h1")).to_contain_text(case_id)
+            await page.wait_for_load_state("networkidle")
+            await page.screenshot(path=path, full_page=True)
+        finally:
+            await browser.close()
