@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plate": ("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])"),
     "audit": ("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)"),
     "localdb": ("services.firstrun:localdb_main", "make run's database: given or embedded PostgreSQL, migrated, demo registry"),
+    "localnats": ("services.firstrun:localnats_main", "make run's nats-server (JetStream in var/nats)"),
     "stack-env": ("services.firstrun:stack_env_main", "check the demo configuration, write var/run.env and var/Procfile (make run)"),
 }
 

@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -150,6 +151,35 @@ def welcome(env: Mapping[str, str], dropped: set[str]) -> str:
     return "\n".join(lines)
 
 
+# Ctrl-C reaches every process at once; the servers stay up this long after it so that the
+# services can finish their batch, ack and drain (honcho kills what is left after 5 s).
+SERVER_GRACE_S = 2.5
+
+
+def wait_for_stop(process) -> None:
+    """Block until SIGTERM/SIGINT (or the server dies), then give the services their grace."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    while process is None or process.poll() is None:
+        if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
+            time.sleep(SERVER_GRACE_S)
+            return
+
+
+def localnats_main(argv: list[str]) -> int:
+    """nats-server for make run, outside the terminal's process group (see SERVER_GRACE_S)."""
+    var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
+    port = int(os.environ["NATS_PORT"])
+    process = localstack.start_nats(var_dir / "nats", port, log_file=var_dir / "nats.log", new_session=True,
+                                    config=REPO / "deploy" / "local" / "nats.conf")
+    print(f"nats-server ready at nats://127.0.0.1:{port} (JetStream store in {var_dir / 'nats'}, log in "
+          f"{var_dir / 'nats.log'})", flush=True)
+    try:
+        wait_for_stop(process)
+    finally:
+        localstack.stop_process(process)
+    return 0 if process.returncode in (0, None) else process.returncode
+
+
 # --- the database step ------------------------------------------------------------------------------
 def migrate_database(url: str) -> None:
     from services.runtime import migrations
@@ -190,7 +220,8 @@ def localdb_main(argv: list[str]) -> int:
     process = None
     if os.environ.get("EMBEDDED_PG") == "1":
         port = int(os.environ.get("EMBEDDED_PG_PORT", localstack.DEFAULT_EMBEDDED_PG_PORT))
-        process = localstack.start_postgres(var_dir / "postgres", port, log_file=var_dir / "postgres.log")
+        process = localstack.start_postgres(var_dir / "postgres", port, log_file=var_dir / "postgres.log",
+                                            new_session=True)
         localstack.create_database(localstack.embedded_database_url(port, "postgres"), localstack.DATABASE_NAME)
         print(f"embedded PostgreSQL ready at {url} (data in {var_dir / 'postgres'})", flush=True)
     else:
@@ -202,9 +233,7 @@ def localdb_main(argv: list[str]) -> int:
         added = seed_registry(url, int(os.environ.get("DEMO_VEHICLES", "20000")), plates)
         if added:
             print(f"registry seeded with {added} synthetic vehicles (incl. the demo clips' plates)", flush=True)
-        while process is None or process.poll() is None:
-            if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
-                break
+        wait_for_stop(process)
     finally:
         if process is not None:
             localstack.stop_process(process)

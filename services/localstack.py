@@ -68,10 +68,13 @@ def nats_argv(store_dir: Path, port: int, *, monitor_port: int | None = None, co
     return argv
 
 
-def start_nats(store_dir: Path, port: int, *, log_file: Path | None = None, **kwargs) -> subprocess.Popen:
+def start_nats(store_dir: Path, port: int, *, log_file: Path | None = None, new_session: bool = False,
+               **kwargs) -> subprocess.Popen:
+    """`new_session`: out of the terminal's process group, so that Ctrl-C reaches the caller only."""
     store_dir.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    process = subprocess.Popen(nats_argv(store_dir, port, **kwargs), stdout=out, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(nats_argv(store_dir, port, **kwargs), stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=new_session)
     wait_port("127.0.0.1", port, 15, process)
     return process
 
@@ -130,13 +133,13 @@ def postgres_argv(pgdata: Path, port: int) -> list[str]:
     ]
 
 
-def start_postgres(pgdata: Path, port: int, *, log_file: Path | None = None) -> subprocess.Popen:
+def start_postgres(pgdata: Path, port: int, *, log_file: Path | None = None, new_session: bool = False) -> subprocess.Popen:
     init_pgdata(pgdata)
     user = _pg_user()
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(
         postgres_argv(pgdata, port), stdout=out, stderr=subprocess.STDOUT, user=user.pw_uid if user else None,
-        group=user.pw_gid if user else None,
+        group=user.pw_gid if user else None, start_new_session=new_session,
     )
     wait_port("127.0.0.1", port, 30, process)
     # Listening is not accepting: during recovery it answers "the database system is starting up".
