@@ -229,7 +229,8 @@ async def main_async(args: argparse.Namespace) -> int:
         # the unit's area (no transfers to communes the example does not list), (3) short retries.
         communes = sorted({r["owner_commune_code"] for r in chosen} | {"11311", "11312", "11314"})
         text = (REPO / "services/notify/notify.example.yaml").read_text(encoding="utf-8")
-        text = text.replace("  cong-an-hai-phong:\n", "  hp-csgt:\n")
+        if not args.notify_config_as_shipped:
+            text = text.replace("  cong-an-hai-phong:\n", "  hp-csgt:\n")
         text = text.replace('communes: ["11311", "11312", "11314"]', "communes: [" + ", ".join(f'"{c}"' for c in communes) + "]")
         text = text.replace("  base_s: 30\n  max_s: 3600", "  base_s: 2\n  max_s: 10")
         config = stack.work / "notify.yaml"
@@ -491,6 +492,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) afterwards")
     parser.add_argument("--allow-external-db", action="store_true", help="use DATABASE_URL (no PostgreSQL restart)")
     parser.add_argument("--shared", default=str(DEFAULT_SHARED))
+    parser.add_argument("--notify-config-as-shipped", action="store_true",
+                        help="keep notify.example.yaml's unit id (shows the agency-id mismatch with the portal)")
     args = parser.parse_args()
     if args.quick:
         args.violations, args.replay_seconds, args.cut_s, args.gap_s = min(args.violations, 80), 40, 20, 1

@@ -9,9 +9,9 @@ next to a baseline measured in the same run on the same frames:
   * detect utilisation (handler busy time / wall time), frame→detection and frame→violation
     latency p50/p95/p99, CPU (cores) and resident memory per service, cameras per core.
 
-    python bench/system/e2e_load.py                      # 2 cameras at 4 frames/s for 90 s
-    python bench/system/e2e_load.py --cameras 3 --fps 2 --seconds 120
-    python bench/system/e2e_load.py --quick              # 1 camera, 40 s
+    python bench/system/e2e_load.py                      # 1, 3 and 5 cameras at 4 frames/s, 60 s each (~6 min)
+    python bench/system/e2e_load.py --cameras 2 --fps 2 --seconds 120
+    python bench/system/e2e_load.py --quick              # 2 cameras, 30 s
 """
 
 from __future__ import annotations
@@ -80,16 +80,29 @@ def scenes_for(cameras: list[tuple[str, str]], folder: Path) -> None:
 
 async def main_async(args: argparse.Namespace) -> int:
     shared = Path(args.shared)
-    print(f"{os.cpu_count()} CPUs; {args.cameras} camera(s) at {args.fps} frames/s for {args.seconds:.0f} s", flush=True)
+    counts = [int(n) for n in str(args.cameras).split(",")]
+    print(f"{os.cpu_count()} CPUs; {counts} camera(s) at {args.fps} frames/s, {args.seconds:.0f} s each", flush=True)
     base = await asyncio.to_thread(baselines, shared, args.baseline_frames, 20.0)
     print(f"baselines: bare models {base['bare_models_fps']:.2f} frames/s, bare detect pipeline "
           f"{base['bare_pipeline_fps']:.2f} frames/s ({base['bare_pipeline_cpu_per_frame'] * 1000:.0f} ms CPU/frame), "
           f"bare PyAV decode {base['bare_decode_cpu_per_video_s'] * 100:.1f}% of a core per camera (25 fps clip)",
           flush=True)
-    async with Stack("load", keep=args.keep) as stack:
+    summary = []
+    for n in counts:
+        args.n = n
+        print(f"\n=== {n} camera(s) at {args.fps} frames/s ===", flush=True)
+        summary.append(await run_one(args, shared, base))
+    print("\nsummary:")
+    print_table(["cameras", "offered", "through detect", "detect util.", "frame→detection p50/p95/p99",
+                 "frame→violation p50/p95/p99 (n)", "stack CPU", "cameras per core", "detect RSS peak"], summary)
+    return 0
+
+
+async def run_one(args: argparse.Namespace, shared: Path, base: dict[str, float]) -> list[str]:
+    async with Stack(f"load{args.n}", keep=args.keep) as stack:
         tps = await asyncio.to_thread(pgbench_baseline, stack.url, 10)
         print(f"baseline: pgbench -S {tps:,.0f} transactions/s (4 clients)", flush=True)
-        cameras = [(f"load-{list(CLIPS)[i % 2]}-{i}", list(CLIPS)[i % 2]) for i in range(args.cameras)]
+        cameras = [(f"load-{list(CLIPS)[i % 2]}-{i}", list(CLIPS)[i % 2]) for i in range(args.n)]
         scenes_for(cameras, stack.work / "scenes")
         lines = ["cameras:"]
         for camera, clip in cameras:
@@ -108,7 +121,8 @@ async def main_async(args: argparse.Namespace) -> int:
         stack.add("registry")
         stack.add("portal")
         stack.add("track", SCENES_DIR=str(stack.work / "scenes"))
-        stack.add("detect", MODELS_DIR=str(shared / "models"), BATCH_SIZE=str(args.batch))
+        stack.add("detect", MODELS_DIR=str(shared / "models"), BATCH_SIZE=str(args.batch),
+                  WORKERS=str(args.detect_workers))
         for name in list(stack.services):
             await stack.ready(name)
         nc = await nats.connect(stack.nats_url)
@@ -154,16 +168,18 @@ async def main_async(args: argparse.Namespace) -> int:
         # Violations: occurred_at is the capture time of the frame that fired the rule.
         latencies = [arrived - v.occurred_at.timestamp() for arrived, v in violations]
         pool = await stack.connect(stack.url)
-        cases = await pool.fetch("SELECT created_at, violation_at, state FROM portal.cases")
+        window = [v.id for _, v in violations]
+        cases = await pool.fetch("SELECT created_at, violation_at, state FROM portal.cases WHERE violation_id = ANY($1)",
+                                 window)
         case_latency = [(r["created_at"] - r["violation_at"]).total_seconds() for r in cases]
         await pool.close()
-        offered = args.cameras * args.fps
+        offered = args.n * args.fps
         ingested = (frames_after - frames_before) / elapsed
         processed = n_det / elapsed
         usage = {name: cores for name, cores, _, _ in sampler.table()}
         total_cores = sum(usage.values())
         detect_cpu_per_frame = usage.get("detect", 0) / processed if processed else float("nan")
-        ingest_per_camera = usage.get("ingest", 0) / args.cameras
+        ingest_per_camera = usage.get("ingest", 0) / args.n
         print()
         rows = [
             ["frames offered (cameras × fps)", f"{offered:.1f}/s", "", ""],
@@ -199,23 +215,30 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"\nper camera, detections in the window: {dict(per_camera)}; violations by type: "
               f"{dict(collections.Counter(v.type for _, v in violations))}", flush=True)
         await nc.close()
-    return 0
+        peak = {name: p for name, _, _, p in sampler.table()}
+        return [str(args.n), f"{offered:.0f}/s", f"{processed:.2f}/s", f"{utilisation:.0%}",
+                f"{percentile(detections, .5):.2f} / {percentile(detections, .95):.2f} / {percentile(detections, .99):.2f} s",
+                (f"{percentile(latencies, .5):.1f} / {percentile(latencies, .95):.1f} / {percentile(latencies, .99):.1f} s "
+                 f"({len(latencies)})") if latencies else "— (0)",
+                f"{total_cores:.2f}", f"{processed / args.fps / max(total_cores, 1e-9):.2f}",
+                f"{peak.get('detect', 0):.0f} MiB"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--cameras", default="1,3,5", help="camera counts, one run each (comma-separated)")
     parser.add_argument("--fps", type=float, default=4)
-    parser.add_argument("--seconds", type=float, default=90)
+    parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=15)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--detect-workers", type=int, default=1, help="detect's WORKERS (inference processes)")
     parser.add_argument("--baseline-frames", type=int, default=40)
     parser.add_argument("--quick", action="store_true", help="1 camera for 40 s")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--shared", default=str(DEFAULT_SHARED))
     args = parser.parse_args()
     if args.quick:
-        args.cameras, args.seconds, args.warmup, args.baseline_frames = 1, 40, 10, 20
+        args.cameras, args.seconds, args.warmup, args.baseline_frames = "2", 30, 10, 20
     return asyncio.run(main_async(args))
 
 
