@@ -261,7 +261,7 @@ async def test_frame_headers_are_checked() -> None:
                                  "Captured-At": "2026-11-20T07:45:12+07:00", "Width": "0", "Height": "480"})
 
 
-async def test_stop_finishes_the_batch_in_hand_and_acks_it(js, unique: str) -> None:
+async def test_stop_finishes_the_batch_in_hand_and_acks_it(nc, js, unique: str) -> None:
     stream = await make_stream(js, unique)
     for n in range(5):
         await bus.publish(js, f"test.{unique}.status", status(unique, n))
@@ -276,6 +276,7 @@ async def test_stop_finishes_the_batch_in_hand_and_acks_it(js, unique: str) -> N
     spec = consumer_spec(unique)
     consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=spec, decode=bus.json_decoder(CameraStatus), handle=handle, batch=5)
     await asyncio.wait_for(consumer.run(stop), 10)
+    await nc.flush()  # acks are fire-and-forget: let the server have them before asking it
     info = await js.consumer_info(stream.name, spec.name)
     # Everything fetched was handled and acked; nothing more was fetched after the stop.
     assert handled and info.num_ack_pending == 0
@@ -342,7 +343,7 @@ async def test_a_lone_event_is_handled_without_waiting_for_a_full_batch(js, uniq
     assert handled and handled[0] - sent < 2.5
 
 
-async def test_overlapping_batches_are_all_handled_in_order_and_acked(js, unique: str) -> None:
+async def test_overlapping_batches_are_all_handled_in_order_and_acked(nc, js, unique: str) -> None:
     stream = await make_stream(js, unique)
     for n in range(12):
         await bus.publish(js, f"test.{unique}.status", status(unique, n))
@@ -357,5 +358,6 @@ async def test_overlapping_batches_are_all_handled_in_order_and_acked(js, unique
                             handle_batch=handle_batch, batch=4, fill_window_s=0.05, overlap=True)
     await run_until(consumer, lambda: len(seen) == 12)
     assert seen == [float(n) for n in range(12)]
+    await nc.flush()
     info = await js.consumer_info(stream.name, spec.name)
     assert info.num_ack_pending == 0 and info.num_pending == 0
