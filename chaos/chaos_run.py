@@ -107,6 +107,7 @@ class ClipCamera:
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
     async def stop(self) -> None:
+        self.up = False  # ends the streaming handlers, which cleanup() would otherwise wait for
         if self.runner:
             await self.runner.cleanup()
 
@@ -317,12 +318,17 @@ async def main_async(args: argparse.Namespace) -> int:
         cut_started = time.monotonic()
         cut = asyncio.create_task(step(f"camera {VISION_CAMERA} cut for {args.cut_s:.0f} s", cut_camera))
         for name in ("registry", "portal", "notify", "ingest", "detect", "track"):
+            if name in args.skip:
+                continue
             await step(f"kill -9 {name}, restart after {args.down_s:.0f} s", lambda n=name: kill_and_restart(n),
                        wait_ready=name)
             await asyncio.sleep(args.gap_s)
-        await step(f"kill -9 nats-server, restart after {args.down_s:.0f} s (same store)", restart_nats)
-        await asyncio.sleep(args.gap_s)
-        if stack.embedded_pg:
+        if "nats" not in args.skip:
+            await step(f"kill -9 nats-server, restart after {args.down_s:.0f} s (same store)", restart_nats)
+            await asyncio.sleep(args.gap_s)
+        if "postgres" in args.skip:
+            pass
+        elif stack.embedded_pg:
             await step("kill -9 PostgreSQL (postmaster and backends), restart (crash recovery)", restart_postgres)
         else:
             timeline.append(("", "PostgreSQL restart", "skipped: DATABASE_URL given"))
@@ -492,9 +498,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) afterwards")
     parser.add_argument("--allow-external-db", action="store_true", help="use DATABASE_URL (no PostgreSQL restart)")
     parser.add_argument("--shared", default=str(DEFAULT_SHARED))
+    parser.add_argument("--skip", default="", help="comma-separated steps to leave out: a service, nats, postgres")
     parser.add_argument("--notify-config-as-shipped", action="store_true",
                         help="keep notify.example.yaml's unit id (shows the agency-id mismatch with the portal)")
     args = parser.parse_args()
+    args.skip = {word.strip() for word in args.skip.split(",") if word.strip()}
     if args.quick:
         args.violations, args.replay_seconds, args.cut_s, args.gap_s = min(args.violations, 80), 40, 20, 1
         args.timeout = min(args.timeout, 300)
