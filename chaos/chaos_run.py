@@ -225,13 +225,10 @@ async def main_async(args: argparse.Namespace) -> int:
         owner_of = {e.id: row for e, row in zip(events, chosen)}
         log(f"registry: {len(registry_rows(extract))} vehicles imported; replaying {len(events)} violations")
 
-        # notify's configuration: the example, with (1) the unit keyed by the portal's police agency
-        # id (see docs/RELIABILITY.md: the two example files disagree), (2) every owner's commune in
-        # the unit's area (no transfers to communes the example does not list), (3) short retries.
+        # notify's configuration: the example, with every owner's commune in the unit's area (no
+        # transfers to communes the example does not list) and short retries.
         communes = sorted({r["owner_commune_code"] for r in chosen} | {"11311", "11312", "11314"})
         text = (REPO / "services/notify/notify.example.yaml").read_text(encoding="utf-8")
-        if not args.notify_config_as_shipped:
-            text = text.replace("  cong-an-hai-phong:\n", "  hp-csgt:\n")
         text = text.replace('communes: ["11311", "11312", "11314"]', "communes: [" + ", ".join(f'"{c}"' for c in communes) + "]")
         text = text.replace("  base_s: 30\n  max_s: 3600", "  base_s: 2\n  max_s: 10")
         config = stack.work / "notify.yaml"
@@ -499,8 +496,6 @@ def main() -> int:
     parser.add_argument("--allow-external-db", action="store_true", help="use DATABASE_URL (no PostgreSQL restart)")
     parser.add_argument("--shared", default=str(DEFAULT_SHARED))
     parser.add_argument("--skip", default="", help="comma-separated steps to leave out: a service, nats, postgres")
-    parser.add_argument("--notify-config-as-shipped", action="store_true",
-                        help="keep notify.example.yaml's unit id (shows the agency-id mismatch with the portal)")
     args = parser.parse_args()
     args.skip = {word.strip() for word in args.skip.split(",") if word.strip()}
     if args.quick:
