@@ -52,6 +52,7 @@ class Service:
     process: subprocess.Popen | None = None
     restarts: int = 0
     cpu_s_before: float = 0.0  # CPU of earlier (killed) incarnations
+    port_retries: int = 0
 
 
 class SmtpSink:
@@ -245,6 +246,16 @@ class Stack:
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             while True:
+                if service.process.poll() is not None and service.port_retries < 3 and \
+                        "address already in use" in service.log.read_text(errors="replace")[-4000:]:
+                    # free_port() raced with another process on the machine: another port.
+                    service.port_retries += 1
+                    service.port = localstack.free_port()
+                    service.env["HTTP_PORT"] = str(service.port)
+                    with service.log.open("a") as log:
+                        log.write(f"\n[stack] port taken; starting again on {service.port}\n")
+                    self.spawn(service)
+                    continue
                 if service.process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {service.process.returncode}; log: {service.log}\n"
                                        + service.log.read_text(errors="replace")[-3000:])
