@@ -139,6 +139,7 @@ class LeaseKeeper:
         self.kv: KeyValue | None = None
         self.cameras: list[str] = []
         self._presence_at = -1e9
+        self.last_scan_ok = -1e9  # clock() of the last scan that reached the bucket
 
     async def open(self) -> None:
         ttl = self.table.ttl_s
@@ -171,13 +172,24 @@ class LeaseKeeper:
             await self._drop_overdue()
             await asyncio.sleep(min(0.25, self.table.ttl_s / 12))
 
+    def scanning(self) -> bool:
+        """For /readyz: a replica whose scans fail reads nothing, so it must not look ready."""
+        return self.clock() - self.last_scan_ok <= 2 * self.table.ttl_s
+
     async def _scan(self, stop: asyncio.Event) -> None:
+        failures = 0
         while not stop.is_set():
             try:
+                if failures >= 2:
+                    # The bucket is in memory: a restarted nats-server has lost it. Create it again.
+                    await asyncio.wait_for(self.open(), self.table.ttl_s / 3)
                 # Bounded: a scan must never outlive the leases it is meant to renew.
                 await asyncio.wait_for(self.step(), self.table.ttl_s / 3)
+                self.last_scan_ok = self.clock()
+                failures = 0
             except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
-                log.warning("lease scan failed", extra={"fields": {"error": repr(exc)}})
+                failures += 1
+                log.warning("lease scan failed", extra={"fields": {"error": repr(exc), "failures": failures}})
                 await self._drop_overdue()
             except Exception:  # noqa: BLE001 - a bug here must not leave cameras read without a lease
                 log.exception("lease scan crashed")

@@ -119,7 +119,8 @@ async def run(config: Settings, cameras: list[Camera]) -> None:
         async def cameras_route(_: web.Request) -> web.Response:
             return web.json_response(service.describe())
 
-        runner, _ = await http.serve(config.http_port, {"nats": lambda: nc.is_connected}, draining=stop,
+        runner, _ = await http.serve(config.http_port, {"nats": lambda: nc.is_connected, "leases": keeper.scanning},
+                                     draining=stop,
                                      routes=[web.get("/cameras", cameras_route)])
         stack.push_async_callback(runner.cleanup)
 

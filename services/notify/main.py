@@ -135,13 +135,16 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
             ready.set_result(handler)
         await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
+        failed = False
         for result in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("task failed", exc_info=result)
+                failed = True
         publish_stop.set()  # last round: what was sent before the stop is announced before exit
         await asyncio.gather(publisher_task, return_exceptions=True)
     log.info("stopped")
-    return 0
+    # A task that died is a crash, not a stop: exit non-zero so that the supervisor restarts us.
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

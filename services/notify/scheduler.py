@@ -100,7 +100,7 @@ async def run(pool: asyncpg.Pool, config: Config, clock: Callable[[], datetime],
             if await tick(pool, config, clock()):
                 on_work()
                 continue
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except store.TRANSIENT as exc:
             log.warning("deadline tick failed; retrying", extra={"fields": {"error": repr(exc)}})
         try:
             await asyncio.wait_for(stop.wait(), interval_s)

@@ -65,7 +65,7 @@ class Sender:
             if free > 0:
                 try:
                     claimed = await store.claim(self.pool, self.clock(), free, self.lease_s)
-                except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                except store.TRANSIENT as exc:
                     log.warning("claiming notices failed; retrying", extra={"fields": {"error": repr(exc)}})
             for notice in claimed:
                 task = asyncio.create_task(self._attempt(notice))
@@ -90,7 +90,7 @@ class Sender:
     async def _attempt(self, notice: store.Claimed) -> None:
         try:
             await self.attempt(notice)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except store.TRANSIENT as exc:
             # The outcome could not be recorded: the lease expires and the notice is sent again
             # with the same idempotency key.
             log.warning("recording a delivery failed", extra={"fields": {"notice": notice.notice_id,

@@ -4,6 +4,7 @@ transaction as the state change that causes them (outbox)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -13,6 +14,9 @@ import msgspec
 from proto import codec
 from proto.v1 import CaseReviewed, Owner, Vehicle
 from services.notify.config import Subscriber, subject_matches
+
+# Failures to retry on the next poll: a PostgreSQL killed mid-query surfaces as any of these.
+TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 from services.notify.decisions import Planned
 
 

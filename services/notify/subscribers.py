@@ -111,7 +111,7 @@ async def run(pool: asyncpg.Pool, config: Config, session: aiohttp.ClientSession
         try:
             if await tick(pool, config, session, now):
                 continue
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except store.TRANSIENT as exc:
             log.warning("webhook loop failed; retrying", extra={"fields": {"error": repr(exc)}})
         waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
         await asyncio.wait(waits, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
