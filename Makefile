@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify eval-plates deploy-check deploy-generate clean
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos eval-plates deploy-check deploy-generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ lock: venv ## re-pin requirements.lock from the installed environment
 	@(echo "# Pinned dependency tree for Python 3.11 (regenerate: make lock)"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e') > requirements.lock
 
-bench: bench-ingest bench-detect bench-track bench-registry bench-portal bench-notify ## run every benchmark (figures as ratios to a baseline of the same run)
+bench: bench-ingest bench-detect bench-track bench-registry bench-portal bench-notify bench-e2e bench-bad-input ## run every benchmark (figures as ratios to a baseline of the same run)
 
 bench-ingest: venv ## CPU per camera-minute vs a bare PyAV decode
 	$(BIN)/python bench/ingest_cpu.py --shared $(SHARED)
@@ -65,6 +65,15 @@ bench-portal: venv ## portal cases/s, public lookups/s, decisions/s vs bare SQL
 
 bench-notify: venv ## notices/s end to end vs bare PDF rendering and bare SMTP sends
 	$(BIN)/python bench/notify_throughput.py --shared $(SHARED)
+
+bench-e2e: venv ## 1/3/5 cameras end to end vs bare onnxruntime, bare PyAV decode, pgbench -S
+	$(BIN)/python bench/system/e2e_load.py --shared $(SHARED)
+
+bench-bad-input: venv ## 10,000 malformed messages to dead letters, garbage cameras, schemathesis
+	$(BIN)/python bench/system/bad_input.py --shared $(SHARED)
+
+chaos: venv ## kill -9 every service, nats-server and PostgreSQL during a seeded run; exact case/notice counts
+	$(BIN)/python chaos/chaos_run.py --shared $(SHARED)
 
 eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per subset
 	$(BIN)/python bench/eval_plates.py --shared $(SHARED)
