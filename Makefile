@@ -11,7 +11,7 @@ APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 .PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos eval-plates deploy-check deploy-generate clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 run: venv ## start NATS, PostgreSQL and every service on this machine (Ctrl-C stops all)
 	@$(BIN)/roadwatch stack-env var
