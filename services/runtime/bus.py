@@ -304,8 +304,8 @@ class Consumer:
         while have + len(more) < self.batch and (left := deadline - time.monotonic()) > 0.002:
             try:
                 more += await sub.fetch(self.batch - have - len(more), timeout=left)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                break
+            except (nats.errors.Error, asyncio.TimeoutError):  # nothing more now, or the link dropped:
+                break  # handle what is in hand; the next fetch reports a lasting failure
         return more
 
     async def process(self, msgs: Sequence[Msg]) -> None:
