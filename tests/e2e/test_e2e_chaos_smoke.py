@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.system.stack import Stack  # noqa: E402
-from proto import codec, ids, subjects  # noqa: E402
+from proto import codec, ids, streams, subjects  # noqa: E402
 from proto.v1 import DeadLetter, ViolationIdentified  # noqa: E402
 from proto.v1.common import Location, PlateText  # noqa: E402
 from proto.v1.violation import Owner, Vehicle, ViolationDetected  # noqa: E402
@@ -74,8 +74,10 @@ async def test_portal_killed_mid_stream_opens_each_case_once_and_dead_letters_ga
         assert max(per_violation.values()) == 1
         letters = []
         sub = await js.subscribe(subjects.dlq("portal"), ordered_consumer=True, deliver_policy="all")
+        # Garbage the killed portal had fetched comes back after the consumer's ack_wait.
+        wait_s = streams.PORTAL.ack_wait_s + 15
         while len(letters) < len(events):
-            letters.append(codec.decode((await sub.next_msg(timeout=20)).data, DeadLetter))
+            letters.append(codec.decode((await sub.next_msg(timeout=wait_s)).data, DeadLetter))
         await sub.unsubscribe()
         assert collections.Counter(d.error for d in letters) == {"decode": 20, "invalid": 20}
         assert all(d.reason and d.consumer == "portal" for d in letters)
