@@ -120,6 +120,8 @@ class LeaseTable:
 
 
 Callback = Callable[[str], Awaitable[None]]
+# What a scan sees once the bucket's stream is gone (a restarted nats-server loses memory streams).
+BUCKET_GONE = (nats.js.errors.NoStreamResponseError, nats.js.errors.NotFoundError, nats.js.errors.BucketNotFoundError)
 
 
 class LeaseKeeper:
@@ -177,19 +179,19 @@ class LeaseKeeper:
         return self.clock() - self.last_scan_ok <= 2 * self.table.ttl_s
 
     async def _scan(self, stop: asyncio.Event) -> None:
-        failures = 0
+        bucket_lost = False
         while not stop.is_set():
             try:
-                if failures >= 2:
+                if bucket_lost:
                     # The bucket is in memory: a restarted nats-server has lost it. Create it again.
                     await asyncio.wait_for(self.open(), self.table.ttl_s / 3)
+                    bucket_lost = False
                 # Bounded: a scan must never outlive the leases it is meant to renew.
                 await asyncio.wait_for(self.step(), self.table.ttl_s / 3)
                 self.last_scan_ok = self.clock()
-                failures = 0
             except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
-                failures += 1
-                log.warning("lease scan failed", extra={"fields": {"error": repr(exc), "failures": failures}})
+                bucket_lost = bucket_lost or isinstance(exc, BUCKET_GONE)
+                log.warning("lease scan failed", extra={"fields": {"error": repr(exc)}})
                 await self._drop_overdue()
             except Exception:  # noqa: BLE001 - a bug here must not leave cameras read without a lease
                 log.exception("lease scan crashed")
