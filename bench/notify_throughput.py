@@ -24,7 +24,6 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -48,9 +47,6 @@ EXAMPLE = REPO / "services" / "notify" / "notify.example.yaml"
 FRAME = "data/street/vn_cam_g30_Image3154.jpg"
 CAMERA = "bench-cam-01"
 
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 class Counting:
@@ -156,20 +152,13 @@ async def where_time_goes(port: int) -> list[str]:
 async def main_async(args: argparse.Namespace, work: Path) -> None:
     processes: list[subprocess.Popen] = []
     try:
-        given = os.environ.get("DATABASE_URL")
-        if given and localstack.database_reachable(given):
-            admin_url = with_database(given, "postgres")
-        elif localstack.port_open("127.0.0.1", 5432):
-            admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
-        else:
-            port = localstack.free_port()
-            processes.append(localstack.start_postgres(work / "pg", port, log_file=work / "postgres.log"))
-            admin_url = localstack.embedded_database_url(port, "postgres")
+        admin_url, embedded = localstack.benchmark_postgres(work)
+        processes += [embedded] if embedded else []
         conn = await asyncpg.connect(admin_url)
         await conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
         await conn.close()
-        url = with_database(admin_url, BENCH_DB)
+        url = localstack.with_database(admin_url, BENCH_DB)
         await migrations.migrate(url, migrations.discover(services=["registry", "notify"]))
         nats_port = localstack.free_port()
         processes.append(localstack.start_nats(work / "js", nats_port, log_file=work / "nats.log"))

@@ -26,7 +26,6 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,9 +45,6 @@ from services.runtime import bus, migrations  # noqa: E402
 BENCH_DB = "rw_bench_portal"
 ICT = timezone(timedelta(hours=7))
 
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def plate_of(i: int) -> str:
@@ -91,23 +87,13 @@ async def timed_load(call, seconds: float, concurrency: int) -> tuple[int, list[
 async def main_async(args: argparse.Namespace, work: Path) -> None:
     processes: list[subprocess.Popen] = []
     try:
-        given = os.environ.get("DATABASE_URL")
-        if given and localstack.database_reachable(given):
-            admin_url = with_database(given, "postgres")
-        else:
-            port = localstack.free_port()
-            processes.append(localstack.start_postgres(work / "pg", port, log_file=work / "postgres.log"))
-            admin_url = localstack.embedded_database_url(port, "postgres")
-        for _ in range(100):  # the embedded server accepts connections before it accepts logins
-            try:
-                admin = await asyncpg.connect(admin_url)
-                break
-            except asyncpg.CannotConnectNowError:
-                await asyncio.sleep(0.2)
+        admin_url, embedded = localstack.benchmark_postgres(work)
+        processes += [embedded] if embedded else []
+        admin = await asyncpg.connect(admin_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
         await admin.close()
-        url = with_database(admin_url, BENCH_DB)
+        url = localstack.with_database(admin_url, BENCH_DB)
         await migrations.migrate(url, migrations.discover(services=["portal"]))
         pool = await asyncpg.create_pool(url, min_size=4, max_size=8)
         print(f"PostgreSQL {await pool.fetchval('SHOW server_version')}; {os.cpu_count()} CPUs shared by everything",

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,9 +44,6 @@ from services.runtime import migrations  # noqa: E402
 
 BENCH_DB = "rw_bench_registry"
 
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def pg_bin(name: str) -> str:
@@ -127,17 +124,10 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
     processes: list[subprocess.Popen] = []
     try:
         # --- PostgreSQL ----------------------------------------------------------------------
-        given = os.environ.get("DATABASE_URL")
-        if given and localstack.database_reachable(given):
-            admin_url = with_database(given, "postgres")
-        elif localstack.port_open("127.0.0.1", 5432):
-            admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
-        else:
-            port = localstack.free_port()
-            processes.append(localstack.start_postgres(work / "pg", port, log_file=work / "postgres.log"))
-            admin_url = localstack.embedded_database_url(port, "postgres")
+        admin_url, embedded = localstack.benchmark_postgres(work)
+        processes += [embedded] if embedded else []
         await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)', f'CREATE DATABASE "{BENCH_DB}"')
-        url = with_database(admin_url, BENCH_DB)
+        url = localstack.with_database(admin_url, BENCH_DB)
         conn = await asyncpg.connect(url)
         version = await conn.fetchval("SHOW server_version")
         print(f"PostgreSQL {version} at {urlsplit(url).hostname}:{urlsplit(url).port}; "

@@ -15,9 +15,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 DEFAULT_EMBEDDED_PG_PORT = 54329
@@ -187,3 +186,21 @@ def create_database(admin_url: str, name: str) -> None:
             await conn.close()
 
     asyncio.run(create())
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server, another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def benchmark_postgres(work_dir: Path) -> tuple[str, subprocess.Popen | None]:
+    """An admin URL for a benchmark: DATABASE_URL's server when reachable, else the local server
+    on 5432, else an embedded one in `work_dir` (returned, for the caller to stop)."""
+    given = os.environ.get("DATABASE_URL")
+    if given and database_reachable(given):
+        return with_database(given, "postgres"), None
+    if port_open("127.0.0.1", 5432):
+        return "postgresql://postgres@127.0.0.1:5432/postgres", None
+    port = free_port()
+    process = start_postgres(work_dir / "pg", port, log_file=work_dir / "postgres.log")
+    return embedded_database_url(port, "postgres"), process

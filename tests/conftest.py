@@ -12,7 +12,6 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import nats
@@ -66,11 +65,6 @@ async def js(nc: nats.NATS):
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
-def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """A server where tests may create databases: DATABASE_URL's, or an embedded one."""
@@ -78,7 +72,7 @@ def postgres_admin_url() -> Iterator[str]:
     if given:
         if not localstack.database_reachable(given):
             pytest.fail(f"DATABASE_URL={given} is not reachable")
-        yield _with_database(given, "postgres")
+        yield localstack.with_database(given, "postgres")
         return
     port = localstack.free_port()
     # Not under pytest's tmp: that tree is private to root (0700), and PostgreSQL runs as another user.
@@ -99,7 +93,7 @@ async def database_url(postgres_admin_url: str, unique: str) -> AsyncIterator[st
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield _with_database(postgres_admin_url, name)
+    yield localstack.with_database(postgres_admin_url, name)
     admin = await asyncpg.connect(postgres_admin_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

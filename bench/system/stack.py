@@ -16,7 +16,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -33,9 +32,6 @@ from services.runtime import migrations  # noqa: E402
 ROADWATCH = str(REPO / ".venv" / "bin" / "roadwatch") if (REPO / ".venv/bin/roadwatch").exists() else None
 DEFAULT_SHARED = Path(os.environ.get("ROADWATCH_SHARED", REPO.parent / "shared"))
 
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -150,7 +146,7 @@ class Stack:
         self.start_nats()
         given = os.environ.get("DATABASE_URL")
         if given and localstack.database_reachable(given):
-            self.admin_url = with_database(given, "postgres")
+            self.admin_url = localstack.with_database(given, "postgres")
         else:
             self.embedded_pg = True
             self.pg_port = localstack.free_port()
@@ -161,7 +157,7 @@ class Stack:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{database}"')
         await admin.close()
-        self.url = with_database(self.admin_url, database)
+        self.url = localstack.with_database(self.admin_url, database)
         await migrations.migrate(self.url)
 
     def start_nats(self) -> None:
