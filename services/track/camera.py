@@ -24,7 +24,7 @@ from services.track.counts import CountWindows
 from services.track.events import EmittedEvents, EventParams
 from services.track.plates import PlateSighting, PlateVotes
 from services.track.riders import TWO_WHEELER, LoneRiderParams, PersonVerdict
-from services.track.rules import Finding, Observation, RuleState, evaluate, resolve
+from services.track.rules import Crossing, Finding, Observation, RuleState, evaluate, resolve
 from services.track.scenes import Scene
 from services.track.tracker import Detection, Track, Tracker, TrackerParams
 
@@ -59,6 +59,7 @@ class TrackInfo:
     # (riders.py); then its whole history is judged at once.
     judged: bool = True
     person: PersonVerdict | None = None
+    crossings_out: int = 0  # how many of rules.crossed were reported in a Step
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Step:
     detections: int = 0  # vehicle detections fed to the tracker
     tracks: int = 0  # live tracks after this frame
     unjudged: int = 0  # stop-line crossings whose signal phase was unknown
+    crossings: list[tuple[int, str, Crossing]] = field(default_factory=list)  # (track id, class, crossing) of confirmed tracks
 
 
 class CameraTracker:
@@ -156,6 +158,8 @@ class CameraTracker:
             step.unjudged += info.rules.unjudged - before
             if track.hits < self.min_hits:
                 continue
+            step.crossings += [(track.id, vehicle_class, c) for c in info.rules.crossed[info.crossings_out:]]
+            info.crossings_out = len(info.rules.crossed)
             if not info.counted:
                 info.counted = True
                 lane = self.scene.lane_at(current.anchor)

@@ -28,7 +28,7 @@ class EventParams:
     # its own size; two riders 1.5 s or 100 px apart are two events.
     window_s: float = 0.6
     radius: float = 1.0  # in box sizes (the larger of the two boxes' heights and widths)
-    gap_s: float = 2.0
+    gap_s: float = 3.0  # longer than the tracker's max_lost_s: the track had to end first
     keep_s: float = 120.0  # how long an emitted violation is remembered
 
 

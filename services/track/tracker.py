@@ -75,7 +75,7 @@ class TrackerParams:
     gate_base: float = 0.5
     gate_per_s: float = 1.0
     gate_speed: float = 0.35
-    new_track_speed: float = 4.0
+    new_track_speed: float = 5.5
     max_gate: float = 4.0  # heights: a lost track's radius stops growing there
     size_ratio: float = 1.8  # heights of a matched pair differ by at most this factor
     ahead_cos: float = 0.3  # a lost, moving track re-appears ahead: cosine to its heading at least this
