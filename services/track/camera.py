@@ -195,7 +195,7 @@ class CameraTracker:
         if not track.person_only:
             return track.class_name
         info.person = info.person or PersonVerdict()
-        return TWO_WHEELER if info.person.step(self.scene, previous, current, self.riders) else None
+        return TWO_WHEELER if info.person.step(self.scene, current, self.riders) else None
 
     def _class_of(self, track: Track, info: TrackInfo) -> str:
         if track.person_only and info.person is not None and info.person.two_wheeler:

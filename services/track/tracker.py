@@ -73,7 +73,7 @@ class TrackerParams:
     # pixels for a track whose speed is known; a track one frame old may have moved at up to
     # `new_track_speed` heights per second (a motorbike at 30 km/h: ~5 of its heights a second).
     gate_base: float = 0.5
-    gate_per_s: float = 1.0
+    gate_per_s: float = 0.5
     gate_speed: float = 0.35
     new_track_speed: float = 5.5
     max_gate: float = 4.0  # heights: a lost track's radius stops growing there
@@ -81,7 +81,8 @@ class TrackerParams:
     ahead_cos: float = 0.3  # a lost, moving track re-appears ahead: cosine to its heading at least this
     merge_young_hits: int = 3  # a track with 2 up to this many hits may be folded into a lost one
     merge_gate: float = 1.5  # ... found within this many gate radii of the lost one's prediction
-    merge_cos: float = 0.5  # ... moving the same way (cosine of the two velocities, when both move)
+    merge_cos: float = 0.5  # ... moving the same way (cosine of the two velocities) ...
+    merge_min_speed: float = 20.0  # ... both moving at least this many px/s
     rider_ioa: float = 0.3  # a person box overlapping a bike box by this share of its area rides it
 
 
@@ -523,6 +524,8 @@ class Tracker:
             for i, old in enumerate(lost):
                 if not 0 < y.first_t - old.last_t <= p.max_lost_s:
                     continue
+                if min(math.hypot(*y.velocity), math.hypot(*old.velocity)) < p.merge_min_speed:
+                    continue  # a still track heads nowhere: only the first stage may take it up
                 if _cosine(y.velocity, old.velocity) < p.merge_cos:
                     continue
                 mean, _ = KalmanFilter.predict(old.mean, old.cov, y.first_t - old.predicted_t)
