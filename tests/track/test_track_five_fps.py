@@ -309,3 +309,16 @@ def test_plates_read_on_both_halves_of_a_split_are_voted_together(tmp_path):
         frames.append(frame(t, [("motorcycle", bike(300, bottom))], plates=[plate]))
     drafts, _, _ = run(cam, frames)
     assert [(d.track_id, d.plate.text) for d in red(drafts)] == [(1, "29B1-123.45")]
+
+
+def test_person_is_tracked_by_default_and_lone_rider_settings_are_checked():
+    from services.runtime.settings import SettingError
+    from services.track.settings import Settings
+
+    assert "person" in Settings().track_classes
+    with pytest.raises(SettingError, match="LONE_RIDER_FRAMES"):
+        Settings(lone_rider_frames=0)
+    with pytest.raises(SettingError, match="LONE_RIDER_SPEED"):
+        Settings(lone_rider_speed=0)
+    with pytest.raises(SettingError, match="TRACK_CLASSES.*tank"):
+        Settings(track_classes=["person", "tank"])
