@@ -33,7 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A track boxed only as `person` is a two-wheeler after this many steps in a row in a lane,
     # along its direction, at least this many of its box heights per second (walking is < 1).
     lone_rider_frames: int = 3
-    lone_rider_speed: float = 1.0
+    lone_rider_speed: float = 0.5
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
