@@ -336,3 +336,28 @@ def test_person_is_tracked_by_default_and_lone_rider_settings_are_checked():
         Settings(lone_rider_speed=0)
     with pytest.raises(SettingError, match="TRACK_CLASSES.*tank"):
         Settings(track_classes=["person", "tank"])
+
+
+def test_assignment_is_optimal_where_greedy_is_not():
+    """Groups of competing tracks and detections are solved exactly: as many pairs as possible,
+    then the best total score (checked against every matching of small random problems)."""
+    import itertools
+
+    import numpy as np
+
+    from services.track.tracker import assign
+
+    # Greedy takes the best pair (0, 0) and leaves track 1 with nothing; optimal gives both a match.
+    assert assign(np.array([[0.9, 0.8], [0.85, 0.0]])) == [(0, 1), (1, 0)]
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n, m = (int(v) for v in rng.integers(1, 5, size=2))
+        score = rng.random((n, m)) * (rng.random((n, m)) > 0.4)
+        best = (0, 0.0)
+        for k in range(min(n, m), 0, -1):
+            for rows in itertools.combinations(range(n), k):
+                for cols in itertools.permutations(range(m), k):
+                    if all(score[r, c] > 0 for r, c in zip(rows, cols)):
+                        best = max(best, (k, sum(score[r, c] for r, c in zip(rows, cols))))
+        pairs = assign(score)
+        assert (len(pairs), sum(score[r, c] for r, c in pairs)) == pytest.approx(best)
