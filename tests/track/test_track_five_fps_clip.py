@@ -5,8 +5,7 @@ Detections: tests/track/data/vn_haiphong_10fps.json, made once by the real detec
 samples (tests/track/record_detections.py says how; the 5 frames/s sampling is a subset of it).
 Boxes scored under 0.3 are left out, as the detect service's default VEHICLE_CONF does.
 
-Truth: tests/track/data/vn_haiphong_truth.json, copied from the labellers' hand-checked
-eval/truth/vn_haiphong_intersection.json: five stop-line crossings, three of them red-light runs
+Truth: the hand-checked eval/truth/vn_haiphong_intersection.json: five stop-line crossings, three of them red-light runs
 (the main head is red for the whole clip, the right-turn arrow green), with the labeller's box of
 each crossing vehicle every four frames. The lamp timeline comes from that truth too, so these
 tests judge tracking, not lamp reading.
@@ -25,6 +24,7 @@ from services.track.camera import CameraTracker
 from services.track.tracker import iou_matrix
 
 DATA = Path(__file__).parent / "data"
+TRUTH = Path(__file__).parents[2] / "eval" / "truth"
 CLASSES = frozenset({"car", "motorcycle", "bus", "truck", "bicycle", "person"})
 
 
@@ -35,7 +35,7 @@ def recording():
 
 @pytest.fixture(scope="module")
 def truth():
-    return json.loads((DATA / "vn_haiphong_truth.json").read_text(encoding="utf-8"))
+    return json.loads((TRUTH / "vn_haiphong_intersection.json").read_text(encoding="utf-8"))
 
 
 def replay(recording, truth, repo_dir, fps):
@@ -103,7 +103,7 @@ def test_each_crossing_vehicle_keeps_one_track_across_the_line(recording, truth,
 
 @pytest.mark.parametrize("fps", [5, 10])
 def test_a_rider_boxed_only_as_person_runs_the_red_on_the_saigon_clip(repo_dir, fps):
-    """Sai Gon (truth: tests/track/data/vn_saigon_truth.json, from the labellers): the
+    """Sai Gon (truth: eval/truth/vn_saigon_intersection.json): the
     yellow-helmet rider crosses at frame 99 (x 785) and goes on into the junction on red. The
     detector never boxes the bike, only the `person`: the track is a person-only track, judged
     a two-wheeler because it moves with the traffic in the right lane, and its run is found.
@@ -111,7 +111,7 @@ def test_a_rider_boxed_only_as_person_runs_the_red_on_the_saigon_clip(repo_dir, 
     and never judged. Known gaps (see the README): riders crawling over the line late in the clip,
     boxed weakly, are not followed over it; an id swap makes one false run here."""
     recording = json.loads((DATA / "vn_saigon_10fps.json").read_text(encoding="utf-8"))
-    truth = json.loads((DATA / "vn_saigon_truth.json").read_text(encoding="utf-8"))
+    truth = json.loads((TRUTH / "vn_saigon_intersection.json").read_text(encoding="utf-8"))
     scene = scenes.load(repo_dir / "deploy/local/scenes/demo-saigon.yaml")
     cam = CameraTracker(scene, classes=CLASSES)
     truth_signal(cam, truth, truth["video"]["fps"])
