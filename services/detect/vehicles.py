@@ -16,7 +16,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from services.detect import slicing
 from services.detect.nms import batched_nms
+from services.detect.regions import DetectionPlan
 from services.detect.sessions import ModelError, open_session, static_hw
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
@@ -221,15 +223,17 @@ class VehicleDetector:
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: tensor})
 
-    def postprocess(self, outputs: list[np.ndarray], box: Letterbox, image_hw: tuple[int, int]) -> Detections:
+    def postprocess(self, outputs: list[np.ndarray], box: Letterbox, image_hw: tuple[int, int],
+                    conf: float | None = None) -> Detections:
+        conf = self.conf if conf is None else conf
         if self.fmt == "yolox":
-            boxes, scores, classes = decode_yolox(outputs, self.size, self.conf)
+            boxes, scores, classes = decode_yolox(outputs, self.size, conf)
         elif self.fmt == "nanodet":
-            boxes, scores, classes = decode_nanodet(outputs, self.size, self.conf, self.output_names)
+            boxes, scores, classes = decode_nanodet(outputs, self.size, conf, self.output_names)
         elif self.fmt == "yolov5":
-            boxes, scores, classes = decode_yolov5(outputs, self.size, self.conf)
+            boxes, scores, classes = decode_yolov5(outputs, self.size, conf)
         else:
-            boxes, scores, classes = decode_yolov8(outputs, self.size, self.conf)
+            boxes, scores, classes = decode_yolov8(outputs, self.size, conf)
         boxes = (boxes - np.array([box.pad_x, box.pad_y] * 2, dtype=np.float32)) / box.scale
         h, w = image_hw
         boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
@@ -242,9 +246,28 @@ class VehicleDetector:
             return found
         return self._merge([found, *self._detect_tiles(image)])
 
-    def _detect_one(self, image: np.ndarray) -> Detections:
+    def _detect_one(self, image: np.ndarray, conf: float | None = None) -> Detections:
         tensor, box = self.preprocess(image)
-        return self.postprocess(self.run(tensor), box, image.shape[:2])
+        return self.postprocess(self.run(tensor), box, image.shape[:2], conf)
+
+    def detect_plan(self, image: np.ndarray, plan: DetectionPlan) -> Detections:
+        """The scene's plan: the whole frame and/or tiles over the road, merged, then only what
+        stands on the road and passes its class's threshold."""
+        h, w = image.shape[:2]
+        plan = plan.scaled_to(w, h)
+        thresholds = np.array([plan.min_score.get(name, self.conf) for name in self.class_names], dtype=np.float32)
+        conf = float(thresholds.min())
+        parts: list[slicing.Found] = []
+        if plan.full_frame:
+            found = self._detect_one(image, conf)
+            parts.append(slicing.Found(found.boxes, found.scores, found.classes, (0, 0, w, h)))
+        for x1, y1, x2, y2 in plan.tiles(self.size):
+            found = self._detect_one(np.ascontiguousarray(image[y1:y2, x1:x2]), conf)
+            shift = np.array([x1, y1, x1, y1], dtype=np.float32)
+            parts.append(slicing.Found(found.boxes + shift, found.scores, found.classes, (x1, y1, x2, y2)))
+        boxes, scores, classes = slicing.merge(parts, (w, h), self.iou, self.class_names)
+        keep = (scores >= thresholds[classes]) & plan.inside_roi(boxes)
+        return Detections(boxes[keep], scores[keep], classes[keep])
 
     def _detect_tiles(self, image: np.ndarray) -> list[Detections]:
         """Overlapping vertical strips, each seen at a higher scale than the whole frame: far
