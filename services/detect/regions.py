@@ -36,7 +36,7 @@ import yaml
 from msgspec import Meta
 
 Box = tuple[float, float, float, float]
-_FIELD = re.compile(r"at `\$((?:\.\w+|\[\d+\])*)`")
+_FIELD = re.compile(r"at `\$((?:\.\w+|\[\d+\]|\[\.\.\.\])*)`")
 _UNKNOWN = re.compile(r"unknown field `(\w+)`")
 
 
@@ -70,6 +70,7 @@ class DetectionPlan:
     overlap: float
     full_frame: bool
     min_score: dict[str, float]
+    min_score_line: int | None = None  # where min_score is, to name it when a class is unknown
 
     def scaled_to(self, width: int, height: int) -> "DetectionPlan":
         """The plan for frames of another size (an ingest that downscales): polygon and slices scale."""
@@ -81,7 +82,7 @@ class DetectionPlan:
             (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in self.slices)
         tile = None if self.tile is None else max(32, round(self.tile * min(sx, sy)))
         return DetectionPlan(self.source, (width, height), roi, slices, tile, self.overlap, self.full_frame,
-                             self.min_score)
+                             self.min_score, self.min_score_line)
 
     def roi_box(self) -> Box:
         if self.roi is None:
@@ -188,9 +189,10 @@ def _line(node: yaml.Node | None) -> int | None:
 
 
 def _walk(node: yaml.Node, path: str) -> tuple[yaml.Node, str]:
-    """Follow a msgspec error path (`.roi[2][0]`) as far as the YAML goes; the node and the field name."""
+    """Follow a msgspec error path (`.roi[2][0]`) as far as the YAML goes; the node and the field name.
+    A mapping's value (`.min_score[...]`) names the mapping: msgspec does not say which key."""
     field = "detection"
-    for part in re.findall(r"\.(\w+)|\[(\d+)\]", path):
+    for part in re.findall(r"\.(\w+)|\[(\d+)\]", path.split("[...]")[0]):
         key: str | int = part[0] if part[0] else int(part[1])
         field += f".{key}" if isinstance(key, str) else f"[{key}]"
         inner = _child(node, key)
@@ -236,7 +238,10 @@ def load_plan(path: str | Path, *, camera: str | None = None) -> DetectionPlan |
             node = _key_node(node, unknown.group(1)) or node
             allowed = ", ".join(DetectionBlock.__struct_fields__)
             raise RegionError(path, f"unknown key (allowed: {allowed})", field=field, line=_line(node)) from None
-        raise RegionError(path, message.split(" - at ")[0], field=field, line=_line(node)) from None
+        problem = message.split(" - at ")[0]
+        if field == "detection.slices":
+            problem += " (expected auto, none or a list of [x1, y1, x2, y2])"
+        raise RegionError(path, problem, field=field, line=_line(node)) from None
     return _checked(path, block, parsed, frame_size)
 
 
@@ -293,7 +298,7 @@ def _checked(path: Path, block: yaml.Node, parsed: DetectionBlock, frame_size: t
     if parsed.tile is not None and parsed.slices != "auto":
         raise fail("is only used with slices: auto", "tile", "tile")
     return DetectionPlan(str(path), frame_size, roi, slices, parsed.tile, parsed.overlap, parsed.full_frame,
-                         dict(parsed.min_score))
+                         dict(parsed.min_score), _line(_child(block, "min_score")))
 
 
 class PlanBook:
@@ -328,4 +333,4 @@ def check_classes(plan: DetectionPlan, class_names: list[str]) -> None:
     unknown = sorted(set(plan.min_score) - set(class_names))
     if unknown:
         raise RegionError(plan.source, f"class(es) {', '.join(unknown)} are not classes of the vehicle model",
-                          field="detection.min_score")
+                          field="detection.min_score", line=plan.min_score_line)
