@@ -1,13 +1,18 @@
 """Vehicle recall, precision and CPU per frame of each detection option on person-checked frames.
 
 Options (all through `Pipeline.find_vehicles`, the code path of the service and the CLI):
-  bare             the whole frame, rider fusion off (what YOLOX-nano gives on its own)
-  full+riders      the whole frame, riders fused into their two-wheelers
-  strips2+riders   VEHICLE_TILES=2 (two vertical strips + the whole frame), no scene
-  slices+riders    the scene's `detection:` block (tiles over the roi + the whole frame)
-  slices-only      the same tiles without the whole frame
-  slices+riders@t  the scene's block with lower per-class thresholds (--low-score)
-  big-tiles        tiles of 1.5x the model input (shrunk), fewer of them
+  bare               the whole frame, rider fusion off (what YOLOX-nano gives on its own)
+  full+riders        the whole frame, riders fused into their two-wheelers (weak bikes under riders kept)
+  full+riders-weak   the same without the weak-bike rescue (RIDER_WEAK_BIKE_SCORE = VEHICLE_CONF)
+  strips2+riders     VEHICLE_TILES=2 (two vertical strips + the whole frame), no scene
+  tiles416+riders    `slices: auto` at the model's 416-px input over the scene's roi, + whole frame
+  tiles624+riders    the same with 624-px tiles (fewer, shrunk)
+  scene              the scene's own `detection:` block (rows of tiles growing 300 -> 900 px), no fusion
+  scene+riders       the scene's block with fusion: the configuration of the demo cameras
+  scene+riders-weak  the same without the weak-bike rescue
+  scene-full+riders  the scene's tiles without the whole frame
+  scene+riders@t     the scene's block with lower per-class thresholds (--low-score)
+  rows208+riders     rows of tiles growing 208 -> 624 px (more zoom far away, more tiles)
 Truth: eval/truth/<clip>.json files (complete: every vehicle boxed) when given, else the partial
 truth ../shared/data/video/dev_vehicle_truth_partial.json (boxed vehicles + a count of the ones
 left unboxed: recall = matched / vehicles seen, and precision is a lower bound since a
@@ -133,14 +138,20 @@ def score_frame(truth: TruthFrame, vehicles, threshold: float) -> dict:
 
 
 def options(low: dict[str, float]) -> dict[str, dict]:
+    """name -> plan overrides (None: no plan, the whole-frame path), rider fusion, VEHICLE_TILES, weak bikes."""
     return {
-        "bare": {"plan": None, "riders": False, "tiles": 0},
-        "full+riders": {"plan": None, "riders": True, "tiles": 0},
+        "bare": {"plan": None, "riders": False},
+        "full+riders": {"plan": None, "riders": True},
+        "full+riders-weak": {"plan": None, "riders": True, "weak": False},
         "strips2+riders": {"plan": None, "riders": True, "tiles": 2},
-        "slices+riders": {"plan": {}, "riders": True, "tiles": 0},
-        "slices-only": {"plan": {"full_frame": False}, "riders": True, "tiles": 0},
-        "slices+riders@t": {"plan": {"min_score": low}, "riders": True, "tiles": 0},
-        "big-tiles": {"plan": {"tile": 624}, "riders": True, "tiles": 0},
+        "tiles416+riders": {"plan": {"tile": None}, "riders": True},
+        "tiles624+riders": {"plan": {"tile": 624}, "riders": True},
+        "scene": {"plan": {}, "riders": False},
+        "scene+riders": {"plan": {}, "riders": True},
+        "scene+riders-weak": {"plan": {}, "riders": True, "weak": False},
+        "scene-full+riders": {"plan": {"full_frame": False}, "riders": True},
+        "scene+riders@t": {"plan": {"min_score": low}, "riders": True},
+        "rows208+riders": {"plan": {"tile": (208, 624)}, "riders": True},
     }
 
 
@@ -150,13 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path)
     parser.add_argument("--truth", type=Path, nargs="*", default=[])
     parser.add_argument("--only", help="comma-separated option names")
+    parser.add_argument("--frames", default="", help="STEM:N,... restrict a clip to these frames (e.g. frames still "
+                                                      "being labelled elsewhere); other clips keep all theirs")
     parser.add_argument("--low-score", default="motorcycle=0.2,bicycle=0.2,car=0.25",
                         help="per-class thresholds of the @t option")
+    parser.add_argument("--weak-bike", type=float, default=RiderRules().weak_bike_score,
+                        help="RIDER_WEAK_BIKE_SCORE: a two-wheeler box this weak is kept only under a rider")
     parser.add_argument("--repeat", type=int, default=1, help="runs per frame for the CPU figure (best kept)")
     args = parser.parse_args(argv)
     models = args.models_dir or args.shared / "models"
     low = {k: float(v) for k, v in (p.split("=") for p in args.low_score.split(",") if p)}
     truth, complete = read_truth(args.truth, args.shared)
+    if args.frames:
+        listed = {(Path(p.split(":")[0]).stem, int(p.split(":")[1])) for p in args.frames.split(",")}
+        limited = {stem for stem, _ in listed}
+        truth = [f for f in truth if Path(f.clip).stem not in limited or (Path(f.clip).stem, f.frame) in listed]
     images = decode(args.shared, truth)
     names = read_class_names(models / "coco.names")
     chosen = options(low)
@@ -168,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     print("-" * len(head))
     for name, opt in chosen.items():
-        detector = VehicleDetector(models / "yolox_nano.onnx", "yolox", names, conf=0.3, tiles=opt["tiles"])
-        pipeline = Pipeline(detector, None, KEEP, riders=RiderRules() if opt["riders"] else None)  # type: ignore[arg-type]
+        tiles = opt.get("tiles", 0)
+        detector = VehicleDetector(models / "yolox_nano.onnx", "yolox", names, conf=0.3, tiles=tiles)
+        weak = args.weak_bike if opt.get("weak", True) else detector.conf
+        pipeline = Pipeline(detector, None, KEEP, riders=RiderRules(weak_bike_score=weak) if opt["riders"] else None)  # type: ignore[arg-type]
         totals = {0.5: {}, 0.3: {}}
         cpu, runs = [], 0
         for f in truth:
@@ -181,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan = dataclasses.replace(plan, **opt["plan"])
                 runs = int(plan.full_frame) + len(plan.tiles(detector.size))
             else:
-                runs = 1 + (opt["tiles"] if opt["tiles"] >= 2 else 0)
+                runs = 1 + (tiles if tiles >= 2 else 0)
             best = None
             for _ in range(args.repeat):
                 started = time.process_time()

@@ -16,7 +16,7 @@ import numpy as np
 from services.detect.ocr import TextDetector, TextRecognizer
 from services.detect.plates import PlateDetector, PlateRead, PlateReader, box_of
 from services.detect.regions import DetectionPlan, check_classes
-from services.detect.riders import RiderRules, fuse_riders
+from services.detect.riders import TWO_WHEELERS, RiderRules, fuse_riders
 from services.detect.settings import Settings
 from services.detect.vehicles import VehicleDetector, read_class_names
 from services.detect.sessions import ModelError
@@ -126,18 +126,26 @@ class Pipeline:
 
     def find_vehicles(self, image: np.ndarray, plan: DetectionPlan | None = None) -> tuple[Vehicle, ...]:
         """The camera's plan (tiles over its road) when it has one, else the whole frame (and
-        VEHICLE_TILES); then riders fused into their two-wheelers."""
-        found = self.vehicles.detect(image) if plan is None else self.vehicles.detect_plan(image, plan)
+        VEHICLE_TILES); then riders fused into their two-wheelers. With fusion on, two-wheeler
+        boxes are decoded down to the rules' weak score and kept only if they carry a rider."""
         names = self.vehicles.class_names
+        strong = self.vehicles.thresholds(plan)
+        decode = strong.copy()
+        if self.riders is not None:
+            bikes = np.array([name in TWO_WHEELERS for name in names])
+            decode[bikes] = np.minimum(decode[bikes], self.riders.weak_bike_score)
+        found = (self.vehicles.detect(image, decode, strong if self.riders is not None else None) if plan is None
+                 else self.vehicles.detect_plan(image, plan, decode, strong))
         boxes, scores, classes = found.boxes, found.scores, found.classes
         riders = np.zeros(len(scores), dtype=np.int64)
         if self.riders is not None:
             fused = fuse_riders(boxes, scores, classes, names, self.riders)
             boxes, scores, classes, riders = fused.boxes, fused.scores, fused.classes, fused.riders
+        sure = (scores >= strong[classes]) | (riders > 0)
         return tuple(
             Vehicle(names[c], round(float(s), 4), tuple(round(float(v), 1) for v in b), int(r))  # type: ignore[arg-type]
-            for b, s, c, r in zip(boxes, scores, classes, riders)
-            if self.keep[c]
+            for b, s, c, r, ok in zip(boxes, scores, classes, riders, sure)
+            if self.keep[c] and ok
         )
 
     def process(self, image: np.ndarray, plan: DetectionPlan | None = None) -> FrameResult:

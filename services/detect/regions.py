@@ -11,7 +11,8 @@ big near vehicles that tiles cut apart.
 detection:
   roi: [[x, y], ...]        # the road, frame pixels; default the whole frame
   slices: auto              # or [[x1, y1, x2, y2], ...]; auto = model-input-sized tiles over the roi's bounding box
-  tile: 416                 # auto only: frame pixels per tile side (default the model's input; bigger = fewer, shrunk tiles)
+  tile: 416                 # auto only: frame pixels per tile side (default the model's input), or
+                            # [far, near]: tiles growing from `far` at the roi's top to `near` at its bottom
   overlap: 0.2              # auto only: share of a tile shared with its neighbour
   full_frame: true          # also run the whole frame
   min_score: {motorcycle: 0.25}   # per-class score thresholds (default the detector's)
@@ -43,7 +44,7 @@ _UNKNOWN = re.compile(r"unknown field `(\w+)`")
 class DetectionBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     roi: list[tuple[float, float]] | None = None
     slices: Literal["auto", "none"] | list[tuple[float, float, float, float]] = "auto"
-    tile: Annotated[int, Meta(ge=32)] | None = None
+    tile: int | list[int] | None = None  # checked in _checked (a union with constrained tuples upsets msgspec 0.22)
     overlap: Annotated[float, Meta(ge=0.0, le=0.8)] = 0.2
     full_frame: bool = True
     min_score: dict[str, Annotated[float, Meta(gt=0.0, lt=1.0)]] = {}
@@ -66,7 +67,7 @@ class DetectionPlan:
     frame_size: tuple[int, int]  # width, height
     roi: tuple[tuple[float, float], ...] | None  # None: the whole frame
     slices: tuple[Box, ...] | Literal["auto"]
-    tile: int | None
+    tile: int | tuple[int, int] | None  # one size, or [far, near]: at the top and the bottom of the roi
     overlap: float
     full_frame: bool
     min_score: dict[str, float]
@@ -80,7 +81,9 @@ class DetectionPlan:
         roi = None if self.roi is None else tuple((x * sx, y * sy) for x, y in self.roi)
         slices = self.slices if self.slices == "auto" else tuple(
             (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in self.slices)
-        tile = None if self.tile is None else max(32, round(self.tile * min(sx, sy)))
+        k = min(sx, sy)
+        tile = (None if self.tile is None else max(32, round(self.tile * k)) if isinstance(self.tile, int)
+                else (max(32, round(self.tile[0] * k)), max(32, round(self.tile[1] * k))))
         return DetectionPlan(self.source, (width, height), roi, slices, tile, self.overlap, self.full_frame,
                              self.min_score, self.min_score_line)
 
@@ -92,17 +95,33 @@ class DetectionPlan:
                 min(float(self.frame_size[1]), max(ys)))
 
     def tiles(self, model_input: tuple[int, int]) -> tuple[tuple[int, int, int, int], ...]:
-        """The slices as integer pixel boxes; `auto` = tiles of `tile` (default the model's input
-        size, height x width) over the roi's bounding box, neighbours sharing `overlap`."""
+        """The slices as integer pixel boxes. `auto`: tiles over the roi's bounding box, neighbours
+        sharing `overlap`, of `tile` pixels (default the model's input, height x width: seen at
+        full resolution). With `tile: [far, near]` the tiles grow row by row from `far` at the
+        top of the roi to `near` at its bottom, as vehicles do on a camera looking down a road:
+        far tiles are enlarged into the model input, near ones shrunk."""
         if self.slices != "auto":
             w, h = self.frame_size
             return tuple((max(0, math.floor(b[0])), max(0, math.floor(b[1])), min(w, math.ceil(b[2])),
                           min(h, math.ceil(b[3]))) for b in self.slices)
-        th, tw = (self.tile, self.tile) if self.tile else model_input
         x1, y1, x2, y2 = self.roi_box()
-        xs = _starts(x1, x2, tw, self.overlap, self.frame_size[0])
-        ys = _starts(y1, y2, th, self.overlap, self.frame_size[1])
-        return tuple((x, y, min(x + tw, self.frame_size[0]), min(y + th, self.frame_size[1])) for y in ys for x in xs)
+        fw, fh = self.frame_size
+        if not isinstance(self.tile, tuple):
+            th, tw = (self.tile, self.tile) if self.tile else model_input
+            xs = _starts(x1, x2, tw, self.overlap, fw)
+            ys = _starts(y1, y2, th, self.overlap, fh)
+            return tuple((x, y, min(x + tw, fw), min(y + th, fh)) for y in ys for x in xs)
+        far, near = self.tile
+        out: list[tuple[int, int, int, int]] = []
+        top = y1
+        while True:
+            size = round(far + (near - far) * min(1.0, max(0.0, (top - y1) / max(y2 - y1, 1.0))))
+            size = min(size, fh, fw)
+            row = min(int(top), fh - size)
+            out += [(x, row, min(x + size, fw), row + size) for x in _starts(x1, x2, size, self.overlap, fw)]
+            if row + size >= y2:
+                return tuple(out)
+            top = row + size * (1.0 - self.overlap)
 
     def inside_roi(self, boxes: np.ndarray) -> np.ndarray:
         """Which boxes have their ground point (bottom centre) on the road polygon; a box whose
@@ -295,9 +314,17 @@ def _checked(path: Path, block: yaml.Node, parsed: DetectionBlock, frame_size: t
         slices = tuple(tuple(float(v) for v in b) for b in parsed.slices)  # type: ignore[misc]
     if not parsed.full_frame and slices == ():
         raise fail("with full_frame: false there must be slices to run", "full_frame", "full_frame")
-    if parsed.tile is not None and parsed.slices != "auto":
-        raise fail("is only used with slices: auto", "tile", "tile")
-    return DetectionPlan(str(path), frame_size, roi, slices, parsed.tile, parsed.overlap, parsed.full_frame,
+    tile: int | tuple[int, int] | None = None
+    if parsed.tile is not None:
+        if parsed.slices != "auto":
+            raise fail("is only used with slices: auto", "tile", "tile")
+        sizes = [parsed.tile] if isinstance(parsed.tile, int) else parsed.tile
+        if len(sizes) not in (1, 2) or not isinstance(parsed.tile, int) and len(sizes) != 2:
+            raise fail(f"is a tile size in pixels or [far, near], got {parsed.tile!r}", "tile", "tile")
+        if any(not 32 <= v <= max(w, h) for v in sizes):
+            raise fail(f"tile sizes must be within 32..{max(w, h)} pixels, got {parsed.tile!r}", "tile", "tile")
+        tile = parsed.tile if isinstance(parsed.tile, int) else (sizes[0], sizes[1])
+    return DetectionPlan(str(path), frame_size, roi, slices, tile, parsed.overlap, parsed.full_frame,
                          dict(parsed.min_score), _line(_child(block, "min_score")))
 
 

@@ -18,6 +18,12 @@ The rule is geometric, per rider:
 - the person is not much wider than the bike (`max_width_ratio`): a person near the camera
   does not ride a far bike.
 Each person joins the bike that fits best; a bike takes at most `max_riders`.
+
+Seen from behind and above, a ridden motorbike scores high as `person` and low as `motorcycle`
+(the rider hides the machine). So the pipeline also decodes two-wheeler boxes down to
+`weak_bike_score`, far below the usual threshold, and keeps such a weak bike only when a rider
+sits on it: the pair is good evidence where either box alone is not. The fused vehicle gets
+the best score of the bike and its riders.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class RiderRules:
     max_head_depth: float = 0.5
     max_width_ratio: float = 2.0
     max_riders: int = 3
+    weak_bike_score: float = 0.05  # a two-wheeler box this weak is kept only with a rider on it
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,14 @@ def fuse_riders(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, clas
             continue
         taken[p] = b
         on_bike[b].append(p)
-    out_boxes = boxes.copy()
+    out_boxes, out_scores = boxes.copy(), scores.copy()
     for b, people in on_bike.items():
         if people:
             group = boxes[[b, *people]]
             out_boxes[b] = [group[:, 0].min(), group[:, 1].min(), group[:, 2].max(), group[:, 3].max()]
+            # A rider sitting on a bike box is evidence for the bike: a bike the detector barely
+            # saw under a clear rider is as sure as the rider.
+            out_scores[b] = max(float(scores[b]), *(float(scores[p]) for p in people))
             riders[b] = len(people)
     keep = np.array([i not in taken for i in range(n)], dtype=bool)
-    return Fused(out_boxes[keep].astype(np.float32), scores[keep], classes[keep], riders[keep])
+    return Fused(out_boxes[keep].astype(np.float32), out_scores[keep], classes[keep], riders[keep])

@@ -31,8 +31,10 @@ from services.detect.nms import batched_nms, iou_one_to_many
 EDGE_PX = 3.0  # a box within this many pixels of a window edge is cut by it
 FRAGMENT_INSIDE = 0.6  # share of a cut box inside a kept same-class box that makes it a fragment of it
 SAME_VEHICLE_SHARED = 0.6  # same class, two windows: intersection over the smaller box that makes one vehicle
+WEAK_INSIDE = 0.8  # share of a weak box inside a sure same-class box that makes it part of it
 HALVES_SHARED_SIDE = 0.7  # two cut boxes sharing this much of their height (or width) are halves
 SAME_SPOT_IOU = 0.7  # vehicle boxes of any two classes this close are one vehicle
+SAME_SPOT_SHARED, SAME_SPOT_SIZE = 0.8, 0.5  # ... or this much of the smaller inside the other, sizes alike
 VEHICLE_CLASSES = ("car", "truck", "bus", "motorcycle", "bicycle")
 
 Window = tuple[int, int, int, int]
@@ -72,8 +74,10 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def merge(parts: list[Found], frame_wh: tuple[int, int], iou: float, class_names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One box per vehicle from detections in several windows; returns boxes, scores, classes."""
+def merge(parts: list[Found], frame_wh: tuple[int, int], iou: float, class_names: list[str],
+          strong: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One box per vehicle from detections in several windows; returns boxes, scores, classes.
+    `strong` (a score per class): boxes below it are taken after every box above it."""
     if not parts:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
     boxes = np.concatenate([p.boxes for p in parts]).astype(np.float32)
@@ -88,8 +92,9 @@ def merge(parts: list[Found], frame_wh: tuple[int, int], iou: float, class_names
     is_vehicle = np.array([int(c) in vehicle_ids for c in classes])
     areas = _area(boxes)
 
-    # Greedy suppression, uncut boxes first, then by score.
-    order = np.lexsort((-scores, cut))
+    # Greedy suppression: sure boxes first, uncut before cut, then by score.
+    weak = scores < strong[classes] if strong is not None else np.zeros(n, dtype=bool)
+    order = np.lexsort((-scores, cut, weak))
     alive = np.ones(n, dtype=bool)
     kept: list[int] = []
     for i in order:
@@ -109,8 +114,13 @@ def merge(parts: list[Found], frame_wh: tuple[int, int], iou: float, class_names
         gone = same & (overlap > iou)
         # The same vehicle seen at two scales: boxes differ in extent (the rider, the shadow).
         gone |= same & (origin[rest] != origin[i]) & (shared >= SAME_VEHICLE_SHARED)
-        gone |= same & cut[rest] & (inside >= FRAGMENT_INSIDE)
-        gone |= is_vehicle[i] & is_vehicle[rest] & (overlap >= SAME_SPOT_IOU)
+        gone |= (same | (is_vehicle[i] & is_vehicle[rest])) & cut[rest] & (inside >= FRAGMENT_INSIDE)
+        # A weak box (kept only to carry a rider) inside a sure one of its class is that one's part.
+        gone |= same & ~weak[i] & weak[rest] & (inside >= WEAK_INSIDE)
+        # One vehicle named car in one window and truck in the other (a bike inside a car's box
+        # is not: the sizes must be alike).
+        alike = np.minimum(areas[rest], areas[i]) / np.maximum(np.maximum(areas[rest], areas[i]), 1e-6) >= SAME_SPOT_SIZE
+        gone |= is_vehicle[i] & is_vehicle[rest] & ((overlap >= SAME_SPOT_IOU) | (alike & (shared >= SAME_SPOT_SHARED)))
         alive[rest[gone]] = False
     keep = np.array(kept, dtype=np.int64)
     boxes, scores, classes, cut, origin = boxes[keep], scores[keep], classes[keep], cut[keep], origin[keep]
