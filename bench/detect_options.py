@@ -21,8 +21,11 @@ detection of an unboxed vehicle counts as false).
 A match is class-agnostic among vehicle classes (bicycle, car, motorcycle, bus, truck): a
 truck called car is a found vehicle here; `person` boxes never count as vehicles. Greedy
 matching by IoU, at IoU >= 0.5 and >= 0.3; detections inside a truth `ignore` region that match
-nothing are neither true nor false. CPU = process time of `find_vehicles` per frame, with one
-onnxruntime thread.
+nothing are neither true nor false. `riders`: ridden two-wheelers of the truth matched by a
+vehicle with riders >= 1; `as person`: ridden two-wheelers no vehicle box matched but a `person`
+box did (what track must turn into two-wheelers by their motion); `R@0.3+p`: recall if it did.
+CPU = process time of `find_vehicles` per frame (median), one onnxruntime thread; `runs` =
+model runs per frame.
 
     python bench/detect_options.py --shared ../shared [--truth eval/truth/a.json ...] [--only bare,slices+riders]
 """
@@ -183,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
     print(f"{len(truth)} frames, {sum(f.seen for f in truth)} vehicles seen "
           f"({'complete truth' if complete else 'partial truth: precision is a lower bound'})")
-    head = f"{'option':<17} {'R@0.5':>6} {'P@0.5':>6} {'R@0.3':>6} {'P@0.3':>6} {'riders':>7} {'as person':>9} {'CPU ms':>7} {'runs':>5}"
+    head = (f"{'option':<18} {'R@0.5':>6} {'P@0.5':>6} {'R@0.3':>6} {'P@0.3':>6} {'riders':>7} {'as person':>9} "
+            f"{'R@0.3+p':>7} {'CPU ms':>7} {'runs':>5}")
     print(head)
     print("-" * len(head))
     for name, opt in chosen.items():
@@ -217,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         p = {t: totals[t]["tp"] / max(totals[t]["det"], 1) for t in totals}
         riders = (f"{totals[0.3]['riders_found']}/{totals[0.3]['ridden']}" if complete else "n/a")
         as_person = str(totals[0.3]["as_person"]) if complete else "n/a"
-        print(f"{name:<17} {r[0.5]:6.1%} {p[0.5]:6.1%} {r[0.3]:6.1%} {p[0.3]:6.1%} {riders:>7} {as_person:>9} "
-              f"{np.median(cpu):7.0f} {runs:>5}", flush=True)
+        with_persons = (f"{(totals[0.3]['tp'] + totals[0.3]['as_person']) / totals[0.3]['seen']:7.1%}" if complete
+                        else f"{'n/a':>7}")
+        print(f"{name:<18} {r[0.5]:6.1%} {p[0.5]:6.1%} {r[0.3]:6.1%} {p[0.3]:6.1%} {riders:>7} {as_person:>9} "
+              f"{with_persons} {np.median(cpu):7.0f} {runs:>5}", flush=True)
     return 0
 
 

@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rider_max_head_depth: float = 0.5
     rider_max_width_ratio: float = 2.0
     rider_max_per_vehicle: int = 3
+    rider_weak_bike_score: float = 0.05  # a motorcycle/bicycle box this weak is kept only with a rider on it
 
     plate_model: str = "y5fu_640x_sim.onnx"
     plate_conf: float = 0.3
@@ -98,6 +99,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                                 ("rider_max_width_ratio", 0.5, 10.0)):
             if not low <= getattr(self, name) <= high:
                 raise SettingError(name.upper(), f"must be within {low}..{high}, got {getattr(self, name)}")
+        if not 0.0 < self.rider_weak_bike_score <= 1.0:
+            raise SettingError("RIDER_WEAK_BIKE_SCORE", f"must be within 0..1 (VEHICLE_CONF or above: off), got "
+                                                        f"{self.rider_weak_bike_score}")
         if self.rider_max_per_vehicle < 1:
             raise SettingError("RIDER_MAX_PER_VEHICLE", f"must be at least 1, got {self.rider_max_per_vehicle}")
 
@@ -106,7 +110,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return None
         return RiderRules(min_x_overlap=self.rider_min_x_overlap, min_foot_depth=self.rider_min_foot_depth,
                           max_foot_below=self.rider_max_foot_below, max_head_depth=self.rider_max_head_depth,
-                          max_width_ratio=self.rider_max_width_ratio, max_riders=self.rider_max_per_vehicle)
+                          max_width_ratio=self.rider_max_width_ratio, max_riders=self.rider_max_per_vehicle,
+                          weak_bike_score=self.rider_weak_bike_score)
 
     def model_path(self, name: str) -> Path:
         path = Path(name)
