@@ -114,3 +114,20 @@ def test_missing_frame_size_is_named(tmp_path: Path):
     path.write_text("camera: cam-07\ndetection:\n  slices: auto\n", encoding="utf-8")
     with pytest.raises(RegionError, match="frame_size"):
         load_plan(path)
+
+
+def test_rows_of_tiles_grow_from_far_to_near(tmp_path: Path):
+    plan = load_plan(write(tmp_path, "detection:\n  roi: [[0, 25], [1006, 25], [1006, 720], [0, 720]]\n"
+                                     "  tile: [300, 900]\n"))
+    tiles = plan.tiles((416, 416))
+    rows = sorted({(t[1], t[3] - t[1]) for t in tiles})
+    sizes = [size for _, size in rows]
+    assert sizes[0] == 300 and sizes == sorted(sizes) and sizes[-1] > 416
+    assert all(t[2] - t[0] == t[3] - t[1] for t in tiles)  # square, so the model sees them undistorted
+    covered = np.zeros((720, 1006), dtype=bool)
+    for x1, y1, x2, y2 in tiles:
+        covered[y1:y2, x1:x2] = True
+    assert covered[25:720].all()
+    with pytest.raises(RegionError, match="far, near") as caught:
+        load_plan(write(tmp_path, "detection:\n  tile: [300, 600, 900]\n"))
+    assert (caught.value.field, caught.value.line) == ("detection.tile", 5)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from services.detect.pipeline import Pipeline
+from services.detect.regions import load_plan
 from services.detect.riders import RiderRules, fuse_riders
 
 NAMES = ["person", "bicycle", "car", "motorcycle"]
@@ -103,27 +104,43 @@ def _truth_file(clip: str) -> Path:
     return folder / f"{Path(clip).stem}.json"
 
 
-@pytest.mark.parametrize("clip", ["vn_haiphong_intersection.mp4", "vn_saigon_intersection.mp4"])
-def test_riders_the_truth_marks_are_motorbikes_with_riders(pipeline: Pipeline, video_frame, clip: str):
-    """Against the person-checked truth (eval/truth/<clip>.json): of the two-wheelers the truth
-    marks with riders that detect finds at all, none is left a bare `person` and nearly all carry
-    riders >= 1 (a bike whose rider the detector did not box separately has riders = 0)."""
+@pytest.mark.parametrize("clip, scene, floor", [("vn_haiphong_intersection.mp4", "demo-haiphong", 60),
+                                                ("vn_saigon_intersection.mp4", "demo-saigon", 30)])
+def test_riders_the_truth_marks_are_motorbikes_with_riders(pipeline: Pipeline, video_frame, clip: str, scene: str,
+                                                           floor: int):
+    """Against the person-checked truth (eval/truth/<clip>.json), with the demo camera's plan:
+    most two-wheelers the truth marks as ridden are found as a two-wheeler (measured 70 of 118 on
+    Hải Phòng, 37 of 69 on Sài Gòn) and nearly all of those carry riders >= 1 (measured 58/70,
+    34/37); without fusion those riders would be `person` boxes beside the bikes."""
     path = _truth_file(clip)
     if not path.is_file():
-        pytest.skip(f"{path} not in this checkout")
+        pytest.skip(f"{path} not in this checkout (set TRUTH_DIR)")
     truth = json.loads(path.read_text(encoding="utf-8"))
-    found = with_riders = as_person = 0
+    plan = load_plan(REPO / "deploy" / "local" / "scenes" / f"{scene}.yaml")
+    found = with_riders = 0
     for frame in truth["frames"]:
-        vehicles = pipeline.find_vehicles(video_frame(clip, frame["frame"]))
+        vehicles = pipeline.find_vehicles(video_frame(clip, frame["frame"]), plan)
         for marked in (v for v in frame["vehicles"] if v.get("riders", 0) >= 1):
             bikes = [v for v in vehicles if v.class_name in ("motorcycle", "bicycle") and iou(v.box, marked["box"]) >= 0.3]
             if bikes:
                 found += 1
                 with_riders += max(b.riders for b in bikes) >= 1
-            elif any(v.class_name == "person" and iou(v.box, marked["box"]) >= 0.5 for v in vehicles):
-                as_person += 1
-    assert found >= 10
-    assert with_riders >= 0.6 * found, (with_riders, found)
-    # a rider standing on a found bike box is never left as a `person`: the ones left are riders
-    # whose bike the model did not see at all (track's job)
-    assert as_person <= found
+    assert found >= floor, found
+    assert with_riders >= 0.75 * found, (with_riders, found)
+
+
+def test_weak_bikes_are_kept_only_under_a_rider(pipeline: Pipeline, video_frame):
+    """Seen from behind, a ridden bike scores far below VEHICLE_CONF as `motorcycle`: decoded
+    down to RIDER_WEAK_BIKE_SCORE it turns more riders into motorbikes, and a weak bike with no
+    rider on it is never published."""
+    keep = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+    off = Pipeline(pipeline.vehicles, pipeline.reader, keep, riders=RiderRules(weak_bike_score=pipeline.vehicles.conf))
+    plan = load_plan(REPO / "deploy" / "local" / "scenes" / "demo-saigon.yaml")
+    with_weak = without = 0
+    for index in (17, 51, 85):  # person-checked frames of the clip
+        image = video_frame("vn_saigon_intersection.mp4", index)
+        rescued = pipeline.find_vehicles(image, plan)
+        assert all(v.score >= pipeline.vehicles.conf or v.riders >= 1 for v in rescued)
+        with_weak += sum(v.riders >= 1 for v in rescued)
+        without += sum(v.riders >= 1 for v in off.find_vehicles(image, plan))
+    assert with_weak >= without + 8, (with_weak, without)  # measured 8 -> 20
