@@ -69,6 +69,7 @@ def test_missing_headers_are_named(jpeg: bytes):
 def test_camera_with_a_scene_is_detected_with_its_plan(pipeline, jpeg: bytes, tmp_path):
     """The service path: a camera whose scene has a `detection:` block gets its roi and slices
     (here a roi of the left half only), a camera without a scene the whole frame."""
+    import re
     from pathlib import Path
 
     from services.detect.handler import detect_frame
@@ -76,8 +77,7 @@ def test_camera_with_a_scene_is_detected_with_its_plan(pipeline, jpeg: bytes, tm
 
     scene = Path(__file__).resolve().parents[2] / "deploy" / "local" / "scenes" / "demo-haiphong.yaml"
     text = scene.read_text(encoding="utf-8").replace("camera: demo-haiphong", "camera: cam-07")
-    text = text.replace("roi: [[0, 95], [110, 55], [420, 25], [640, 25], [720, 70], [1006, 95], [1006, 720], [0, 720]]",
-                        "roi: [[0, 0], [500, 0], [500, 720], [0, 720]]")
+    text = re.sub(r"(?m)^  roi: .*$", "  roi: [[0, 0], [500, 0], [500, 720], [0, 720]]", text)
     assert "roi: [[0, 0], [500, 0]" in text
     (tmp_path / "cam-07.yaml").write_text(text, encoding="utf-8")
     plans = PlanBook.from_dir(tmp_path, pipeline.vehicles.class_names)
