@@ -4,13 +4,14 @@ A camera watches a road, not its whole frame; far vehicles on that road are a fe
 tall, and shrinking a 1000-px frame into a 416-px model input makes them vanish. So the scene
 (the same `SCENES_DIR/<camera_id>.yaml` track reads) may say which polygon of the frame is the
 road (`roi`) and how to slice it: tiles at the model's own input size are seen at full
-resolution, ~2.4x bigger than in the shrunk whole frame, and the whole frame is still run for the
-big near vehicles that tiles cut apart.
+resolution, ~2.4x bigger than in the shrunk whole frame (smaller tiles are enlarged, bigger ones
+shrunk), and the whole frame is still run for the big near vehicles that tiles cut apart.
+Detections whose ground point (bottom centre) is off the roi are dropped.
 
 ```yaml
 detection:
   roi: [[x, y], ...]        # the road, frame pixels; default the whole frame
-  slices: auto              # or [[x1, y1, x2, y2], ...]; auto = model-input-sized tiles over the roi's bounding box
+  slices: auto              # or [[x1, y1, x2, y2], ...], or none; auto = tiles over the roi's bounding box
   tile: 416                 # auto only: frame pixels per tile side (default the model's input), or
                             # [far, near]: tiles growing from `far` at the roi's top to `near` at its bottom
   overlap: 0.2              # auto only: share of a tile shared with its neighbour
