@@ -13,6 +13,8 @@ Options (all through `Pipeline.find_vehicles`, the code path of the service and 
   scene-full+riders  the scene's tiles without the whole frame
   scene+riders@t     the scene's block with lower per-class thresholds (--low-score)
   rows208+riders     rows of tiles growing 208 -> 624 px (more zoom far away, more tiles)
+  rows250+riders     rows growing 250 -> 900 px
+  rows350+riders     rows growing 350 -> 1000 px (fewer tiles)
 Truth: eval/truth/<clip>.json files (complete: every vehicle boxed) when given, else the partial
 truth ../shared/data/video/dev_vehicle_truth_partial.json (boxed vehicles + a count of the ones
 left unboxed: recall = matched / vehicles seen, and precision is a lower bound since a
@@ -160,6 +162,8 @@ def options(low: dict[str, float]) -> dict[str, dict]:
         "scene-full+riders": {"plan": {"full_frame": False}, "riders": True},
         "scene+riders@t": {"plan": {"min_score": low}, "riders": True},
         "rows208+riders": {"plan": {"tile": (208, 624)}, "riders": True},
+        "rows250+riders": {"plan": {"tile": (250, 900)}, "riders": True},
+        "rows350+riders": {"plan": {"tile": (350, 1000)}, "riders": True},
     }
 
 
