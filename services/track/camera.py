@@ -5,6 +5,11 @@ DetectionMade to a judged violation can be tested on scripted or recorded detect
 
 A violation is not published the moment its rule fires: the evidence wants a frame from after
 the moment too, so the draft waits until the track has been seen `after_s` later, or ends.
+
+A frame marked as a discontinuity (the stream restarted, reconnected, or a file looped) ends
+everything that spans time: tracks are closed (their pending violations finished with the
+frames there are), count windows are closed, and the phases read off the image are forgotten,
+so that a red phase's age is never carried over a gap.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from proto import ids
 from proto.v1.common import PlateText
 from proto.v1.detection import DetectionMade
 from proto.v1.telemetry import VehiclesCounted
-from services.track import signals
+from services.track import counts, signals
 from services.track.counts import CountWindows
 from services.track.plates import PlateSighting, PlateVotes
 from services.track.rules import Finding, Observation, RuleState, evaluate, resolve
@@ -51,7 +56,8 @@ class TrackInfo:
     observations: deque[Observation] = field(default_factory=lambda: deque(maxlen=HISTORY))
     rules: RuleState = field(default_factory=RuleState)
     plates: PlateVotes = field(default_factory=PlateVotes)
-    counted: bool = False
+    counted: set[str] = field(default_factory=set)  # count lines this vehicle was counted at (or is to be)
+    crossings: list[tuple[float, str, str]] = field(default_factory=list)  # (t, line, direction) to count once confirmed
     pending: list[Finding] = field(default_factory=list)
 
 
@@ -62,6 +68,8 @@ class Step:
     detections: int = 0  # vehicle detections fed to the tracker
     tracks: int = 0  # live tracks after this frame
     unjudged: int = 0  # stop-line crossings whose signal phase was unknown
+    signal_changes: list[tuple[str, float, str]] = field(default_factory=list)  # (head, since, phase) read off the image
+    discontinuity: str | None = None  # this frame began a new stretch of the stream
 
 
 class CameraTracker:
@@ -76,17 +84,19 @@ class CameraTracker:
         self.after_s = after_s
         self.info: dict[int, TrackInfo] = {}
         self.signals = signals.SignalState()
-        self.vision = {head.id: signals.VisionHead(scene.signal.hold_s)
-                       for head in (scene.signal.heads if scene.signal else ())}
-        self.counts = CountWindows(scene.camera, count_window_s)
+        self.vision = {head.id: signals.VisionHead(head.lamps, head.layout, scene.signal.hold_s,
+                                                   scene.signal.min_phase_s)
+                       for head in (scene.signal.heads if scene.signal else ()) if head.region is not None}
+        self.counts = CountWindows(scene.camera, count_window_s, lines=scene.count_lines)
 
     # --- signals -------------------------------------------------------------------------------------
     @property
     def reads_signal_from_image(self) -> bool:
         return self.scene.signal is not None and self.scene.signal.source == "vision"
 
-    def observe_signal_image(self, t: float, image: np.ndarray) -> list[tuple[str, str]]:
-        """Read every head's lamps off a frame; returns the (head, phase) changes."""
+    def observe_signal_image(self, t: float, image: np.ndarray) -> list[tuple[str, float, str]]:
+        """Read every head's lamps off a frame; returns the (head, since, phase) changes. A change
+        is dated at the first frame the new lamp was read, which may be a few frames back."""
         assert self.scene.signal is not None
         sx = image.shape[1] / self.scene.frame_size[0]
         sy = image.shape[0] / self.scene.frame_size[1]
@@ -95,18 +105,45 @@ class CameraTracker:
             if head.region is None:
                 continue
             x1, y1, x2, y2 = head.region
-            crop = image[int(y1 * sy):int(y2 * sy), int(x1 * sx):int(x2 * sx)]
-            phase = self.vision[head.id].read(t, signals.classify_lamp(crop))
-            if self.signals.observe(head.id, t, phase, "vision"):
-                changes.append((head.id, phase))
+            crop = image[int(round(y1 * sy)):int(round(y2 * sy)), int(round(x1 * sx)):int(round(x2 * sx))]
+            for since, phase in self.vision[head.id].read(t, crop):
+                if self.signals.observe(head.id, since, phase, "vision"):
+                    changes.append((head.id, since, phase))
         return changes
 
     def observe_signal(self, head: str, t: float, phase: str) -> None:
         self.signals.observe(head, t, phase, "controller")
 
+    # --- discontinuities -----------------------------------------------------------------------------
+    def discontinuity(self, t: float, kind: str = "start") -> Step:
+        """The stream broke before the frame at t: close tracks (finishing their pending violations),
+        close the count windows, forget the phases read off the image."""
+        step = Step(discontinuity=kind)
+        step.drafts += self.finish()
+        step.counts += self.counts.flush()
+        for head in self.vision.values():
+            head.reset()
+        if self.vision:
+            self.signals.gap(t, list(self.vision))
+        return step
+
     # --- detections ----------------------------------------------------------------------------------
-    def process(self, event: DetectionMade) -> Step:
+    def process(self, event: DetectionMade, image: np.ndarray | None = None) -> Step:
+        """Track one frame's detections; `image` (the decoded frame, any scale) is read for the
+        signal heads when the scene reads them from the image."""
         t = event.frame.captured_at.timestamp()
+        opening = self.discontinuity(t, event.frame.discontinuity) if event.frame.discontinuity else Step()
+        if image is not None and self.reads_signal_from_image:
+            opening.signal_changes += self.observe_signal_image(t, image)
+        step = self._track(event, t)
+        step.drafts = opening.drafts + step.drafts
+        step.counts = opening.counts + step.counts
+        step.unjudged += opening.unjudged
+        step.signal_changes = opening.signal_changes
+        step.discontinuity = opening.discontinuity
+        return step
+
+    def _track(self, event: DetectionMade, t: float) -> Step:
         sx = self.scene.frame_size[0] / event.frame.width
         sy = self.scene.frame_size[1] / event.frame.height
         detections = [
@@ -133,12 +170,13 @@ class CameraTracker:
             before = info.rules.unjudged
             info.pending += evaluate(self.scene, info.rules, previous, current, track.class_name, self.signals.at)
             step.unjudged += info.rules.unjudged - before
+            if previous is not None:
+                self._crossings(info, previous, current)
             if track.hits < self.min_hits:
                 continue
-            if not info.counted:
-                info.counted = True
-                lane = self.scene.lane_at(current.anchor)
-                self.counts.add(t, lane.id if lane else None, track.class_name)
+            for crossed_t, line, direction in info.crossings:
+                self.counts.add(crossed_t, line, direction, track.class_name)
+            info.crossings.clear()
             step.drafts += self._ready(track, info, finished=False)
         for track in finished:
             info = self.info.pop(track.id, None)
@@ -148,6 +186,24 @@ class CameraTracker:
                 step.unjudged += info.rules.unjudged - before
         step.counts = self.counts.close(t)
         return step
+
+    def _crossings(self, info: TrackInfo, previous: Observation, current: Observation) -> None:
+        """Count lines the path since the last observation crossed: each at most once per vehicle.
+        Recorded at once (the track may be young); counted when the track is confirmed."""
+        for count_line in self.scene.count_lines:
+            if count_line.id in info.counted:
+                continue
+            found = counts.crossing(count_line.line, previous.anchor, previous.t, current.anchor, current.t)
+            if found is None:
+                continue
+            direction = counts.direction_of(count_line, found, previous.anchor, current.anchor)
+            if direction is not None:
+                info.counted.add(count_line.id)
+                info.crossings.append((found.t, count_line.id, direction))
+
+    def flush_counts(self) -> list[VehiclesCounted]:
+        """At shutdown or the end of a replay: close the open count windows with what they saw."""
+        return self.counts.flush()
 
     def finish(self) -> list[ViolationDraft]:
         """At shutdown: every pending violation, with the frames there are."""
