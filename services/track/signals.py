@@ -212,6 +212,7 @@ class PhaseFilter:
     flicker_window_s: float = 2.0
     flicker_changes: int = 3
     phase: str | None = None
+    since: float | None = None  # when the current phase began (as reported)
     candidate: str | None = None
     candidate_since: float = 0.0
     last_lit: str | None = None
@@ -221,7 +222,7 @@ class PhaseFilter:
 
     def reset(self) -> None:
         """After a gap: nothing is known; the next phase is dated from the first frame it is seen."""
-        self.phase = self.candidate = self.last_lit = None
+        self.phase = self.candidate = self.last_lit = self.since = None
         self.last_lit_t = float("-inf")
         self.dark_since = None
         self.changes.clear()
@@ -232,8 +233,10 @@ class PhaseFilter:
         if reading == "off":
             if self.dark_since is None:
                 self.dark_since = t
-            if self.phase not in (None, "off") and t - self.last_lit_t <= self.hold_s:
-                return out  # flicker or a passing bus: the lit lamp holds
+            if self.phase == "off" or t - self.last_lit_t <= self.hold_s:
+                return out  # flicker or a passing bus: the lit lamp (or the one about to be) holds
+            if t - self.dark_since < self.min_phase_s:
+                return out
             return self._commit(self.dark_since, "off", out)
         self.dark_since = None
         if reading != self.last_lit:
@@ -253,7 +256,9 @@ class PhaseFilter:
 
     def _commit(self, since: float, phase: str, out: list[tuple[float, str]]) -> list[tuple[float, str]]:
         if phase != self.phase:
-            self.phase = phase
+            # Never dated before the change already reported: phases stay in order.
+            since = max(since, self.since) if self.since is not None else since
+            self.phase, self.since = phase, since
             out.append((since, phase))
         return out
 
