@@ -14,6 +14,7 @@ so that a red phase's age is never carried over a gap.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -50,6 +51,18 @@ class ViolationDraft:
         return datetime.fromtimestamp(self.finding.t, timezone.utc)
 
 
+@dataclass(frozen=True)
+class Counted:
+    """One vehicle counted at a count line."""
+
+    t: float  # when its path met the line
+    line: str
+    direction: str
+    point: tuple[float, float]  # where (bottom centre)
+    track_id: int
+    vehicle_class: str = ""
+
+
 @dataclass
 class TrackInfo:
     key: str  # first capture time and id: unique across restarts of the service
@@ -57,7 +70,7 @@ class TrackInfo:
     rules: RuleState = field(default_factory=RuleState)
     plates: PlateVotes = field(default_factory=PlateVotes)
     counted: set[str] = field(default_factory=set)  # count lines this vehicle was counted at (or is to be)
-    crossings: list[tuple[float, str, str]] = field(default_factory=list)  # (t, line, direction) to count once confirmed
+    crossings: list[Counted] = field(default_factory=list)  # to count once the track is confirmed
     pending: list[Finding] = field(default_factory=list)
 
 
@@ -70,6 +83,7 @@ class Step:
     unjudged: int = 0  # stop-line crossings whose signal phase was unknown
     signal_changes: list[tuple[str, float, str]] = field(default_factory=list)  # (head, since, phase) read off the image
     discontinuity: str | None = None  # this frame began a new stretch of the stream
+    counted: list[Counted] = field(default_factory=list)  # vehicles counted at count lines in this step
 
 
 class CameraTracker:
@@ -140,6 +154,7 @@ class CameraTracker:
         step.counts = opening.counts + step.counts
         step.unjudged += opening.unjudged
         step.signal_changes = opening.signal_changes
+        step.counted = opening.counted + step.counted
         step.discontinuity = opening.discontinuity
         return step
 
@@ -171,11 +186,12 @@ class CameraTracker:
             info.pending += evaluate(self.scene, info.rules, previous, current, track.class_name, self.signals.at)
             step.unjudged += info.rules.unjudged - before
             if previous is not None:
-                self._crossings(info, previous, current)
+                self._crossings(info, track.id, previous, current)
             if track.hits < self.min_hits:
                 continue
-            for crossed_t, line, direction in info.crossings:
-                self.counts.add(crossed_t, line, direction, track.class_name)
+            for crossed in info.crossings:
+                self.counts.add(crossed.t, crossed.line, crossed.direction, track.class_name)
+                step.counted.append(dataclasses.replace(crossed, vehicle_class=track.class_name))
             info.crossings.clear()
             step.drafts += self._ready(track, info, finished=False)
         for track in finished:
@@ -187,7 +203,7 @@ class CameraTracker:
         step.counts = self.counts.close(t)
         return step
 
-    def _crossings(self, info: TrackInfo, previous: Observation, current: Observation) -> None:
+    def _crossings(self, info: TrackInfo, track_id: int, previous: Observation, current: Observation) -> None:
         """Count lines the path since the last observation crossed: each at most once per vehicle.
         Recorded at once (the track may be young); counted when the track is confirmed."""
         for count_line in self.scene.count_lines:
@@ -199,7 +215,7 @@ class CameraTracker:
             direction = counts.direction_of(count_line, found, previous.anchor, current.anchor)
             if direction is not None:
                 info.counted.add(count_line.id)
-                info.crossings.append((found.t, count_line.id, direction))
+                info.crossings.append(Counted(found.t, count_line.id, direction, found.point, track_id))
 
     def flush_counts(self) -> list[VehiclesCounted]:
         """At shutdown or the end of a replay: close the open count windows with what they saw."""
