@@ -34,14 +34,14 @@ def crossing(line: Segment, p0: Point, t0: float, p1: Point, t1: float) -> Cross
     """Where and when the path p0 (at t0) → p1 (at t1) crosses the segment `line`, or None.
 
     Gap-proof: p0 and p1 may be observations seconds apart (the track was lost in between); the
-    straight path between them is what crossed. A point exactly on the line counts as on its
-    backward side, so a vehicle that stops on the line is counted once: going forward when it
-    leaves the line, going backward when it reaches it."""
+    straight path between them is what crossed. A path that ends exactly on the line crosses it;
+    one that starts on it does not (the step that arrived did), so a vehicle that stops on the
+    line is counted once. Same rule as the rules' stop-line crossing."""
     (ax, ay), (bx, by) = line
     nx, ny = by - ay, ax - bx  # the forward normal
     s0 = (p0[0] - ax) * nx + (p0[1] - ay) * ny
     s1 = (p1[0] - ax) * nx + (p1[1] - ay) * ny
-    if (s0 > 0) == (s1 > 0):
+    if s0 == 0 or (s1 != 0 and (s0 > 0) == (s1 > 0)):
         return None
     f = s0 / (s0 - s1)  # fraction of the path at the line
     x, y = p0[0] + f * (p1[0] - p0[0]), p0[1] + f * (p1[1] - p0[1])
@@ -50,7 +50,7 @@ def crossing(line: Segment, p0: Point, t0: float, p1: Point, t1: float) -> Cross
     along = ((x - ax) * lx + (y - ay) * ly) / (lx * lx + ly * ly)
     if not 0.0 <= along <= 1.0:
         return None
-    return Crossing(t0 + f * (t1 - t0), (x, y), 1 if s1 > 0 else -1)
+    return Crossing(t0 + f * (t1 - t0), (x, y), -1 if s0 > 0 else 1)
 
 
 def direction_of(count_line: CountLine, found: Crossing, p0: Point, p1: Point) -> str | None:

@@ -42,9 +42,9 @@ def test_crossing_is_interpolated_and_gap_proof():
 
 def test_touching_or_missing_the_segment_is_not_crossing():
     line = ((0.0, 500.0), (1000.0, 500.0))
-    assert crossing(line, (100.0, 700.0), 0.0, (100.0, 500.0), 1.0) is None  # stops on the line
+    assert crossing(line, (100.0, 700.0), 0.0, (100.0, 500.0), 1.0).t == 1.0  # arrives on the line: crossed
     assert crossing(line, (100.0, 500.0), 1.0, (100.0, 500.0), 1.5) is None  # stays there
-    assert crossing(line, (100.0, 500.0), 1.5, (100.0, 300.0), 2.0).t == 1.5  # leaves it: counted then, once
+    assert crossing(line, (100.0, 500.0), 1.5, (100.0, 300.0), 2.0) is None  # leaves it: not a second time
     assert crossing(line, (1100.0, 700.0), 0.0, (1100.0, 300.0), 1.0) is None  # beside the segment
     assert crossing(line, (100.0, 700.0), 0.0, (200.0, 600.0), 1.0) is None  # same side
 
@@ -131,38 +131,53 @@ def _write(tmp_path, text):
     return path
 
 
-# --- the real clip ------------------------------------------------------------------------------------
-# Stop-line crossings of vn_haiphong_intersection.mp4, from the labellers' eye-checked truth
-# (eval/truth/vn_haiphong_intersection.json, "crossings" of line approach-north): frame, x, class.
-HAIPHONG_CROSSINGS = [(8, 671, "motorcycle"), (27, 834, "motorcycle"), (40, 769, "motorcycle"),
-                      (60, 745, "motorcycle"), (104, 824, "motorcycle")]
+# --- the real clips -----------------------------------------------------------------------------------
+# Stop-line crossings (line approach-north, in the lane direction) from the labellers' eye-checked
+# truth, eval/truth/<clip>.json "crossings": (frame, x, class). Every one is a motorcycle.
+CROSSINGS = {
+    "vn_haiphong_intersection.mp4": [(8, 671, "motorcycle"), (27, 834, "motorcycle"), (40, 769, "motorcycle"),
+                                     (60, 745, "motorcycle"), (104, 824, "motorcycle")],
+    "vn_saigon_intersection.mp4": [(66, 790, "motorcycle"), (99, 785, "motorcycle"), (143, 781, "motorcycle"),
+                                   (155, 765, "motorcycle"), (192, 790, "motorcycle")],
+}
+CLIPS = {  # clip: (camera, scene, last frame, fps, fewest labelled crossings that must be counted)
+    # Measured with this branch's tracker: 3 of 5 (the riders at frames 27 and 104 are detected
+    # only as `person`, with no motorcycle box, around their crossing).
+    "vn_haiphong_intersection.mp4": ("demo-haiphong", "deploy/local/scenes/demo-haiphong.yaml", 141, 20.09, 3),
+    # Measured: 0 of 5. On this clip the detector sees the riders in the right lane only as
+    # `person` (no motorcycle box at all near the line), and track counts vehicle classes: riders
+    # folded onto bikes or lone riders tracked as two-wheelers come with the tracking branch.
+    "vn_saigon_intersection.mp4": ("demo-saigon", "deploy/local/scenes/demo-saigon.yaml", 204, 19.97, 0),
+}
 MATCH_FRAMES = 4  # the track's bottom centre is a filtered box edge: a few frames off the wheel
 MATCH_PX = 45
 
 
-def test_counts_on_the_haiphong_clip_against_the_labelled_crossings(shared_dir, repo_dir):
+@pytest.mark.parametrize("clip", sorted(CLIPS))
+def test_counts_on_the_vn_clips_against_the_labelled_crossings(shared_dir, repo_dir, clip):
     """Real detections (the detect pipeline's models) at 10 frames/s, the demo scene's count line
-    on the stop line. Measured (see the report): 3 of the 5 labelled crossings are counted, at
-    the right frame and place; the two missed riders (frames 27 and 104) are seen by the detector
-    only as `person` (no motorcycle box) around their crossing, so no vehicle track crosses.
-    Asserted: no count without a labelled crossing, none twice, at least 3 of 5."""
-    events, _ = clip_detections(shared_dir, "vn_haiphong_intersection.mp4", "demo-haiphong", 0, 141, 2)
-    scene = scenes.load(repo_dir / "deploy/local/scenes/demo-haiphong.yaml")
+    on the stop line. Asserted: no count without a labelled crossing (class, frame, place), none
+    counted twice, at least the measured number of labelled crossings counted, and the published
+    window agrees with the vehicles counted."""
+    camera, scene_path, last, fps, at_least = CLIPS[clip]
+    events, _ = clip_detections(shared_dir, clip, camera, 0, last, 2)
+    scene = scenes.load(repo_dir / scene_path)
     engine = CameraTracker(scene, classes=frozenset({"car", "motorcycle", "bus", "truck", "bicycle"}))
-    fps = 20.09
     counted = []
     for detection in events:
         counted += engine.process(detection).counted
     engine.finish()
     [window] = engine.flush_counts()
-    matched: dict[int, int] = {}
+    truth = CROSSINGS[clip]
+    matched: set[int] = set()
     for c in counted:
         frame = (c.t - T0.timestamp()) * fps
-        hits = [k for k, (f, x, cls) in enumerate(HAIPHONG_CROSSINGS)
+        hits = [k for k, (f, x, cls) in enumerate(truth)
                 if abs(frame - f) <= MATCH_FRAMES and abs(c.point[0] - x) <= MATCH_PX and cls == c.vehicle_class]
         assert hits, f"counted at frame {frame:.1f}, x {c.point[0]:.0f} ({c.vehicle_class}): no such crossing"
-        assert hits[0] not in matched, f"crossing {HAIPHONG_CROSSINGS[hits[0]]} counted twice"
-        matched[hits[0]] = 1
-    assert len(matched) >= 3
+        assert hits[0] not in matched, f"crossing {truth[hits[0]]} counted twice"
+        matched.add(hits[0])
+    assert len(matched) >= at_least, f"{len(matched)} of {len(truth)} labelled crossings counted"
     assert sum(c.count for c in window.counts) == len(counted)
-    assert {(c.line, c.direction) for c in window.counts} == {("approach-north", FORWARD)}
+    assert all((c.line, c.direction) == ("approach-north", FORWARD) for c in window.counts)
+    assert window.lines == ("approach-north",) and window.window_s == pytest.approx(last / fps, abs=0.1)
