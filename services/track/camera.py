@@ -139,6 +139,7 @@ class CameraTracker:
             head.reset()
         if self.vision:
             self.signals.gap(t, list(self.vision))
+            step.signal_changes += [(head, t, "unknown") for head in self.vision]
         return step
 
     # --- detections ----------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class CameraTracker:
         step.drafts = opening.drafts + step.drafts
         step.counts = opening.counts + step.counts
         step.unjudged += opening.unjudged
-        step.signal_changes = opening.signal_changes
+        step.signal_changes = opening.signal_changes  # the gap's unknown first, then what this frame shows
         step.counted = opening.counted + step.counted
         step.discontinuity = opening.discontinuity
         return step

@@ -150,7 +150,8 @@ class CameraWorker:
             if signal is not None and signal.intersection:
                 at = datetime.fromtimestamp(since, timezone.utc)
                 await bus.publish(self.js, subjects.signal_phase(signal.intersection), SignalPhase(
-                    id=ids.event_id("signal", signal.intersection, self.camera_id, head, at.isoformat()),
+                    # The phase is in the id: a gap's `unknown` and the phase seen on the same frame share the time.
+                    id=ids.event_id("signal", signal.intersection, self.camera_id, head, at.isoformat(), phase),
                     intersection_id=signal.intersection, camera_id=self.camera_id, occurred_at=at,
                     head=head, phase=phase, source="vision"), service=SERVICE)  # type: ignore[arg-type]
 
