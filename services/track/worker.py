@@ -50,6 +50,10 @@ class CameraWorker:
         self.outbox: list[ViolationDraft] = []
         self.published: list[ViolationDetected] = []  # the last few, for tests and /cameras
         self.late = 0
+        self.last_input = time.monotonic()
+        # A stream silent for a whole count window (a clip played once, a camera gone) gets its
+        # open count window published with the time it covered, instead of never.
+        self.idle_flush_s = engine.counts.window_s
 
     # --- input -------------------------------------------------------------------------------------
     async def handle(self, event: DetectionMade, msg: Msg | None = None) -> None:
@@ -57,6 +61,7 @@ class CameraWorker:
             metrics.DETECTIONS.labels(self.camera_id, "foreign").inc()
             raise bus.Invalid(f"detection of camera {event.camera_id!r} on the consumer of {self.camera_id!r}")
         async with self.lock:
+            self.last_input = time.monotonic()
             released, accepted = self.buffer.push(event.frame.captured_at.timestamp(), event.frame.frame_seq, event,
                                                   now=time.monotonic())
             if not accepted:
@@ -70,6 +75,9 @@ class CameraWorker:
         """Release what waited long enough and retry the outbox; called every fraction of a second."""
         async with self.lock:
             await self._run(self.buffer.release(time.monotonic()))
+            if (self.engine.counts.windows and not len(self.buffer)
+                    and time.monotonic() - self.last_input >= self.idle_flush_s):
+                await self._publish_counts(self.engine.flush_counts())
             await self._flush_outbox()
 
     async def observe_phase(self, phase: SignalPhase) -> None:

@@ -95,3 +95,41 @@ async def test_a_loop_in_the_frames_resets_phases_tracks_and_counts(nc, js, uniq
         [("approach-north", "forward", "car", 1)]
     if len(counts) > 1:  # published at shutdown, if the subscription was still there to see it
         assert counts[1].window_start == loop_t and sum(c.count for c in counts[1].counts) == 1
+
+
+async def test_a_clip_played_once_gets_its_count_window_published_without_a_shutdown(
+        nc, js, unique, nats_url, tmp_path, wait_for):
+    """A counting camera (a scene with only a count line) whose stream stops after 1.5 s: its
+    window never ends by capture time, so it is published once the stream has been silent for a
+    whole window, with the time it covered."""
+    camera = f"cnt-{unique}"
+    (tmp_path / f"{camera}.yaml").write_text(f"""camera: {camera}
+frame_size: [1018, 720]
+count_lines:
+  - id: main
+    line: [[0, 388], [1018, 388]]
+""", encoding="utf-8")
+    counts, csub = await collect(nc, subjects.vehicles_counted(camera), VehiclesCounted)
+    settings = Settings(nats_url=nats_url, http_port=0, scenes_dir=str(tmp_path), count_window_s=4.0,
+                        reorder_window_s=0.3)
+    service = Service(settings, scenes.load_dir(tmp_path))
+    t0 = datetime(2026, 11, 1, 8, 0, 1, tzinfo=timezone.utc)
+    try:
+        await wait_for(lambda: consumer_ready(js, camera), timeout=20, what="the camera's consumer")
+        for k in range(16):  # a car up over the line, then a car down over it
+            t = t0 + timedelta(seconds=k / FPS)
+            up, down = 600 - 25 * k, 200 + 25 * k
+            event = detection(camera, k, 1 + k, t, [(100, up - 120, 220, up), (600, down - 120, 720, down)])
+            await js.publish(subjects.detection_made(camera), codec.encode(event))
+        sent = asyncio.get_running_loop().time()
+        await wait_for(lambda: asyncio.sleep(0, len(counts) >= 1 or None), timeout=20, what="the idle window")
+        waited = asyncio.get_running_loop().time() - sent
+    finally:
+        await service.close()
+        await csub.unsubscribe()
+    [window] = counts[:1]
+    assert waited >= 3.0  # not before the stream was silent for about a window
+    assert window.window_start == t0 - timedelta(seconds=1) and window.window_s == pytest.approx(2.5, abs=0.01)
+    assert sorted((c.line, c.direction, c.vehicle_class, c.count) for c in window.counts) == [
+        ("main", "backward", "car", 1), ("main", "forward", "car", 1)]
+    assert len(counts) == 1  # nothing left to publish at shutdown
