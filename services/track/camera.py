@@ -213,10 +213,9 @@ class CameraTracker:
             found = counts.crossing(count_line.line, previous.anchor, previous.t, current.anchor, current.t)
             if found is None:
                 continue
-            direction = counts.direction_of(count_line, found, previous.anchor, current.anchor)
-            if direction is not None:
-                info.counted.add(count_line.id)
-                info.crossings.append(Counted(found.t, count_line.id, direction, found.point, track_id))
+            info.counted.add(count_line.id)
+            info.crossings.append(Counted(found.t, count_line.id, counts.direction_of(count_line, found), found.point,
+                                          track_id))
 
     def flush_counts(self) -> list[VehiclesCounted]:
         """At shutdown or the end of a replay: close the open count windows with what they saw."""

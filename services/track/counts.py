@@ -53,13 +53,14 @@ def crossing(line: Segment, p0: Point, t0: float, p1: Point, t1: float) -> Cross
     return Crossing(t0 + f * (t1 - t0), (x, y), -1 if s0 > 0 else 1)
 
 
-def direction_of(count_line: CountLine, found: Crossing, p0: Point, p1: Point) -> str | None:
-    """'forward' or 'backward'; None for a crossing against a line's declared direction (not counted)."""
+def direction_of(count_line: CountLine, found: Crossing) -> str:
+    """'forward' (along the line's declared direction, or its normal when it has none) or 'backward'."""
     if count_line.direction is None:
         return FORWARD if found.side > 0 else BACKWARD
+    (ax, ay), (bx, by) = count_line.line
     dx, dy = count_line.direction
-    along = (p1[0] - p0[0]) * dx + (p1[1] - p0[1]) * dy
-    return FORWARD if along > 0 else None
+    # Which side of the line the declared direction points to, against the side the path went to.
+    return FORWARD if ((by - ay) * dx + (ax - bx) * dy > 0) == (found.side > 0) else BACKWARD
 
 
 CountKey = tuple[str, str, str]  # line, direction, vehicle class

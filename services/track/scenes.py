@@ -93,10 +93,10 @@ class SignalHead:
 
 @dataclass(frozen=True)
 class CountLine:
-    """A line vehicles are counted at. With a direction, only crossings that way are counted
-    (as `forward`); without one, both ways are counted apart, `forward` being along the normal
-    (y2 - y1, x1 - x2) of the line drawn from its point 1 to its point 2 (for a line drawn left
-    to right: up the image) and `backward` the other way."""
+    """A line vehicles are counted at, both ways apart: `forward` is the declared direction (the
+    way traffic should go), or without one the normal (y2 - y1, x1 - x2) of the line drawn from
+    its point 1 to its point 2 (for a line drawn left to right: up the image); `backward` the
+    other way."""
 
     id: str
     line: Segment

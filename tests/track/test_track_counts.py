@@ -24,7 +24,7 @@ frame_size: [1000, 1000]
 count_lines:
   - id: both-ways
     line: [[0, 500], [1000, 500]]
-  - id: up-only
+  - id: up
     line: [[0, 300], [1000, 300]]
     direction: [0, -1]
 """
@@ -53,10 +53,14 @@ def test_direction_forward_backward_and_declared(tmp_path):
     scene = scenes.load(_write(tmp_path, COUNT_SCENE))
     both, up = scene.count_lines
     up_path, down_path = ((500.0, 700.0), (500.0, 100.0)), ((500.0, 100.0), (500.0, 700.0))
-    assert direction_of(both, crossing(both.line, up_path[0], 0, up_path[1], 1), *up_path) == FORWARD
-    assert direction_of(both, crossing(both.line, down_path[0], 0, down_path[1], 1), *down_path) == BACKWARD
-    assert direction_of(up, crossing(up.line, up_path[0], 0, up_path[1], 1), *up_path) == FORWARD
-    assert direction_of(up, crossing(up.line, down_path[0], 0, down_path[1], 1), *down_path) is None
+    assert direction_of(both, crossing(both.line, up_path[0], 0, up_path[1], 1)) == FORWARD  # the normal: up
+    assert direction_of(both, crossing(both.line, down_path[0], 0, down_path[1], 1)) == BACKWARD
+    assert direction_of(up, crossing(up.line, up_path[0], 0, up_path[1], 1)) == FORWARD  # declared: up
+    assert direction_of(up, crossing(up.line, down_path[0], 0, down_path[1], 1)) == BACKWARD
+    # A declared direction against the normal turns the names round: down is forward.
+    down = scenes.CountLine("down", both.line, (0.0, 1.0))
+    assert direction_of(down, crossing(down.line, down_path[0], 0, down_path[1], 1)) == FORWARD
+    assert direction_of(down, crossing(down.line, up_path[0], 0, up_path[1], 1)) == BACKWARD
 
 
 # --- windows ------------------------------------------------------------------------------------------
@@ -96,10 +100,10 @@ def test_a_vehicle_is_counted_once_per_line_even_when_it_wobbles_over_it(tmp_pat
     bottoms = [560, 540, 520, 505, 495, 505, 495, 480, 460, 400, 340, 310, 290, 270, 250]  # wobbles at y=500
     for i, bottom in enumerate(bottoms):
         counted += engine.process(event(i, [("car", (480, bottom - 60, 520, bottom))])).counted
-    assert sorted((c.line, c.direction) for c in counted) == [("both-ways", FORWARD), ("up-only", FORWARD)]
+    assert sorted((c.line, c.direction) for c in counted) == [("both-ways", FORWARD), ("up", FORWARD)]
     [window] = engine.flush_counts()
-    assert {(c.line, c.direction, c.count) for c in window.counts} == {("both-ways", FORWARD, 1), ("up-only", FORWARD, 1)}
-    assert window.lines == ("both-ways", "up-only")
+    assert {(c.line, c.direction, c.count) for c in window.counts} == {("both-ways", FORWARD, 1), ("up", FORWARD, 1)}
+    assert window.lines == ("both-ways", "up")
 
 
 def test_a_track_too_short_to_be_confirmed_is_not_counted(tmp_path):
@@ -112,7 +116,7 @@ def test_a_track_too_short_to_be_confirmed_is_not_counted(tmp_path):
         counted += engine.process(event(i, [])).counted
     assert counted == []
     [window] = engine.flush_counts()
-    assert window.counts == () and window.lines == ("both-ways", "up-only")  # a zero count is a count
+    assert window.counts == () and window.lines == ("both-ways", "up")  # a zero count is a count
 
 
 def test_scene_with_lanes_but_no_count_line_counts_nothing(tmp_path):
