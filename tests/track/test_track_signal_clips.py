@@ -148,3 +148,26 @@ def test_a_head_that_keeps_changing_is_unknown_and_judges_nothing(shared_dir, re
     assert [state for state, _ in found] == ["red", "unknown"], found
     assert abs(found[1][1] - 27) <= TOLERANCE_FRAMES
     assert engine.signals.at("main", T0.timestamp() + 50 / fps) is None  # rules: phase unknown, not judged
+
+
+def amber_tinted(image: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """The head's region with every hue turned to amber (OpenCV hue 22): a red LED that the
+    camera renders orange-yellow, as on the footage where hue alone read it amber."""
+    x1, y1, x2, y2 = region
+    out = image.copy()
+    hsv = cv2.cvtColor(out[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = 22
+    out[y1:y2, x1:x2] = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return out
+
+
+def test_a_red_lamp_that_looks_amber_is_still_red(shared_dir, repo_dir):
+    clip = "vn_saigon_intersection.mp4"
+    scene = scenes.load(repo_dir / CLIPS[clip][0])
+    main = next(h for h in scene.signal.heads if h.id == "main")
+    fps, frames = _frames(shared_dir, clip, CLIPS[clip][1])
+    engine = CameraTracker(scene, classes=CLASSES)
+    for i, image in enumerate(frames):
+        image = amber_tinted(image, main.region)
+        engine.process(empty_detection(scene.camera, i, fps, image), as_worker_sees(image))
+    assert compare(timeline(engine, "main", fps), TRUTH[clip]["main"]) == []
