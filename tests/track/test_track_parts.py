@@ -201,3 +201,24 @@ def test_partial_reads_back_the_valid_read_that_contains_them():
     best = votes.best()
     assert best.text == "30K-558.78" and [a.text for a in best.alternatives] == ["51F-999.99"]
     assert best.confidence == pytest.approx(0.3 * 0.3 / 0.8, abs=1e-3)  # its own share, not the partial reads'
+
+
+def head_image(lit: dict[int, tuple[int, int, int]], lamps: int = 3) -> np.ndarray:
+    """A dark vertical head 20 px wide, 20 px per lamp; `lit`: lamp index -> BGR colour."""
+    image = np.full((20 * lamps, 20, 3), 35, dtype=np.uint8)
+    for i, bgr in lit.items():
+        image[20 * i + 3:20 * i + 17, 3:17] = bgr
+    return image
+
+
+def test_lamp_reader_goes_by_position_and_uses_hue_only_for_ties():
+    from services.track.signals import LampReader
+    red, green, orange = (40, 40, 230), (120, 230, 40), (30, 150, 250)
+    reader = LampReader(("red", "amber", "green"), "vertical")
+    assert reader.read(head_image({0: orange})) == 0  # the top lamp, whatever it looks like
+    assert reader.read(head_image({2: orange})) == 2
+    assert reader.read(head_image({})) == "off"
+    # Two lamps equally lit: the one whose colour fits its place wins; if both fit, a tie.
+    assert reader.read(head_image({0: red, 2: red})) == 0
+    assert reader.read(head_image({0: green, 2: green})) == 2
+    assert LampReader(("red", "amber", "green"), "vertical").read(head_image({0: red, 2: green})) == "tie"
