@@ -38,7 +38,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 MESSAGES: tuple[Message, ...] = (
     Message(name="frame_captured", type=FrameMeta, subject="traffic.frame.captured.v1.{camera_id}", stream="FRAMES",
             summary="A sampled camera frame. Payload: the JPEG bytes; this metadata travels in the headers "
-                    "Nats-Msg-Id, Camera-Id, Frame-Seq, Captured-At, Width, Height."),
+                    "Nats-Msg-Id, Camera-Id, Frame-Seq, Captured-At, Width, Height, and Discontinuity "
+                    "(start, reconnect or loop) on the first frame after a break in the stream."),
     Message(name="detection_made", type=DetectionMade, subject="traffic.detection.made.v1.{camera_id}",
             stream="DETECTIONS", summary="Vehicles and plates found in one frame."),
     Message(name="violation_detected", type=ViolationDetected,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -19,6 +19,9 @@ class FrameRef(msgspec.Struct, frozen=True, kw_only=True):
     captured_at: Timestamp
     width: Annotated[int, Meta(gt=0)]
     height: Annotated[int, Meta(gt=0)]
+    # Set on the first frame after a break in the camera's stream (proto.v1.frame.DISCONTINUITIES):
+    # track then closes its tracks and count windows and forgets the signal phase.
+    discontinuity: Literal["start", "reconnect", "loop"] | None = None
 
 
 class DetectedObject(msgspec.Struct, frozen=True, kw_only=True):

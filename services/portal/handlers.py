@@ -84,11 +84,19 @@ async def on_notice(pool: asyncpg.Pool, event: NoticeSent | NoticeFailed) -> str
     return target
 
 
+def count_place(count) -> str:
+    """Where a count was taken, for the `lane` column: the lane (older producers), or the count
+    line and direction ("approach-north:forward"), so both directions of one line are kept apart."""
+    if count.lane:
+        return count.lane
+    return f"{count.line}:{count.direction}" if count.line else ""
+
+
 async def on_telemetry(pool: asyncpg.Pool, event: VehiclesCounted | CameraStatus) -> None:
     async with pool.acquire() as conn:
         if isinstance(event, VehiclesCounted):
             await store.record_counts(
                 conn, event_id=event.id, camera_id=event.camera_id, window_start=event.window_start,
-                window_end=event.occurred_at, counts=[(c.vehicle_class, c.lane or "", c.count) for c in event.counts])
+                window_end=event.occurred_at, counts=[(c.vehicle_class, count_place(c), c.count) for c in event.counts])
         else:
             await store.record_camera_status(conn, event)

@@ -5,10 +5,16 @@ DetectionMade to a judged violation can be tested on scripted or recorded detect
 
 A violation is not published the moment its rule fires: the evidence wants a frame from after
 the moment too, so the draft waits until the track has been seen `after_s` later, or ends.
+
+A frame marked as a discontinuity (the stream restarted, reconnected, or a file looped) ends
+everything that spans time: tracks are closed (their pending violations finished with the
+frames there are), count windows are closed, and the phases read off the image are forgotten,
+so that a red phase's age is never carried over a gap.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,7 +25,7 @@ from proto import ids
 from proto.v1.common import PlateText
 from proto.v1.detection import DetectionMade
 from proto.v1.telemetry import VehiclesCounted
-from services.track import signals
+from services.track import counts, signals
 from services.track.counts import CountWindows
 from services.track.events import EmittedEvents, EventParams
 from services.track.plates import PlateSighting, PlateVotes
@@ -47,13 +53,26 @@ class ViolationDraft:
         return datetime.fromtimestamp(self.finding.t, timezone.utc)
 
 
+@dataclass(frozen=True)
+class Counted:
+    """One vehicle counted at a count line."""
+
+    t: float  # when its path met the line
+    line: str
+    direction: str
+    point: tuple[float, float]  # where (bottom centre)
+    track_id: int
+    vehicle_class: str = ""
+
+
 @dataclass
 class TrackInfo:
     key: str  # first capture time and id: unique across restarts of the service
     observations: deque[Observation] = field(default_factory=lambda: deque(maxlen=HISTORY))
     rules: RuleState = field(default_factory=RuleState)
     plates: PlateVotes = field(default_factory=PlateVotes)
-    counted: bool = False
+    counted: set[str] = field(default_factory=set)  # count lines this vehicle was counted at (or is to be)
+    crossings: list[Counted] = field(default_factory=list)  # to count once the track is confirmed
     pending: list[Finding] = field(default_factory=list)
     # A track seen only as `person` is judged by no rule until it shows itself a two-wheeler
     # (riders.py); then its whole history is judged at once.
@@ -70,6 +89,9 @@ class Step:
     tracks: int = 0  # live tracks after this frame
     unjudged: int = 0  # stop-line crossings whose signal phase was unknown
     crossings: list[tuple[int, str, Crossing]] = field(default_factory=list)  # (track id, class, crossing) of confirmed tracks
+    signal_changes: list[tuple[str, float, str]] = field(default_factory=list)  # (head, since, phase) read off the image
+    discontinuity: str | None = None  # this frame began a new stretch of the stream
+    counted: list[Counted] = field(default_factory=list)  # vehicles counted at count lines in this step
 
 
 class CameraTracker:
@@ -85,9 +107,10 @@ class CameraTracker:
         self.after_s = after_s
         self.info: dict[int, TrackInfo] = {}
         self.signals = signals.SignalState()
-        self.vision = {head.id: signals.VisionHead(scene.signal.hold_s)
-                       for head in (scene.signal.heads if scene.signal else ())}
-        self.counts = CountWindows(scene.camera, count_window_s)
+        self.vision = {head.id: signals.VisionHead(head.lamps, head.layout, scene.signal.hold_s,
+                                                   scene.signal.min_phase_s)
+                       for head in (scene.signal.heads if scene.signal else ()) if head.region is not None}
+        self.counts = CountWindows(scene.camera, count_window_s, lines=scene.count_lines)
         self.riders = riders
         self.events = EmittedEvents(events)
         self.duplicates = 0  # findings not emitted: the same event as a violation already emitted
@@ -97,8 +120,9 @@ class CameraTracker:
     def reads_signal_from_image(self) -> bool:
         return self.scene.signal is not None and self.scene.signal.source == "vision"
 
-    def observe_signal_image(self, t: float, image: np.ndarray) -> list[tuple[str, str]]:
-        """Read every head's lamps off a frame; returns the (head, phase) changes."""
+    def observe_signal_image(self, t: float, image: np.ndarray) -> list[tuple[str, float, str]]:
+        """Read every head's lamps off a frame; returns the (head, since, phase) changes. A change
+        is dated at the first frame the new lamp was read, which may be a few frames back."""
         assert self.scene.signal is not None
         sx = image.shape[1] / self.scene.frame_size[0]
         sy = image.shape[0] / self.scene.frame_size[1]
@@ -107,18 +131,47 @@ class CameraTracker:
             if head.region is None:
                 continue
             x1, y1, x2, y2 = head.region
-            crop = image[int(y1 * sy):int(y2 * sy), int(x1 * sx):int(x2 * sx)]
-            phase = self.vision[head.id].read(t, signals.classify_lamp(crop))
-            if self.signals.observe(head.id, t, phase, "vision"):
-                changes.append((head.id, phase))
+            crop = image[int(round(y1 * sy)):int(round(y2 * sy)), int(round(x1 * sx)):int(round(x2 * sx))]
+            for since, phase in self.vision[head.id].read(t, crop):
+                if self.signals.observe(head.id, since, phase, "vision"):
+                    changes.append((head.id, since, phase))
         return changes
 
     def observe_signal(self, head: str, t: float, phase: str) -> None:
         self.signals.observe(head, t, phase, "controller")
 
+    # --- discontinuities -----------------------------------------------------------------------------
+    def discontinuity(self, t: float, kind: str = "start") -> Step:
+        """The stream broke before the frame at t: close tracks (finishing their pending violations),
+        close the count windows, forget the phases read off the image."""
+        step = Step(discontinuity=kind)
+        step.drafts += self.finish()
+        step.counts += self.counts.flush()
+        for head in self.vision.values():
+            head.reset()
+        if self.vision:
+            self.signals.gap(t, list(self.vision))
+            step.signal_changes += [(head, t, "unknown") for head in self.vision]
+        return step
+
     # --- detections ----------------------------------------------------------------------------------
-    def process(self, event: DetectionMade) -> Step:
+    def process(self, event: DetectionMade, image: np.ndarray | None = None) -> Step:
+        """Track one frame's detections; `image` (the decoded frame, any scale) is read for the
+        signal heads when the scene reads them from the image."""
         t = event.frame.captured_at.timestamp()
+        opening = self.discontinuity(t, event.frame.discontinuity) if event.frame.discontinuity else Step()
+        if image is not None and self.reads_signal_from_image:
+            opening.signal_changes += self.observe_signal_image(t, image)
+        step = self._track(event, t)
+        step.drafts = opening.drafts + step.drafts
+        step.counts = opening.counts + step.counts
+        step.unjudged += opening.unjudged
+        step.signal_changes = opening.signal_changes  # the gap's unknown first, then what this frame shows
+        step.counted = opening.counted + step.counted
+        step.discontinuity = opening.discontinuity
+        return step
+
+    def _track(self, event: DetectionMade, t: float) -> Step:
         sx = self.scene.frame_size[0] / event.frame.width
         sy = self.scene.frame_size[1] / event.frame.height
         detections = [
@@ -140,7 +193,8 @@ class CameraTracker:
         for track in matched:
             info = self._info(track, t)
             previous = info.observations[-1] if info.observations else None
-            current = Observation(t, event.frame.stream_seq, event.frame.frame_seq, track.box, track.velocity)
+            box = self.riders.with_hidden_bike(track.box) if track.person_only else track.box
+            current = Observation(t, event.frame.stream_seq, event.frame.frame_seq, box, track.velocity)
             info.observations.append(current)
             self.events.seen(track.id, current)
             vehicle_class = self._vehicle_class(track, info, previous, current)
@@ -153,17 +207,22 @@ class CameraTracker:
             if info.judged:
                 info.pending += evaluate(self.scene, info.rules, previous, current, vehicle_class, self.signals.at)
             else:
-                info.judged = True  # just shown to be a vehicle: judge everything it did
-                info.pending += self._judge_history(info, list(info.observations), None, vehicle_class)
+                info.judged = True  # just shown to be a vehicle: judge and count everything it did
+                history = list(info.observations)
+                info.pending += self._judge_history(info, history, None, vehicle_class)
+                for earlier, later in zip(history, history[1:]):
+                    self._crossings(info, track.id, earlier, later)
             step.unjudged += info.rules.unjudged - before
+            if previous is not None:
+                self._crossings(info, track.id, previous, current)
             if track.hits < self.min_hits:
                 continue
             step.crossings += [(track.id, vehicle_class, c) for c in info.rules.crossed[info.crossings_out:]]
             info.crossings_out = len(info.rules.crossed)
-            if not info.counted:
-                info.counted = True
-                lane = self.scene.lane_at(current.anchor)
-                self.counts.add(t, lane.id if lane else None, vehicle_class)
+            for crossed in info.crossings:
+                self.counts.add(crossed.t, crossed.line, crossed.direction, vehicle_class)
+                step.counted.append(dataclasses.replace(crossed, vehicle_class=vehicle_class))
+            info.crossings.clear()
             step.drafts += self._ready(track, info, finished=False)
         for track in finished:
             info = self.info.pop(track.id, None)
@@ -173,6 +232,23 @@ class CameraTracker:
                 step.unjudged += info.rules.unjudged - before
         step.counts = self.counts.close(t)
         return step
+
+    def _crossings(self, info: TrackInfo, track_id: int, previous: Observation, current: Observation) -> None:
+        """Count lines the path since the last observation crossed: each at most once per vehicle.
+        Recorded at once (the track may be young); counted when the track is confirmed."""
+        for count_line in self.scene.count_lines:
+            if count_line.id in info.counted:
+                continue
+            found = counts.crossing(count_line.line, previous.anchor, previous.t, current.anchor, current.t)
+            if found is None:
+                continue
+            info.counted.add(count_line.id)
+            info.crossings.append(Counted(found.t, count_line.id, counts.direction_of(count_line, found), found.point,
+                                          track_id))
+
+    def flush_counts(self) -> list[VehiclesCounted]:
+        """At shutdown or the end of a replay: close the open count windows with what they saw."""
+        return self.counts.flush()
 
     def finish(self) -> list[ViolationDraft]:
         """At shutdown: every pending violation, with the frames there are."""
@@ -223,8 +299,12 @@ class CameraTracker:
         track = next(tr for tr in self.tracker.tracks if tr.id == older_id)
         previous = older.observations[-1] if older.observations else None
         if older.judged:
-            # The young track's own findings are dropped: judged again here as the older track.
+            # The young track's own findings are dropped: judged again here as the older track,
+            # and its path counted at the count lines the older one had not crossed yet.
             older.pending += self._judge_history(older, list(young.observations), previous, self._class_of(track, older))
+            path = ([previous] if previous is not None else []) + list(young.observations)
+            for earlier, later in zip(path, path[1:]):
+                self._crossings(older, older_id, earlier, later)
         older.observations.extend(young.observations)
 
     def _ready(self, track: Track, info: TrackInfo, *, finished: bool) -> list[ViolationDraft]:

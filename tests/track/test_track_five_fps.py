@@ -21,7 +21,7 @@ from services.track.events import EmittedEvents
 from services.track.riders import LoneRiderParams
 from services.track.rules import Finding, Observation
 from services.track.tracker import Detection, Tracker, iou_matrix
-from track_samples import load_scene
+from track_samples import SCENE, load_scene
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 CLASSES = frozenset({"car", "motorcycle", "bus", "truck", "bicycle", "person"})
@@ -39,8 +39,17 @@ def frame(t: float, objects, plates=()) -> DetectionMade:
         plates=tuple(plates))
 
 
+# The sample scene with a count line on its stop line: a vehicle over the line is counted once.
+COUNTED_SCENE = SCENE + """
+count_lines:
+  - id: stop
+    line: [[0, 500], [1000, 500]]
+    direction: [0, -1]
+"""
+
+
 def engine(tmp_path, red_from: float = -10.0, **kwargs) -> CameraTracker:
-    cam = CameraTracker(load_scene(tmp_path), classes=CLASSES, after_s=0.6, **kwargs)
+    cam = CameraTracker(load_scene(tmp_path, COUNTED_SCENE), classes=CLASSES, after_s=0.6, **kwargs)
     cam.observe_signal("main", T0.timestamp() - 20, "green")
     cam.observe_signal("main", T0.timestamp() + red_from, "red")
     return cam
@@ -56,9 +65,8 @@ def run(cam: CameraTracker, frames: list[DetectionMade]):
         step = cam.process(f)
         drafts += step.drafts
         crossings += step.crossings
+        counted += [c.vehicle_class for c in step.counted]
     drafts += cam.finish()
-    for window in cam.counts.windows.values():
-        counted += [cls for (_, cls), n in window.items() for _ in range(n)]
     return drafts, crossings, counted
 
 
