@@ -1,0 +1,162 @@
+"""One pass of a video file through the services' detect and track code; events out.
+
+Events are plain dicts (the JSON lines of `roadwatch replay --json`), yielded in the order the
+services would know them: a crossing once its track is confirmed (a one-off false detection
+must not cross anything), a violation when the track service would publish it, a signal phase
+when it ends, the summary last. Times are seconds of presentation time from the clip's start.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from services.detect.pipeline import Pipeline
+from services.replay import stack
+from services.track.camera import CameraTracker, ViolationDraft
+from services.track.scenes import Scene
+
+Event = dict[str, object]
+# Called with every processed frame: (frame, image, tracker, DetectionMade); for --annotate and eval.
+FrameHook = Callable[[stack.VideoFrame, np.ndarray, CameraTracker, object], None]
+
+
+@dataclass
+class Totals:
+    frames_read: int = 0
+    frames_processed: int = 0
+    detections: int = 0  # vehicle detections fed to the tracker
+    objects: int = 0  # every object detect published (riders as person included)
+    detect_cpu_s: float = 0.0
+    track_cpu_s: float = 0.0
+    wall_s: float = 0.0
+    tracks: set[int] = field(default_factory=set)  # confirmed track ids
+    unjudged: int = 0
+
+
+def _r(value: float, digits: int = 3) -> float:
+    return round(float(value), digits)
+
+
+class Replay:
+    def __init__(self, scene: Scene, pipeline: Pipeline, engine: CameraTracker, *, fps: float,
+                 epoch: datetime = stack.DEFAULT_EPOCH, align_to_epoch: bool = False,
+                 on_frame: FrameHook | None = None) -> None:
+        self.scene = scene
+        self.pipeline = pipeline
+        self.engine = engine
+        self.fps = fps
+        self.epoch = epoch
+        self.base = epoch.timestamp()
+        self.align = align_to_epoch
+        self.on_frame = on_frame
+        self.totals = Totals()
+        self._crossings: dict[int, list[stack.Crossing]] = {}  # of tracks not confirmed yet
+        self._crossed: set[tuple[int, str]] = set()
+        self._signal: dict[str, tuple[str, float, int]] = {}  # head -> (state, since t, since frame)
+        self._last: tuple[float, int] = (0.0, 0)
+
+    def events(self, video: str) -> Iterator[Event]:
+        """Raises stack.SourceError for a file that cannot be read."""
+        frames = stack.Sampled(video, self.fps, camera_id=self.scene.camera,
+                               origin=self.base if self.align else 0.0)
+        started = time.perf_counter()
+        for seq, frame in enumerate(frames, start=1):
+            yield from self._frame(frame, seq)
+        t, index = self._last
+        yield from self._drafts(self.engine.finish())
+        for head, (state, since, since_frame) in sorted(self._signal.items()):
+            yield self._phase(head, state, since, since_frame, t, index)
+        totals = self.totals
+        totals.frames_read = frames.read
+        totals.wall_s = time.perf_counter() - started
+        yield self.summary()
+
+    def _frame(self, frame: stack.VideoFrame, seq: int) -> Iterator[Event]:
+        totals = self.totals
+        captured_at = stack.at(self.epoch, frame.pts)
+        t = captured_at.timestamp()
+        cpu = time.process_time()
+        event, image = stack.detect(self.pipeline, frame, camera_id=self.scene.camera, captured_at=captured_at,
+                                    stream_seq=seq)
+        detect_cpu = time.process_time() - cpu
+        cpu = time.process_time()
+        for head, state in stack.read_signal(self.engine, frame.jpeg, t):
+            previous = self._signal.get(head)
+            if previous is not None:
+                yield self._phase(head, previous[0], previous[1], previous[2], t, frame.index)
+            self._signal[head] = (state, t, frame.index)
+        step = self.engine.process(event)
+        crossings = stack.stop_line_crossings(self.engine, step, t)
+        totals.track_cpu_s += time.process_time() - cpu
+        totals.detect_cpu_s += detect_cpu
+        totals.frames_processed += 1
+        totals.detections += step.detections
+        totals.objects += len(event.objects)
+        totals.unjudged += step.unjudged
+        self._last = (t, frame.index)
+        for crossing in crossings:
+            if (crossing.track_id, crossing.line) not in self._crossed:
+                self._crossed.add((crossing.track_id, crossing.line))
+                self._crossings.setdefault(crossing.track_id, []).append(crossing)
+        for track_id in list(self._crossings):
+            if stack.confirmed(self.engine, track_id):
+                totals.tracks.add(track_id)
+                for crossing in self._crossings.pop(track_id):
+                    yield self._crossing(crossing)
+            elif not any(track_id == tr[0] for tr in stack.live_tracks(self.engine)):
+                del self._crossings[track_id]  # ended unconfirmed: never a vehicle
+        for track_id, _, _, _ in stack.live_tracks(self.engine):
+            if stack.confirmed(self.engine, track_id):
+                totals.tracks.add(track_id)
+        yield from self._drafts(step.drafts)
+        for counted in step.counts:
+            for count in counted.counts:
+                yield {"kind": "count", "line": getattr(count, "line", None) or count.lane,
+                       "class": count.vehicle_class, "n": count.count,
+                       "window_start_t": _r(counted.window_start.timestamp() - self.base),
+                       "window_s": counted.window_s}
+        if self.on_frame is not None:
+            self.on_frame(frame, image, self.engine, event)
+
+    def _seconds(self, t: float) -> float:
+        return _r(t - self.base)
+
+    def _crossing(self, crossing: stack.Crossing) -> Event:
+        track = next((tr for tr in self.engine.tracker.tracks if tr.id == crossing.track_id), None)
+        return {"kind": "crossing", "line": crossing.line, "t": self._seconds(crossing.t),
+                "frame": crossing.observation.frame_seq, "class": track.class_name if track else None,
+                "track": crossing.track_id, "x": _r(crossing.x, 1)}
+
+    def _drafts(self, drafts: list[ViolationDraft]) -> Iterator[Event]:
+        for draft in drafts:
+            finding = draft.finding
+            at = finding.observation
+            self.totals.tracks.add(draft.track_id)
+            yield {"kind": "violation", "type": finding.type, "t": self._seconds(finding.t), "frame": at.frame_seq,
+                   "track": draft.track_id, "class": draft.vehicle_class,
+                   "plate": draft.plate.text if draft.plate is not None else None,
+                   "measured": {"value": finding.value, "unit": finding.unit, "limit": finding.limit,
+                                "phase": finding.phase},
+                   "element": finding.element, "x": _r(at.anchor[0], 1),
+                   "box": [_r(v, 1) for v in at.box], "id": draft.id}
+
+    def _phase(self, head: str, state: str, since: float, since_frame: int, until: float, until_frame: int) -> Event:
+        return {"kind": "signal", "head": head, "state": state, "from_t": self._seconds(since),
+                "to_t": self._seconds(until), "from_frame": since_frame, "to_frame": until_frame}
+
+    def summary(self) -> Event:
+        totals = self.totals
+        n = max(1, totals.frames_processed)
+        return {"kind": "summary", "camera": self.scene.camera, "fps": self.fps,
+                "frames_read": totals.frames_read, "frames_processed": totals.frames_processed,
+                "detections": totals.detections, "objects": totals.objects, "tracks": len(totals.tracks),
+                "unjudged_crossings": totals.unjudged,
+                "cpu_ms_per_frame": _r(1000 * (totals.detect_cpu_s + totals.track_cpu_s) / n, 1),
+                "detect_cpu_ms_per_frame": _r(1000 * totals.detect_cpu_s / n, 1),
+                "track_cpu_ms_per_frame": _r(1000 * totals.track_cpu_s / n, 1),
+                "wall_s": _r(totals.wall_s, 2), "model": self.pipeline.model_name}

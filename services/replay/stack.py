@@ -1,0 +1,197 @@
+"""The services' own code, assembled as ingest, detect and track assemble it, minus the bus.
+
+Every call into another service's modules goes through this file, so that when detect or
+track change their public functions only this glue has to follow:
+
+- ingest: `read_av` decodes the file, `FpsSampler` keeps one frame per 1/fps slot of
+  presentation time, `Decoded.jpeg` encodes what would be published (same encoder, same quality);
+- detect: `decode_frame` → `Pipeline.process` → `detection_event`, as the detect worker does;
+- track: `CameraTracker.process` with the settings the track service reads, and the lamps read
+  off the half-size decoded JPEG as the track worker does (`evidence.decode(half=True)`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from proto.v1.detection import DetectionMade
+from proto.v1.frame import frame_headers, new_frame_meta
+from services.detect.handler import decode_frame, detection_event
+from services.detect.pipeline import Pipeline
+from services.detect.settings import Settings as DetectSettings
+from services.ingest.cameras import Camera, Location, Motion
+from services.ingest.sampler import FpsSampler
+from services.ingest.sources import Counters, ReaderOptions, SourceError, read_av
+from services.runtime.settings import parse
+from services.track import evidence, geometry
+from services.track.camera import CameraTracker, Step
+from services.track.rules import Observation, _crossing
+from services.track.scenes import Scene
+from services.track.settings import Settings as TrackSettings
+from services.track.tracker import TrackerParams
+
+REPO = Path(__file__).resolve().parents[2]
+JPEG_QUALITY = 80  # ingest's default `jpeg_quality`
+
+
+def models_dir(environ: Mapping[str, str]) -> str:
+    """MODELS_DIR, else ../shared/models next to the checkout when it is there (as `make run`)."""
+    if environ.get("MODELS_DIR"):
+        return environ["MODELS_DIR"]
+    shared = REPO.parent / "shared" / "models"
+    return str(shared) if shared.is_dir() else DetectSettings().models_dir
+
+
+def detect_settings(environ: Mapping[str, str] | None = None, **overrides: str) -> DetectSettings:
+    """The detect service's settings from the same environment variables; raises SettingError."""
+    env = dict(os.environ if environ is None else environ)
+    env["MODELS_DIR"] = models_dir(env)
+    env.update(overrides)
+    return parse(DetectSettings, env)
+
+
+def track_settings(environ: Mapping[str, str] | None = None) -> TrackSettings:
+    return parse(TrackSettings, dict(os.environ if environ is None else environ))
+
+
+def build_pipeline(settings: DetectSettings, scene: Scene) -> Pipeline:
+    """As detect's main(): raises ModelError. (The scene is passed for detection settings that
+    come from it, e.g. a region of interest to slice.)"""
+    return Pipeline.from_settings(settings)
+
+
+def build_tracker(scene: Scene, settings: TrackSettings) -> CameraTracker:
+    """As track's build_workers()."""
+    return CameraTracker(scene, classes=frozenset(settings.track_classes),
+                         params=TrackerParams(max_lost_s=settings.max_lost_s),
+                         before_s=settings.evidence_before_s, after_s=settings.evidence_after_s,
+                         count_window_s=settings.count_window_s)
+
+
+# --- ingest ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoFrame:
+    index: int  # decode order, from 0
+    pts: float  # presentation time, seconds from the first frame
+    jpeg: bytes  # what ingest would publish
+    width: int
+    height: int
+
+
+def file_camera(path: str, fps: float, camera_id: str) -> Camera:
+    return Camera(id=camera_id, name=camera_id, url=path, kind="file", fps=fps, jpeg_quality=JPEG_QUALITY,
+                  location=Location(0.0, 0.0), scene="", motion=Motion(), loop=False, realtime=False)
+
+
+class Sampled:
+    """Frames of a video file as ingest samples them: one per 1/fps slot of `origin + pts`.
+
+    `origin` is 0 (slots counted from the clip's start) unless the frames must be the ones a
+    running ingest picked: it counts slots from the epoch, on capture time = its start + pts.
+    """
+
+    def __init__(self, path: str, fps: float, *, camera_id: str = "replay", origin: float = 0.0) -> None:
+        self.path = path
+        self.camera = file_camera(path, fps, camera_id)
+        self.origin = origin
+        self.read = 0
+        self.kept = 0
+        self.counters = Counters()
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        """Raises SourceError (file missing, not a video, undecodable)."""
+        sampler = FpsSampler(self.camera.fps)
+        stop = threading.Event()
+        for decoded in read_av(self.camera, ReaderOptions(), stop, self.counters):
+            index = self.read
+            self.read += 1
+            pts = decoded.pts or 0.0
+            if not sampler.take(self.origin + pts):
+                continue
+            jpeg, width, height = decoded.jpeg(self.camera.jpeg_quality, self.camera.max_width)
+            self.kept += 1
+            yield VideoFrame(index, pts, jpeg, width, height)
+
+
+# --- detect ------------------------------------------------------------------------------------------
+def detect(pipeline: Pipeline, frame: VideoFrame, *, camera_id: str, captured_at: datetime,
+           stream_seq: int) -> tuple[DetectionMade, np.ndarray]:
+    """The detect worker's path for one frame: JPEG → image → pipeline → DetectionMade."""
+    meta = new_frame_meta(camera_id=camera_id, frame_seq=frame.index, captured_at=captured_at,
+                          width=frame.width, height=frame.height)
+    decoded = decode_frame(frame.jpeg, frame_headers(meta), stream_seq, now=captured_at, max_age_s=1e9)
+    result = pipeline.process(decoded.image)  # type: ignore[arg-type]
+    return detection_event(decoded, result, model=pipeline.model_name, now=captured_at), decoded.image  # type: ignore[return-value]
+
+
+# --- track -------------------------------------------------------------------------------------------
+def read_signal(engine: CameraTracker, jpeg: bytes, t: float) -> list[tuple[str, str]]:
+    """The track worker's `_read_signal` without the fetch: lamps off the half-size frame."""
+    if not engine.reads_signal_from_image:
+        return []
+    try:
+        image = evidence.decode(jpeg, half=True)
+    except ValueError:
+        return []
+    return engine.observe_signal_image(t, image)
+
+
+@dataclass(frozen=True)
+class Crossing:
+    line: str
+    t: float  # epoch seconds, interpolated between the two frames
+    x: float  # where the ground point crossed the line
+    track_id: int
+    observation: Observation  # the first observation beyond the line
+
+
+def stop_line_crossings(engine: CameraTracker, step: Step, t: float) -> list[Crossing]:
+    """Stop lines crossed, in the lane's direction, by the tracks observed at `t`.
+
+    Read off the tracker's per-track observations with the red-light rule's own crossing test
+    (the track service does not publish crossings, only the violations judged on them), so a
+    crossing here is exactly one the rule sees.
+    """
+    out = []
+    for track_id, info in engine.info.items():
+        if len(info.observations) < 2 or info.observations[-1].t != t:
+            continue
+        previous, current = info.observations[-2], info.observations[-1]
+        for stop in engine.scene.stop_lines:
+            when = _crossing(previous, current, stop.line)
+            if when is None:
+                continue
+            lane = engine.scene.lane_at(previous.anchor) or engine.scene.lane_at(current.anchor)
+            motion = (current.anchor[0] - previous.anchor[0], current.anchor[1] - previous.anchor[1])
+            if lane is None or geometry.dot(motion, lane.direction) <= 0:
+                continue
+            hit = geometry.segment_intersection((previous.anchor, current.anchor), stop.line)
+            share = hit[0] if hit is not None else 1.0
+            x = previous.anchor[0] + share * (current.anchor[0] - previous.anchor[0])
+            out.append(Crossing(stop.id, when, x, track_id, current))
+    return out
+
+
+def confirmed(engine: CameraTracker, track_id: int) -> bool:
+    track = next((tr for tr in engine.tracker.tracks if tr.id == track_id), None)
+    return track is not None and track.hits >= engine.min_hits
+
+
+def live_tracks(engine: CameraTracker) -> list[tuple[int, str, tuple[float, float, float, float], bool]]:
+    """(id, class, box in scene pixels, matched in this frame) of every live track."""
+    return [(tr.id, tr.class_name, tr.box, tr.detection is not None) for tr in engine.tracker.tracks]
+
+
+def at(epoch: datetime, seconds: float) -> datetime:
+    return epoch + timedelta(seconds=seconds)
+
+
+DEFAULT_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+__all__ = ["SourceError"]
