@@ -75,6 +75,25 @@ def build_tracker(scene: Scene, settings: TrackSettings) -> CameraTracker:
                          count_window_s=settings.count_window_s)
 
 
+def bare_detector(settings: DetectSettings):
+    """The vehicle model alone, whole frame, no slices, no fusion: the baseline of `make eval-video`.
+    Returns a function image -> [(class, score, box)]."""
+    from services.detect.vehicles import VehicleDetector, read_class_names  # noqa: PLC0415
+
+    names = read_class_names(settings.model_path(settings.vehicle_classes_file))
+    model = VehicleDetector(settings.model_path(settings.vehicle_model), settings.vehicle_format, names,
+                            conf=settings.vehicle_conf, iou=settings.vehicle_iou or None,
+                            intra_op_threads=settings.intra_op_threads,
+                            input_size=(settings.vehicle_input_size, settings.vehicle_input_size), tiles=0)
+
+    def detect(image: np.ndarray) -> list[tuple[str, float, tuple[float, float, float, float]]]:
+        found = model.detect(image)
+        return [(names[c], float(s), tuple(float(v) for v in b))  # type: ignore[misc]
+                for b, s, c in zip(found.boxes, found.scores, found.classes)]
+
+    return detect
+
+
 # --- ingest ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VideoFrame:
@@ -118,6 +137,25 @@ class Sampled:
             jpeg, width, height = decoded.jpeg(self.camera.jpeg_quality, self.camera.max_width)
             self.kept += 1
             yield VideoFrame(index, pts, jpeg, width, height)
+
+
+def frames_at(path: str, indexes: set[int]) -> Iterator[VideoFrame]:
+    """The frames of these decode indexes, encoded as ingest would (for per-frame evaluation)."""
+    counters = Counters()
+    camera = file_camera(path, 30.0, "eval")
+    for index, decoded in enumerate(read_av(camera, ReaderOptions(), threading.Event(), counters)):
+        if index in indexes:
+            jpeg, width, height = decoded.jpeg(camera.jpeg_quality, camera.max_width)
+            yield VideoFrame(index, decoded.pts or 0.0, jpeg, width, height)
+        if index >= max(indexes, default=-1):
+            return
+
+
+def decode_jpeg(frame: VideoFrame) -> np.ndarray:
+    """The image detect sees: the published JPEG decoded as detect decodes it."""
+    return decode_frame(frame.jpeg, frame_headers(new_frame_meta(
+        camera_id="eval", frame_seq=frame.index, captured_at=DEFAULT_EPOCH, width=frame.width, height=frame.height)),
+        1, now=DEFAULT_EPOCH, max_age_s=1e9).image  # type: ignore[return-value]
 
 
 # --- detect ------------------------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+"""`make eval-video`: perception measured on the labelled development clips (docs/ACCURACY.md).
+
+For every clip with a truth file (eval/truth/<clip stem>.json, format in docs/ACCURACY.md):
+
+- detection on the labelled frames, per pipeline variant and for the bare vehicle model (the
+  model alone on the whole frame, no slices, no fusion: the baseline): vehicle recall and
+  precision at IoU >= 0.5 and >= 0.3 (class-agnostic), difficult vehicles apart, riders found
+  (riders whose vehicle a vehicle-class box matches at IoU >= 0.3; a `person` box does not
+  count), CPU per frame;
+- `roadwatch replay` of the clip at each camera fps, per variant: stop-line crossings and
+  violations found / missed / false / duplicate, ID switches and fragmentation on the truth
+  crossings' track boxes, CPU per frame (detect with plates, and track).
+
+A clip without a truth file yet falls back to the partial vehicle truth that came with the clips
+(recall only: vehicles the person saw but did not box count as missed; no precision).
+
+    python eval/eval_video.py [--truth-dir eval/truth] [--fps 5,10] [--variant full,tiles2]
+                              [--clip vn_haiphong_intersection] [--write docs/ACCURACY.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from eval import metrics, truth_files  # noqa: E402
+from eval.variants import VARIANTS, VariantError, check_variant  # noqa: E402
+from services.replay import stack  # noqa: E402
+from services.replay.run import Replay  # noqa: E402
+from services.track import scenes  # noqa: E402
+
+VEHICLES = frozenset(("car", "motorcycle", "bus", "truck", "bicycle", "other"))
+# Clips of the demo cameras (deploy/local/cameras.yaml) and their scenes, for partial truth.
+DEMO_SCENES = {"vn_haiphong_intersection.mp4": "deploy/local/scenes/demo-haiphong.yaml",
+               "vn_saigon_intersection.mp4": "deploy/local/scenes/demo-saigon.yaml"}
+PARTIAL = "dev_vehicle_truth_partial.json"
+BEGIN, END = "<!-- eval-video:begin -->", "<!-- eval-video:end -->"
+
+
+def pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f} % ({part}/{whole})" if whole else "–"
+
+
+def ms(seconds: float, frames: int) -> str:
+    return f"{1000 * seconds / frames:.0f}" if frames else "–"
+
+
+# --- detection on the labelled frames ----------------------------------------------------------------
+def detection_rows(truth: truth_files.ClipTruth, video: str, detectors: dict[str, object]) -> list[str]:
+    """One markdown row per detector: name -> function(image) -> [box of a vehicle class]."""
+    indexes = {f["frame"] for f in truth.frames}
+    frames = {frame.index: frame for frame in stack.frames_at(video, indexes)}
+    missing = sorted(indexes - set(frames))
+    if missing:
+        raise SystemExit(f"{truth.path}: frames {missing} are beyond the end of {video}")
+    rows = []
+    for name, detect in detectors.items():
+        scores = {0.5: metrics.FrameScore(), 0.3: metrics.FrameScore()}
+        cpu = 0.0
+        for labelled in truth.frames:
+            image = stack.decode_jpeg(frames[labelled["frame"]])
+            started = time.process_time()
+            boxes = detect(image)  # type: ignore[operator]
+            cpu += time.process_time() - started
+            for threshold, total in scores.items():
+                score = metrics.score_frame(labelled["vehicles"], labelled.get("ignore", []), boxes, threshold)
+                score.truth += truth.unboxed.get(labelled["frame"], 0)
+                total.add(score)
+        loose, strict = scores[0.3], scores[0.5]
+        precision = (lambda s: "n/a (partial)") if truth.partial else (lambda s: pct(s.correct, s.detections))
+        rows.append(f"| {name} | {pct(strict.found, strict.truth)} | {precision(strict)} | {pct(loose.found, loose.truth)} "
+                    f"| {precision(loose)} | {pct(loose.difficult_found, loose.difficult)} "
+                    f"| {pct(loose.riders_found, loose.riders)} | {ms(cpu, len(truth.frames))} |")
+    return rows
+
+
+def variant_detector(pipeline):
+    def detect(image):
+        return [v.box for v in pipeline.process(image).vehicles if v.class_name in VEHICLES]
+    return detect
+
+
+def bare(settings):
+    model = stack.bare_detector(settings)
+
+    def detect(image):
+        return [box for name, _, box in model(image) if name in VEHICLES]
+    return detect
+
+
+# --- replay at the camera's fps ----------------------------------------------------------------------
+def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, variant: str, settings, fps: float) -> str:
+    pipeline = stack.build_pipeline(settings, scene)
+    engine = stack.build_tracker(scene, stack.track_settings())
+    seen: dict[int, list[tuple[int, tuple]]] = {}
+
+    def on_frame(frame, image, tracker, event) -> None:
+        seen[frame.index] = [(tid, box) for tid, _, box, matched in stack.live_tracks(tracker) if matched]
+
+    events = list(Replay(scene, pipeline, engine, fps=fps, on_frame=on_frame).events(video))
+    summary = events[-1]
+    crossings = metrics.score_events(truth.crossings, [e for e in events if e["kind"] == "crossing"], "line")
+    violations = metrics.score_events(truth.violations, [e for e in events if e["kind"] == "violation"], "type")
+    ids = metrics.identity(truth.tracks, seen)
+    labelled = bool(truth.crossings or truth.violations) and not truth.partial
+    found_c = pct(crossings.found, crossings.truth) if labelled else f"{len([e for e in events if e['kind'] == 'crossing'])} (no truth)"
+    v = violations
+    found_v = f"{v.found} / {v.missed} / {v.false} / {v.duplicate}" if labelled else \
+        f"{len([e for e in events if e['kind'] == 'violation'])} (no truth)"
+    switches = f"{ids.switches} / {ids.fragments_per_vehicle:.2f} ({ids.vehicles})" if ids.vehicles else "–"
+    return (f"| {variant} | {fps:g} | {summary['frames_processed']} | {found_c} | {found_v} | {switches} "
+            f"| {summary['tracks']} | {summary['cpu_ms_per_frame']:.0f} |")
+
+
+# --- the report --------------------------------------------------------------------------------------
+def clip_section(truth: truth_files.ClipTruth, video_dir: Path, variants: list[str], fps_list: list[float]) -> list[str]:
+    video = str(video_dir / truth.clip)
+    if not Path(video).is_file():
+        raise SystemExit(f"{truth.path}: clip {video} not found")
+    source = f"partial truth ({Path(truth.path).name})" if truth.partial else f"`{Path(truth.path).name}`"
+    n_vehicles = sum(len(f["vehicles"]) for f in truth.frames) + sum(truth.unboxed.values())
+    lines = [f"### {truth.clip}", "",
+             f"Truth: {source}; {len(truth.frames)} labelled frames, {n_vehicles} vehicles; "
+             f"{len(truth.crossings)} stop-line crossings, {len(truth.violations)} violations.", "",
+             "| detector | recall IoU≥0.5 | precision IoU≥0.5 | recall IoU≥0.3 | precision IoU≥0.3 | difficult found "
+             "| riders found | CPU ms/frame |",
+             "|---|---|---|---|---|---|---|---|"]
+    settings = {name: stack.detect_settings(**VARIANTS[name]) for name in variants}
+    detectors = {f"bare {Path(settings[variants[0]].vehicle_model).stem} (full frame)": bare(settings[variants[0]])}
+    for name in variants:
+        scene = scenes.load(ROOT / (truth.scene or DEMO_SCENES.get(truth.clip, ""))) if (truth.scene or truth.clip in DEMO_SCENES) else None
+        detectors[name] = variant_detector(stack.build_pipeline(settings[name], scene))  # type: ignore[arg-type]
+    lines += detection_rows(truth, video, detectors)
+    scene_path = truth.scene or (DEMO_SCENES.get(truth.clip) if truth.partial else None)
+    if scene_path:
+        scene = scenes.load(ROOT / scene_path)
+        lines += ["", f"Replay with `{scene_path}` (found / missed / false / duplicate; ID switches / track ids per "
+                      "truth vehicle (vehicles followed)):", "",
+                  "| variant | fps | frames | crossings found | violations f / m / fa / d | ID switches / fragments "
+                  "| tracks | CPU ms/frame |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for fps in fps_list:
+            for name in variants:
+                lines.append(replay_row(truth, video, scene, name, settings[name], fps))
+    return lines + [""]
+
+
+def report(truths: list[truth_files.ClipTruth], video_dir: Path, variants: list[str], fps_list: list[float],
+           command: str) -> str:
+    lines = [f"Generated by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+             f"({os.cpu_count()} CPU cores; CPU = process time of this single-threaded run).", ""]
+    for truth in truths:
+        lines += clip_section(truth, video_dir, variants, fps_list)
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace the generated section of the document (between the markers), keeping the rest."""
+    current = path.read_text(encoding="utf-8") if path.exists() else f"# Accuracy\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in current or END not in current:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} markers to write between")
+    head, _, rest = current.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
+
+
+def select(truths: list[truth_files.ClipTruth], clips: list[str]) -> list[truth_files.ClipTruth]:
+    if not clips:
+        return truths
+    chosen = [t for t in truths if t.stem in clips or t.clip in clips]
+    unknown = sorted(set(clips) - {t.stem for t in chosen} - {t.clip for t in chosen})
+    if unknown:
+        raise SystemExit(f"no truth for clip(s) {', '.join(unknown)}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Perception accuracy on the labelled clips (docs/ACCURACY.md).")
+    p.add_argument("--shared", default=str(ROOT.parent / "shared"), help="the shared data directory (../shared)")
+    p.add_argument("--truth-dir", default=str(ROOT / "eval" / "truth"), help="truth files (default eval/truth)")
+    p.add_argument("--fps", default="5,10", help="camera frame rates to replay at, comma-separated (default 5,10)")
+    p.add_argument("--variant", default=",".join(VARIANTS),
+                   help=f"pipeline variants, comma-separated, among {', '.join(VARIANTS)} (default all)")
+    p.add_argument("--clip", action="append", default=[], help="only this clip (stem or file name); repeatable")
+    p.add_argument("--write", metavar="ACCURACY.md", help="also write the tables into this document's generated section")
+    args = p.parse_args(argv)
+    try:
+        fps_list = [float(x) for x in args.fps.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--fps: {args.fps!r} is not a list of numbers")
+    variants = [v.strip() for v in args.variant.split(",") if v.strip()]
+    try:
+        for name in variants:
+            check_variant(name)
+    except VariantError as exc:
+        p.error(str(exc))
+    shared = Path(args.shared)
+    os.environ.setdefault("MODELS_DIR", str(shared / "models"))
+    video_dir = shared / "data" / "video"
+    truths = truth_files.load_dir(Path(args.truth_dir)) if Path(args.truth_dir).is_dir() else []
+    labelled = {t.clip for t in truths}
+    for clip, scene in DEMO_SCENES.items():
+        if clip not in labelled:
+            partial = truth_files.load_partial(video_dir / PARTIAL, clip, scene)
+            if partial is not None:
+                truths.append(partial)
+    truths = select(truths, args.clip)
+    if not truths:
+        raise SystemExit(f"no truth files in {args.truth_dir} and no partial truth in {video_dir}")
+    command = "make eval-video" if os.environ.get("MAKELEVEL") else "python eval/eval_video.py " + " ".join(argv or sys.argv[1:])
+    text = report(truths, video_dir, variants, fps_list, command)
+    print(text)
+    if args.write:
+        write_section(Path(args.write), text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
