@@ -143,7 +143,10 @@ class Replay:
                    "measured": {"value": finding.value, "unit": finding.unit, "limit": finding.limit,
                                 "phase": finding.phase},
                    "element": finding.element, "x": _r(at.anchor[0], 1),
-                   "box": [_r(v, 1) for v in at.box], "id": draft.id}
+                   "box": [_r(v, 1) for v in at.box], "id": draft.id,
+                   # The frames the track service would store as evidence, and the track's box in each.
+                   "evidence": [{"role": role, "frame": o.frame_seq, "t": self._seconds(o.t),
+                                 "box": [_r(v, 1) for v in o.box]} for role, o in draft.frames]}
 
     def _phase(self, head: str, state: str, since: float, since_frame: int, until: float, until_frame: int) -> Event:
         return {"kind": "signal", "head": head, "state": state, "from_t": self._seconds(since),
