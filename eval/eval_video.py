@@ -110,11 +110,12 @@ def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, va
     crossings = metrics.score_events(truth.crossings, [e for e in events if e["kind"] == "crossing"], "line")
     violations = metrics.score_events(truth.violations, [e for e in events if e["kind"] == "violation"], "type")
     ids = metrics.identity(truth.tracks, seen)
-    labelled = bool(truth.crossings or truth.violations) and not truth.partial
-    found_c = pct(crossings.found, crossings.truth) if labelled else f"{len([e for e in events if e['kind'] == 'crossing'])} (no truth)"
-    v = violations
-    found_v = f"{v.found} / {v.missed} / {v.false} / {v.duplicate}" if labelled else \
-        f"{len([e for e in events if e['kind'] == 'violation'])} (no truth)"
+    def counts(score: metrics.EventScore, kind: str) -> str:
+        if truth.partial:
+            return f"{len([e for e in events if e['kind'] == kind])} (no truth)"
+        return f"{score.found} / {score.missed} / {score.false} / {score.duplicate}"
+
+    found_c, found_v = counts(crossings, "crossing"), counts(violations, "violation")
     switches = f"{ids.switches} / {ids.fragments_per_vehicle:.2f} ({ids.vehicles})" if ids.vehicles else "–"
     return (f"| {variant} | {fps:g} | {summary['frames_processed']} | {found_c} | {found_v} | {switches} "
             f"| {summary['tracks']} | {summary['cpu_ms_per_frame']:.0f} |")
@@ -142,9 +143,10 @@ def clip_section(truth: truth_files.ClipTruth, video_dir: Path, variants: list[s
     scene_path = truth.scene or (DEMO_SCENES.get(truth.clip) if truth.partial else None)
     if scene_path:
         scene = scenes.load(ROOT / scene_path)
-        lines += ["", f"Replay with `{scene_path}` (found / missed / false / duplicate; ID switches / track ids per "
-                      "truth vehicle (vehicles followed)):", "",
-                  "| variant | fps | frames | crossings found | violations f / m / fa / d | ID switches / fragments "
+        lines += ["", f"Replay with `{scene_path}`: crossings and violations found / missed / false / "
+                      "duplicate; ID switches / distinct track ids per truth vehicle (truth vehicles followed); CPU per "
+                      "frame of detect (plates included) and track:", "",
+                  "| variant | fps | frames | crossings f / m / fa / d | violations f / m / fa / d | ID switches / fragments "
                   "| tracks | CPU ms/frame |",
                   "|---|---|---|---|---|---|---|---|"]
         for fps in fps_list:
