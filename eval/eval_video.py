@@ -14,7 +14,7 @@ For every clip with a truth file (eval/truth/<clip stem>.json, format in docs/AC
 A clip without a truth file yet falls back to the partial vehicle truth that came with the clips
 (recall only: vehicles the person saw but did not box count as missed; no precision).
 
-    python eval/eval_video.py [--truth-dir eval/truth] [--fps 5,10] [--variant full,tiles2]
+    python eval/eval_video.py [--truth-dir eval/truth]... [--fps 5,10] [--variant full,tiles2]
                               [--clip vn_haiphong_intersection] [--write docs/ACCURACY.md]
 """
 
@@ -187,7 +187,8 @@ def select(truths: list[truth_files.ClipTruth], clips: list[str]) -> list[truth_
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Perception accuracy on the labelled clips (docs/ACCURACY.md).")
     p.add_argument("--shared", default=str(ROOT.parent / "shared"), help="the shared data directory (../shared)")
-    p.add_argument("--truth-dir", default=str(ROOT / "eval" / "truth"), help="truth files (default eval/truth)")
+    p.add_argument("--truth-dir", action="append", default=[],
+                   help="directory of truth files (default eval/truth); repeatable, the first holding a clip wins")
     p.add_argument("--fps", default="5,10", help="camera frame rates to replay at, comma-separated (default 5,10)")
     p.add_argument("--variant", default=",".join(VARIANTS),
                    help=f"pipeline variants, comma-separated, among {', '.join(VARIANTS)} (default all)")
@@ -207,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     shared = Path(args.shared)
     os.environ.setdefault("MODELS_DIR", str(shared / "models"))
     video_dir = shared / "data" / "video"
-    truths = truth_files.load_dir(Path(args.truth_dir)) if Path(args.truth_dir).is_dir() else []
+    truths: list[truth_files.ClipTruth] = []
+    for directory in args.truth_dir or [str(ROOT / "eval" / "truth")]:
+        if Path(directory).is_dir():
+            truths += [t for t in truth_files.load_dir(Path(directory)) if t.clip not in {u.clip for u in truths}]
     labelled = {t.clip for t in truths}
     for clip, scene in DEMO_SCENES.items():
         if clip not in labelled:
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 truths.append(partial)
     truths = select(truths, args.clip)
     if not truths:
-        raise SystemExit(f"no truth files in {args.truth_dir} and no partial truth in {video_dir}")
+        raise SystemExit(f"no truth files in {', '.join(args.truth_dir) or 'eval/truth'} and no partial truth in {video_dir}")
     command = "make eval-video" if os.environ.get("MAKELEVEL") else "python eval/eval_video.py " + " ".join(argv or sys.argv[1:])
     text = report(truths, video_dir, variants, fps_list, command)
     print(text)
