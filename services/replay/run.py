@@ -56,7 +56,8 @@ class Replay:
         self.on_frame = on_frame
         self.totals = Totals()
         self._crossings: dict[int, list[stack.Crossing]] = {}  # of tracks not confirmed yet
-        self._crossed: set[tuple[int, str]] = set()
+        self._crossed: dict[tuple[int, str], float] = {}  # (track, line) -> x where it crossed
+        self._emitted = {"crossing": 0, "violation": 0}
         self._signal: dict[str, tuple[str, float, int]] = {}  # head -> (state, since t, since frame)
         self._last: tuple[float, int] = (0.0, 0)
 
@@ -101,7 +102,7 @@ class Replay:
         self._last = (t, frame.index)
         for crossing in crossings:
             if (crossing.track_id, crossing.line) not in self._crossed:
-                self._crossed.add((crossing.track_id, crossing.line))
+                self._crossed[(crossing.track_id, crossing.line)] = crossing.x
                 self._crossings.setdefault(crossing.track_id, []).append(crossing)
         for track_id in list(self._crossings):
             if stack.confirmed(self.engine, track_id):
@@ -128,6 +129,7 @@ class Replay:
 
     def _crossing(self, crossing: stack.Crossing) -> Event:
         track = next((tr for tr in self.engine.tracker.tracks if tr.id == crossing.track_id), None)
+        self._emitted["crossing"] += 1
         return {"kind": "crossing", "line": crossing.line, "t": self._seconds(crossing.t),
                 "frame": crossing.observation.frame_seq, "class": track.class_name if track else None,
                 "track": crossing.track_id, "x": _r(crossing.x, 1)}
@@ -137,12 +139,16 @@ class Replay:
             finding = draft.finding
             at = finding.observation
             self.totals.tracks.add(draft.track_id)
+            self._emitted["violation"] += 1
+            # Where the ground point crossed the stop line (red light), else where the track was.
+            x = self._crossed.get((draft.track_id, finding.element), at.anchor[0]) if finding.type == "red_light" \
+                else at.anchor[0]
             yield {"kind": "violation", "type": finding.type, "t": self._seconds(finding.t), "frame": at.frame_seq,
                    "track": draft.track_id, "class": draft.vehicle_class,
                    "plate": draft.plate.text if draft.plate is not None else None,
                    "measured": {"value": finding.value, "unit": finding.unit, "limit": finding.limit,
                                 "phase": finding.phase},
-                   "element": finding.element, "x": _r(at.anchor[0], 1),
+                   "element": finding.element, "x": _r(x, 1),
                    "box": [_r(v, 1) for v in at.box], "id": draft.id,
                    # The frames the track service would store as evidence, and the track's box in each.
                    "evidence": [{"role": role, "frame": o.frame_seq, "t": self._seconds(o.t),
@@ -158,6 +164,7 @@ class Replay:
         return {"kind": "summary", "camera": self.scene.camera, "fps": self.fps,
                 "frames_read": totals.frames_read, "frames_processed": totals.frames_processed,
                 "detections": totals.detections, "objects": totals.objects, "tracks": len(totals.tracks),
+                "crossings": self._emitted["crossing"], "violations": self._emitted["violation"],
                 "unjudged_crossings": totals.unjudged,
                 "cpu_ms_per_frame": _r(1000 * (totals.detect_cpu_s + totals.track_cpu_s) / n, 1),
                 "detect_cpu_ms_per_frame": _r(1000 * totals.detect_cpu_s / n, 1),
