@@ -134,15 +134,17 @@ def clip_section(truth: truth_files.ClipTruth, video_dir: Path, variants: list[s
              "| detector | recall IoU≥0.5 | precision IoU≥0.5 | recall IoU≥0.3 | precision IoU≥0.3 | difficult found "
              "| riders found | CPU ms/frame |",
              "|---|---|---|---|---|---|---|---|"]
+    scene_path = truth.scene or (DEMO_SCENES.get(truth.clip) if truth.partial else None)
+    try:
+        scene = scenes.load(ROOT / scene_path) if scene_path else None
+    except scenes.SceneError as exc:
+        raise SystemExit(f"{truth.path}: its scene is invalid: {exc}") from None
     settings = {name: stack.detect_settings(**VARIANTS[name]) for name in variants}
     detectors = {f"bare {Path(settings[variants[0]].vehicle_model).stem} (full frame)": bare(settings[variants[0]])}
     for name in variants:
-        scene = scenes.load(ROOT / (truth.scene or DEMO_SCENES.get(truth.clip, ""))) if (truth.scene or truth.clip in DEMO_SCENES) else None
         detectors[name] = variant_detector(stack.build_pipeline(settings[name], scene))  # type: ignore[arg-type]
     lines += detection_rows(truth, video, detectors)
-    scene_path = truth.scene or (DEMO_SCENES.get(truth.clip) if truth.partial else None)
-    if scene_path:
-        scene = scenes.load(ROOT / scene_path)
+    if scene is not None:
         lines += ["", f"Replay with `{scene_path}`: crossings and violations found / missed / false / "
                       "duplicate; ID switches / distinct track ids per truth vehicle (truth vehicles followed); CPU per "
                       "frame of detect (plates included) and track:", "",

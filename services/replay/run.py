@@ -92,7 +92,7 @@ class Replay:
                 yield self._phase(head, previous[0], previous[1], previous[2], t, frame.index)
             self._signal[head] = (state, t, frame.index)
         step = self.engine.process(event)
-        crossings = stack.stop_line_crossings(self.engine, step, t)
+        crossings = stack.stop_line_crossings(self.engine, t)
         totals.track_cpu_s += time.process_time() - cpu
         totals.detect_cpu_s += detect_cpu
         totals.frames_processed += 1

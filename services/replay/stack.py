@@ -28,10 +28,10 @@ from services.detect.pipeline import Pipeline
 from services.detect.settings import Settings as DetectSettings
 from services.ingest.cameras import Camera, Location, Motion
 from services.ingest.sampler import FpsSampler
-from services.ingest.sources import Counters, ReaderOptions, SourceError, read_av
+from services.ingest.sources import Counters, ReaderOptions, SourceError, read_av  # noqa: F401 - SourceError: for callers
 from services.runtime.settings import parse
 from services.track import evidence, geometry
-from services.track.camera import CameraTracker, Step
+from services.track.camera import CameraTracker
 from services.track.rules import Observation, _crossing
 from services.track.scenes import Scene
 from services.track.settings import Settings as TrackSettings
@@ -39,6 +39,9 @@ from services.track.tracker import TrackerParams
 
 REPO = Path(__file__).resolve().parents[2]
 JPEG_QUALITY = 80  # ingest's default `jpeg_quality`
+# Capture time of a replayed clip's first frame, unless the caller gives one (a whole second, so
+# that sampling slots counted from it are those counted from the clip's start).
+DEFAULT_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 def models_dir(environ: Mapping[str, str]) -> str:
@@ -190,7 +193,7 @@ class Crossing:
     observation: Observation  # the first observation beyond the line
 
 
-def stop_line_crossings(engine: CameraTracker, step: Step, t: float) -> list[Crossing]:
+def stop_line_crossings(engine: CameraTracker, t: float) -> list[Crossing]:
     """Stop lines crossed, in the lane's direction, by the tracks observed at `t`.
 
     Read off the tracker's per-track observations with the red-light rule's own crossing test
@@ -230,6 +233,3 @@ def live_tracks(engine: CameraTracker) -> list[tuple[int, str, tuple[float, floa
 def at(epoch: datetime, seconds: float) -> datetime:
     return epoch + timedelta(seconds=seconds)
 
-
-DEFAULT_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
-__all__ = ["SourceError"]
