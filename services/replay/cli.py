@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+import av
+
 from services.detect.sessions import ModelError
 from services.replay import stack
 from services.replay.run import Event, Replay
@@ -21,6 +23,7 @@ from services.track import scenes
 
 EXIT_USAGE = 2
 MAX_FPS = 30.0
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     if not 0 < args.fps <= MAX_FPS:
         return fail(f"--fps must be above 0 and at most {MAX_FPS:g}, got {args.fps:g}")
+    if args.annotate and (Path(args.annotate).suffix.lower() not in VIDEO_SUFFIXES or Path(args.annotate).is_dir()):
+        return fail(f"--annotate {args.annotate}: give a video file name ending in {', '.join(VIDEO_SUFFIXES)}")
     if not Path(args.video).is_file():
         return fail(f"cannot read video {args.video}: no such file")
     try:
@@ -77,9 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             out.add(event)
     except stack.SourceError as exc:
         return fail(f"cannot read video {args.video}: {exc.reason}")
+    except (OSError, av.error.FFmpegError) as exc:  # the annotated clip could not be written
+        return fail(f"cannot write {args.annotate}: {getattr(exc, 'strerror', None) or exc}")
     finally:
         if annotator is not None:
-            annotator.close()
+            try:
+                annotator.close()
+            except (OSError, av.error.FFmpegError):
+                pass
     out.close()
     return 0
 
