@@ -14,12 +14,14 @@ from pathlib import Path
 import av
 import pytest
 
-from eval import metrics
-from services.ingest.sampler import FpsSampler
-from services.replay.cli import Table
-from services.track import scenes
-
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # eval/ is a directory of scripts, not an installed package
+
+from eval import metrics  # noqa: E402
+from services.ingest.sampler import FpsSampler  # noqa: E402
+from services.replay.cli import Table  # noqa: E402
+from services.track import scenes  # noqa: E402
+
 SCENE = REPO / "deploy" / "local" / "scenes" / "demo-haiphong.yaml"
 TRUTH = REPO / "eval" / "truth" / "vn_haiphong_intersection.json"
 CLIP = "vn_haiphong_intersection.mp4"

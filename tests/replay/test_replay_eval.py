@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
-from eval import eval_video, metrics
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # eval/ is a directory of scripts, not an installed package
+
+from eval import eval_video, metrics  # noqa: E402
 
 
 def v(box, difficult=False, riders=0):
