@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return fail(f"cannot read scene {args.scene}: {exc.strerror or exc}")
     try:
-        pipeline = stack.build_pipeline(stack.detect_settings(), scene)
+        detector = stack.build_detector(stack.detect_settings(), scene)
         engine = stack.build_tracker(scene, stack.track_settings())
     except SettingError as exc:
         return fail(f"invalid setting {exc.variable}: {exc.reason}")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         from services.replay.annotate import Annotator
 
         annotator = Annotator(args.annotate, scene, args.fps)
-    replay = Replay(scene, pipeline, engine, fps=args.fps, on_frame=annotator)
+    replay = Replay(scene, detector, engine, fps=args.fps, on_frame=annotator)
     out = JsonLines() if args.json else Table(args.video, scene.camera)
     try:
         for event in replay.events(args.video):

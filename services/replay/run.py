@@ -15,7 +15,6 @@ from datetime import datetime
 
 import numpy as np
 
-from services.detect.pipeline import Pipeline
 from services.replay import stack
 from services.track.camera import CameraTracker, ViolationDraft
 from services.track.scenes import Scene
@@ -43,11 +42,11 @@ def _r(value: float, digits: int = 3) -> float:
 
 
 class Replay:
-    def __init__(self, scene: Scene, pipeline: Pipeline, engine: CameraTracker, *, fps: float,
+    def __init__(self, scene: Scene, detector: stack.Detector, engine: CameraTracker, *, fps: float,
                  epoch: datetime = stack.DEFAULT_EPOCH, align_to_epoch: bool = False,
                  on_frame: FrameHook | None = None) -> None:
         self.scene = scene
-        self.pipeline = pipeline
+        self.detector = detector
         self.engine = engine
         self.fps = fps
         self.epoch = epoch
@@ -55,7 +54,7 @@ class Replay:
         self.align = align_to_epoch
         self.on_frame = on_frame
         self.totals = Totals()
-        self._crossings: dict[int, list[stack.Crossing]] = {}  # of tracks not confirmed yet
+        self._watch = stack.CrossingWatch()
         self._crossed: dict[tuple[int, str], float] = {}  # (track, line) -> x where it crossed
         self._emitted = {"crossing": 0, "violation": 0}
         self._signal: dict[str, tuple[str, float, int]] = {}  # head -> (state, since t, since frame)
@@ -82,7 +81,7 @@ class Replay:
         captured_at = stack.at(self.epoch, frame.pts)
         t = captured_at.timestamp()
         cpu = time.process_time()
-        event, image = stack.detect(self.pipeline, frame, camera_id=self.scene.camera, captured_at=captured_at,
+        event, image = stack.detect(self.detector, frame, camera_id=self.scene.camera, captured_at=captured_at,
                                     stream_seq=seq)
         detect_cpu = time.process_time() - cpu
         cpu = time.process_time()
@@ -92,7 +91,7 @@ class Replay:
                 yield self._phase(head, previous[0], previous[1], previous[2], t, frame.index)
             self._signal[head] = (state, t, frame.index)
         step = self.engine.process(event)
-        crossings = stack.stop_line_crossings(self.engine, t)
+        crossings = self._watch.step(self.engine, step, t)
         totals.track_cpu_s += time.process_time() - cpu
         totals.detect_cpu_s += detect_cpu
         totals.frames_processed += 1
@@ -100,20 +99,10 @@ class Replay:
         totals.objects += len(event.objects)
         totals.unjudged += step.unjudged
         self._last = (t, frame.index)
+        totals.tracks |= stack.confirmed_tracks(self.engine)
         for crossing in crossings:
-            if (crossing.track_id, crossing.line) not in self._crossed:
-                self._crossed[(crossing.track_id, crossing.line)] = crossing.x
-                self._crossings.setdefault(crossing.track_id, []).append(crossing)
-        for track_id in list(self._crossings):
-            if stack.confirmed(self.engine, track_id):
-                totals.tracks.add(track_id)
-                for crossing in self._crossings.pop(track_id):
-                    yield self._crossing(crossing)
-            elif not any(track_id == tr[0] for tr in stack.live_tracks(self.engine)):
-                del self._crossings[track_id]  # ended unconfirmed: never a vehicle
-        for track_id, _, _, _ in stack.live_tracks(self.engine):
-            if stack.confirmed(self.engine, track_id):
-                totals.tracks.add(track_id)
+            self._crossed[(crossing.track_id, crossing.line)] = crossing.x
+            yield self._crossing(crossing)
         yield from self._drafts(step.drafts)
         for counted in step.counts:
             for count in counted.counts:
@@ -128,11 +117,9 @@ class Replay:
         return _r(t - self.base)
 
     def _crossing(self, crossing: stack.Crossing) -> Event:
-        track = next((tr for tr in self.engine.tracker.tracks if tr.id == crossing.track_id), None)
         self._emitted["crossing"] += 1
-        return {"kind": "crossing", "line": crossing.line, "t": self._seconds(crossing.t),
-                "frame": crossing.observation.frame_seq, "class": track.class_name if track else None,
-                "track": crossing.track_id, "x": _r(crossing.x, 1)}
+        return {"kind": "crossing", "line": crossing.line, "t": self._seconds(crossing.t), "frame": crossing.frame,
+                "class": crossing.vehicle_class, "track": crossing.track_id, "x": _r(crossing.x, 1)}
 
     def _drafts(self, drafts: list[ViolationDraft]) -> Iterator[Event]:
         for draft in drafts:
@@ -169,4 +156,4 @@ class Replay:
                 "cpu_ms_per_frame": _r(1000 * (totals.detect_cpu_s + totals.track_cpu_s) / n, 1),
                 "detect_cpu_ms_per_frame": _r(1000 * totals.detect_cpu_s / n, 1),
                 "track_cpu_ms_per_frame": _r(1000 * totals.track_cpu_s / n, 1),
-                "wall_s": _r(totals.wall_s, 2), "model": self.pipeline.model_name}
+                "wall_s": _r(totals.wall_s, 2), "model": self.detector.model_name}

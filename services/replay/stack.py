@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from services.ingest.sampler import FpsSampler
 from services.ingest.sources import Counters, ReaderOptions, SourceError, read_av  # noqa: F401 - SourceError: for callers
 from services.runtime.settings import parse
 from services.track import evidence, geometry
-from services.track.camera import CameraTracker
+from services.track.camera import CameraTracker, Step
 from services.track.rules import Observation, _crossing
 from services.track.scenes import Scene
 from services.track.settings import Settings as TrackSettings
@@ -64,10 +64,32 @@ def track_settings(environ: Mapping[str, str] | None = None) -> TrackSettings:
     return parse(TrackSettings, dict(os.environ if environ is None else environ))
 
 
-def build_pipeline(settings: DetectSettings, scene: Scene) -> Pipeline:
-    """As detect's main(): raises ModelError. (The scene is passed for detection settings that
-    come from it, e.g. a region of interest to slice.)"""
-    return Pipeline.from_settings(settings)
+@dataclass
+class Detector:
+    """detect's pipeline with what the detect service gives it for this camera."""
+
+    pipeline: Pipeline
+    # The camera's detection plan from its scene, when detect has plans (a `detection:` block:
+    # region of interest, slices). None: the whole frame, as detect does for a camera without one.
+    plan: object | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.pipeline.model_name
+
+    def process(self, image: np.ndarray):
+        """As detect's worker: the pipeline on the image (with the camera's plan, when there is one)."""
+        return self.pipeline.process(image)
+
+
+# Whether detect plans a camera's detection from its scene (and build_detector passes the plan).
+DETECTION_PLANS = False
+
+
+def build_detector(settings: DetectSettings, scene: Scene, *, use_plan: bool = True) -> Detector:
+    """As detect's main(): raises ModelError. `use_plan`: the scene's detection plan, as the
+    service reads it from SCENES_DIR (today's detect has none: the whole frame)."""
+    return Detector(Pipeline.from_settings(settings))
 
 
 def build_tracker(scene: Scene, settings: TrackSettings) -> CameraTracker:
@@ -162,14 +184,14 @@ def decode_jpeg(frame: VideoFrame) -> np.ndarray:
 
 
 # --- detect ------------------------------------------------------------------------------------------
-def detect(pipeline: Pipeline, frame: VideoFrame, *, camera_id: str, captured_at: datetime,
+def detect(detector: Detector, frame: VideoFrame, *, camera_id: str, captured_at: datetime,
            stream_seq: int) -> tuple[DetectionMade, np.ndarray]:
     """The detect worker's path for one frame: JPEG → image → pipeline → DetectionMade."""
     meta = new_frame_meta(camera_id=camera_id, frame_seq=frame.index, captured_at=captured_at,
                           width=frame.width, height=frame.height)
     decoded = decode_frame(frame.jpeg, frame_headers(meta), stream_seq, now=captured_at, max_age_s=1e9)
-    result = pipeline.process(decoded.image)  # type: ignore[arg-type]
-    return detection_event(decoded, result, model=pipeline.model_name, now=captured_at), decoded.image  # type: ignore[return-value]
+    result = detector.process(decoded.image)  # type: ignore[arg-type]
+    return detection_event(decoded, result, model=detector.model_name, now=captured_at), decoded.image  # type: ignore[return-value]
 
 
 # --- track -------------------------------------------------------------------------------------------
@@ -190,39 +212,54 @@ class Crossing:
     t: float  # epoch seconds, interpolated between the two frames
     x: float  # where the ground point crossed the line
     track_id: int
-    observation: Observation  # the first observation beyond the line
+    vehicle_class: str
+    frame: int  # decode index of the first frame beyond the line
 
 
-def stop_line_crossings(engine: CameraTracker, t: float) -> list[Crossing]:
-    """Stop lines crossed, in the lane's direction, by the tracks observed at `t`.
+class CrossingWatch:
+    """Stop lines crossed, in the lane's direction, by confirmed tracks.
 
-    Read off the tracker's per-track observations with the red-light rule's own crossing test
-    (the track service does not publish crossings, only the violations judged on them), so a
-    crossing here is exactly one the rule sees.
+    Today's track service judges crossings but does not report them: they are read off each
+    track's observations with the red-light rule's own crossing test (so a crossing here is one
+    the rule sees), and held until the track is confirmed (a one-off false detection crosses
+    nothing). One crossing per track and line.
     """
-    out = []
-    for track_id, info in engine.info.items():
-        if len(info.observations) < 2 or info.observations[-1].t != t:
-            continue
-        previous, current = info.observations[-2], info.observations[-1]
-        for stop in engine.scene.stop_lines:
-            when = _crossing(previous, current, stop.line)
-            if when is None:
+
+    def __init__(self) -> None:
+        self.held: dict[int, list[Crossing]] = {}  # of tracks not confirmed yet
+        self.seen: set[tuple[int, str]] = set()
+
+    def step(self, engine: CameraTracker, step: Step, t: float) -> list[Crossing]:
+        for track_id, info in engine.info.items():
+            if len(info.observations) < 2 or info.observations[-1].t != t:
                 continue
-            lane = engine.scene.lane_at(previous.anchor) or engine.scene.lane_at(current.anchor)
-            motion = (current.anchor[0] - previous.anchor[0], current.anchor[1] - previous.anchor[1])
-            if lane is None or geometry.dot(motion, lane.direction) <= 0:
-                continue
-            hit = geometry.segment_intersection((previous.anchor, current.anchor), stop.line)
-            share = hit[0] if hit is not None else 1.0
-            x = previous.anchor[0] + share * (current.anchor[0] - previous.anchor[0])
-            out.append(Crossing(stop.id, when, x, track_id, current))
-    return out
+            previous, current = info.observations[-2], info.observations[-1]
+            for stop in engine.scene.stop_lines:
+                when = _crossing(previous, current, stop.line)
+                if when is None or (track_id, stop.id) in self.seen:
+                    continue
+                lane = engine.scene.lane_at(previous.anchor) or engine.scene.lane_at(current.anchor)
+                motion = (current.anchor[0] - previous.anchor[0], current.anchor[1] - previous.anchor[1])
+                if lane is None or geometry.dot(motion, lane.direction) <= 0:
+                    continue
+                hit = geometry.segment_intersection((previous.anchor, current.anchor), stop.line)
+                share = hit[0] if hit is not None else 1.0
+                x = previous.anchor[0] + share * (current.anchor[0] - previous.anchor[0])
+                self.seen.add((track_id, stop.id))
+                self.held.setdefault(track_id, []).append(Crossing(stop.id, when, x, track_id, "", current.frame_seq))
+        out = []
+        live = {track.id: track for track in engine.tracker.tracks}
+        for track_id in list(self.held):
+            track = live.get(track_id)
+            if track is None:
+                del self.held[track_id]  # ended unconfirmed: never a vehicle
+            elif track.hits >= engine.min_hits:
+                out += [replace(c, vehicle_class=track.class_name) for c in self.held.pop(track_id)]
+        return out
 
 
-def confirmed(engine: CameraTracker, track_id: int) -> bool:
-    track = next((tr for tr in engine.tracker.tracks if tr.id == track_id), None)
-    return track is not None and track.hits >= engine.min_hits
+def confirmed_tracks(engine: CameraTracker) -> set[int]:
+    return {track.id for track in engine.tracker.tracks if track.hits >= engine.min_hits}
 
 
 def live_tracks(engine: CameraTracker) -> list[tuple[int, str, tuple[float, float, float, float], bool]]:

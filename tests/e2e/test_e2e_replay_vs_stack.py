@@ -142,7 +142,7 @@ async def test_replay_gives_the_violations_the_stack_publishes(stack_run) -> Non
 
     scene = scenes.load(SCENE)
     # The same settings as the services had (the same environment).
-    replay = Replay(scene, stack.build_pipeline(stack.detect_settings(run["env"]), scene),
+    replay = Replay(scene, stack.build_detector(stack.detect_settings(run["env"]), scene),
                     stack.build_tracker(scene, stack.track_settings(run["env"])), fps=FPS, epoch=start,
                     align_to_epoch=True)
     events = list(replay.events(run["video"]))

@@ -96,7 +96,7 @@ def test_json_lines_have_the_documented_shapes(haiphong) -> None:
     signals = of(events, "signal")
     assert {s["head"] for s in signals} == {h.id for h in scene.signal.heads}  # type: ignore[union-attr]
     for s in signals:
-        assert s["state"] in ("red", "amber", "green", "off") and 0 <= s["from_t"] <= s["to_t"] <= 7.1
+        assert s["state"] in ("red", "amber", "green", "off", "unknown") and 0 <= s["from_t"] <= s["to_t"] <= 7.1
     # The main head is red through the whole clip (the scene file and the truth say so).
     main = [s for s in signals if s["head"] == "main"]
     assert [s["state"] for s in main] == ["red"] and main[0]["from_t"] == 0.0 and main[0]["to_t"] > 6.9
