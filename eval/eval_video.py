@@ -53,6 +53,10 @@ def ms(seconds: float, frames: int) -> str:
     return f"{1000 * seconds / frames:.0f}" if frames else "–"
 
 
+class ClipError(Exception):
+    """A clip that cannot be evaluated; the others still are."""
+
+
 # --- detection on the labelled frames ----------------------------------------------------------------
 def detection_rows(truth: truth_files.ClipTruth, video: str, detectors: dict[str, object]) -> list[str]:
     """One markdown row per detector: name -> function(image) -> [box of a vehicle class]."""
@@ -60,7 +64,7 @@ def detection_rows(truth: truth_files.ClipTruth, video: str, detectors: dict[str
     frames = {frame.index: frame for frame in stack.frames_at(video, indexes)}
     missing = sorted(indexes - set(frames))
     if missing:
-        raise SystemExit(f"{truth.path}: frames {missing} are beyond the end of {video}")
+        raise ClipError(f"frames {missing} are beyond the end of {video}")
     rows = []
     for name, detect in detectors.items():
         scores = {0.5: metrics.FrameScore(), 0.3: metrics.FrameScore()}
@@ -110,6 +114,7 @@ def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, va
     crossings = metrics.score_events(truth.crossings, [e for e in events if e["kind"] == "crossing"], "line")
     violations = metrics.score_events(truth.violations, [e for e in events if e["kind"] == "violation"], "type")
     ids = metrics.identity(truth.tracks, seen)
+
     def counts(score: metrics.EventScore, kind: str) -> str:
         if truth.partial:
             return f"{len([e for e in events if e['kind'] == kind])} (no truth)"
@@ -117,54 +122,83 @@ def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, va
 
     found_c, found_v = counts(crossings, "crossing"), counts(violations, "violation")
     switches = f"{ids.switches} / {ids.fragments_per_vehicle:.2f} ({ids.vehicles})" if ids.vehicles else "–"
+    counted = metrics.count_totals([e for e in events if e["kind"] == "count"])
+    tallies = ", ".join(f"{c.get('line')} {c.get('direction', 'both')} {c.get('class')}: "
+                        f"{counted.get((c.get('line'), c.get('direction', 'both'), c.get('class')), 0)}/{c['n']}"
+                        for c in truth.counts) or "–"
     return (f"| {variant} | {fps:g} | {summary['frames_processed']} | {found_c} | {found_v} | {switches} "
-            f"| {summary['tracks']} | {summary['cpu_ms_per_frame']:.0f} |")
+            f"| {tallies} | {summary['tracks']} | {summary['cpu_ms_per_frame']:.0f} |")
 
 
 # --- the report --------------------------------------------------------------------------------------
+def scene_file(truth: truth_files.ClipTruth) -> Path | None:
+    """The truth's scene, relative to this checkout, else to the checkout the truth file is in."""
+    name = truth.scene or (DEMO_SCENES.get(truth.clip) if truth.partial else None)
+    if not name:
+        return None
+    here = ROOT / name
+    beside = Path(truth.path).resolve().parents[2] / name
+    return here if here.is_file() or not beside.is_file() else beside
+
+
 def clip_section(truth: truth_files.ClipTruth, video_dir: Path, variants: list[str], fps_list: list[float]) -> list[str]:
+    """Raises ClipError when the clip cannot be evaluated (missing clip, bad scene, frames beyond its end)."""
     video = str(video_dir / truth.clip)
     if not Path(video).is_file():
-        raise SystemExit(f"{truth.path}: clip {video} not found")
+        raise ClipError(f"clip {video} not found")
+    path = scene_file(truth)
+    try:
+        scene = scenes.load(path) if path else None
+    except scenes.SceneError as exc:
+        raise ClipError(f"its scene does not load: {exc}") from None
     source = f"partial truth ({Path(truth.path).name})" if truth.partial else f"`{Path(truth.path).name}`"
     n_vehicles = sum(len(f["vehicles"]) for f in truth.frames) + sum(truth.unboxed.values())
-    lines = [f"### {truth.clip}", "",
-             f"Truth: {source}; {len(truth.frames)} labelled frames, {n_vehicles} vehicles; "
-             f"{len(truth.crossings)} stop-line crossings, {len(truth.violations)} violations.", "",
-             "| detector | recall IoU≥0.5 | precision IoU≥0.5 | recall IoU≥0.3 | precision IoU≥0.3 | difficult found "
-             "| riders found | CPU ms/frame |",
-             "|---|---|---|---|---|---|---|---|"]
-    scene_path = truth.scene or (DEMO_SCENES.get(truth.clip) if truth.partial else None)
-    try:
-        scene = scenes.load(ROOT / scene_path) if scene_path else None
-    except scenes.SceneError as exc:
-        raise SystemExit(f"{truth.path}: its scene is invalid: {exc}") from None
+    lines = [f"Truth: {source}; {len(truth.frames)} labelled frames, {n_vehicles} vehicles; "
+             f"{len(truth.crossings)} line crossings, {len(truth.violations)} violations, "
+             f"{sum(c['n'] for c in truth.counts)} vehicles counted.", ""]
     settings = {name: stack.detect_settings(**VARIANTS[name].settings()) for name in variants}
-    detectors = {f"bare {Path(settings[variants[0]].vehicle_model).stem} (full frame)": bare(settings[variants[0]])}
-    for name in variants:
-        detectors[name] = variant_detector(stack.build_detector(settings[name], scene, use_plan=VARIANTS[name].plan))  # type: ignore[arg-type]
-    lines += detection_rows(truth, video, detectors)
-    if scene is not None:
-        lines += ["", f"Replay with `{scene_path}`: crossings and violations found / missed / false / "
-                      "duplicate; ID switches / distinct track ids per truth vehicle (truth vehicles followed); CPU per "
-                      "frame of detect (plates included) and track:", "",
-                  "| variant | fps | frames | crossings f / m / fa / d | violations f / m / fa / d | ID switches / fragments "
-                  "| tracks | CPU ms/frame |",
+    if truth.frames:
+        detectors = {f"bare {Path(settings[variants[0]].vehicle_model).stem} (full frame)": bare(settings[variants[0]])}
+        for name in variants:
+            detectors[name] = variant_detector(stack.build_detector(settings[name], scene, use_plan=VARIANTS[name].plan))  # type: ignore[arg-type]
+        lines += ["| detector | recall IoU≥0.5 | precision IoU≥0.5 | recall IoU≥0.3 | precision IoU≥0.3 "
+                  "| difficult found | riders found | CPU ms/frame |",
                   "|---|---|---|---|---|---|---|---|"]
+        lines += detection_rows(truth, video, detectors)
+    if scene is not None:
+        lines += ["", f"Replay with `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`: crossings "  # type: ignore[union-attr]
+                      "and violations found / missed / false / duplicate; ID switches / distinct track ids per truth "
+                      "vehicle (truth vehicles followed); counts found/truth; CPU per frame of detect (plates "
+                      "included) and track:", "",
+                  "| variant | fps | frames | crossings f / m / fa / d | violations f / m / fa / d | ID switches / fragments "
+                  "| counts | tracks | CPU ms/frame |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for fps in fps_list:
             for name in variants:
                 lines.append(replay_row(truth, video, scene, name, settings[name], fps))
-    return lines + [""]
+    return lines
 
 
 def report(truths: list[truth_files.ClipTruth], video_dir: Path, variants: list[str], fps_list: list[float],
-           command: str) -> str:
-    lines = [f"Generated by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-             f"({os.cpu_count()} CPU cores; CPU = process time of this single-threaded run).", "",
-             "Variants: " + "; ".join(f"**{name}**: {VARIANTS[name].about}" for name in variants) + ".", ""]
+           command: str, out=None) -> tuple[str, list[str]]:
+    """The markdown, printed clip by clip as it is measured; and the clips that could not be evaluated."""
+    out = out or sys.stdout
+    failed: list[str] = []
+    head = [f"Generated by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+            f"({os.cpu_count()} CPU cores; CPU = process time of this single-threaded run).", "",
+            "Variants: " + "; ".join(f"**{name}**: {VARIANTS[name].about}" for name in variants) + ".", ""]
+    print("\n".join(head), file=out, flush=True)
+    lines = head
     for truth in truths:
-        lines += clip_section(truth, video_dir, variants, fps_list)
-    return "\n".join(lines)
+        try:
+            section = clip_section(truth, video_dir, variants, fps_list)
+        except ClipError as exc:
+            failed.append(truth.clip)
+            section = [f"Not evaluated: {truth.path}: {exc}"]
+        section = [f"### {truth.clip}", "", *section, ""]
+        print("\n".join(section), file=out, flush=True)
+        lines += section
+    return "\n".join(lines), failed
 
 
 def write_section(path: Path, text: str) -> None:
@@ -226,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     if not truths:
         raise SystemExit(f"no truth files in {', '.join(args.truth_dir) or 'eval/truth'} and no partial truth in {video_dir}")
     command = "make eval-video" if os.environ.get("MAKELEVEL") else "python eval/eval_video.py " + " ".join(argv or sys.argv[1:])
-    text = report(truths, video_dir, variants, fps_list, command)
-    print(text)
+    text, failed = report(truths, video_dir, variants, fps_list, command)
     if args.write:
         write_section(Path(args.write), text)
+    if failed:
+        print(f"not evaluated: {', '.join(failed)} (see above)", file=sys.stderr)
+        return 1
     return 0
 
 

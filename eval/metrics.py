@@ -178,3 +178,13 @@ def identity(truth_tracks: list[list[dict]], frames: dict[int, list[tuple[int, B
         out.fragments += len(set(ids))
         out.switches += sum(1 for a, b in zip(ids, ids[1:]) if a != b)
     return out
+
+
+def count_totals(events: list[dict]) -> dict[tuple[str | None, str, str | None], int]:
+    """Replay's count events summed per (line, direction, class); `both` adds the two directions."""
+    totals: dict[tuple[str | None, str, str | None], int] = {}
+    for e in events:
+        for direction in {e.get("direction", "both"), "both"}:
+            key = (e.get("line"), direction, e.get("class"))
+            totals[key] = totals.get(key, 0) + int(e["n"])
+    return totals

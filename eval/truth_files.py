@@ -20,6 +20,7 @@ class ClipTruth:
     scene: str | None = None
     crossings: list[dict] = field(default_factory=list)
     violations: list[dict] = field(default_factory=list)
+    counts: list[dict] = field(default_factory=list)  # {"line", "direction": forward|backward|both, "class", "n"}
     partial: bool = False  # boxes of only some vehicles: no precision, and recall counts the unboxed as missed
     unboxed: dict[int, int] = field(default_factory=dict)  # frame -> vehicles seen but not boxed (partial)
 
@@ -41,7 +42,8 @@ def load(path: Path) -> ClipTruth:
         if key not in data:
             raise TruthError(f"{path}: no {key!r}")
     return ClipTruth(clip=data["clip"], path=str(path), frames=data["frames"], scene=data.get("scene"),
-                     crossings=data.get("crossings", []), violations=data.get("violations", []))
+                     crossings=data.get("crossings", []), violations=data.get("violations", []),
+                     counts=data.get("counts", []))
 
 
 def load_dir(directory: Path) -> list[ClipTruth]:

@@ -107,6 +107,7 @@ class Replay:
         for counted in step.counts:
             for count in counted.counts:
                 yield {"kind": "count", "line": getattr(count, "line", None) or count.lane,
+                       "direction": getattr(count, "direction", None) or "both",
                        "class": count.vehicle_class, "n": count.count,
                        "window_start_t": _r(counted.window_start.timestamp() - self.base),
                        "window_s": counted.window_s}

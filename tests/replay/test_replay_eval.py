@@ -83,3 +83,11 @@ def test_eval_video_on_one_clip_writes_the_table(shared_dir: Path, tmp_path: Pat
     assert full.count("%") == 4 and replayed.split("|")[3].strip() == "15"  # 7.08 s at 2 fps
     assert re.fullmatch(r"0 / 0 / \d+ / 0", replayed.split("|")[4].strip())  # no truth crossing: any found is false
     assert capsys.readouterr().out.count("| full | 2 |") == 1
+
+
+def test_a_clip_that_cannot_be_evaluated_is_named_and_the_run_fails(shared_dir: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "gone.json").write_text(json.dumps({"clip": "gone.mp4", "scene": None, "frames": []}))
+    assert eval_video.main(["--shared", str(shared_dir), "--truth-dir", str(tmp_path), "--clip", "gone"]) == 1
+    captured = capsys.readouterr()
+    assert f"Not evaluated: {tmp_path / 'gone.json'}: clip {shared_dir / 'data' / 'video' / 'gone.mp4'} not found" \
+        in captured.out and "not evaluated: gone.mp4" in captured.err
