@@ -131,6 +131,11 @@ def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, va
 
 
 # --- the report --------------------------------------------------------------------------------------
+def shown(text: str) -> str:
+    """Paths inside the checkout as the reader's own (relative)."""
+    return text.replace(f"{ROOT}/", "")
+
+
 def scene_file(truth: truth_files.ClipTruth) -> Path | None:
     """The truth's scene, relative to this checkout, else to the checkout the truth file is in."""
     name = truth.scene or (DEMO_SCENES.get(truth.clip) if truth.partial else None)
@@ -194,7 +199,7 @@ def report(truths: list[truth_files.ClipTruth], video_dir: Path, variants: list[
             section = clip_section(truth, video_dir, variants, fps_list)
         except ClipError as exc:
             failed.append(truth.clip)
-            section = [f"Not evaluated: {truth.path}: {exc}"]
+            section = [f"Not evaluated: {shown(truth.path)}: {shown(str(exc))}"]
         section = [f"### {truth.clip}", "", *section, ""]
         print("\n".join(section), file=out, flush=True)
         lines += section
