@@ -119,33 +119,50 @@ async def _settled(js, run, timeout: float = 240) -> int:
         await asyncio.sleep(0.3)
 
 
+async def _first_capture(js, run, timeout: float = 60) -> datetime:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            first = await js.get_msg(streams.FRAMES.name, 1)
+            return datetime.fromisoformat(first.headers[HEADER_CAPTURED_AT])
+        except Exception:  # noqa: BLE001 - no frame yet
+            assert loop.time() < deadline, f"ingest published no frame:\n{_logs(run)}"
+            await asyncio.sleep(0.2)
+
+
+def _replay(run, start: datetime) -> list[dict]:
+    """replay on the clip, with the services' settings (the same environment), on the stack's grid."""
+    scene = scenes.load(SCENE)
+    replay = Replay(scene, stack.build_detector(stack.detect_settings(run["env"]), scene),
+                    stack.build_tracker(scene, stack.track_settings(run["env"])), fps=FPS, epoch=start,
+                    align_to_epoch=True)
+    return list(replay.events(run["video"]))
+
+
 async def test_replay_gives_the_violations_the_stack_publishes(stack_run) -> None:
     run = stack_run
+    loop = asyncio.get_running_loop()
     nc = await nats.connect(run["url"])
     try:
         js = nc.jetstream()
         await _wait_consumer(js, streams.DETECT.name, streams.FRAMES.name, run)
         await _wait_consumer(js, f"{streams.TRACK_PREFIX}{CAMERA}", streams.DETECTIONS.name, run)
         run["start_ingest"]()
+        start = await _first_capture(js, run)
+        replayed = loop.run_in_executor(None, _replay, run, start)  # on the other core while the stack works
         frames = await _settled(js, run)
         await asyncio.sleep(2.0)  # past track's reorder window, so that every detection is tracked
         track = run["processes"]["track"]
         track.send_signal(signal.SIGTERM)  # finish: pending violations are published with the frames there are
-        assert await asyncio.get_running_loop().run_in_executor(None, track.wait, 30) == 0, _logs(run)
-        first = await js.get_msg(streams.FRAMES.name, 1)
-        start = datetime.fromisoformat(first.headers[HEADER_CAPTURED_AT])
+        assert await loop.run_in_executor(None, track.wait, 30) == 0, _logs(run)
         info = await js.stream_info(streams.VIOLATIONS.name)
         published = [msgspec.json.decode((await js.get_msg(streams.VIOLATIONS.name, seq)).data, type=ViolationDetected)
                      for seq in range(info.state.first_seq, info.state.last_seq + 1)] if info.state.messages else []
+        events = await replayed
     finally:
         await nc.close()
 
-    scene = scenes.load(SCENE)
-    # The same settings as the services had (the same environment).
-    replay = Replay(scene, stack.build_detector(stack.detect_settings(run["env"]), scene),
-                    stack.build_tracker(scene, stack.track_settings(run["env"])), fps=FPS, epoch=start,
-                    align_to_epoch=True)
-    events = list(replay.events(run["video"]))
     assert events[-1]["frames_processed"] == frames  # the very same frames
     found = sorted((e for e in events if e["kind"] == "violation"), key=lambda e: (e["t"], e["type"]))
     assert found, "replay finds no violation on the clip: nothing to compare"
