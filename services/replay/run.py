@@ -68,7 +68,9 @@ class Replay:
         for seq, frame in enumerate(frames, start=1):
             yield from self._frame(frame, seq)
         t, index = self._last
-        yield from self._drafts(self.engine.finish())
+        drafts, counts = stack.finish(self.engine)
+        yield from self._drafts(drafts)
+        yield from self._counts(counts)
         for head, (state, since, since_frame) in sorted(self._signal.items()):
             yield self._phase(head, state, since, since_frame, t, index)
         totals = self.totals
@@ -85,12 +87,12 @@ class Replay:
                                     stream_seq=seq)
         detect_cpu = time.process_time() - cpu
         cpu = time.process_time()
-        for head, state in stack.read_signal(self.engine, frame.jpeg, t):
+        step, changes = stack.track(self.engine, event, frame.jpeg, t)
+        for head, since, state in changes:
             previous = self._signal.get(head)
             if previous is not None:
-                yield self._phase(head, previous[0], previous[1], previous[2], t, frame.index)
-            self._signal[head] = (state, t, frame.index)
-        step = self.engine.process(event)
+                yield self._phase(head, previous[0], previous[1], previous[2], since, frame.index)
+            self._signal[head] = (state, since, frame.index)
         crossings = self._watch.step(self.engine, step, t)
         totals.track_cpu_s += time.process_time() - cpu
         totals.detect_cpu_s += detect_cpu
@@ -104,15 +106,18 @@ class Replay:
             self._crossed[(crossing.track_id, crossing.line)] = crossing.x
             yield self._crossing(crossing)
         yield from self._drafts(step.drafts)
-        for counted in step.counts:
+        yield from self._counts(step.counts)
+        if self.on_frame is not None:
+            self.on_frame(frame, image, self.engine, event)
+
+    def _counts(self, windows) -> Iterator[Event]:
+        for counted in windows:
             for count in counted.counts:
                 yield {"kind": "count", "line": getattr(count, "line", None) or count.lane,
                        "direction": getattr(count, "direction", None) or "both",
                        "class": count.vehicle_class, "n": count.count,
                        "window_start_t": _r(counted.window_start.timestamp() - self.base),
                        "window_s": counted.window_s}
-        if self.on_frame is not None:
-            self.on_frame(frame, image, self.engine, event)
 
     def _seconds(self, t: float) -> float:
         return _r(t - self.base)

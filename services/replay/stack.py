@@ -1,7 +1,8 @@
 """The services' own code, assembled as ingest, detect and track assemble it, minus the bus.
 
-Every call into another service's modules goes through this file, so that when detect or
-track change their public functions only this glue has to follow:
+Every call into another service's modules goes through this file (`build_detector`, `detect`,
+`build_tracker`, `track`, `finish`, `CrossingWatch`, `Sampled`), so that when detect or track
+change their public functions only this glue has to follow:
 
 - ingest: `read_av` decodes the file, `FpsSampler` keeps one frame per 1/fps slot of
   presentation time, `Decoded.jpeg` encodes what would be published (same encoder, same quality);
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from proto.v1.detection import DetectionMade
+from proto.v1.telemetry import VehiclesCounted
 from proto.v1.frame import frame_headers, new_frame_meta
 from services.detect.handler import decode_frame, detection_event
 from services.detect.pipeline import Pipeline
@@ -31,7 +33,7 @@ from services.ingest.sampler import FpsSampler
 from services.ingest.sources import Counters, ReaderOptions, SourceError, read_av  # noqa: F401 - SourceError: for callers
 from services.runtime.settings import parse
 from services.track import evidence, geometry
-from services.track.camera import CameraTracker, Step
+from services.track.camera import CameraTracker, Step, ViolationDraft
 from services.track.rules import Observation, _crossing
 from services.track.scenes import Scene
 from services.track.settings import Settings as TrackSettings
@@ -195,15 +197,25 @@ def detect(detector: Detector, frame: VideoFrame, *, camera_id: str, captured_at
 
 
 # --- track -------------------------------------------------------------------------------------------
-def read_signal(engine: CameraTracker, jpeg: bytes, t: float) -> list[tuple[str, str]]:
-    """The track worker's `_read_signal` without the fetch: lamps off the half-size frame."""
-    if not engine.reads_signal_from_image:
-        return []
-    try:
-        image = evidence.decode(jpeg, half=True)
-    except ValueError:
-        return []
-    return engine.observe_signal_image(t, image)
+def track(engine: CameraTracker, event: DetectionMade, jpeg: bytes, t: float) -> tuple[Step, list[tuple[str, float, str]]]:
+    """The track worker's step for one detection: the lamps read off the half-size frame (as
+    `_read_signal` does, without the fetch), then the tracker. Returns the step and the signal
+    changes as (head, since, phase)."""
+    changes = []
+    if engine.reads_signal_from_image:
+        try:
+            image = evidence.decode(jpeg, half=True)
+        except ValueError:
+            image = None
+        if image is not None:
+            changes = [(head, t, phase) for head, phase in engine.observe_signal_image(t, image)]
+    return engine.process(event), changes
+
+
+def finish(engine: CameraTracker) -> tuple[list[ViolationDraft], list[VehiclesCounted]]:
+    """At the end of the clip, as the track worker at shutdown: pending violations (and the open
+    count windows, where track can flush them)."""
+    return engine.finish(), []
 
 
 @dataclass(frozen=True)
