@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos eval-plates deploy-check deploy-generate clean
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos eval-plates eval-video deploy-check deploy-generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ chaos: venv ## kill -9 every service, nats-server and PostgreSQL during a seeded
 
 eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per subset
 	$(BIN)/python bench/eval_plates.py --shared $(SHARED)
+
+eval-video: venv ## vehicle recall/precision, crossings, violations, ID switches on the labelled clips -> docs/ACCURACY.md
+	$(BIN)/python eval/eval_video.py --shared $(SHARED) --write docs/ACCURACY.md
 
 deploy-check: venv system-deps ## lint, render and validate deploy/ (yamllint, kustomize, kubernetes-validate, CRDs, promtool, hadolint)
 	bash deploy/check

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # service's own main(argv): with arguments it runs the tool instead of the service.
     "migrate": ("services.runtime.migrations:main", "apply the versioned SQL migrations of every schema"),
     "plate": ("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])"),
+    "replay": ("services.replay.cli:main", "a video file through detect and track, no bus (roadwatch replay VIDEO --scene S.yaml)"),
     "audit": ("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)"),
     "localdb": ("services.firstrun:localdb_main", "make run's database: given or embedded PostgreSQL, migrated, demo registry"),
     "localnats": ("services.firstrun:localnats_main", "make run's nats-server (JetStream in var/nats)"),
