@@ -109,7 +109,7 @@ def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, va
     def on_frame(frame, image, tracker, event) -> None:
         seen[frame.index] = [(tid, box) for tid, _, box, matched in stack.live_tracks(tracker) if matched]
 
-    events = list(Replay(scene, detector, engine, fps=fps, on_frame=on_frame).events(video))
+    events = list(Replay(scene, detector, engine, fps=fps, on_frame=on_frame, breaks=tuple(truth.cuts)).events(video))
     summary = events[-1]
     crossings = metrics.score_events(truth.crossings, [e for e in events if e["kind"] == "crossing"], "line")
     violations = metrics.score_events(truth.violations, [e for e in events if e["kind"] == "violation"], "type")

@@ -21,6 +21,7 @@ class ClipTruth:
     crossings: list[dict] = field(default_factory=list)
     violations: list[dict] = field(default_factory=list)
     counts: list[dict] = field(default_factory=list)  # {"line", "direction": forward|backward|both, "class", "n"}
+    cuts: list[int] = field(default_factory=list)  # decode indexes where the clip was spliced
     partial: bool = False  # boxes of only some vehicles: no precision, and recall counts the unboxed as missed
     unboxed: dict[int, int] = field(default_factory=dict)  # frame -> vehicles seen but not boxed (partial)
 
@@ -43,7 +44,7 @@ def load(path: Path) -> ClipTruth:
             raise TruthError(f"{path}: no {key!r}")
     return ClipTruth(clip=data["clip"], path=str(path), frames=data["frames"], scene=data.get("scene"),
                      crossings=data.get("crossings", []), violations=data.get("violations", []),
-                     counts=data.get("counts", []))
+                     counts=data.get("counts", []), cuts=data.get("cuts", []))
 
 
 def load_dir(directory: Path) -> list[ClipTruth]:

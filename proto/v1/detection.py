@@ -21,7 +21,7 @@ class FrameRef(msgspec.Struct, frozen=True, kw_only=True):
     height: Annotated[int, Meta(gt=0)]
     # Set on the first frame after a break in the camera's stream (proto.v1.frame.DISCONTINUITIES):
     # track then closes its tracks and count windows and forgets the signal phase.
-    discontinuity: Literal["start", "reconnect", "loop"] | None = None
+    discontinuity: Literal["start", "reconnect", "loop", "cut"] | None = None
 
 
 class DetectedObject(msgspec.Struct, frozen=True, kw_only=True):

@@ -25,7 +25,9 @@ HEADER_DISCONTINUITY = "Discontinuity"  # optional: only on the first frame afte
 DISCONTINUITIES = ("start", "reconnect", "loop")
 # start: the source was opened (ingest started or took the camera over); reconnect: opened again
 # after a failure; loop: a recorded file began again. What came before says nothing about after.
-Discontinuity = Literal["start", "reconnect", "loop"]
+# start, reconnect, loop: marked by ingest; cut: a recording known to be edited (spliced) there,
+# marked by `roadwatch replay --break-at`.
+Discontinuity = Literal["start", "reconnect", "loop", "cut"]
 CONTENT_TYPE = "image/jpeg"
 
 

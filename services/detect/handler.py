@@ -71,7 +71,7 @@ def detection_event(frame: Frame, result: FrameResult, *, model: str, now: datet
         camera_id=meta.camera_id,
         occurred_at=meta.captured_at,
         frame=FrameRef(stream_seq=frame.stream_seq, frame_seq=meta.frame_seq, captured_at=meta.captured_at,
-                       width=width, height=height),
+                       width=width, height=height, discontinuity=meta.discontinuity),
         objects=tuple(DetectedObject(class_name=v.class_name, score=min(1.0, v.score), box=_box(v.box), riders=v.riders)
                       for v in result.vehicles),
         plates=tuple(

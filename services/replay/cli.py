@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="video file (anything ffmpeg reads)")
     p.add_argument("--scene", required=True, help="the camera's scene file (YAML)")
     p.add_argument("--fps", type=float, default=5.0, help="frames per second sampled, as the camera's ingest (default 5)")
+    p.add_argument("--break-at", type=int, action="append", default=[], metavar="FRAME",
+                   help="decode index where the recording was cut or spliced (an edited clip); that frame "
+                        "is marked a discontinuity, as ingest marks a reconnect: no track or phase spans it "
+                        "(repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the processed frames with boxes, tracks, "
                                                           "lines, zones and light states drawn")
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         from services.replay.annotate import Annotator
 
         annotator = Annotator(args.annotate, scene, args.fps)
-    replay = Replay(scene, detector, engine, fps=args.fps, on_frame=annotator)
+    replay = Replay(scene, detector, engine, fps=args.fps, on_frame=annotator, breaks=tuple(args.break_at))
     out = JsonLines() if args.json else Table(args.video, scene.camera)
     try:
         for event in replay.events(args.video):

@@ -44,8 +44,11 @@ def _r(value: float, digits: int = 3) -> float:
 class Replay:
     def __init__(self, scene: Scene, detector: stack.Detector, engine: CameraTracker, *, fps: float,
                  epoch: datetime = stack.DEFAULT_EPOCH, align_to_epoch: bool = False,
-                 on_frame: FrameHook | None = None) -> None:
+                 on_frame: FrameHook | None = None, breaks: tuple[int, ...] = ()) -> None:
         self.scene = scene
+        # Decode indexes where the recording was cut (an edited clip): the first frame processed
+        # at or after each is marked a discontinuity, as ingest marks a reconnect.
+        self.breaks = sorted(breaks)
         self.detector = detector
         self.engine = engine
         self.fps = fps
@@ -83,8 +86,12 @@ class Replay:
         captured_at = stack.at(self.epoch, frame.pts)
         t = captured_at.timestamp()
         cpu = time.process_time()
+        cut = None
+        if self.breaks and frame.index >= self.breaks[0]:
+            cut = "cut"
+            self.breaks = [b for b in self.breaks if b > frame.index]
         event, image = stack.detect(self.detector, frame, camera_id=self.scene.camera, captured_at=captured_at,
-                                    stream_seq=seq)
+                                    stream_seq=seq, discontinuity=cut)
         detect_cpu = time.process_time() - cpu
         cpu = time.process_time()
         step, changes = stack.track(self.engine, event, frame.jpeg, t)

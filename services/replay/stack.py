@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,17 +26,19 @@ from proto.v1.detection import DetectionMade
 from proto.v1.telemetry import VehiclesCounted
 from proto.v1.frame import frame_headers, new_frame_meta
 from services.detect.handler import decode_frame, detection_event
+from services.detect import regions
 from services.detect.pipeline import Pipeline
 from services.detect.settings import Settings as DetectSettings
 from services.ingest.cameras import Camera, Location, Motion
 from services.ingest.sampler import FpsSampler
 from services.ingest.sources import Counters, ReaderOptions, SourceError, read_av  # noqa: F401 - SourceError: for callers
 from services.runtime.settings import parse
-from services.track import evidence, geometry
+from services.track import evidence
 from services.track.camera import CameraTracker, Step, ViolationDraft
-from services.track.rules import Observation, _crossing
+from services.track.rules import Observation
 from services.track.scenes import Scene
 from services.track.settings import Settings as TrackSettings
+from services.track.riders import LoneRiderParams
 from services.track.tracker import TrackerParams
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,17 +83,22 @@ class Detector:
 
     def process(self, image: np.ndarray):
         """As detect's worker: the pipeline on the image (with the camera's plan, when there is one)."""
-        return self.pipeline.process(image)
+        return self.pipeline.process(image, self.plan)  # type: ignore[arg-type]
 
 
 # Whether detect plans a camera's detection from its scene (and build_detector passes the plan).
-DETECTION_PLANS = False
+DETECTION_PLANS = True
 
 
 def build_detector(settings: DetectSettings, scene: Scene, *, use_plan: bool = True) -> Detector:
-    """As detect's main(): raises ModelError. `use_plan`: the scene's detection plan, as the
-    service reads it from SCENES_DIR (today's detect has none: the whole frame)."""
-    return Detector(Pipeline.from_settings(settings))
+    """As detect's main(): raises ModelError (and RegionError for a bad `detection:` block).
+    `use_plan`: the scene's detection plan, as the service reads it from SCENES_DIR; without
+    it (or without a `detection:` block) the whole frame."""
+    pipeline = Pipeline.from_settings(settings)
+    plan = regions.load_plan(scene.path, camera=scene.camera) if use_plan else None
+    if plan is not None:
+        pipeline.check_plan(plan)
+    return Detector(pipeline, plan)
 
 
 def build_tracker(scene: Scene, settings: TrackSettings) -> CameraTracker:
@@ -99,7 +106,9 @@ def build_tracker(scene: Scene, settings: TrackSettings) -> CameraTracker:
     return CameraTracker(scene, classes=frozenset(settings.track_classes),
                          params=TrackerParams(max_lost_s=settings.max_lost_s),
                          before_s=settings.evidence_before_s, after_s=settings.evidence_after_s,
-                         count_window_s=settings.count_window_s)
+                         count_window_s=settings.count_window_s,
+                         riders=LoneRiderParams(min_frames=settings.lone_rider_frames,
+                                                min_speed_heights_s=settings.lone_rider_speed))
 
 
 def bare_detector(settings: DetectSettings):
@@ -187,10 +196,11 @@ def decode_jpeg(frame: VideoFrame) -> np.ndarray:
 
 # --- detect ------------------------------------------------------------------------------------------
 def detect(detector: Detector, frame: VideoFrame, *, camera_id: str, captured_at: datetime,
-           stream_seq: int) -> tuple[DetectionMade, np.ndarray]:
-    """The detect worker's path for one frame: JPEG → image → pipeline → DetectionMade."""
+           stream_seq: int, discontinuity: str | None = None) -> tuple[DetectionMade, np.ndarray]:
+    """The detect worker's path for one frame: JPEG → image → pipeline → DetectionMade.
+    `discontinuity`: the frame's Discontinuity header (the first frame after a break)."""
     meta = new_frame_meta(camera_id=camera_id, frame_seq=frame.index, captured_at=captured_at,
-                          width=frame.width, height=frame.height)
+                          width=frame.width, height=frame.height, discontinuity=discontinuity)  # type: ignore[arg-type]
     decoded = decode_frame(frame.jpeg, frame_headers(meta), stream_seq, now=captured_at, max_age_s=1e9)
     result = detector.process(decoded.image)  # type: ignore[arg-type]
     return detection_event(decoded, result, model=detector.model_name, now=captured_at), decoded.image  # type: ignore[return-value]
@@ -201,21 +211,20 @@ def track(engine: CameraTracker, event: DetectionMade, jpeg: bytes, t: float) ->
     """The track worker's step for one detection: the lamps read off the half-size frame (as
     `_read_signal` does, without the fetch), then the tracker. Returns the step and the signal
     changes as (head, since, phase)."""
-    changes = []
+    image = None
     if engine.reads_signal_from_image:
         try:
             image = evidence.decode(jpeg, half=True)
         except ValueError:
             image = None
-        if image is not None:
-            changes = [(head, t, phase) for head, phase in engine.observe_signal_image(t, image)]
-    return engine.process(event), changes
+    step = engine.process(event, image)
+    return step, step.signal_changes
 
 
 def finish(engine: CameraTracker) -> tuple[list[ViolationDraft], list[VehiclesCounted]]:
-    """At the end of the clip, as the track worker at shutdown: pending violations (and the open
-    count windows, where track can flush them)."""
-    return engine.finish(), []
+    """At the end of the clip, as the track worker at shutdown: pending violations and the open
+    count windows."""
+    return engine.finish(), engine.flush_counts()
 
 
 @dataclass(frozen=True)
@@ -229,44 +238,22 @@ class Crossing:
 
 
 class CrossingWatch:
-    """Stop lines crossed, in the lane's direction, by confirmed tracks.
-
-    Today's track service judges crossings but does not report them: they are read off each
-    track's observations with the red-light rule's own crossing test (so a crossing here is one
-    the rule sees), and held until the track is confirmed (a one-off false detection crosses
-    nothing). One crossing per track and line.
-    """
+    """Stop lines crossed, in the lane's direction, by confirmed tracks: track's own crossings
+    (`Step.crossings`, the ones the red-light rule judges), reported once per track and line."""
 
     def __init__(self) -> None:
-        self.held: dict[int, list[Crossing]] = {}  # of tracks not confirmed yet
         self.seen: set[tuple[int, str]] = set()
 
     def step(self, engine: CameraTracker, step: Step, t: float) -> list[Crossing]:
-        for track_id, info in engine.info.items():
-            if len(info.observations) < 2 or info.observations[-1].t != t:
-                continue
-            previous, current = info.observations[-2], info.observations[-1]
-            for stop in engine.scene.stop_lines:
-                when = _crossing(previous, current, stop.line)
-                if when is None or (track_id, stop.id) in self.seen:
-                    continue
-                lane = engine.scene.lane_at(previous.anchor) or engine.scene.lane_at(current.anchor)
-                motion = (current.anchor[0] - previous.anchor[0], current.anchor[1] - previous.anchor[1])
-                if lane is None or geometry.dot(motion, lane.direction) <= 0:
-                    continue
-                hit = geometry.segment_intersection((previous.anchor, current.anchor), stop.line)
-                share = hit[0] if hit is not None else 1.0
-                x = previous.anchor[0] + share * (current.anchor[0] - previous.anchor[0])
-                self.seen.add((track_id, stop.id))
-                self.held.setdefault(track_id, []).append(Crossing(stop.id, when, x, track_id, "", current.frame_seq))
         out = []
-        live = {track.id: track for track in engine.tracker.tracks}
-        for track_id in list(self.held):
-            track = live.get(track_id)
-            if track is None:
-                del self.held[track_id]  # ended unconfirmed: never a vehicle
-            elif track.hits >= engine.min_hits:
-                out += [replace(c, vehicle_class=track.class_name) for c in self.held.pop(track_id)]
+        for track_id, vehicle_class, crossed in step.crossings:
+            if (track_id, crossed.line) in self.seen:
+                continue
+            self.seen.add((track_id, crossed.line))
+            info = engine.info.get(track_id)
+            beyond = [o for o in info.observations if o.t >= crossed.t] if info is not None else []
+            frame = beyond[0].frame_seq if beyond else crossed.observation.frame_seq  # first frame beyond the line
+            out.append(Crossing(crossed.line, crossed.t, crossed.point[0], track_id, vehicle_class, frame))
         return out
 
 

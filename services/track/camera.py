@@ -309,7 +309,8 @@ class CameraTracker:
 
     def _ready(self, track: Track, info: TrackInfo, *, finished: bool) -> list[ViolationDraft]:
         if finished:
-            info.pending += resolve(self.scene, info.rules, self.signals.at)
+            info.pending += resolve(self.scene, info.rules, self.signals.at,
+                                    info.observations[-1] if info.observations else None)
         if not info.pending:
             return []
         last_t = info.observations[-1].t

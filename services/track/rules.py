@@ -156,11 +156,22 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
     return out
 
 
-def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup) -> list[Finding]:
-    """At the end of a track: a crossing that took no exit made its lane's movement without one."""
+# A track that ends without taking an exit went straight on only if it was last seen well past the
+# stop line along its lane: at least this many of its own box heights. A track that ends at the
+# line (lost, out of the picture, the clip cut) may still have been turning: its movement is not
+# known and it is not judged (a wrong citation harms a citizen; a missed one is counted).
+STRAIGHT_MIN_ADVANCE_HEIGHTS = 0.75
+
+
+def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup, last: Observation | None = None) -> list[Finding]:
+    """At the end of a track: a crossing that took no exit made its lane's movement without one,
+    provided the track was last seen far enough past the line along its lane (`last`)."""
     out = []
     for stop_id, (t, lane_id, nearest) in sorted(state.crossings.items()):
         default = next((m for m in scene.movements_of(lane_id) if m.exit is None), None)
+        if default is not None and len(scene.movements_of(lane_id)) > 1 and not _went_on(scene, lane_id, nearest, last):
+            state.unjudged += 1  # it may have turned: movement unknown
+            continue
         if default is not None and ("red_light", stop_id) not in state.fired:
             if phase_at(default.head, t) is None:
                 state.unjudged += 1
@@ -170,6 +181,15 @@ def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup) -> list[Findi
                 out.append(finding)
     state.crossings.clear()
     return out
+
+
+def _went_on(scene: Scene, lane_id: str, at_line: Observation, last: Observation | None) -> bool:
+    """Was the vehicle last seen past the line along its lane by STRAIGHT_MIN_ADVANCE_HEIGHTS?"""
+    if last is None:
+        return False
+    direction = scene.lane(lane_id).direction
+    advance = geometry.dot((last.anchor[0] - at_line.anchor[0], last.anchor[1] - at_line.anchor[1]), direction)
+    return advance >= STRAIGHT_MIN_ADVANCE_HEIGHTS * max(last.box[3] - last.box[1], 1.0)
 
 
 def _judge_red(scene: Scene, stop_id: str, t: float, lane_id: str, nearest: Observation, movement,
