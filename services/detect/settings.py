@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
 from services.runtime.settings import SettingError, check_choice, check_common
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
@@ -47,6 +48,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     text_fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
     fallback_min_height: int = 160  # a motorbike plate is ~1/8 of the bike: smaller ones are unreadable
     fallback_max_per_frame: int = 2
+    # Plates: the formats file (empty: the shipped services/detect/plate_formats.yaml) and the
+    # countries whose plates cameras expect unless a camera's scene says otherwise.
+    plate_formats_file: str = ""
+    plate_countries: list[str] = msgspec.field(default_factory=lambda: ["vn"])
 
     batch_size: int = 4
     batch_wait_ms: int = 50
@@ -79,6 +84,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("MAX_FRAME_AGE_S", f"must be positive, got {self.max_frame_age_s}")
         if not self.vehicle_keep_classes:
             raise SettingError("VEHICLE_KEEP_CLASSES", "must name at least one class")
+        self.plate_expectation()
+
+    def plate_expectation(self) -> Expected:
+        """The formats of PLATE_COUNTRIES from PLATE_FORMATS_FILE, checked (SettingError otherwise)."""
+        try:
+            formats = load_formats(self.plate_formats_file or SHIPPED_FORMATS)
+        except FormatsError as exc:
+            raise SettingError("PLATE_FORMATS_FILE", str(exc)) from None
+        try:
+            return formats.expect(self.plate_countries)
+        except FormatsError as exc:
+            raise SettingError("PLATE_COUNTRIES", exc.problem) from None
 
     def model_path(self, name: str) -> Path:
         path = Path(name)
