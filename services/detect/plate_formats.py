@@ -59,7 +59,7 @@ class RepairSpec(_Strict):
     alternative_cost_max: float = 0.8
     trim_cost: float = 1.5
     max_cost: float = 3.5
-    max_edits: int = 3
+    max_edits: int = 2
 
 
 class FormatsFile(_Strict):
