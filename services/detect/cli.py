@@ -112,7 +112,7 @@ def _human(out: dict) -> str:
         x1, y1, x2, y2 = v["box"]
         lines.append(f"  {v['class']:<10} {v['score']:.2f}  [{x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}]")
     for p in out["plates"]:
-        valid = "" if p["format_valid"] else "  (not a Vietnamese pattern)"
+        valid = "" if p["format_valid"] else "  (fits no expected plate format)"
         lines.append(f"  plate {p['text']!r} {p['confidence']:.2f} {p['layout']}{valid}")
     return "\n".join(lines)
 
