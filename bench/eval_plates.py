@@ -3,8 +3,8 @@
 Each subset is read expecting its own countries' formats, as a camera there would be set up
 (Vietnamese crops: vn; openalpr EU photos: sk, cz, pl; US photos: us). Vietnamese images are
 plate crops and go through `roadwatch plate`'s code path; openalpr images are whole vehicles:
-every plate candidate the detector finds is read and the best is chosen (inside the biggest
-vehicle, a plate's proportions, an expected format, then the confidences).
+every plate candidate the detector finds is read and the best is chosen (a plate's
+proportions, an expected format, then the confidences).
 
 RAW is that same path with the repair off (a read is taken as the recogniser gave it);
 REPAIRED is the format-aware repair of the expected countries. Labels and reads are compared
@@ -36,7 +36,6 @@ from services.runtime.settings import load  # noqa: E402
 
 # The countries a camera filming each subset would expect.
 COUNTRIES = {"vn_car": ["vn"], "vn_ndata": ["vn"], "vn_xemay": ["vn"], "eu": ["sk", "cz", "pl"], "us": ["us"], "br": ["br"]}
-VEHICLES = ("car", "truck", "bus", "motorcycle")
 LABEL_CHECKS = Path(__file__).with_name("plate_label_checks.csv")
 
 
@@ -59,9 +58,9 @@ def read_image(pipeline: Pipeline, name: str, image, expected: Expected) -> Plat
     """The plate read from one labelled image, as the project would choose it."""
     if name.startswith("vn_"):
         return pipeline.read_plate_image(image, expected)
-    vehicles = [v for v in pipeline.find_vehicles(image) if v.class_name in VEHICLES]
-    biggest = max(vehicles, key=lambda v: (v.box[2] - v.box[0]) * (v.box[3] - v.box[1])).box if vehicles else None
-    reads = pipeline.reader.read_all(image, biggest, expected)
+    # Each photo is of one vehicle, often with others cut at the edges: every plate candidate
+    # in it competes (no vehicle box; the box rule is tested in tests/detect).
+    reads = pipeline.reader.read_all(image, None, expected)
     return reads[0] if reads else None
 
 

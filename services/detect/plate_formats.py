@@ -60,6 +60,7 @@ class RepairSpec(_Strict):
     trim_cost: float = 1.5
     max_cost: float = 3.5
     max_edits: int = 2
+    max_guesses: int = 1
 
 
 class FormatsFile(_Strict):
@@ -242,8 +243,9 @@ def parse(text: str, path: str | Path = "<formats>") -> PlateFormats:
     for name in ("table_cost", "alternative_cost_max", "trim_cost", "max_cost"):
         if getattr(r, name) <= 0:
             raise fail(("repair", name), f"must be above 0, got {getattr(r, name)}")
-    if r.max_edits < 0:
-        raise fail(("repair", "max_edits"), f"must be 0 or more, got {r.max_edits}")
+    for name in ("max_edits", "max_guesses"):
+        if getattr(r, name) < 0:
+            raise fail(("repair", name), f"must be 0 or more, got {getattr(r, name)}")
 
     countries: dict[str, tuple[PlateFormat, ...]] = {}
     for code, country in spec.countries.items():

@@ -38,6 +38,7 @@ class PlateText:
     edits: int = 0  # characters substituted or dropped by the repair (0: as read)
     vehicle: str = "any"  # the kind of vehicle that format is for
     free_form: bool = False  # the format takes any characters of its length (says little)
+    foreign: str = ""  # a country not expected whose format the read fits as it is (kept raw)
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,17 @@ class _Parse:
         return self.fmt.display(self.chars)
 
 
-def _fit(c: CharRead, allowed: frozenset[str], confusions, expected: Expected) -> tuple[str, float, float] | None:
-    """(character, cost, probability) of reading `c` in a position that allows `allowed`."""
+def _fit(c: CharRead, allowed: frozenset[str], confusions, expected: Expected) -> tuple[str, float, float, bool] | None:
+    """(character, cost, probability, guessed from the shape table alone) of reading `c` in a
+    position that allows `allowed`."""
     if c.char in allowed:
-        return c.char, 0.0, c.prob
+        return c.char, 0.0, c.prob, False
     for alt, q in c.alternatives:
         if alt in allowed and q > 0.02:
             cost = min(expected.repair.alternative_cost_max, max(0.1, math.log(max(c.prob, 1e-6) / q) / 4))
-            return alt, cost, q
+            return alt, cost, q, False
     if c.char in confusions:
-        return confusions[c.char], expected.repair.table_cost, c.prob * 0.5
+        return confusions[c.char], expected.repair.table_cost, c.prob * 0.5, True
     return None
 
 
@@ -95,7 +97,7 @@ def _parses(lines: list[tuple[CharRead, ...]], expected: Expected) -> list[_Pars
             dropped = sum(n for _, n in trimmed)
             if not _lines_fit(fmt, chosen):
                 continue
-            out, probs, cost, edits = [], [], fmt.cost + repair.trim_cost * dropped, dropped
+            out, probs, cost, edits, guesses = [], [], fmt.cost + repair.trim_cost * dropped, dropped, 0
             for chars, positions in zip(chosen, fmt.positions):
                 for c, p in zip(chars, positions):
                     fit = _fit(c, p.allowed, p.confusions, expected)
@@ -105,12 +107,14 @@ def _parses(lines: list[tuple[CharRead, ...]], expected: Expected) -> list[_Pars
                     cost += fit[1]
                     probs.append(fit[2])
                     edits += fit[0] != c.char
+                    guesses += fit[3]
                 else:
                     continue
                 break
             else:
                 text = "".join(out)
-                if cost <= repair.max_cost and edits <= repair.max_edits and all(r.accepts(text) for r in fmt.runs):
+                if (cost <= repair.max_cost and edits <= repair.max_edits and guesses <= repair.max_guesses
+                        and all(r.accepts(text) for r in fmt.runs)):
                     found.append(_Parse(cost, edits, text, fmt, tuple(probs)))
     return sorted(found, key=lambda p: (p.cost, p.edits))
 
@@ -122,9 +126,10 @@ def normalise(lines: list[tuple[CharRead, ...]], raw: str, layout: str, expected
     probs = [c.prob for line in lines for c in line]
     read_conf = min(probs, default=0.0)
     as_read = sorted((f for f in expected.formats if _as_read(f, lines)), key=lambda f: f.cost)
-    if not as_read and any(not f.free_form and _as_read(f, lines) for f in expected.others):
+    foreign = next((f.country for f in expected.others if not f.free_form and _as_read(f, lines)), "")
+    if not as_read and foreign:
         # A plate of a country this camera does not expect: no local repair applies to it.
-        return PlateText(plain, raw, round(read_conf, 4), False, layout)
+        return PlateText(plain, raw, round(read_conf, 4), False, layout, foreign=foreign)
     parses = _parses(lines, expected)
     if as_read:
         fmt = as_read[0]
@@ -144,6 +149,14 @@ def normalise(lines: list[tuple[CharRead, ...]], raw: str, layout: str, expected
         alternatives.append((p.text, round(p.confidence, 4)))
     return PlateText(best.text, raw, round(best.confidence, 4), True, layout, tuple(alternatives[:3]),
                      best.fmt.country, best.fmt.name, best.edits, best.fmt.vehicle, best.fmt.free_form)
+
+
+def evidence(plate: PlateText) -> int:
+    """How much a reading says it is a plate: valid as read (3), a foreign plate as read (2),
+    valid only after a repair (1), nothing (0). Readings of one plate are compared on it first."""
+    if plate.format_valid:
+        return 3 if plate.edits == 0 else 1
+    return 2 if plate.foreign else 0
 
 
 def plate_key(text: str) -> str:

@@ -20,7 +20,7 @@ from services.detect.ocr import LineRead, TextDetector, TextRecognizer, order_co
 from services.detect.sessions import ModelError, open_session, static_hw
 from services.detect.vehicles import letterbox
 from services.detect.plate_formats import Expected, load as load_formats
-from services.detect.plate_repair import PlateText, normalise
+from services.detect.plate_repair import PlateText, evidence, normalise
 
 TWO_LINE_BELOW = 2.0  # width / height under which a plate is read as two lines
 ONE_LINE_ABOVE = 3.2  # over which it is read as one line; in between, both are tried
@@ -137,9 +137,8 @@ def _halves(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _better(a: PlateText, b: PlateText) -> PlateText:
-    """Valid before invalid, as read before repaired, then the more confident."""
-    return a if (a.format_valid, a.format_valid and a.edits == 0, a.confidence) >= (
-        b.format_valid, b.format_valid and b.edits == 0, b.confidence) else b
+    """Valid as read, then a foreign plate as read, then valid after a repair; then the more confident."""
+    return a if (evidence(a), a.confidence) >= (evidence(b), b.confidence) else b
 
 
 class PlateReader:
@@ -171,7 +170,7 @@ class PlateReader:
         best = results[0]
         for other in results[1:]:
             best = _better(best, other)
-        unsure = not best.format_valid or best.edits > 0 or best.free_form
+        unsure = evidence(best) < 3 or best.free_form
         if unsure and h >= BAND_MIN_HEIGHT:
             # Not read as a plate of a fixed expected format (or only after a repair): many
             # plates carry a state or country name, a slogan or stickers above and below the

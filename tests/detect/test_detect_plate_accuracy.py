@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -89,3 +90,30 @@ def test_a_read_outside_the_vehicle_loses(pipeline, shared_dir: Path):
     chosen = pipeline.reader.read_all(image, (x1 - 2, y1 - 2, x2 + 2, y2 + 2), expected)
     assert plate_key(chosen[0].plate.text) == plate_key(decoy.plate.text)
     assert plate_key(chosen[-1].plate.text) == "RK857AI"
+
+
+@pytest.mark.parametrize("name", ["openalpr_us_wts-lg-000022.jpg", "openalpr_us_wts-lg-000035.jpg"])
+def test_a_date_burnt_into_the_photo_is_not_the_plate(pipeline, shared_dir: Path, name):
+    # With Vietnam expected, one repaired character made "2014:04-28" a valid 20T-404.28; the
+    # date loses to the plate all the same.
+    reads = pipeline.reader.read_all(cv2.imread(str(shared_dir / "data" / "plates" / name)))
+    assert any(":" in r.plate.raw or "2014" in r.plate.raw for r in reads[1:]), [r.plate.raw for r in reads]
+    assert "2014" not in plate_key(reads[0].plate.raw)
+
+
+def test_european_plates_are_not_rewritten_when_vietnam_is_expected(pipeline, shared_dir: Path):
+    """Every EU photo whose plate reads as a valid Slovak, Czech or Polish plate as it is comes
+    out unchanged (and not valid) when the camera expects Vietnamese plates only."""
+    folder = shared_dir / "data" / "plates"
+    eu = pipeline.reader.expected.expect(["sk", "cz", "pl"])
+    vn = eu.expect(["vn"])
+    checked = 0
+    for image_path in sorted(folder.glob("openalpr_eu_*.jpg")):
+        image = cv2.imread(str(image_path))
+        for read in pipeline.reader.read_all(image, None, eu):
+            if read.plate.format_valid and read.plate.edits == 0:
+                local = pipeline.reader.read_quad(image, np.array(read.corners, dtype=np.float32), vn)
+                assert not local.format_valid and local.edits == 0, (image_path.name, read.plate.text, local.text)
+                assert plate_key(local.text) == plate_key(read.plate.text)
+                checked += 1
+    assert checked >= 40

@@ -34,11 +34,18 @@ def test_two_line_motorbike_plate_is_formatted():
 
 
 def test_confusables_are_repaired_by_position():
-    # province read with a letter O, a serial digit as a letter S
-    plate = normalise([line("3OB1"), line("1S345")], "3OB1 1S345", "two_line", VN)
+    # province read with a letter O (the recogniser's runner-up there is 0), a serial digit as
+    # a letter S (a guess from the shape table)
+    plate = normalise([line("3OB1", alternatives={1: (("0", 0.3),)}), line("1S345")], "3OB1 1S345", "two_line", VN)
     assert plate.text == "30-B1 153.45"
     assert (plate.format_valid, plate.edits) == (True, 2)
     assert plate.confidence < normalise([line("30B1"), line("15345")], "", "two_line", VN).confidence
+
+
+def test_at_most_one_guess_from_the_shape_table():
+    # O→0 and S→5 with no support from the recogniser: two guesses, not a plate
+    plate = normalise([line("3OB1"), line("1S345")], "3OB1 1S345", "two_line", VN)
+    assert (plate.text, plate.format_valid) == ("3OB11S345", False)
 
 
 @pytest.mark.parametrize("read, layout, text", [
