@@ -32,6 +32,7 @@ def plate_json(read: PlateRead, vehicle_index: int | None = None) -> dict:
         "corners": [[round(x, 1), round(y, 1)] for x, y in read.corners],
         "layout": p.layout,
         "format_valid": p.format_valid,
+        "country": p.country or p.foreign,
         "alternatives": [{"text": t, "confidence": c} for t, c in p.alternatives],
         "source": read.source,
     }
@@ -53,6 +54,7 @@ def _parse(argv: list[str], prog: str, what: str) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
     parser.add_argument("--models-dir", help="overrides MODELS_DIR")
+    parser.add_argument("--countries", help="countries whose plate formats to expect, e.g. vn or sk,cz (overrides PLATE_COUNTRIES)")
     return parser.parse_intermixed_args(argv)
 
 
@@ -60,6 +62,8 @@ def _pipeline(args: argparse.Namespace, prog: str) -> Pipeline:
     environ = dict(os.environ)
     if args.models_dir:
         environ["MODELS_DIR"] = args.models_dir
+    if args.countries:
+        environ["PLATE_COUNTRIES"] = args.countries
     settings = load(Settings, environ, service=prog)
     try:
         return Pipeline.from_settings(settings)
@@ -113,6 +117,8 @@ def _human(out: dict) -> str:
         lines.append(f"  {v['class']:<10} {v['score']:.2f}  [{x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}]")
     for p in out["plates"]:
         valid = "" if p["format_valid"] else "  (fits no expected plate format)"
+        if p.get("country") and not p["format_valid"]:
+            valid = f"  (a plate of {p['country']}, not expected: kept as read)"
         lines.append(f"  plate {p['text']!r} {p['confidence']:.2f} {p['layout']}{valid}")
     return "\n".join(lines)
 

@@ -204,11 +204,14 @@ class Pipeline:
         if (text.format_valid and text.edits == 0) or self.reader.detector is None:
             return crop
         # Valid only after a repair, or not at all: a plate read as it is inside a wider shot wins.
-        for read in self.reader.read_all(image, None, expected):
+        reads = self.reader.read_all(image, None, expected)
+        for read in reads:
             if read.plate.format_valid and (read.plate.edits == 0 or not text.format_valid):
                 return read
         if text.format_valid:
             return crop
+        if reads and reads[0].plate.foreign:
+            return reads[0]  # a plate of a country not expected, kept as read
         lines = self.reader.read_text_lines(image, np.array(whole), expected)
         if lines is not None:
             inner, quad = lines
