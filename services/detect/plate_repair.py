@@ -23,6 +23,7 @@ from services.detect.ocr import CharRead
 from services.detect.plate_formats import Expected, PlateFormat
 
 ALTERNATIVE_WITHIN = 1.5
+MIN_ALTERNATIVE = 0.05  # a runner-up under this probability is noise, not evidence
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _fit(c: CharRead, allowed: frozenset[str], confusions, expected: Expected) -
     if c.char in allowed:
         return c.char, 0.0, c.prob, False
     for alt, q in c.alternatives:
-        if alt in allowed and q > 0.02:
+        if alt in allowed and q > MIN_ALTERNATIVE:
             cost = min(expected.repair.alternative_cost_max, max(0.1, math.log(max(c.prob, 1e-6) / q) / 4))
             return alt, cost, q, False
     if c.char in confusions:

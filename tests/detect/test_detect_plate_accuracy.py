@@ -18,11 +18,11 @@ from bench.eval_plates import measure  # noqa: E402
 from services.detect.plate_repair import plate_key  # noqa: E402
 
 # measured 2026-12-04 (make eval-plates), raw / repaired:
-# vn_car 48/48 of 50, vn_ndata 50/50 of 50, vn_xemay 89/91 of 100, eu 45/48 of 54, us 77/77 of 111
+# vn_car 48/48 of 50, vn_ndata 50/50 of 50, vn_xemay 89/92 of 100, eu 45/48 of 54, us 77/77 of 111
 FLOORS = {  # (raw, repaired)
     "vn_car": (0.94, 0.94),
     "vn_ndata": (0.97, 0.97),
-    "vn_xemay": (0.87, 0.89),
+    "vn_xemay": (0.87, 0.90),
     "eu": (0.81, 0.86),
     "us": (0.67, 0.67),
 }
