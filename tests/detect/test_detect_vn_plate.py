@@ -165,3 +165,9 @@ def test_every_format_is_generated_and_kept_with_its_country():
             read = _generate(fmt, rng)
             plate = normalise([line(r) for r in read], "", fmt.layout, FORMATS.expect([country]))
             assert plate.country == country and plate_key(plate.text) == "".join(read)
+
+
+def test_a_letter_no_vietnamese_series_uses_is_read_as_its_look_alike():
+    # the plate font's M reads as W, which no Vietnamese series uses; a 2 % runner-up N is noise
+    plate = normalise([line("59W1", alternatives={2: (("N", 0.022), ("M", 0.012))}), line("21704")], "", "two_line", VN)
+    assert (plate.text, plate.edits) == ("59-M1 217.04", 1)
