@@ -24,7 +24,8 @@ class FrameRef(msgspec.Struct, frozen=True, kw_only=True):
 class DetectedObject(msgspec.Struct, frozen=True, kw_only=True):
     class_name: str = msgspec.field(name="class")
     score: Score
-    box: Box
+    box: Box  # a two-wheeler with riders: the union of the bike and its riders
+    riders: Annotated[int, Meta(ge=0)] = 0  # people fused into this two-wheeler (0: none seen, or not a two-wheeler)
 
 
 class DetectedPlate(msgspec.Struct, frozen=True, kw_only=True):

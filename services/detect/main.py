@@ -22,8 +22,9 @@ from nats.aio.msg import Msg
 from proto import streams, subjects
 from proto.v1.detection import DetectionMade
 from services.detect import metrics
-from services.detect.handler import Frame, decode_frame, detection_event, utcnow
+from services.detect.handler import Frame, decode_frame, detect_frame, detection_event, utcnow
 from services.detect.pipeline import FrameResult, Pipeline
+from services.detect.regions import PlanBook, RegionError
 from services.detect.sessions import ModelError
 from services.detect.settings import Settings
 from services.runtime import bus, http, lifecycle, logs
@@ -38,10 +39,11 @@ class Worker:
     """Holds what the consumer's decode and batch handler share: models, threads, settings."""
 
     def __init__(self, js, pipeline: Pipeline, settings: Settings, executor: ThreadPoolExecutor,
-                 consumer_name: str = streams.DETECT.name) -> None:
+                 consumer_name: str = streams.DETECT.name, plans: PlanBook | None = None) -> None:
         self.js = js
         self.consumer_name = consumer_name
         self.pipeline = pipeline
+        self.plans = plans or PlanBook({})
         self.settings = settings
         self.executor = executor
         self.consumer: bus.Consumer  # set once the consumer that calls handle_batch exists
@@ -53,7 +55,7 @@ class Worker:
     def _run(self, frame: Frame) -> tuple[FrameResult | None, float, str]:
         started = time.perf_counter()
         try:
-            result = self.pipeline.process(frame.image)  # type: ignore[arg-type]
+            result = detect_frame(self.pipeline, self.plans, frame)
         except Exception as exc:  # one image that breaks the pipeline must not sink its batch
             log.exception("detection failed", extra={"fields": {"camera_id": frame.meta.camera_id,
                                                                 "frame_seq": frame.meta.frame_seq}})
@@ -91,7 +93,7 @@ class Worker:
 
 
 async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
-                consumer_spec: streams.Consumer = streams.DETECT) -> None:
+                consumer_spec: streams.Consumer = streams.DETECT, plans: PlanBook | None = None) -> None:
     async with AsyncExitStack() as stack:
         nc = await bus.connect(settings.nats_url, SERVICE)
         stack.push_async_callback(bus.drain, nc)
@@ -101,7 +103,7 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
         stack.callback(executor.shutdown, wait=True)
         runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected}, draining=stop)
         stack.push_async_callback(runner.cleanup)
-        worker = Worker(js, pipeline, settings, executor, consumer_spec.name)
+        worker = Worker(js, pipeline, settings, executor, consumer_spec.name, plans)
         # Up to BATCH_SIZE frames or BATCH_WAIT_MS once the first is in; the next batch is
         # fetched while this one runs on the workers, so bus round trips hide behind the models.
         worker.consumer = bus.Consumer(
@@ -112,8 +114,8 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
         await worker.consumer.run(stop)
 
 
-async def _run(settings: Settings, pipeline: Pipeline) -> None:
-    await serve(settings, pipeline, lifecycle.stop_event())
+async def _run(settings: Settings, pipeline: Pipeline, plans: PlanBook) -> None:
+    await serve(settings, pipeline, lifecycle.stop_event(), plans=plans)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(SERVICE, settings.log_level)
     try:
         pipeline = Pipeline.from_settings(settings)
-    except ModelError as exc:
+        plans = PlanBook.from_dir(settings.scenes_dir, pipeline.vehicles.class_names)
+    except (ModelError, RegionError) as exc:
         print(f"roadwatch detect: {exc}", file=sys.stderr)
         return 2
+    planned = sorted(camera for camera, plan in plans.plans.items() if plan is not None)
     log.info("models loaded", extra={"fields": {"vehicle_model": settings.vehicle_model, "format": settings.vehicle_format,
-                                                "workers": settings.workers, "batch_size": settings.batch_size}})
-    asyncio.run(_run(settings, pipeline))
+                                                "workers": settings.workers, "batch_size": settings.batch_size,
+                                                "cameras_with_detection_plan": planned}})
+    asyncio.run(_run(settings, pipeline, plans))
     return 0
 
 

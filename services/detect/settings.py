@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from services.detect.riders import RiderRules
 from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
 from services.runtime.settings import SettingError, check_choice, check_common
 
@@ -33,6 +34,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_tiles: int = 0  # 0: whole frame only; N >= 2: also N overlapping vertical strips
     vehicle_model_sha256: str = ""
     vehicle_keep_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
+
+    # `<camera_id>.yaml` scene files; their `detection:` block (roi, slices) is the camera's
+    # detection plan. Empty: every camera gets the whole-frame path.
+    scenes_dir: str = ""
+
+    # A person on a motorcycle/bicycle box becomes that two-wheeler's rider (riders.py).
+    rider_fusion: bool = True
+    rider_min_x_overlap: float = 0.5
+    rider_min_foot_depth: float = 0.25
+    rider_max_foot_below: float = 0.35
+    rider_max_head_depth: float = 0.5
+    rider_max_width_ratio: float = 2.0
+    rider_max_per_vehicle: int = 3
+    rider_weak_bike_score: float = 0.05  # a motorcycle/bicycle box this weak is kept only with a rider on it
 
     plate_model: str = "y5fu_640x_sim.onnx"
     plate_conf: float = 0.3
@@ -84,7 +99,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("MAX_FRAME_AGE_S", f"must be positive, got {self.max_frame_age_s}")
         if not self.vehicle_keep_classes:
             raise SettingError("VEHICLE_KEEP_CLASSES", "must name at least one class")
+        for name, low, high in (("rider_min_x_overlap", 0.0, 1.0), ("rider_min_foot_depth", 0.0, 1.0),
+                                ("rider_max_foot_below", 0.0, 2.0), ("rider_max_head_depth", 0.0, 1.0),
+                                ("rider_max_width_ratio", 0.5, 10.0)):
+            if not low <= getattr(self, name) <= high:
+                raise SettingError(name.upper(), f"must be within {low}..{high}, got {getattr(self, name)}")
+        if not 0.0 < self.rider_weak_bike_score <= 1.0:
+            raise SettingError("RIDER_WEAK_BIKE_SCORE", f"must be within 0..1 (VEHICLE_CONF or above: off), got "
+                                                        f"{self.rider_weak_bike_score}")
+        if self.rider_max_per_vehicle < 1:
+            raise SettingError("RIDER_MAX_PER_VEHICLE", f"must be at least 1, got {self.rider_max_per_vehicle}")
         self.plate_expectation()
+
+    def rider_rules(self) -> RiderRules | None:
+        if not self.rider_fusion:
+            return None
+        return RiderRules(min_x_overlap=self.rider_min_x_overlap, min_foot_depth=self.rider_min_foot_depth,
+                          max_foot_below=self.rider_max_foot_below, max_head_depth=self.rider_max_head_depth,
+                          max_width_ratio=self.rider_max_width_ratio, max_riders=self.rider_max_per_vehicle,
+                          weak_bike_score=self.rider_weak_bike_score)
 
     def plate_expectation(self) -> Expected:
         """The formats of PLATE_COUNTRIES from PLATE_FORMATS_FILE, checked (SettingError otherwise)."""

@@ -21,8 +21,10 @@ from proto.v1.detection import DetectionMade
 from proto.v1.telemetry import VehiclesCounted
 from services.track import signals
 from services.track.counts import CountWindows
+from services.track.events import EmittedEvents, EventParams
 from services.track.plates import PlateSighting, PlateVotes
-from services.track.rules import Finding, Observation, RuleState, evaluate, resolve
+from services.track.riders import TWO_WHEELER, LoneRiderParams, PersonVerdict
+from services.track.rules import Crossing, Finding, Observation, RuleState, evaluate, resolve
 from services.track.scenes import Scene
 from services.track.tracker import Detection, Track, Tracker, TrackerParams
 
@@ -53,6 +55,11 @@ class TrackInfo:
     plates: PlateVotes = field(default_factory=PlateVotes)
     counted: bool = False
     pending: list[Finding] = field(default_factory=list)
+    # A track seen only as `person` is judged by no rule until it shows itself a two-wheeler
+    # (riders.py); then its whole history is judged at once.
+    judged: bool = True
+    person: PersonVerdict | None = None
+    crossings_out: int = 0  # how many of rules.crossed were reported in a Step
 
 
 @dataclass
@@ -62,11 +69,13 @@ class Step:
     detections: int = 0  # vehicle detections fed to the tracker
     tracks: int = 0  # live tracks after this frame
     unjudged: int = 0  # stop-line crossings whose signal phase was unknown
+    crossings: list[tuple[int, str, Crossing]] = field(default_factory=list)  # (track id, class, crossing) of confirmed tracks
 
 
 class CameraTracker:
     def __init__(self, scene: Scene, *, classes: frozenset[str], params: TrackerParams = TrackerParams(),
-                 before_s: float = 0.6, after_s: float = 0.6, count_window_s: float = 60.0) -> None:
+                 before_s: float = 0.6, after_s: float = 0.6, count_window_s: float = 60.0,
+                 riders: LoneRiderParams = LoneRiderParams(), events: EventParams = EventParams()) -> None:
         self.scene = scene
         self.camera_id = scene.camera
         self.classes = classes
@@ -79,6 +88,9 @@ class CameraTracker:
         self.vision = {head.id: signals.VisionHead(scene.signal.hold_s)
                        for head in (scene.signal.heads if scene.signal else ())}
         self.counts = CountWindows(scene.camera, count_window_s)
+        self.riders = riders
+        self.events = EmittedEvents(events)
+        self.duplicates = 0  # findings not emitted: the same event as a violation already emitted
 
     # --- signals -------------------------------------------------------------------------------------
     @property
@@ -110,10 +122,13 @@ class CameraTracker:
         sx = self.scene.frame_size[0] / event.frame.width
         sy = self.scene.frame_size[1] / event.frame.height
         detections = [
-            Detection((o.box.x1 * sx, o.box.y1 * sy, o.box.x2 * sx, o.box.y2 * sy), o.score, o.class_name, i)
+            Detection((o.box.x1 * sx, o.box.y1 * sy, o.box.x2 * sx, o.box.y2 * sy), o.score, o.class_name, i,
+                      getattr(o, "riders", 0))
             for i, o in enumerate(event.objects) if o.class_name in self.classes
         ]
         matched, finished = self.tracker.update(t, detections)
+        for young, older in self.tracker.merged:
+            self._merge(young, older)
         step = Step(detections=len(detections), tracks=len(self.tracker.tracks))
         by_object = {track.detection.index: track for track in matched if track.detection is not None}
         for plate in event.plates:
@@ -127,22 +142,32 @@ class CameraTracker:
             previous = info.observations[-1] if info.observations else None
             current = Observation(t, event.frame.stream_seq, event.frame.frame_seq, track.box, track.velocity)
             info.observations.append(current)
+            self.events.seen(track.id, current)
+            vehicle_class = self._vehicle_class(track, info, previous, current)
+            if vehicle_class is None:
+                continue  # a pedestrian (so far): no rule, no count
             # Judged from the second frame on (a vehicle may cross the line while its track is
             # young), but published only once the track is confirmed: a one-off false detection
             # must not become a case.
             before = info.rules.unjudged
-            info.pending += evaluate(self.scene, info.rules, previous, current, track.class_name, self.signals.at)
+            if info.judged:
+                info.pending += evaluate(self.scene, info.rules, previous, current, vehicle_class, self.signals.at)
+            else:
+                info.judged = True  # just shown to be a vehicle: judge everything it did
+                info.pending += self._judge_history(info, list(info.observations), None, vehicle_class)
             step.unjudged += info.rules.unjudged - before
             if track.hits < self.min_hits:
                 continue
+            step.crossings += [(track.id, vehicle_class, c) for c in info.rules.crossed[info.crossings_out:]]
+            info.crossings_out = len(info.rules.crossed)
             if not info.counted:
                 info.counted = True
                 lane = self.scene.lane_at(current.anchor)
-                self.counts.add(t, lane.id if lane else None, track.class_name)
+                self.counts.add(t, lane.id if lane else None, vehicle_class)
             step.drafts += self._ready(track, info, finished=False)
         for track in finished:
             info = self.info.pop(track.id, None)
-            if info is not None and track.hits >= self.min_hits:
+            if info is not None and info.judged and track.hits >= self.min_hits:
                 before = info.rules.unjudged
                 step.drafts += self._ready(track, info, finished=True)
                 step.unjudged += info.rules.unjudged - before
@@ -154,15 +179,53 @@ class CameraTracker:
         drafts = []
         for track in self.tracker.finish_all():
             info = self.info.pop(track.id, None)
-            if info is not None and track.hits >= self.min_hits:
+            if info is not None and info.judged and track.hits >= self.min_hits:
                 drafts += self._ready(track, info, finished=True)
         return drafts
 
     def _info(self, track: Track, t: float) -> TrackInfo:
         info = self.info.get(track.id)
         if info is None:
-            info = self.info[track.id] = TrackInfo(key=f"{t:.3f}-{track.id}")
+            info = self.info[track.id] = TrackInfo(key=f"{t:.3f}-{track.id}", judged=not track.person_only)
         return info
+
+    def _vehicle_class(self, track: Track, info: TrackInfo, previous: Observation | None,
+                       current: Observation) -> str | None:
+        """The class the rules judge the track as; None for a person not (yet) shown a rider."""
+        if not track.person_only:
+            return track.class_name
+        info.person = info.person or PersonVerdict()
+        return TWO_WHEELER if info.person.step(self.scene, current, self.riders) else None
+
+    def _class_of(self, track: Track, info: TrackInfo) -> str:
+        if track.person_only and info.person is not None and info.person.two_wheeler:
+            return TWO_WHEELER
+        return track.class_name
+
+    def _judge_history(self, info: TrackInfo, observations: list[Observation], previous: Observation | None,
+                       vehicle_class: str) -> list[Finding]:
+        found = []
+        for current in observations:
+            found += evaluate(self.scene, info.rules, previous, current, vehicle_class, self.signals.at)
+            previous = current
+        return found
+
+    def _merge(self, young_id: int, older_id: int) -> None:
+        """The tracker folded a young track into an older, lost one: its frames continue the
+        older track's path, judged from where the older one was last seen (over the gap)."""
+        young = self.info.pop(young_id, None)
+        older = self.info.get(older_id)
+        if young is None or older is None:
+            if young is not None:
+                self.info[older_id] = young
+            return
+        older.plates.merge(young.plates)
+        track = next(tr for tr in self.tracker.tracks if tr.id == older_id)
+        previous = older.observations[-1] if older.observations else None
+        if older.judged:
+            # The young track's own findings are dropped: judged again here as the older track.
+            older.pending += self._judge_history(older, list(young.observations), previous, self._class_of(track, older))
+        older.observations.extend(young.observations)
 
     def _ready(self, track: Track, info: TrackInfo, *, finished: bool) -> list[ViolationDraft]:
         if finished:
@@ -172,7 +235,16 @@ class CameraTracker:
         last_t = info.observations[-1].t
         ready = [f for f in info.pending if finished or last_t >= f.t + self.after_s]
         info.pending = [f for f in info.pending if f not in ready]
-        return [self._draft(track, info, finding) for finding in ready]
+        drafts = []
+        for finding in ready:
+            plate = info.plates.best()
+            text = plate.text if plate is not None and plate.format_valid else None
+            if self.events.duplicate_of(finding, track.id, info.observations[0], text) is not None:
+                self.duplicates += 1
+                continue
+            self.events.add(finding, track.id, text, info.observations[-1])
+            drafts.append(self._draft(track, info, finding))
+        return drafts
 
     def _draft(self, track: Track, info: TrackInfo, finding: Finding) -> ViolationDraft:
         at = finding.observation
@@ -189,7 +261,7 @@ class CameraTracker:
             camera_id=self.camera_id,
             finding=finding,
             track_id=track.id,
-            vehicle_class=track.class_name,
+            vehicle_class=self._class_of(track, info),
             frames=frames,
             plate=info.plates.best(),
             plate_sighting=info.plates.best_sighting,

@@ -56,6 +56,17 @@ class Finding:
     parameters: dict[str, float | str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Crossing:
+    """A track's path crossed a stop line in its lane's direction (judged red or not)."""
+
+    line: str
+    t: float  # interpolated capture time
+    point: geometry.Point  # where the bottom centre crossed
+    lane: str
+    observation: Observation  # the frame nearest the crossing
+
+
 @dataclass
 class RuleState:
     fired: set[tuple[str, str]] = field(default_factory=set)
@@ -66,6 +77,7 @@ class RuleState:
     # Stop-line crossings whose movement is not known yet (the lane has several): stop line ->
     # (crossing time, lane, the observation nearest the crossing, movement id if an exit was crossed)
     crossings: dict[str, tuple[float, str, Observation]] = field(default_factory=dict)
+    crossed: list[Crossing] = field(default_factory=list)  # every stop-line crossing, in order
     # Crossings that could not be judged because the head's phase was unknown at that moment
     # (no controller event yet, lamps not read): counted so that a dead signal feed shows.
     unjudged: int = 0
@@ -91,13 +103,13 @@ def evaluate(scene: Scene, state: RuleState, previous: Observation | None, curre
 
 
 def _crossing(previous: Observation, current: Observation, line: geometry.Segment) -> float | None:
-    """Capture time at which the track's path between two frames crosses the line, or None."""
-    hit = geometry.segment_intersection((previous.anchor, current.anchor), line)
-    # A point exactly on the line belongs to the step that arrived there (t = 1), not to the
-    # next one that leaves it (t = 0): otherwise one crossing would count twice.
-    if hit is None or hit[0] == 0.0 or previous.anchor == current.anchor:
-        return None
-    return previous.t + hit[0] * (current.t - previous.t)
+    """Capture time at which the track's path between two observations crosses the line, or None.
+
+    The two observations are consecutive *for the track*: frames where it was not seen (dropped,
+    occluded, lost then re-associated) lie between them, and the time is interpolated over them.
+    """
+    hit = geometry.crossing(line, previous.anchor, previous.t, current.anchor, current.t)
+    return None if hit is None else hit[0]
 
 
 def red_light(scene: Scene, state: RuleState, previous: Observation, current: Observation,
@@ -114,9 +126,10 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
         if ("red_light", stop.id) in state.fired:
             continue
         if stop.id not in state.crossings:
-            t = _crossing(previous, current, stop.line)
-            if t is None:
+            hit = geometry.crossing(stop.line, previous.anchor, previous.t, current.anchor, current.t)
+            if hit is None:
                 continue
+            t, point = hit
             lane = scene.lane_at(previous.anchor) or scene.lane_at(current.anchor)
             if lane is None or not scene.movements_of(lane.id):
                 continue
@@ -125,6 +138,7 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
                 continue  # crossing backwards: that is wrong_way's business
             nearest = current if abs(current.t - t) <= abs(previous.t - t) else previous
             state.crossings[stop.id] = (t, lane.id, nearest)
+            state.crossed.append(Crossing(stop.id, t, point, lane.id, nearest))
         t, lane_id, nearest = state.crossings[stop.id]
         movements = scene.movements_of(lane_id)
         chosen = next((m for m in movements if m.exit is not None and _crossing(previous, current, m.exit) is not None),

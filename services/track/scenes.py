@@ -277,7 +277,7 @@ def load(path: str | Path, *, camera: str | None = None) -> Scene:
         raise SceneError(path, "file is empty")
     r = _Reader(path)
     top = r.mapping(_convert(root), "", ("camera", "name", "location", "frame_size", "lanes", "stop_lines",
-                                          "no_stopping", "speed_traps", "signal", "movements", "rules"),
+                                          "no_stopping", "speed_traps", "signal", "movements", "rules", "detection"),
                     ("camera", "location", "frame_size"))
     camera_id = r.token(top["camera"], "camera")
     if camera is not None and camera_id != camera:
