@@ -33,6 +33,7 @@ def plate_json(read: PlateRead, vehicle_index: int | None = None) -> dict:
         "corners": [[round(x, 1), round(y, 1)] for x, y in read.corners],
         "layout": p.layout,
         "format_valid": p.format_valid,
+        "country": p.country or p.foreign,
         "alternatives": [{"text": t, "confidence": c} for t, c in p.alternatives],
         "source": read.source,
     }
@@ -55,6 +56,7 @@ def _parse(argv: list[str], prog: str, what: str) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
     parser.add_argument("--models-dir", help="overrides MODELS_DIR")
+    parser.add_argument("--countries", help="countries whose plate formats to expect, e.g. vn or sk,cz (overrides PLATE_COUNTRIES)")
     if prog == "detect":
         parser.add_argument("--scene", type=Path, metavar="FILE",
                             help="a camera's scene file: its detection: block (roi, slices) is used as the service would")
@@ -80,6 +82,8 @@ def _pipeline(args: argparse.Namespace, prog: str) -> Pipeline:
     environ = dict(os.environ)
     if args.models_dir:
         environ["MODELS_DIR"] = args.models_dir
+    if args.countries:
+        environ["PLATE_COUNTRIES"] = args.countries
     settings = load(Settings, environ, service=prog)
     try:
         return Pipeline.from_settings(settings)
@@ -134,7 +138,9 @@ def _human(out: dict) -> str:
         riders = f"  {v['riders']} rider(s)" if v.get("riders") else ""
         lines.append(f"  {v['class']:<10} {v['score']:.2f}  [{x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}]{riders}")
     for p in out["plates"]:
-        valid = "" if p["format_valid"] else "  (not a Vietnamese pattern)"
+        valid = "" if p["format_valid"] else "  (fits no expected plate format)"
+        if p.get("country") and not p["format_valid"]:
+            valid = f"  (a plate of {p['country']}, not expected: kept as read)"
         lines.append(f"  plate {p['text']!r} {p['confidence']:.2f} {p['layout']}{valid}")
     return "\n".join(lines)
 

@@ -28,6 +28,6 @@ BATCH_SIZE = Histogram(
 OBJECTS = Counter("roadwatch_detect_objects_total", "Objects found, by class.", ["class_name"])
 PLATES = Counter(
     "roadwatch_detect_plates_total",
-    "Plates read, by where they were found and whether they fit a Vietnamese pattern.",
+    "Plates read, by where they were found and whether they fit an expected plate format.",
     ["source", "format_valid"],
 )

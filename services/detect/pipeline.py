@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from services.detect.ocr import TextDetector, TextRecognizer
+from services.detect.plate_formats import Expected
 from services.detect.plates import PlateDetector, PlateRead, PlateReader, box_of
 from services.detect.regions import DetectionPlan, check_classes
 from services.detect.riders import TWO_WHEELERS, RiderRules, fuse_riders
@@ -114,7 +115,7 @@ class Pipeline:
         crop_detector = (PlateDetector(s.model_path(s.plate_crop_model), conf=s.plate_conf, iou=s.plate_iou,
                                        intra_op_threads=s.intra_op_threads, sha256=s.plate_crop_model_sha256)
                          if s.plate_crop_model else None)
-        pipeline = cls(detector, PlateReader(recognizer, plate_detector, text_detector), s.vehicle_keep_classes,
+        pipeline = cls(detector, PlateReader(recognizer, plate_detector, text_detector, s.plate_expectation()), s.vehicle_keep_classes,
                        s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame,
                        crop_detector, s.text_fallback_classes, s.rider_rules())
         pipeline.model_name = "+".join(Path(n).name for n in (s.vehicle_model, s.plate_model, s.ocr_rec_model))
@@ -213,22 +214,30 @@ class Pipeline:
         text, corners = found
         return PlateRead(box_of(corners), tuple((float(x), float(y)) for x, y in corners), text, 0.0, "text_detector")
 
-    def read_plate_image(self, image: np.ndarray) -> PlateRead:
-        """`roadwatch plate`: the image is a plate crop; if it reads as no Vietnamese plate and is
-        really a wider shot, look for the plate inside it."""
+    def read_plate_image(self, image: np.ndarray, expected: Expected | None = None) -> PlateRead:
+        """`roadwatch plate`: the image is a plate crop; if it reads as no plate of the expected
+        formats (`expected`, default PLATE_COUNTRIES) and is really a wider shot, the plate is
+        looked for inside it: the best of the plate detector's candidates (plate_choice), then
+        text lines."""
+        expected = expected or self.reader.expected
         h, w = image.shape[:2]
         whole = (0.0, 0.0, float(w), float(h))
         corners = ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h)))
-        text = self.reader.read_crop(image)
-        if text.format_valid or self.reader.detector is None:
-            return PlateRead(whole, corners, text, 1.0, "crop")
-        for found in self.reader.detector.detect(image):
-            inner = self.reader.read_quad(image, found.corners)
-            if inner.format_valid:
-                return PlateRead(tuple(float(v) for v in found.box), tuple((float(x), float(y)) for x, y in found.corners),  # type: ignore[arg-type]
-                                 inner, found.score, "plate_detector")
-        lines = self.reader.read_text_lines(image, np.array(whole))
+        text = self.reader.read_crop(image, expected)
+        crop = PlateRead(whole, corners, text, 1.0, "crop")
+        if (text.format_valid and text.edits == 0) or self.reader.detector is None:
+            return crop
+        # Valid only after a repair, or not at all: a plate read as it is inside a wider shot wins.
+        reads = self.reader.read_all(image, None, expected)
+        for read in reads:
+            if read.plate.format_valid and (read.plate.edits == 0 or not text.format_valid):
+                return read
+        if text.format_valid:
+            return crop
+        if reads and reads[0].plate.foreign:
+            return reads[0]  # a plate of a country not expected, kept as read
+        lines = self.reader.read_text_lines(image, np.array(whole), expected)
         if lines is not None:
             inner, quad = lines
             return PlateRead(box_of(quad), tuple((float(x), float(y)) for x, y in quad), inner, 0.0, "text_detector")
-        return PlateRead(whole, corners, text, 1.0, "crop")
+        return crop

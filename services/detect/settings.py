@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from services.detect.riders import RiderRules
+from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
 from services.runtime.settings import SettingError, check_choice, check_common
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
@@ -62,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     text_fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
     fallback_min_height: int = 160  # a motorbike plate is ~1/8 of the bike: smaller ones are unreadable
     fallback_max_per_frame: int = 2
+    # Plates: the formats file (empty: the shipped services/detect/plate_formats.yaml) and the
+    # countries whose plates cameras expect unless a camera's scene says otherwise.
+    plate_formats_file: str = ""
+    plate_countries: list[str] = msgspec.field(default_factory=lambda: ["vn"])
 
     batch_size: int = 4
     batch_wait_ms: int = 50
@@ -104,6 +109,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                                                         f"{self.rider_weak_bike_score}")
         if self.rider_max_per_vehicle < 1:
             raise SettingError("RIDER_MAX_PER_VEHICLE", f"must be at least 1, got {self.rider_max_per_vehicle}")
+        self.plate_expectation()
 
     def rider_rules(self) -> RiderRules | None:
         if not self.rider_fusion:
@@ -112,6 +118,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                           max_foot_below=self.rider_max_foot_below, max_head_depth=self.rider_max_head_depth,
                           max_width_ratio=self.rider_max_width_ratio, max_riders=self.rider_max_per_vehicle,
                           weak_bike_score=self.rider_weak_bike_score)
+
+    def plate_expectation(self) -> Expected:
+        """The formats of PLATE_COUNTRIES from PLATE_FORMATS_FILE, checked (SettingError otherwise)."""
+        try:
+            formats = load_formats(self.plate_formats_file or SHIPPED_FORMATS)
+        except FormatsError as exc:
+            raise SettingError("PLATE_FORMATS_FILE", str(exc)) from None
+        try:
+            return formats.expect(self.plate_countries)
+        except FormatsError as exc:
+            raise SettingError("PLATE_COUNTRIES", exc.problem) from None
 
     def model_path(self, name: str) -> Path:
         path = Path(name)
