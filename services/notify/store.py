@@ -60,9 +60,10 @@ class Duplicates(msgspec.Struct, frozen=True, kw_only=True):
 SAME_EVENT = """
 SELECT case_id FROM notify.cases
 WHERE plate_key = $1 AND violation_type = $2 AND case_id <> $3 AND status IN ('open', 'resolved')
-  AND violation_at BETWEEN $4 - make_interval(secs => $7) AND $4 + make_interval(secs => $7)
-  AND 6371000 * sqrt(power(radians(latitude - $5), 2)
-                     + power(radians(longitude - $6) * cos(radians(($5 + latitude) / 2)), 2)) <= $8
+  AND violation_at BETWEEN $4::timestamptz - make_interval(secs => $7::float8)
+                       AND $4::timestamptz + make_interval(secs => $7::float8)
+  AND 6371000 * sqrt(power(radians(latitude - $5::float8), 2)
+                     + power(radians(longitude - $6::float8) * cos(radians(($5::float8 + latitude) / 2)), 2)) <= $8::float8
   AND NOT (case_id = ANY($9::text[]))
 ORDER BY violation_at, case_id LIMIT 1
 """

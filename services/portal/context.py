@@ -69,6 +69,7 @@ class Portal:
     js: JetStreamContext
     directory: Directory
     limiter: RateLimiter
+    nc: object | None = None  # the NATS connection, for the registry's owner lookup
     _evidence: ObjectStore | None = field(default=None, repr=False)
 
     def user(self, request: web.Request) -> User | None:
