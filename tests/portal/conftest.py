@@ -23,7 +23,7 @@ TOKENS = {"police": "demo-police", "commune_police": "demo-commune", "transport"
 
 @pytest.fixture
 async def portal_url(database_url: str) -> str:
-    await migrations.migrate(database_url, migrations.discover(services=["portal"]))
+    await migrations.migrate(database_url, services=["portal"])
     return database_url
 
 

@@ -5,6 +5,7 @@ case notify holds shows why."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from proto.v1 import ViolationIdentified
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notify"))
 from notify_servers import register, start_registry  # noqa: E402  (the registry service itself)
+from test_notify_service import stack  # noqa: E402,F401  (notify with every server it talks to)
 
 
 @pytest.mark.parametrize("plate, vehicle_class, fits", [
@@ -95,7 +97,7 @@ async def test_a_car_plate_on_a_motorbike_is_refused_unless_overridden_with_a_re
 
 
 async def test_the_corrected_plates_owner_is_shown(portal_url, start_portal, js, nats_url, unique, wait_for):
-    await migrations.migrate(portal_url, migrations.discover(services=["portal", "registry"]))
+    await migrations.migrate(portal_url, services=["portal", "registry"])
     plate = f"15A{int(unique[:5], 16) % 100000:05d}"
     printed = f"{plate[:3]}-{plate[3:6]}.{plate[6:]}"
     await register(portal_url, Vehicle(plate=plate, plate_printed=printed, plate_colour="white", vehicle_type="car",
@@ -227,3 +229,77 @@ async def test_a_case_notify_holds_shows_why(portal_url, start_portal, js, wait_
     assert "Tạm giữ thông báo: cần căn cứ pháp lý" in page
     async with running.http.get(f"{running.base}/hang-cho?state=confirmed", headers=running.headers("police")) as r:
         assert "tạm giữ: cần căn cứ pháp lý" in await r.text()
+
+
+async def test_the_letter_and_the_public_lookup_give_the_same_contacts(portal_url, start_portal, js, wait_for,
+                                                                       tmp_path):
+    """Both read the agencies file: the unit the owner is told to visit, its address and phone."""
+    from notify_pdf import flat, text_of
+    from notify_samples import FONTS, EXAMPLE as NOTIFY_EXAMPLE, case as reviewed_case, owner, vehicle
+    from services.notify import config as notify_config, decisions, letter
+    from services.portal.settings import EXAMPLE_AGENCIES
+
+    running = await start_portal(portal_url)
+    event = identified(running.camera, 1, plate="15A-777.88")
+    await publish_violation(js, event)
+    case = await wait_for(lambda: case_for(portal_url, event.violation.id), what="case")
+    status, _ = await review(running, case["case_id"], decision="confirmed")
+    assert status == 200
+    case = await case_for(portal_url, event.violation.id)
+    async with running.http.get(f"{running.base}/api/public/lookup", params={"plate": "15A77788"}) as r:
+        [public] = (await r.json())["items"]
+    async with running.http.get(f"{running.base}/tra-cuu", params={"plate": "15A77788"}) as r:
+        page = await r.text()
+
+    rules = notify_config.load(NOTIFY_EXAMPLE, environ={}, agencies_file=EXAMPLE_AGENCIES)
+    reviewed = reviewed_case(case["case_id"], camera=running.camera, plate="15A-777.88")
+    assert reviewed.agency == case["reviewer_agency"] == "hp-csgt"
+    values = decisions.fields(reviewed, vehicle(), owner(), rules, notice_at=reviewed.occurred_at,
+                              respond_by_at=decisions.respond_by(reviewed.occurred_at, rules))
+    text = text_of(letter.render_letter(rules.templates.owner_letter, values, rules.unit(reviewed.agency),
+                                        issued_at=reviewed.occurred_at, fonts=FONTS.prepare(tmp_path / "fonts")))
+    assert public["resolving_unit"] == "Phòng Cảnh sát giao thông – Công an thành phố Hải Phòng"
+    assert flat(f"{rules.unit('hp-csgt').name} – {rules.unit('hp-csgt').parent}") == public["resolving_unit"]
+    assert flat(f"địa chỉ: {public['resolving_address']}") in text
+    assert flat(f"Điện thoại liên hệ: {public['resolving_phone']}") in text
+    assert public["resolving_phone"] == "0225 3842 135"
+    assert public["resolving_hours"] and flat(public["resolving_hours"]) in text
+    for value in (public["resolving_address"], public["resolving_phone"]):
+        assert value in page
+
+
+async def test_merged_cases_get_one_notice_end_to_end(portal_url, start_portal, stack, js, wait_for):  # noqa: F811
+    """Portal, notify and the registry together: the same rider opened twice (a looped clip),
+    merged by the reviewer, and one letter goes out."""
+    from notify_samples import owner, vehicle
+    plate, printed = "15A70707", "15A-707.07"
+    address = f"chu-xe-{stack.unique}@example.vn"
+    await register(stack.database_url, vehicle(plate=plate, printed=printed), owner(email=address))
+    await stack.start()
+    running = await start_portal(portal_url)
+    assert running.camera == stack.camera
+    at = datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)
+    first = identified(running.camera, 1, plate=printed, at=at)
+    again = identified(running.camera, 2, plate=printed, at=at + timedelta(seconds=7))
+    for event in (first, again):
+        await publish_violation(js, event)
+    case1 = await wait_for(lambda: case_for(portal_url, first.violation.id), what="first case")
+    case2 = await wait_for(lambda: case_for(portal_url, again.violation.id), what="second case")
+    assert case2["duplicate_of"] == case1["case_id"]
+    async with running.http.post(f"{running.base}/api/cases/{case2['case_id']}/merge",
+                                 json={"into": case1["case_id"]}, headers=running.headers("police")) as r:
+        assert r.status == 200, await r.text()
+    status, body = await review(running, case1["case_id"], decision="confirmed")
+    assert status == 200, body
+
+    async def notified():
+        row = await case_for(portal_url, first.violation.id)
+        return row if row["state"] == "notified" else None
+
+    await wait_for(notified, timeout=30, what="the first case notified")
+    status, _ = await review(running, case2["case_id"], decision="confirmed", not_duplicate=True)
+    assert status == 409  # merged is final
+    await asyncio.sleep(1.0)
+    assert len(stack.smtp.to(address)) == 1
+    assert {e.case_id for e in await stack.events(js, "sent")} == {case1["case_id"]}
+    assert (await case_for(portal_url, again.violation.id))["state"] == "merged"
