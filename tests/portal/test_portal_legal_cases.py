@@ -278,6 +278,13 @@ async def test_merged_cases_get_one_notice_end_to_end(portal_url, start_portal, 
     await stack.start()
     running = await start_portal(portal_url)
     assert running.camera == stack.camera
+    # Case numbers restart in every test database, and event ids derive from them: numbers of
+    # their own keep this test's events apart from earlier tests' on the shared streams.
+    conn = await asyncpg.connect(portal_url)
+    try:
+        await conn.execute("SELECT setval('portal.case_number', $1)", int(stack.unique[:6], 16))
+    finally:
+        await conn.close()
     at = datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)
     first = identified(running.camera, 1, plate=printed, at=at)
     again = identified(running.camera, 2, plate=printed, at=at + timedelta(seconds=7))
@@ -302,4 +309,49 @@ async def test_merged_cases_get_one_notice_end_to_end(portal_url, start_portal, 
     await asyncio.sleep(1.0)
     assert len(stack.smtp.to(address)) == 1
     assert {e.case_id for e in await stack.events(js, "sent")} == {case1["case_id"]}
+    assert (await case_for(portal_url, again.violation.id))["state"] == "merged"
+
+
+async def test_duplicate_flag_and_merge_in_the_browser(portal_url, start_portal, js, wait_for, repo_dir):
+    from playwright.async_api import async_playwright, expect
+    from test_portal_browser import ARGS, CHROMIUM
+
+    running = await start_portal(portal_url)
+    at = datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)
+    first = identified(running.camera, 1, plate="15A-313.13", at=at)
+    again = identified(running.camera, 2, plate="15A-313.13", at=at + timedelta(seconds=7))
+    for event in (first, again):
+        await publish_violation(js, event)
+    case1 = (await wait_for(lambda: case_for(portal_url, first.violation.id)))["case_id"]
+    case2 = (await wait_for(lambda: case_for(portal_url, again.violation.id)))["case_id"]
+    artifacts = repo_dir / "var" / "artifacts" / "portal"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="vi-VN")
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(f"{running.base}/dang-nhap")
+            await page.fill("#token", "demo-police")
+            await page.click("button[type=submit]")
+            await expect(page.locator("#queue tbody tr")).to_have_count(2)
+            await expect(page.locator(f"tr[data-href='/ho-so/{case2}'] .duplicate-flag")).to_have_text(
+                f"có thể trùng với {case1}")
+            await expect(page.locator(f"tr[data-href='/ho-so/{case1}'] .duplicate-flag")).to_have_count(0)
+            await page.goto(f"{running.base}/ho-so/{case2}")
+            await expect(page.locator("#duplicate-flag")).to_contain_text(f"Có thể trùng với {case1}")
+            await expect(page.locator("#into")).to_have_value(case1)
+            await page.screenshot(path=artifacts / "trung-vu-viec.png", full_page=True)
+            await page.click("#merge")
+            await expect(page.locator(".flash")).to_contain_text(f"Đã gộp vụ việc {case2}")
+            await page.goto(f"{running.base}/ho-so/{case2}")
+            await expect(page.locator("#merged-into")).to_contain_text(f"Đã gộp vào vụ việc {case1}")
+            await expect(page.locator("#review-form")).to_have_count(0)
+            await expect(page.locator("#merge-form")).to_have_count(0)
+            await page.goto(f"{running.base}/hang-cho")
+            await expect(page.locator("#queue tbody tr")).to_have_count(1)
+            assert errors == []
+        finally:
+            await browser.close()
     assert (await case_for(portal_url, again.violation.id))["state"] == "merged"
