@@ -39,7 +39,9 @@ async def insert_case(conn: asyncpg.Connection, row: dict[str, Any], owner: dict
     sql = (
         f"INSERT INTO portal.cases (case_id, {', '.join(columns)}) VALUES ("
         f"'CASE-' || to_char(${violation_at} AT TIME ZONE $1, 'YYYY') || '-' || "
-        f"lpad(nextval('portal.case_number')::text, 6, '0'), {', '.join(values)}) "
+        # At least six digits; lpad alone would cut a seventh and reuse case numbers silently.
+        f"(SELECT lpad(n::text, greatest(6, length(n::text)), '0') FROM nextval('portal.case_number') AS n), "
+        f"{', '.join(values)}) "
         "ON CONFLICT DO NOTHING RETURNING case_id"
     )
     case_id = await conn.fetchval(sql, timezone_name, *row.values())
