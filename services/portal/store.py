@@ -225,14 +225,16 @@ GROUPS = {"type": "violation_type", "camera": "camera_id",
 
 async def violations_by(conn: asyncpg.Connection, group: str, start: datetime, end: datetime,
                         timezone_name: str) -> list[dict[str, Any]]:
-    """Counts of cases by type, camera or local day, with how many were confirmed and rejected."""
+    """Counts of cases by type, camera or local day, with how many were confirmed and rejected.
+    A case merged into another is the same violation: counted once, as the case it joined."""
     key = GROUPS[group]
     rows = await conn.fetch(
         f"""SELECT {key} AS key, count(*) AS total,
                    count(*) FILTER (WHERE state IN ('confirmed', 'notified', 'warned', 'resolved')) AS confirmed,
                    count(*) FILTER (WHERE state = 'rejected') AS rejected,
                    count(*) FILTER (WHERE state IN ('identified', 'unidentified')) AS awaiting_review
-            FROM portal.cases WHERE violation_at >= $1 AND violation_at < $2 {'' if group == 'day' else 'AND $3::text IS NOT NULL'}
+            FROM portal.cases WHERE violation_at >= $1 AND violation_at < $2 AND state <> 'merged'
+                 {'' if group == 'day' else 'AND $3::text IS NOT NULL'}
             GROUP BY 1 ORDER BY 1""", start, end, timezone_name)
     return [dict(r) for r in rows]
 

@@ -173,6 +173,11 @@ async def test_a_repeated_event_is_flagged_and_merged(portal_url, start_portal, 
     assert merged["state"] == "merged" and merged["merged_into"] == cases_["first"]["case_id"]
     assert ("case_merged", f"{cases_['again']['case_id']}->{cases_['first']['case_id']}", "cùng một lần vượt đèn") \
         in await audit_actions(portal_url)
+    # Statistics count the event once.
+    async with running.http.get(f"{running.base}/api/stats/violations",
+                                params={"group": "type", "from": "2026-11-19", "to": "2026-11-21"}, headers=police) as r:
+        totals = {row["key"]: row["total"] for row in await r.json()}
+    assert totals == {"red_light": 2, "speeding": 1}
     async with running.http.post(url, json={"into": cases_["later"]["case_id"]}, headers=police) as r:
         assert r.status == 409
     status, _ = await review(running, cases_["again"]["case_id"], decision="confirmed", not_duplicate=True)
