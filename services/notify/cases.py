@@ -65,6 +65,13 @@ class Cases:
         if case.agency not in self.config.issuing:
             raise bus.Invalid(f"agency {case.agency!r} has no unit in the notify configuration")
         if await store.case_known(self.pool, case.case_id):
+            held = await store.held_duplicate(self.pool, case.case_id)
+            if held is not None and held[0] in case.distinct_from:
+                # The reviewer judged the held case another event: plan it now.
+                _, vehicle, owner = held
+                log.info("held case released by the reviewer", extra={"fields": {"case": case.case_id}})
+                await self.plan(case, vehicle, owner)
+                return
             metrics.CASES.labels("reviewed", "duplicate").inc()
             self.on_notices()
             return

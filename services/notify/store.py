@@ -101,6 +101,16 @@ async def hold_case(pool: asyncpg.Pool, case: CaseReviewed, vehicle: Vehicle, ow
         return True
 
 
+async def held_duplicate(pool: asyncpg.Pool, case_id: str) -> tuple[str, Vehicle, Owner] | None:
+    """(the earlier case, vehicle, owner) of a case held as a possible duplicate, else None."""
+    row = await pool.fetchrow("SELECT duplicate_of, vehicle, owner FROM notify.cases WHERE case_id = $1 "
+                              "AND status = 'held' AND hold_reason = 'possible_duplicate'", case_id)
+    if row is None:
+        return None
+    return (row["duplicate_of"], codec.decode(row["vehicle"].encode(), Vehicle),
+            codec.decode(row["owner"].encode(), Owner))
+
+
 async def held_cases(pool: asyncpg.Pool, reason: str) -> list[tuple[CaseReviewed, Vehicle, Owner]]:
     rows = await pool.fetch("SELECT reviewed, vehicle, owner FROM notify.cases WHERE status = 'held' "
                             "AND hold_reason = $1 ORDER BY created_at", reason)
@@ -142,10 +152,11 @@ async def record_case(pool: asyncpg.Pool, case: CaseReviewed, vehicle: Vehicle, 
                                        hold_detail=f"có thể trùng với {earlier}", duplicate_of=earlier)
                 await add_event(conn, subject, event, now)
                 return earlier
-        if held:  # released: the configuration now has its legal basis
+        if held:  # released: the configuration now has its legal basis, or the reviewer said distinct
             await conn.execute("UPDATE notify.cases SET status = $2, resolved_at = $3, hold_reason = NULL, "
-                               "hold_detail = '', vehicle = $4, owner = $5 WHERE case_id = $1", case.case_id,
-                               "open" if early is None else "resolved", early, _json(vehicle), _json(owner))
+                               "hold_detail = '', duplicate_of = NULL, vehicle = $4, owner = $5, reviewed = $6 "
+                               "WHERE case_id = $1", case.case_id, "open" if early is None else "resolved", early,
+                               _json(vehicle), _json(owner), _json(case))
         else:
             await _insert_case(conn, case, vehicle, owner, now, "open" if early is None else "resolved", early)
         if early is not None:

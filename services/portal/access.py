@@ -186,6 +186,10 @@ class ReviewRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     not_duplicate: bool = False
 
 
+class NotDuplicateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: str = ""  # why this is another event (audited)
+
+
 class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     into: str  # the open case of the same event
     reason: str = ""

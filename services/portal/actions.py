@@ -8,7 +8,9 @@ without its trace).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from proto import codec
+import msgspec
+
+from proto import codec, ids
 from services.portal import access, audit, cases, materialise, metrics, owners, store
 from services.portal.agencies import User
 from services.portal.context import EvidenceError, Portal
@@ -234,6 +236,33 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
     metrics.DECISIONS.labels(decision).inc()
     await portal.publish_outbox(event.id, subject, payload)
     return access.DecisionResult(case_id=case_id, state=decision, event_id=event.id, next_case=next_case)
+
+
+async def not_duplicate(portal: Portal, user: User | None, case_id: str, *, reason: str = "",
+                        client: str = "") -> access.DecisionResult:
+    """A confirmed case notify holds as a possible duplicate is another event: say so (audited),
+    and notify, told by a case.reviewed naming the earlier case in `distinct_from`, sends it."""
+    user = require(user, "review")
+    async with portal.pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id, lock=True)
+        if case is None:
+            raise ActionError(404, f"không có vụ việc {case_id}")
+        if case["state"] != "confirmed" or case["notice_hold"] != "possible_duplicate" or not case["duplicate_of"]:
+            raise ActionError(409, f"vụ việc {case_id} không bị tạm giữ vì có thể trùng")
+        earlier = case["duplicate_of"]
+        distinct = [*case["distinct_from"], earlier]
+        await _audit(conn, user, "not_duplicate", f"{case_id}/{earlier}",
+                     reason.strip() or "xác nhận không trùng vụ việc đã lập", client)
+        await store.update_case(conn, case_id, distinct_from=distinct, notice_hold=None, notice_hold_detail="")
+        subject, event = materialise.reviewed_event(
+            case, decision="confirmed", plate=case["plate"], plate_corrected=case["plate_corrected"], reason=None,
+            reviewer=case["reviewer"], agency=case["reviewer_agency"], at=case["reviewed_at"], distinct_from=distinct)
+        # Another id than the review's: the CASES stream would drop a repeat of that one.
+        event = msgspec.structs.replace(event, id=ids.event_id("rev", case_id, "confirmed", "distinct", *distinct))
+        payload = codec.encode(event)
+        await store.outbox_add(conn, event.id, subject, payload)
+    await portal.publish_outbox(event.id, subject, payload)
+    return access.DecisionResult(case_id=case_id, state="confirmed", event_id=event.id)
 
 
 async def merge(portal: Portal, user: User | None, case_id: str, *, into: str, reason: str = "",

@@ -155,6 +155,14 @@ async def review(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+async def not_duplicate(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "review")
+    body = await _body(request, access.NotDuplicateRequest)
+    return json_response(await actions.not_duplicate(portal, user, request.match_info["case_id"], reason=body.reason,
+                                                     client=portal.client(request)))
+
+
 async def merge(request: web.Request) -> web.Response:
     portal = _portal(request)
     user = actions.require(portal.user(request), "review")
@@ -277,6 +285,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/cases/{case_id}/review", review),
         web.post("/api/cases/{case_id}/resolve", resolve),
         web.post("/api/cases/{case_id}/merge", merge),
+        web.post("/api/cases/{case_id}/not-duplicate", not_duplicate),
         web.get("/api/reject-reasons", reject_reasons),
         web.get("/api/public/lookup", public_lookup),
         web.get("/api/public/cases/{case_id}/evidence/{sha256}", public_evidence),

@@ -12,7 +12,7 @@ from aiohttp import web
 from services.portal import access, cases
 
 _TYPES = [access.Me, access.CaseList, access.CaseView, access.PublicLookup, access.ReviewRequest,
-          access.MergeRequest, access.ResolveRequest, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
+          access.MergeRequest, access.NotDuplicateRequest, access.ResolveRequest, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
           access.CountStat, access.CameraView, access.HoldView, access.AuditView, access.Problem]
 
 
@@ -98,6 +98,13 @@ def document() -> dict[str, Any]:
             "summary": "Police: merge a case into the open case of the same event (final; audited)",
             "security": SECURED, "parameters": [case_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("MergeRequest")}}},
+            "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/cases/{case_id}/not-duplicate": {"post": {
+            "summary": "Police: a confirmed case notify holds as a possible duplicate is another event: send it "
+                       "(audited)",
+            "security": SECURED, "parameters": [case_id],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _ref("NotDuplicateRequest")}}},
             "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
         "/api/cases/{case_id}/resolve": {"post": {
             "summary": "Police: the case is resolved (fine paid, cancelled, appeal upheld)",

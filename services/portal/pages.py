@@ -167,6 +167,14 @@ async def review(request: web.Request) -> web.Response:
         not_duplicate=form.get("not_duplicate") == "1", client=portal.client(request)))
 
 
+async def not_duplicate(request: web.Request) -> web.Response:
+    user = _user(request, "review")
+    form = await request.post()
+    portal: Portal = request.app[KEY]
+    return await _decide(request, lambda: actions.not_duplicate(
+        portal, user, request.match_info["case_id"], reason=str(form.get("reason", "")), client=portal.client(request)))
+
+
 async def merge(request: web.Request) -> web.Response:
     user = _user(request, "review")
     form = await request.post()
@@ -233,6 +241,7 @@ def setup(app: web.Application, timezone_name: str) -> None:
         web.post("/ho-so/{case_id}/xu-ly", review),
         web.post("/ho-so/{case_id}/hoan-tat", resolve),
         web.post("/ho-so/{case_id}/gop", merge),
+        web.post("/ho-so/{case_id}/khong-trung", not_duplicate),
         web.get("/tra-cuu", lookup),
         web.get("/thong-ke", stats),
         web.static("/static", HERE / "static", append_version=False),

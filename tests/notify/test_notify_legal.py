@@ -194,15 +194,27 @@ async def test_one_event_is_notified_once(stack, js, wait_for):  # noqa: F811
     await asyncio.sleep(0.5)
     assert len(stack.smtp.to(address)) == 1
     assert {e.case_id for e in await stack.events(js, "sent")} == {first.case_id}
+    # A redelivery of the held case changes nothing.
+    await publish_case(js, again, msg_id=f"again-{stack.unique}")
+    await wait_for(lambda: consumer_idle(js, f"notify-{stack.unique}"), what="the redelivery handled")
+    assert len(stack.smtp.to(address)) == 1
 
-    # The reviewer judged a third one a separate event (distinct_from): it is notified.
+    # The reviewer then judges the held case another event (the portal's not-duplicate action
+    # sends case.reviewed again with distinct_from and a new id): it is notified.
+    released = msgspec.structs.replace(again, id=f"rev-distinct-{stack.unique}", distinct_from=(first.case_id,))
+    await publish_case(js, released)
+
+    async def letters(n):
+        return len(stack.smtp.to(address)) == n
+
+    await wait_for(lambda: letters(2), timeout=30, what="the released case's letter")
+
+    # The reviewer judged a third one a separate event from both (distinct_from): it is notified.
     third = msgspec.structs.replace(case(f"LOOP3-{stack.unique}", camera=stack.camera, plate=printed,
                                          vehicle_type="motorcycle"),
                                     violation_at=first.violation_at + timedelta(minutes=4),
-                                    distinct_from=(first.case_id,))
+                                    distinct_from=(first.case_id, again.case_id))
     await publish_case(js, third)
 
-    async def two_letters():
-        return len(stack.smtp.to(address)) == 2
-
-    await wait_for(two_letters, timeout=30, what="the distinct case's letter")
+    await wait_for(lambda: letters(3), timeout=30, what="the distinct case's letter")
+    assert {e.case_id for e in await stack.events(js, "sent")} == {first.case_id, again.case_id, third.case_id}

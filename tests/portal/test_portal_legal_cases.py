@@ -360,3 +360,53 @@ async def test_duplicate_flag_and_merge_in_the_browser(portal_url, start_portal,
         finally:
             await browser.close()
     assert (await case_for(portal_url, again.violation.id))["state"] == "merged"
+
+
+async def test_a_case_notify_holds_as_a_duplicate_is_released_by_the_reviewer(portal_url, start_portal, stack, js,
+                                                                             wait_for):  # noqa: F811
+    """The portal's window is shorter than notify's here, so the portal does not flag the repeat;
+    notify holds it; the reviewer says it is another event and its letter goes out."""
+    from notify_samples import owner, vehicle
+    plate, printed = "15A71717", "15A-717.17"
+    address = f"chu-xe-{stack.unique}@example.vn"
+    await register(stack.database_url, vehicle(plate=plate, printed=printed), owner(email=address))
+    await stack.start()
+    running = await start_portal(portal_url, duplicate_window_s=1.0)
+    conn = await asyncpg.connect(portal_url)
+    try:
+        await conn.execute("SELECT setval('portal.case_number', $1)", int(stack.unique[:6], 16))
+    finally:
+        await conn.close()
+    at = datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)
+    first = identified(running.camera, 1, plate=printed, at=at)
+    again = identified(running.camera, 2, plate=printed, at=at + timedelta(seconds=30))
+    for event in (first, again):
+        await publish_violation(js, event)
+    case1 = await wait_for(lambda: case_for(portal_url, first.violation.id), what="first case")
+    case2 = await wait_for(lambda: case_for(portal_url, again.violation.id), what="second case")
+    assert case2["duplicate_of"] is None
+    assert (await review(running, case1["case_id"], decision="confirmed"))[0] == 200
+    await wait_for(lambda: _mails_to(stack, address, 1), timeout=30, what="the first letter")
+    assert (await review(running, case2["case_id"], decision="confirmed"))[0] == 200
+
+    async def held():
+        row = await case_for(portal_url, again.violation.id)
+        return row if row["notice_hold"] == "possible_duplicate" else None
+
+    row = await wait_for(held, timeout=30, what="notify's hold shown on the case")
+    assert row["duplicate_of"] == case1["case_id"]
+    async with running.http.get(f"{running.base}/ho-so/{case2['case_id']}", headers=running.headers("police")) as r:
+        assert "Gửi thông báo (vụ việc khác)" in await r.text()
+    url = f"{running.base}/api/cases/{case2['case_id']}/not-duplicate"
+    async with running.http.post(url, json={"reason": "hai lần qua nút giao, cách 30 giây"},
+                                 headers=running.headers("police")) as r:
+        assert r.status == 200, await r.text()
+    await wait_for(lambda: _mails_to(stack, address, 2), timeout=30, what="the released letter")
+    assert ("not_duplicate", f"{case2['case_id']}/{case1['case_id']}", "hai lần qua nút giao, cách 30 giây") \
+        in await audit_actions(portal_url)
+    async with running.http.post(url, json={}, headers=running.headers("police")) as r:
+        assert r.status == 409  # nothing held any more
+
+
+async def _mails_to(stack, address: str, n: int) -> bool:  # noqa: F811
+    return len(stack.smtp.to(address)) == n
