@@ -126,7 +126,7 @@ class Cases:
                 case, vehicle, "possible_duplicate", f"có thể trùng với {earlier}", now, duplicate_of=earlier)
 
         created = await store.record_case(self.pool, case, vehicle, owner, planned, documents, respond_by, now,
-                                          duplicates=self.config.duplicates_rule, on_duplicate=duplicate)
+                                          duplicates=self.config.duplicates, on_duplicate=duplicate)
         if isinstance(created, str):
             metrics.CASES.labels("reviewed", "possible_duplicate").inc()
             log.warning("case held: possible duplicate", extra={"fields": {"case": case.case_id, "of": created}})

@@ -207,12 +207,6 @@ class Config(_Strict, kw_only=True):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @property
-    def duplicates_rule(self):
-        from services.notify.store import Duplicates  # store imports this module
-
-        return Duplicates(window_s=self.duplicates.window_s, radius_m=self.duplicates.radius_m)
-
     def unit(self, agency: str) -> IssuingUnit:
         return self.issuing[agency]
 

@@ -14,7 +14,7 @@ import msgspec
 
 from proto import codec
 from proto.v1 import CaseReviewed, Owner, Vehicle
-from services.notify.config import Subscriber, subject_matches
+from services.notify.config import DuplicateRule, Subscriber, subject_matches
 
 # Failures to retry on the next poll: a PostgreSQL killed mid-query surfaces as any of these.
 TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
@@ -46,13 +46,6 @@ async def resolved_early(pool: asyncpg.Pool, case_id: str) -> bool:
 def plate_key(plate: str) -> str:
     """The bare [0-9A-Z] plate, as the portal compares plates (30A-123.45 → 30A12345)."""
     return re.sub(r"[^0-9A-Z]", "", (plate or "").upper().replace("Đ", "D"))
-
-
-class Duplicates(msgspec.Struct, frozen=True, kw_only=True):
-    """Two confirmed cases of one plate, violation type and place this close are one event."""
-
-    window_s: float
-    radius_m: float
 
 
 # An earlier case of the same event: same plate and violation type, within the window in time and
@@ -120,7 +113,7 @@ async def held_cases(pool: asyncpg.Pool, reason: str) -> list[tuple[CaseReviewed
 
 async def record_case(pool: asyncpg.Pool, case: CaseReviewed, vehicle: Vehicle, owner: Owner,
                       planned: Sequence[Planned], documents: dict[str, tuple[str, bytes]],
-                      respond_by: datetime, now: datetime, *, duplicates: Duplicates | None = None,
+                      respond_by: datetime, now: datetime, *, duplicates: DuplicateRule | None = None,
                       on_duplicate=None) -> int | str:
     """Store the case, its letters and the notices it needs in one transaction; returns how
     many notices are new (0 on a redelivery, or when the case was resolved in the meantime), or
