@@ -156,11 +156,14 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
     return out
 
 
-# A track that ends without taking an exit went straight on only if it was last seen well past the
-# stop line along its lane: at least this many of its own box heights. A track that ends at the
-# line (lost, out of the picture, the clip cut) may still have been turning: its movement is not
-# known and it is not judged (a wrong citation harms a citizen; a missed one is counted).
+# A track that ends without taking an exit went on along its lane (the movement without an exit)
+# only if it was last seen well past the stop line along its lane (at least this many of its own
+# box heights), and still moving (at least STRAIGHT_MIN_SPEED_HEIGHTS_S). A track that ends at
+# the line (lost, out of the picture, the clip cut) or stopped on the crosswalk may still have
+# been turning or may still stop: its movement is not known and it is not judged (a wrong
+# citation harms a citizen; a miss is counted as unjudged).
 STRAIGHT_MIN_ADVANCE_HEIGHTS = 0.75
+STRAIGHT_MIN_SPEED_HEIGHTS_S = 0.3
 
 
 def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup, last: Observation | None = None) -> list[Finding]:
@@ -184,12 +187,14 @@ def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup, last: Observa
 
 
 def _went_on(scene: Scene, lane_id: str, at_line: Observation, last: Observation | None) -> bool:
-    """Was the vehicle last seen past the line along its lane by STRAIGHT_MIN_ADVANCE_HEIGHTS?"""
+    """Was the vehicle last seen past the line along its lane, and moving?"""
     if last is None:
         return False
     direction = scene.lane(lane_id).direction
-    advance = geometry.dot((last.anchor[0] - at_line.anchor[0], last.anchor[1] - at_line.anchor[1]), direction)
-    return advance >= STRAIGHT_MIN_ADVANCE_HEIGHTS * max(last.box[3] - last.box[1], 1.0)
+    moved = (last.anchor[0] - at_line.anchor[0], last.anchor[1] - at_line.anchor[1])
+    advance = geometry.dot(moved, direction)
+    height = max(last.box[3] - last.box[1], 1.0)
+    return advance >= STRAIGHT_MIN_ADVANCE_HEIGHTS * height and last.speed >= STRAIGHT_MIN_SPEED_HEIGHTS_S * height
 
 
 def _judge_red(scene: Scene, stop_id: str, t: float, lane_id: str, nearest: Observation, movement,
