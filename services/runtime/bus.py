@@ -241,6 +241,7 @@ class Consumer:
         backoff: Callable[[int], float] = nak_delay,
         fill_window_s: float = 0.0,
         overlap: bool = False,
+        look_ahead: int = 0,
     ) -> None:
         if (handle is None) == (handle_batch is None):
             raise ValueError("give exactly one of handle or handle_batch")
@@ -260,6 +261,10 @@ class Consumer:
         # Fetch the next batch while the current one is handled (at most one in flight), so that
         # the bus round trips hide behind slow handlers such as model inference.
         self.overlap = overlap
+        # Beyond `batch`, also take up to this many messages that are already waiting, without
+        # waiting for more: a batch handler that chooses among them (detect's fair admission
+        # under overload) sees the backlog, not only its oldest messages.
+        self.look_ahead = look_ahead
         self._labels = (service, consumer.name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -283,6 +288,8 @@ class Consumer:
                     continue
                 if self.batch > 1:
                     msgs += await self._fill(sub, len(msgs))
+                if self.look_ahead > len(msgs):
+                    msgs += await self._waiting(sub, msgs)
                 if not self.overlap:
                     await self.process(msgs)
                     continue
@@ -306,6 +313,24 @@ class Consumer:
                 more += await sub.fetch(self.batch - have - len(more), timeout=left)
             except (nats.errors.Error, asyncio.TimeoutError):  # nothing more now, or the link dropped:
                 break  # handle what is in hand; the next fetch reports a lasting failure
+        return more
+
+    async def _waiting(self, sub: Any, have: Sequence[Msg]) -> list[Msg]:
+        """Up to look_ahead in all, of the messages the server says are waiting (num_pending of
+        the last one delivered), so that nothing is waited for when there are none."""
+        more: list[Msg] = []
+        while (room := self.look_ahead - len(have) - len(more)) > 0:
+            meta = _metadata((more or list(have))[-1])
+            waiting = meta.num_pending if meta is not None else 0
+            if waiting <= 0:
+                break
+            try:
+                got = await sub.fetch(min(room, waiting), timeout=self.fetch_timeout_s)
+            except (nats.errors.Error, asyncio.TimeoutError):
+                break
+            if not got:
+                break
+            more += got
         return more
 
     async def process(self, msgs: Sequence[Msg]) -> None:
