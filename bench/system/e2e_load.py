@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the single bench
 
 import nats  # noqa: E402
 
-from bench.system.stack import DEFAULT_SHARED, REPO, Sampler, Stack, percentile, print_table  # noqa: E402
+from bench.system.stack import DEFAULT_SHARED, REPO, ROADWATCH, Sampler, Stack, percentile, print_table  # noqa: E402
 from proto import codec, subjects  # noqa: E402
 from proto.v1.detection import DetectionMade  # noqa: E402
 from proto.v1.violation import ViolationDetected  # noqa: E402
@@ -153,9 +153,11 @@ async def run_one(args: argparse.Namespace, shared: Path, base: dict[str, float]
         env = {**os.environ, "DATABASE_URL": stack.url}
         import subprocess
 
-        subprocess.run([str(REPO / ".venv/bin/roadwatch"), "registry", "synth", "--vehicles", "20000", "--out",
+        roadwatch = [ROADWATCH] if ROADWATCH else [sys.executable, "-m", "services.cli"]
+        env["PYTHONPATH"] = str(REPO)
+        subprocess.run([*roadwatch, "registry", "synth", "--vehicles", "20000", "--out",
                         str(stack.work / "registry.csv")], check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
-        subprocess.run([str(REPO / ".venv/bin/roadwatch"), "registry", "import", str(stack.work / "registry.csv")],
+        subprocess.run([*roadwatch, "registry", "import", str(stack.work / "registry.csv")],
                        check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
         stack.add("registry")
         stack.add("portal")
@@ -299,7 +301,7 @@ async def run_one(args: argparse.Namespace, shared: Path, base: dict[str, float]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cameras", default="1,4,8", help="camera counts, one run each (comma-separated)")
-    parser.add_argument("--fps", type=float, default=5)
+    parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=15)
     parser.add_argument("--batch", type=int, default=4)
