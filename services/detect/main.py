@@ -144,14 +144,14 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
         runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected}, draining=stop)
         stack.push_async_callback(runner.cleanup)
         worker = Worker(js, pipeline, settings, executor, consumer_spec.name)
-        # Up to BATCH_SIZE frames or BATCH_WAIT_MS once the first is in, plus what is already
-        # waiting (half the consumer's ack window: two batches may be in hand), for the fair
-        # admission to choose from; the next batch is fetched while this one runs on the
-        # workers, so bus round trips hide behind the models.
+        # Up to BATCH_SIZE frames or BATCH_WAIT_MS once the first is in; the next batch is
+        # fetched while this one runs on the workers, so bus round trips hide behind the models.
         worker.consumer = bus.Consumer(
             js, service=SERVICE, consumer=consumer_spec, decode=worker.decode, handle_batch=worker.handle_batch,
             batch=settings.batch_size, max_payload=settings.max_frame_bytes,
             fill_window_s=settings.batch_wait_ms / 1000, overlap=True,
+            # plus what is already waiting, for the overload admission to choose from (half the
+            # consumer's ack window: two batches may be in hand)
             look_ahead=max(settings.batch_size, consumer_spec.max_ack_pending // 2),
         )
         await worker.consumer.run(stop)
