@@ -24,7 +24,8 @@ from nats.aio.msg import Msg
 from proto import streams, subjects
 from proto.v1.detection import DetectionMade
 from proto.v1.frame import frame_meta_from_headers
-from services.detect import admission, metrics
+from services.detect import admission
+from services.detect import metrics
 from services.detect.handler import Frame, decode_frame, detection_event, utcnow
 from services.detect.pipeline import FrameResult, Pipeline
 from services.detect.sessions import ModelError
@@ -175,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"roadwatch detect: {exc}", file=sys.stderr)
         return 2
     log.info("models loaded", extra={"fields": {"vehicle_model": settings.vehicle_model, "format": settings.vehicle_format,
-                                                "workers": settings.workers, "batch_size": settings.batch_size,
-                                                "intra_op_threads": settings.intra_op_threads}})
+                                                "workers": settings.workers, "batch_size": settings.batch_size}})
     asyncio.run(_run(settings, pipeline))
     return 0
 
