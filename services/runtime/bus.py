@@ -288,13 +288,15 @@ class Consumer:
                     continue
                 if self.batch > 1:
                     msgs += await self._fill(sub, len(msgs))
+                if in_flight is not None:
+                    await in_flight
+                # What waits is looked at last, just before handling: with overlap, the batch
+                # above was fetched while the previous one ran.
                 if self.look_ahead > len(msgs):
-                    msgs += await self._waiting(sub, msgs)
+                    msgs += await self._waiting(sub, len(msgs))
                 if not self.overlap:
                     await self.process(msgs)
                     continue
-                if in_flight is not None:
-                    await in_flight
                 in_flight = asyncio.create_task(self.process(msgs))
         finally:
             if in_flight is not None:
@@ -315,15 +317,15 @@ class Consumer:
                 break  # handle what is in hand; the next fetch reports a lasting failure
         return more
 
-    async def _waiting(self, sub: Any, have: Sequence[Msg]) -> list[Msg]:
-        """Up to look_ahead in all, of the messages the server says are waiting (num_pending of
-        the last one delivered), so that nothing is waited for when there are none."""
+    async def _waiting(self, sub: Any, have: int) -> list[Msg]:
+        """Up to look_ahead messages in all, of those the server holds for this consumer now
+        (its num_pending), so that nothing is waited for when there are none."""
+        try:
+            waiting = (await sub.consumer_info()).num_pending
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return []
         more: list[Msg] = []
-        while (room := self.look_ahead - len(have) - len(more)) > 0:
-            meta = _metadata((more or list(have))[-1])
-            waiting = meta.num_pending if meta is not None else 0
-            if waiting <= 0:
-                break
+        while (room := self.look_ahead - have - len(more)) > 0 and waiting > 0:
             try:
                 got = await sub.fetch(min(room, waiting), timeout=self.fetch_timeout_s)
             except (nats.errors.Error, asyncio.TimeoutError):
@@ -331,6 +333,8 @@ class Consumer:
             if not got:
                 break
             more += got
+            meta = _metadata(got[-1])
+            waiting = meta.num_pending if meta is not None else 0
         return more
 
     async def process(self, msgs: Sequence[Msg]) -> None:

@@ -184,11 +184,13 @@ async def test_under_overload_every_camera_loses_frames_evenly(nats_url, nc, js,
     cam_a, cam_b = f"cam-a-{unique}", f"cam-b-{unique}"
     spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES",
                             filter_subjects=(subjects.frame_captured(cam_a), subjects.frame_captured(cam_b)))
+    # BATCH_SIZE=1: two frames in hand already count as a backlog, so that a slow publisher on a
+    # busy machine cannot make a round that keeps a burst of A's frames whole.
     live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=localstack.free_port(), workers=1,
-                                   batch_size=4, batch_wait_ms=20, frames_per_camera=1, max_frame_age_s=600)
+                                   batch_size=1, batch_wait_ms=20, frames_per_camera=1, max_frame_age_s=600)
     stop = asyncio.Event()
     task = asyncio.create_task(detect_main.serve(live, SlowPipeline(pipeline, 0.2), stop, consumer_spec=spec))
-    offered = {cam_a: 45, cam_b: 15}
+    offered = {cam_a: 90, cam_b: 30}
     try:
         with caplog.at_level("WARNING", logger="services.detect"):
             await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the consumer")
@@ -209,7 +211,7 @@ async def test_under_overload_every_camera_loses_frames_evenly(nats_url, nc, js,
         await asyncio.wait_for(task, 30)
     detected = {c: camera_count(c, "detected") for c in offered}
     superseded = {c: camera_count(c, "superseded") for c in offered}
-    assert detected[cam_b] >= 2, detected
+    assert detected[cam_b] >= 3, detected
     assert abs(detected[cam_a] - detected[cam_b]) <= 2, detected  # FIFO would have given A about 3x B
     assert superseded[cam_a] > superseded[cam_b] > 0, superseded
     assert detected[cam_a] + superseded[cam_a] == offered[cam_a]
