@@ -261,9 +261,9 @@ class Consumer:
         # Fetch the next batch while the current one is handled (at most one in flight), so that
         # the bus round trips hide behind slow handlers such as model inference.
         self.overlap = overlap
-        # Beyond `batch`, also take up to this many messages that are already waiting, without
-        # waiting for more: a batch handler that chooses among them (detect's fair admission
-        # under overload) sees the backlog, not only its oldest messages.
+        # Just before a batch is handled, top it up to this many messages with those already
+        # waiting, without waiting for more: a batch handler that chooses among them (detect's
+        # fair admission under overload) sees the backlog, not only its oldest messages.
         self.look_ahead = look_ahead
         self._labels = (service, consumer.name)
 
