@@ -66,7 +66,7 @@ bench-portal: venv ## portal cases/s, public lookups/s, decisions/s vs bare SQL
 bench-notify: venv ## notices/s end to end vs bare PDF rendering and bare SMTP sends
 	$(BIN)/python bench/notify_throughput.py --shared $(SHARED)
 
-bench-e2e: venv ## 1/3/5 cameras end to end vs bare onnxruntime, bare PyAV decode, pgbench -S
+bench-e2e: venv ## 1/4/8 cameras at 5 fps end to end vs the models alone, paced PyAV decode, pgbench -S (--json)
 	$(BIN)/python bench/system/e2e_load.py --shared $(SHARED)
 
 bench-bad-input: venv ## 10,000 malformed messages to dead letters, garbage cameras, schemathesis

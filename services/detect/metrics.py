@@ -7,8 +7,15 @@ from prometheus_client import Counter, Histogram
 FRAMES = Counter(
     "roadwatch_detect_frames_total",
     "Frames taken from the stream, by result: detected, stale (older than MAX_FRAME_AGE_S, skipped), "
+    "superseded (dropped under overload: newer frames of the camera were waiting), "
     "failed (the models raised; dead-lettered).",
     ["result"],
+)
+CAMERA_FRAMES = Counter(
+    "roadwatch_detect_camera_frames_total",
+    "Frames of each camera taken from the stream, by result: detected, stale, superseded. Under overload "
+    "every camera loses about the same share (fair admission); the alert DetectDroppingFrames reads it.",
+    ["camera", "result"],
 )
 FRAME_SECONDS = Histogram(
     "roadwatch_detect_frame_seconds",

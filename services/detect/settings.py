@@ -13,6 +13,7 @@ import msgspec
 
 from services.detect.riders import RiderRules
 from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
+from services.runtime.cpus import available_cores
 from services.runtime.settings import SettingError, check_choice, check_common
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
@@ -72,7 +73,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     batch_wait_ms: int = 50
     max_frame_age_s: float = 30.0
     max_frame_bytes: int = 8 * 1024 * 1024
-    workers: int = 1
+    # Overload (docs/ARCHITECTURE.md): with more than BATCH_SIZE frames waiting, each camera gets
+    # at most its newest FRAMES_PER_CAMERA detected per round; its older ones are dropped as superseded.
+    frames_per_camera: int = 2
+    drop_log_interval_s: float = 60.0  # dropped frames: one WARNING per interval, counts per camera
+    # One model thread per core the process may use (cgroup quota, then affinity), each session
+    # single-threaded (docs/BENCHMARKS.md: on two cores WORKERS=2 carried 19.4 frames/s where
+    # WORKERS=1 carried 9.2).
+    workers: int = msgspec.field(default_factory=available_cores)
     intra_op_threads: int = 1
 
     def __post_init__(self) -> None:
@@ -85,7 +93,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingError(name.upper(), f"must be between 0 and 1, got {getattr(self, name)}")
         for name, low in (("batch_size", 1), ("workers", 1), ("intra_op_threads", 1), ("vehicle_input_size", 32),
                           ("batch_wait_ms", 0), ("fallback_min_height", 0), ("fallback_max_per_frame", 0),
-                          ("max_frame_bytes", 1)):
+                          ("max_frame_bytes", 1), ("frames_per_camera", 1)):
             if getattr(self, name) < low:
                 raise SettingError(name.upper(), f"must be at least {low}, got {getattr(self, name)}")
         if self.vehicle_tiles == 1 or not 0 <= self.vehicle_tiles <= 8:
@@ -95,6 +103,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if value and (len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value)):
                 raise SettingError(name.upper(), f"must be 64 hex digits, got {value!r}")
+        if self.drop_log_interval_s <= 0:
+            raise SettingError("DROP_LOG_INTERVAL_S", f"must be positive, got {self.drop_log_interval_s}")
         if self.max_frame_age_s <= 0:
             raise SettingError("MAX_FRAME_AGE_S", f"must be positive, got {self.max_frame_age_s}")
         if not self.vehicle_keep_classes:

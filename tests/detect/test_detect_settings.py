@@ -9,7 +9,18 @@ def test_defaults_and_lists_from_the_environment():
     assert s.vehicle_keep_classes == ["car", "motorcycle"] and s.batch_size == 8
     assert str(s.model_path("yolox_nano.onnx")) == "/models/yolox_nano.onnx"
     assert str(s.model_path("/elsewhere/m.onnx")) == "/elsewhere/m.onnx"
-    assert (s.vehicle_format, s.intra_op_threads, s.workers) == ("yolox", 1, 1)
+    assert (s.vehicle_format, s.intra_op_threads) == ("yolox", 1)
+
+
+def test_workers_default_to_the_cores_available_and_can_be_set():
+    from services.runtime.cpus import available_cores
+
+    assert parse(Settings, {}).workers == available_cores()
+    assert parse(Settings, {"WORKERS": "3"}).workers == 3
+    with pytest.raises(SettingError, match="WORKERS"):
+        parse(Settings, {"WORKERS": "0"})
+    with pytest.raises(SettingError, match="FRAMES_PER_CAMERA"):
+        parse(Settings, {"FRAMES_PER_CAMERA": "0"})
 
 
 @pytest.mark.parametrize(
