@@ -157,13 +157,16 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
 
 
 # A track that ends without taking an exit went on along its lane (the movement without an exit)
-# only if it was last seen well past the stop line along its lane (at least this many of its own
-# box heights), and still moving (at least STRAIGHT_MIN_SPEED_HEIGHTS_S). A track that ends at
-# the line (lost, out of the picture, the clip cut) or stopped on the crosswalk may still have
-# been turning or may still stop: its movement is not known and it is not judged (a wrong
-# citation harms a citizen; a miss is counted as unjudged).
+# only if it was last seen well past the stop line along its lane (at least
+# STRAIGHT_MIN_ADVANCE_HEIGHTS of its own box heights), or, seen only just past the line, still
+# moving (STRAIGHT_MIN_SPEED_HEIGHTS_S) and heading clearly along the lane rather than toward a
+# turn's exit (STRAIGHT_HEADING_MARGIN: the cosine of its heading with the lane's direction
+# exceeds that with the exit's by this much). A track that ends at the line heading for a turn
+# (lost, out of the picture, the clip cut), or stopped there, may still turn: its movement is not
+# known and it is not judged (a wrong citation harms a citizen; a miss is counted as unjudged).
 STRAIGHT_MIN_ADVANCE_HEIGHTS = 0.75
 STRAIGHT_MIN_SPEED_HEIGHTS_S = 0.3
+STRAIGHT_HEADING_MARGIN = 0.2
 
 
 def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup, last: Observation | None = None) -> list[Finding]:
@@ -187,14 +190,30 @@ def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup, last: Observa
 
 
 def _went_on(scene: Scene, lane_id: str, at_line: Observation, last: Observation | None) -> bool:
-    """Was the vehicle last seen past the line along its lane, and moving?"""
+    """Did the vehicle go on along its lane after the line (see STRAIGHT_MIN_ADVANCE_HEIGHTS)?"""
     if last is None:
         return False
     direction = scene.lane(lane_id).direction
     moved = (last.anchor[0] - at_line.anchor[0], last.anchor[1] - at_line.anchor[1])
     advance = geometry.dot(moved, direction)
     height = max(last.box[3] - last.box[1], 1.0)
-    return advance >= STRAIGHT_MIN_ADVANCE_HEIGHTS * height and last.speed >= STRAIGHT_MIN_SPEED_HEIGHTS_S * height
+    if advance >= STRAIGHT_MIN_ADVANCE_HEIGHTS * height:
+        return True
+    if last.speed < STRAIGHT_MIN_SPEED_HEIGHTS_S * height:
+        return False  # stopped at the line: where it goes next is not known
+    # Seen only just past the line: straight on if it was heading clearly along the lane rather
+    # than toward any turn's exit (its way since the line, or its velocity when it barely moved).
+    heading = geometry.unit(*moved) if math.hypot(*moved) >= 0.25 * height else geometry.unit(*last.velocity)
+    along = geometry.dot(heading, direction)
+    if along <= 0:
+        return False
+    for movement in scene.movements_of(lane_id):
+        if movement.exit is not None:
+            (ax, ay), (bx, by) = movement.exit
+            toward = geometry.unit((ax + bx) / 2 - at_line.anchor[0], (ay + by) / 2 - at_line.anchor[1])
+            if along - geometry.dot(heading, toward) < STRAIGHT_HEADING_MARGIN:
+                return False
+    return True
 
 
 def _judge_red(scene: Scene, stop_id: str, t: float, lane_id: str, nearest: Observation, movement,
