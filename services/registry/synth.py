@@ -238,7 +238,12 @@ def write(out: TextIO, vehicles: int, province: Province, seed: int = 1, today: 
     writer.writerow(rows.VEHICLE_COLUMNS)
     for plate, vehicle_type in pinned:
         generator.plates.add(plate_forms.normalise(plate))
-        writer.writerow(generator.vehicle(plate, vehicle_type))
+        row = generator.vehicle(plate, vehicle_type)
+        if not row[-1]:
+            # A demo plate's owner always has an e-mail address, so that its notice shows up in
+            # the local outbox (the owner is the last 8 columns: ..., name, ..., phone, email).
+            row[-1] = f"{_ascii(row[-7])}@example.vn"
+        writer.writerow(row)
     every = max(vehicles // hotlist, 1) if hotlist else 0
     wanted: list[str] = []
     for number in range(vehicles):

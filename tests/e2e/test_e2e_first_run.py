@@ -26,7 +26,7 @@ from services import localstack
 
 REPO = Path(__file__).resolve().parents[2]
 POLICE = {"Authorization": "Bearer demo-police"}
-DEMO_PLATE = "30K-558.78"  # in deploy/local/demo-plates.txt: registered with a synthetic owner
+DEMO_PLATE = "29-Z8 316.85"  # a motorbike plate in deploy/local/demo-plates.txt (the cases are riders)
 
 
 @pytest.fixture
