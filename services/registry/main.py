@@ -186,7 +186,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
 
         runner, registry.http_port = await http.serve(
             config.http_port, {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)},
-            draining=stop)
+            draining=stop, host=config.http_host)
         stack.push_async_callback(runner.cleanup)
 
         # One violation in hand at a time: while PostgreSQL is away the handler waits on it, and

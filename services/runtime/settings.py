@@ -11,13 +11,21 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
 T = TypeVar("T", bound=msgspec.Struct)
 
 EXIT_BAD_SETTING = 2
+
+# HTTP_HOST: the address the service's HTTP port (probes, metrics, the portal) binds. Loopback by
+# default, so that a service started by hand, or by `make run`, is not reachable from the
+# network; the container images set HTTP_HOST=0.0.0.0 (Dockerfile), where the kubelet's probes and
+# Prometheus reach the pod over its own address and NetworkPolicies decide who else may.
+DEFAULT_HTTP_HOST = "127.0.0.1"
+# An IPv4/IPv6 literal or a host name: no scheme, no port, no spaces.
+HttpHost = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z.:\-]*$")]
 _PATH = re.compile(r"at `\$\.(\w+)")
 _MISSING = re.compile(r"missing required field `(\w+)`")
 _COLLECTIONS = (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType,
