@@ -20,7 +20,7 @@ DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8082
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # HTTP_HOST: the address to bind (images set 0.0.0.0)
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
 
     models_dir: str = "models"

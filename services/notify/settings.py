@@ -19,7 +19,7 @@ DEJAVU = "/usr/share/fonts/truetype/dejavu"
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8085
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # HTTP_HOST: the address to bind (images set 0.0.0.0)
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
     database_url: str
     db_pool_size: int = 10

@@ -13,7 +13,7 @@ DEFAULT_CLASSES = ["car", "motorcycle", "bus", "truck", "bicycle"]
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8083
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # HTTP_HOST: the address to bind (images set 0.0.0.0)
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
 
     # One `<camera_id>.yaml` per camera; the file names the camera, its place and its geometry.
