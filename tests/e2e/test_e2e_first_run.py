@@ -58,7 +58,9 @@ def first_run(tmp_path: Path, shared_dir: Path, database_url: str):
                                "-e", str(var / "run.env"), "start"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
-        yield {"portal": f"http://127.0.0.1:{ports['PORTAL_PORT']}", "nats": f"nats://127.0.0.1:{ports['NATS_PORT']}",
+        run_env = dict(line.split("=", 1) for line in (var / "run.env").read_text().splitlines() if "=" in line)
+        # nats-server runs the production accounts: the test reads as the notify service would.
+        yield {"portal": f"http://127.0.0.1:{ports['PORTAL_PORT']}", "nats": run_env["NATS_URL_NOTIFY"],
                "outbox": var / "outbox", "started": started, "log": tmp_path / "honcho.log"}
     finally:
         os.killpg(honcho.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
