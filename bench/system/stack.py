@@ -115,6 +115,7 @@ class Stack:
 
     name: str
     keep: bool = False
+    with_postgres: bool = True  # False: NATS only (services without a database)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rw-system-")))
     nats: subprocess.Popen | None = None
     nats_port: int = 0
@@ -150,6 +151,8 @@ class Stack:
     async def start_servers(self) -> None:
         self.nats_port = localstack.free_port()
         self.start_nats()
+        if not self.with_postgres:
+            return
         given = os.environ.get("DATABASE_URL")
         if given and localstack.database_reachable(given):
             self.admin_url = localstack.with_database(given, "postgres")
