@@ -142,6 +142,21 @@ def start_nats(store_dir: Path, port: int, *, log_file: Path | None = None, new_
     return process
 
 
+def nats_cluster_config(directory: Path, node: str, cluster_port: int, route_ports: list[int], *,
+                        name: str = "roadwatch-local", host: str = LOOPBACK) -> Path:
+    """One node of a local JetStream cluster (the chaos run's three nats-servers on loopback): the
+    main config of make run (deploy/local/nats.conf, with the accounts) plus a cluster block.
+    Address, client port and store come from start_nats's command line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "accounts.conf").write_text(ACCOUNTS_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    local = LOCAL_NATS_CONFIG.read_text(encoding="utf-8").replace("include ../nats/accounts.conf", "include ./accounts.conf")
+    routes = ", ".join(f"nats-route://{host}:{port}" for port in route_ports)
+    path = directory / f"{node}.conf"
+    path.write_text(f"{local}\nserver_name: {node}\ncluster {{\n  name: {name}\n  listen: \"{host}:{cluster_port}\"\n"
+                    f"  routes: [{routes}]\n}}\n", encoding="utf-8")
+    return path
+
+
 def check_bind(value: str) -> str:
     """ROADWATCH_BIND: an IP address to bind (127.0.0.1 by default); raises ValueError otherwise."""
     try:
