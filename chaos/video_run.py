@@ -96,6 +96,7 @@ class Run:
     notices: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (case, kind, channel) -> notice.sent
     channels_of: dict[str, set[str]] = field(default_factory=dict)  # violation id -> owner-notice channels
     smtp_repeats: int = 0
+    audit_lines: int = 0  # registry.owner_lookup_audit rows: one per owner lookup over the bus
     dead_letters: int = 0
     fault_s: float = 0.0
     wall_s: float = 0.0
@@ -290,6 +291,7 @@ async def one_run(name: str, fault: str | None, args: argparse.Namespace, clip: 
                 if kind == "owner_notice":
                     run.channels_of.setdefault(violation_of.get(case_id, "?"), set()).add(channel)
             run.smtp_repeats = sum(n - 1 for n in smtp.message_ids.values() if n > 1)
+            run.audit_lines = await pool.fetchval("SELECT count(*) FROM registry.owner_lookup_audit")
             await pool.close()
         health = await stack.health()
         for service, (alive, healthz, readyz) in health.items():
@@ -334,7 +336,10 @@ def compare(reference: Run, run: Run, full: bool) -> tuple[list, list[str]]:
             failures.append(f"{run.name}: {cases - notified_cases} cases without an owner notice")
         if not same_channels:
             failures.append(f"{run.name}: a case's notice channels differ from the undisturbed run")
-        row += [cases, run.states.get("notified", 0), owner_notices, notified_cases, len(per_notice), run.smtp_repeats]
+        if run.audit_lines < notified_cases:
+            failures.append(f"{run.name}: {run.audit_lines} owner-lookup audit lines for {notified_cases} noticed cases")
+        row += [cases, run.states.get("notified", 0), owner_notices, notified_cases, len(per_notice), run.smtp_repeats,
+                run.audit_lines]
     row += [f"{run.fault_s:.1f}" if run.fault else "-", run.dead_letters]
     failures += [f"{run.name}: {note}" for note in run.notes]
     return row, failures
@@ -359,7 +364,8 @@ async def main_async(args: argparse.Namespace) -> int:
     full = not args.smoke
     header = ["run", "frames", "detections", "violations", "same id", "missing", "extra"]
     if full:
-        header += ["cases", "notified", "owner notices", "cases noticed", "notice sent ≠1", "e-mail repeats"]
+        header += ["cases", "notified", "owner notices", "cases noticed", "notice sent ≠1", "e-mail repeats",
+                   "lookup audit lines"]
     header += ["fault s", "dead letters"]
     rows, failures = [], []
     for run in runs:
