@@ -69,3 +69,11 @@ async def test_http_host_opens_it() -> None:
                 assert response.status == 200
     finally:
         await runner.cleanup()
+
+
+def test_nats_passwords_never_reach_the_logs() -> None:
+    from services.runtime.bus import redact_url
+
+    assert redact_url("nats://detect:s3cr%2Ft@127.0.0.1:4222") == "nats://detect:***@127.0.0.1:4222"
+    assert redact_url("nats://a:x@h1:4222,nats://b:y@h2:4222") == "nats://a:***@h1:4222,nats://b:***@h2:4222"
+    assert redact_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
