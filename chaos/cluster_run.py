@@ -190,18 +190,28 @@ async def run(args: argparse.Namespace) -> int:
         await consuming
 
         kept = (await js.stream_info("VIOLATIONS", subjects_filter=subject)).state.messages
-        # The restarted node's own copy: make it the leader (step the others down) and count there.
+        # The restarted node's own copy: make it the stream's leader (a step-down naming it as the
+        # preferred peer; servers before 2.11 pick at random, hence the loop) and count there.
         restarted_kept = None
-        for _ in range(8):
+        for _ in range(10):
             try:
                 info = await js.stream_info("VIOLATIONS", subjects_filter=subject)
                 if info.cluster.leader == leader:
                     restarted_kept = info.state.messages
                     break
-                await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.VIOLATIONS", b"", timeout=5)
+                before = info.cluster.leader
+                await nc.request("$JS.API.STREAM.LEADER.STEPDOWN.VIOLATIONS",
+                                 msgspec.json.encode({"placement": {"preferred": leader}}), timeout=5)
+                for _ in range(50):  # the election: wait until someone else leads
+                    await asyncio.sleep(0.2)
+                    try:
+                        now = (await js.stream_info("VIOLATIONS")).cluster.leader
+                    except Exception:  # noqa: BLE001
+                        continue
+                    if now and now != before:
+                        break
             except Exception:  # noqa: BLE001 - an election in progress
-                pass
-            await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)
         await nc.close()
 
         published = {probe_id for probe_id, _ in acked}
