@@ -91,6 +91,7 @@ class Run:
     frames: int = 0
     detections: int = 0
     violations: list[str] = field(default_factory=list)  # ids, in stream order (a repeat would show twice)
+    events: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # id -> (type, rule, occurred_at)
     cases: dict[str, list[str]] = field(default_factory=dict)  # violation id -> case ids
     states: collections.Counter = field(default_factory=collections.Counter)
     notices: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (case, kind, channel) -> notice.sent
@@ -275,7 +276,9 @@ async def one_run(name: str, fault: str | None, args: argparse.Namespace, clip: 
         run.frames = (await js.stream_info("FRAMES", subjects_filter=subjects.frame_captured(CAMERA))).state.messages
         run.detections = (await js.stream_info("DETECTIONS",
                                                subjects_filter=subjects.detection_made(CAMERA))).state.messages
-        run.violations = [v.id for v in await ordered(js, f"traffic.violation.detected.v1.{CAMERA}.>", ViolationDetected)]
+        detected = await ordered(js, f"traffic.violation.detected.v1.{CAMERA}.>", ViolationDetected)
+        run.violations = [v.id for v in detected]
+        run.events = {v.id: (v.type, v.rule, v.occurred_at.timestamp()) for v in detected}
         run.dead_letters = (await js.stream_info("DEAD_LETTERS")).state.messages
         if pool is not None:
             case_rows = await pool.fetch("SELECT case_id, violation_id, state FROM portal.cases WHERE camera_id = $1",
@@ -319,7 +322,18 @@ def compare(reference: Run, run: Run, full: bool) -> tuple[list, list[str]]:
         failures.append(f"{run.name}: {len(extra)} violations the undisturbed run does not have, e.g. {extra[:2]}")
     if repeated:
         failures.append(f"{run.name}: {len(repeated)} violation ids published twice")
-    row = [run.name, run.frames, run.detections, len(run.violations), len(ids & ref_ids), len(missing), len(extra)]
+    # A missing id whose event (type, rule, time within 0.5 s) is among the extra ones: the same
+    # crossing judged again under another id (the id holds the track's number), not a loss.
+    spare = [run.events[v] for v in extra]
+    renamed = 0
+    for v in missing:
+        kind, rule, at = reference.events[v]
+        match = next((e for e in spare if e[0] == kind and e[1] == rule and abs(e[2] - at) <= 0.5), None)
+        if match is not None:
+            spare.remove(match)
+            renamed += 1
+    row = [run.name, run.frames, run.detections, len(run.violations), len(ids & ref_ids), renamed,
+           len(missing) - renamed, len(extra) - renamed]
     if full:
         cases = sum(len(c) for c in run.cases.values())
         double = [v for v, c in run.cases.items() if len(c) > 1]
@@ -362,7 +376,7 @@ async def main_async(args: argparse.Namespace) -> int:
         runs.append(await one_run(f"kill -9 {fault}" if fault != "nats" else "nats-server restart", fault, args,
                                   clip, clip_s, start_at))
     full = not args.smoke
-    header = ["run", "frames", "detections", "violations", "same id", "missing", "extra"]
+    header = ["run", "frames", "detections", "violations", "same id", "same event, new id", "missing", "extra"]
     if full:
         header += ["cases", "notified", "owner notices", "cases noticed", "notice sent ≠1", "e-mail repeats",
                    "lookup audit lines"]

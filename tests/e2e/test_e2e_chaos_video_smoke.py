@@ -50,4 +50,5 @@ def test_a_nats_restart_mid_clip_changes_no_violation(clip, undisturbed: video_r
     assert failures == []
     assert faulted.frames == undisturbed.frames and faulted.detections == undisturbed.detections
     assert faulted.violations == undisturbed.violations  # the same ids, in the same order
+    assert row[4:8] == [len(undisturbed.violations), 0, 0, 0]  # same id; same event, new id; missing; extra
     assert faulted.fault_s >= args.down_s
