@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates deploy-check deploy-generate clean
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video deploy-check deploy-generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ bench-portal: venv ## portal cases/s, public lookups/s, decisions/s vs bare SQL
 bench-notify: venv ## notices/s end to end vs bare PDF rendering and bare SMTP sends
 	$(BIN)/python bench/notify_throughput.py --shared $(SHARED)
 
-bench-e2e: venv ## 1/3/5 cameras end to end vs bare onnxruntime, bare PyAV decode, pgbench -S
+bench-e2e: venv ## 1/4/8 cameras at 5 fps end to end vs the models alone, paced PyAV decode, pgbench -S (--json)
 	$(BIN)/python bench/system/e2e_load.py --shared $(SHARED)
 
 bench-bad-input: venv ## 10,000 malformed messages to dead letters, garbage cameras, schemathesis
@@ -83,6 +83,9 @@ chaos-cluster: venv ## 3-node JetStream cluster, R3 streams: one node killed mid
 
 eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per subset
 	$(BIN)/python bench/eval_plates.py --shared $(SHARED)
+
+eval-video: venv ## vehicle recall/precision, crossings, violations, ID switches on the labelled clips -> docs/ACCURACY.md
+	$(BIN)/python eval/eval_video.py --shared $(SHARED) --write docs/ACCURACY.md
 
 deploy-check: venv system-deps ## lint, render and validate deploy/ (yamllint, kustomize, kubernetes-validate, CRDs, promtool, hadolint)
 	bash deploy/check

@@ -97,7 +97,7 @@ def bare_render(rules, fonts, frame: bytes, n: int) -> tuple[float, bytes]:
     pdf = b""
     started = time.perf_counter()
     for _ in range(n):
-        pdf = letter.render_letter(rules.templates.owner_letter, values, rules.units[case.agency], issued_at=now,
+        pdf = letter.render_letter(rules.templates.owner_letter, values, rules.unit(case.agency), issued_at=now,
                                    images=[frame], fonts=fonts)
     return n / (time.perf_counter() - started), pdf
 

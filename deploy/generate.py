@@ -176,6 +176,12 @@ def pipeline() -> Board:
     b.timeseries("Dead letters by service and reason",
                  (f"sum by (service, error) (increase({sel('roadwatch_dead_letters_total')}[{RATE}]))",
                   "{{service}}: {{error}}"))
+    b.timeseries("Frames detect drops, per camera",
+                 (f"sum by (camera, result) ({rate('roadwatch_detect_camera_frames_total', ne('result', 'detected'))})",
+                  "{{camera}}: {{result}}"),
+                 unit="ops",
+                 description="Stale (older than MAX_FRAME_AGE_S) or superseded (detect behind: each camera keeps "
+                             "its newest frames, all cameras alike). Alert: DetectDroppingFrames.")
     b.timeseries("Capture to detection delay",
                  (quantile(0.5, "roadwatch_detect_frame_age_seconds"), "p50"),
                  (quantile(0.95, "roadwatch_detect_frame_age_seconds"), "p95"),

@@ -81,8 +81,8 @@ CASES = Stream(
 )
 NOTICES = Stream(
     name="NOTICES",
-    subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED),
-    description="Notices sent to owners, communes and the inspection registry, and failures.",
+    subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED, subjects.ALL_NOTICES_HELD),
+    description="Notices sent to owners, communes and the inspection registry, failures, and cases held.",
     max_age_s=400 * DAY,
     duplicate_window_s=1 * DAY,
 )
@@ -122,7 +122,9 @@ PORTAL = Consumer(
     name="portal", stream="VIOLATIONS",
     filter_subjects=(subjects.ALL_VIOLATIONS_IDENTIFIED, subjects.ALL_VIOLATIONS_UNIDENTIFIED),
 )
-PORTAL_NOTICES = Consumer(name="portal-notices", stream="NOTICES", filter_subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED))
+PORTAL_NOTICES = Consumer(name="portal-notices", stream="NOTICES",
+                          filter_subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED,
+                                           subjects.ALL_NOTICES_HELD))
 PORTAL_TELEMETRY = Consumer(
     name="portal-telemetry", stream="TELEMETRY",
     filter_subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS),

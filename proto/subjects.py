@@ -69,6 +69,10 @@ def notice_failed(camera_id: str, channel: str) -> str:
     return _event("notice", "failed", camera_id, channel)
 
 
+def notice_held(camera_id: str) -> str:
+    return _event("notice", "held", camera_id)
+
+
 # --- telemetry -----------------------------------------------------------------------------------
 def vehicles_counted(camera_id: str) -> str:
     return _event("vehicles", "counted", camera_id)
@@ -102,6 +106,7 @@ ALL_CASES_REVIEWED = f"traffic.case.reviewed.{VERSION}.>"
 ALL_CASES_RESOLVED = f"traffic.case.resolved.{VERSION}.>"
 ALL_NOTICES_SENT = f"traffic.notice.sent.{VERSION}.>"
 ALL_NOTICES_FAILED = f"traffic.notice.failed.{VERSION}.>"
+ALL_NOTICES_HELD = f"traffic.notice.held.{VERSION}.>"
 ALL_VEHICLES_COUNTED = f"traffic.vehicles.counted.{VERSION}.>"
 ALL_CAMERA_STATUS = f"traffic.camera.status.{VERSION}.>"
 ALL_SIGNAL_PHASES = f"traffic.signal.phase.{VERSION}.>"

@@ -2,16 +2,26 @@
 ingest → detect → track → registry → portal on this machine, for a fixed time. Reported, each
 next to a baseline measured in the same run on the same frames:
 
-  * frames/s through detect            vs a bare onnxruntime + pipeline loop on the same frames
-                                          (bench/detect_throughput.py's bare_models / bare_pipeline)
-  * ingest CPU per camera              vs a bare PyAV decode of the same clip (bench/ingest_cpu.py)
+  * frames/s carried by detect and its CPU per frame
+                                       vs the bare models alone (`session.run` of the vehicle and
+                                          plate detectors on tensors made beforehand, one thread:
+                                          bench/detect_throughput.py's models_alone), always, and
+                                          the bare detect pipeline (JPEG decode + Pipeline.process)
+  * ingest CPU per camera              vs a bare PyAV decode of the same clip paced at the clip's
+                                          own rate, as ingest decodes a live camera (bench/ingest_cpu.py)
   * PostgreSQL use of the pipeline     vs `pgbench -S` on the same server (bench/registry_lookup.py)
-  * detect utilisation (handler busy time / wall time), frame→detection and frame→violation
-    latency p50/p95/p99, CPU (cores) and resident memory per service, cameras per core.
+  * detect utilisation (handler busy time / wall time), frames dropped per camera (stale or
+    superseded: detect's fair admission), frame→detection and frame→violation latency
+    p50/p95/p99, CPU (cores) and resident memory per service, cameras per core.
 
-    python bench/system/e2e_load.py                      # 1, 3 and 5 cameras at 4 frames/s, 60 s each (~6 min)
-    python bench/system/e2e_load.py --cameras 2 --fps 2 --seconds 120
+With --json, the tables go to stderr and stdout gets one JSON document: per camera count
+offered_fps, carried_fps, violation_p50_s, violation_p95_s, stack_cpu_cores, cameras_per_core,
+models_alone_fps (and more; see summary()).
+
+    python bench/system/e2e_load.py                      # 1, 4 and 8 cameras at 5 frames/s, 60 s each (~8 min)
+    python bench/system/e2e_load.py --cameras 4 --fps 5 --seconds 120 --json
     python bench/system/e2e_load.py --quick              # 2 cameras, 30 s
+    python bench/system/e2e_load.py --smoke --json       # 1 camera, a few seconds (the test suite's smoke test)
 """
 
 from __future__ import annotations
@@ -19,7 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import json
+import math
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -30,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the single bench
 
 import nats  # noqa: E402
 
-from bench.system.stack import DEFAULT_SHARED, REPO, Sampler, Stack, percentile, print_table  # noqa: E402
+from bench.system.stack import DEFAULT_SHARED, REPO, ROADWATCH, Sampler, Stack, percentile, print_table  # noqa: E402
 from proto import codec, subjects  # noqa: E402
 from proto.v1.detection import DetectionMade  # noqa: E402
 from proto.v1.violation import ViolationDetected  # noqa: E402
@@ -51,13 +65,29 @@ def baselines(shared: Path, n_frames: int, decode_seconds: float) -> dict[str, f
     settings = DetectSettings(models_dir=str(shared / "models"), http_port=0)
     pipeline = Pipeline.from_settings(settings)
     pipeline.process(__import__("cv2").imdecode(__import__("numpy").frombuffer(frames[0], "uint8"), 1))  # warm-up
-    out["bare_models_fps"] = detect_throughput.bare_models(pipeline, frames)
+    out["models_alone_fps"], out["models_alone_cpu_per_frame"] = detect_throughput.models_alone(pipeline, frames)
     fps, _, cpu_per_frame = detect_throughput.bare_pipeline(pipeline, frames)
     out["bare_pipeline_fps"], out["bare_pipeline_cpu_per_frame"] = fps, cpu_per_frame
-    cpu, video_s = ingest_cpu.bare_decode(shared / "data/video" / CLIPS["haiphong"], decode_seconds, 1)
+    # Paced: ingest decodes a live camera at its own rate, so its baseline does too (like with like).
+    cpu, video_s = ingest_cpu.bare_decode(shared / "data/video" / CLIPS["haiphong"], decode_seconds, 1, paced=True)
     out["bare_decode_cpu_per_video_s"] = cpu / video_s
     del pipeline
     return out
+
+
+def camera_counts(metrics: dict[str, float]) -> dict[str, collections.Counter]:
+    """camera -> Counter(result -> frames), from detect's roadwatch_detect_camera_frames_total."""
+    found: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for key, value in metrics.items():
+        match = re.fullmatch(r'roadwatch_detect_camera_frames_total\{camera="([^"]+)",result="([^"]+)"\}', key)
+        if match:
+            found[match.group(1)][match.group(2)] += value
+    return found
+
+
+def number(value: float) -> float | None:
+    """JSON has no NaN: a figure that could not be measured (no violations) is null."""
+    return None if value is None or math.isnan(value) else round(value, 4)
 
 
 def pgbench_baseline(url: str, seconds: int) -> float:
@@ -82,25 +112,34 @@ async def main_async(args: argparse.Namespace) -> int:
     shared = Path(args.shared)
     counts = [int(n) for n in str(args.cameras).split(",")]
     print(f"{os.cpu_count()} CPUs; {counts} camera(s) at {args.fps} frames/s, {args.seconds:.0f} s each", flush=True)
-    base = await asyncio.to_thread(baselines, shared, args.baseline_frames, 20.0)
-    print(f"baselines: bare models {base['bare_models_fps']:.2f} frames/s, bare detect pipeline "
+    base = await asyncio.to_thread(baselines, shared, args.baseline_frames, args.decode_seconds)
+    print(f"baselines: models alone {base['models_alone_fps']:.2f} frames/s "
+          f"({base['models_alone_cpu_per_frame'] * 1000:.0f} ms CPU/frame), bare detect pipeline "
           f"{base['bare_pipeline_fps']:.2f} frames/s ({base['bare_pipeline_cpu_per_frame'] * 1000:.0f} ms CPU/frame), "
-          f"bare PyAV decode {base['bare_decode_cpu_per_video_s'] * 100:.1f}% of a core per camera (25 fps clip)",
-          flush=True)
-    summary = []
+          f"bare PyAV decode paced at the clip's rate {base['bare_decode_cpu_per_video_s'] * 100:.1f}% of a core "
+          "per camera (25 fps clip)", flush=True)
+    rows, runs = [], []
     for n in counts:
         args.n = n
         print(f"\n=== {n} camera(s) at {args.fps} frames/s ===", flush=True)
-        summary.append(await run_one(args, shared, base))
+        row, run = await run_one(args, shared, base)
+        rows.append(row)
+        runs.append(run)
     print("\nsummary:")
-    print_table(["cameras", "offered", "through detect", "detect util.", "frame→detection p50/p95/p99",
-                 "frame→violation p50/p95/p99 (n)", "stack CPU", "cameras per core", "detect RSS peak"], summary)
+    print_table(["cameras", "offered", "carried by detect", "dropped", "detect util.", "frame→detection p50/p95/p99",
+                 "frame→violation p50/p95/p99 (n)", "stack CPU", "cameras per core", "detect CPU/frame vs models alone",
+                 "detect RSS peak"], rows)
+    if args.json:
+        document = {"cpus": os.cpu_count(), "fps_per_camera": args.fps, "seconds": args.seconds,
+                    "detect_workers": args.detect_workers or "default (cores available)",
+                    "baselines": {k: number(v) for k, v in base.items()}, "runs": runs}
+        print(json.dumps(document, indent=2), file=args.stdout, flush=True)
     return 0
 
 
 async def run_one(args: argparse.Namespace, shared: Path, base: dict[str, float]) -> list[str]:
     async with Stack(f"load{args.n}", keep=args.keep) as stack:
-        tps = await asyncio.to_thread(pgbench_baseline, stack.url, 10)
+        tps = await asyncio.to_thread(pgbench_baseline, stack.url, args.pgbench_seconds)
         print(f"baseline: pgbench -S {tps:,.0f} transactions/s (4 clients)", flush=True)
         cameras = [(f"load-{list(CLIPS)[i % 2]}-{i}", list(CLIPS)[i % 2]) for i in range(args.n)]
         scenes_for(cameras, stack.work / "scenes")
@@ -114,15 +153,19 @@ async def run_one(args: argparse.Namespace, shared: Path, base: dict[str, float]
         env = {**os.environ, "DATABASE_URL": stack.url}
         import subprocess
 
-        subprocess.run([str(REPO / ".venv/bin/roadwatch"), "registry", "synth", "--vehicles", "20000", "--out",
+        roadwatch = [ROADWATCH] if ROADWATCH else [sys.executable, "-m", "services.cli"]
+        env["PYTHONPATH"] = str(REPO)
+        subprocess.run([*roadwatch, "registry", "synth", "--vehicles", "20000", "--out",
                         str(stack.work / "registry.csv")], check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
-        subprocess.run([str(REPO / ".venv/bin/roadwatch"), "registry", "import", str(stack.work / "registry.csv")],
+        subprocess.run([*roadwatch, "registry", "import", str(stack.work / "registry.csv")],
                        check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
         stack.add("registry")
         stack.add("portal")
         stack.add("track", SCENES_DIR=str(stack.work / "scenes"))
-        stack.add("detect", MODELS_DIR=str(shared / "models"), BATCH_SIZE=str(args.batch),
-                  WORKERS=str(args.detect_workers))
+        detect_env = {"MODELS_DIR": str(shared / "models"), "BATCH_SIZE": str(args.batch)}
+        if args.detect_workers:  # else the service's default: the cores available to it
+            detect_env["WORKERS"] = str(args.detect_workers)
+        stack.add("detect", **detect_env)
         for name in list(stack.services):
             await stack.ready(name)
         nc = await nats.connect(stack.nats_url)
@@ -180,18 +223,25 @@ async def run_one(args: argparse.Namespace, shared: Path, base: dict[str, float]
         total_cores = sum(usage.values())
         detect_cpu_per_frame = usage.get("detect", 0) / processed if processed else float("nan")
         ingest_per_camera = usage.get("ingest", 0) / args.n
+        dropped_by_camera = {camera: {result: int(n - camera_counts(detect_before).get(camera, {}).get(result, 0))
+                                      for result, n in counter.items()}
+                             for camera, counter in camera_counts(detect_after).items()}
+        dropped = sum(n for results in dropped_by_camera.values() for r, n in results.items() if r != "detected")
+        models_cpu = base["models_alone_cpu_per_frame"]
+        cameras_per_core = processed / args.fps / max(total_cores, 1e-9)
         print()
         rows = [
             ["frames offered (cameras × fps)", f"{offered:.1f}/s", "", ""],
             ["frames published by ingest", f"{ingested:.2f}/s", "", ""],
-            ["frames through detect", f"{processed:.2f}/s", f"bare pipeline {base['bare_pipeline_fps']:.2f}/s, "
-             f"bare models {base['bare_models_fps']:.2f}/s", f"{processed / base['bare_pipeline_fps']:.2f}"],
+            ["frames carried by detect", f"{processed:.2f}/s", f"models alone {base['models_alone_fps']:.2f}/s, "
+             f"bare pipeline {base['bare_pipeline_fps']:.2f}/s", f"{processed / base['bare_pipeline_fps']:.2f}"],
+            ["frames dropped by detect (stale or superseded)", f"{dropped}", "", ""],
             ["detect CPU per frame", f"{detect_cpu_per_frame * 1000:.0f} ms",
-             f"bare pipeline {base['bare_pipeline_cpu_per_frame'] * 1000:.0f} ms",
-             f"{detect_cpu_per_frame / base['bare_pipeline_cpu_per_frame']:.2f}"],
+             f"models alone {models_cpu * 1000:.0f} ms, bare pipeline {base['bare_pipeline_cpu_per_frame'] * 1000:.0f} ms",
+             f"{detect_cpu_per_frame / models_cpu:.2f} / {detect_cpu_per_frame / base['bare_pipeline_cpu_per_frame']:.2f}"],
             ["detect utilisation (handler time / wall)", f"{utilisation:.0%}", "", ""],
             ["ingest CPU per camera", f"{ingest_per_camera:.1%} of a core",
-             f"bare PyAV decode {base['bare_decode_cpu_per_video_s']:.1%}",
+             f"bare PyAV decode, paced {base['bare_decode_cpu_per_video_s']:.1%}",
              f"{ingest_per_camera / base['bare_decode_cpu_per_video_s']:.2f}"],
             ["frame → detection latency p50 / p95 / p99",
              f"{percentile(detections, .5):.2f} / {percentile(detections, .95):.2f} / {percentile(detections, .99):.2f} s",
@@ -205,41 +255,78 @@ async def run_one(args: argparse.Namespace, shared: Path, base: dict[str, float]
             ["PostgreSQL transactions of the pipeline", f"≈{len(cases) * 3 / elapsed:.1f}/s (3 per case)",
              f"pgbench -S {tps:,.0f}/s", f"{len(cases) * 3 / elapsed / tps:.5f}"],
             ["CPU of the whole stack", f"{total_cores:.2f} cores of {os.cpu_count()}", "", ""],
-            ["cameras per core at this rate", f"{processed / args.fps / max(total_cores, 1e-9):.2f}",
+            ["cameras per core at this rate", f"{cameras_per_core:.2f}",
              f"bare pipeline {base['bare_pipeline_fps'] / args.fps:.2f}", ""],
         ]
         print_table(["figure", "pipeline", "baseline (same run)", "ratio"], rows)
         print()
         print_table(["process", "CPU (cores)", "RSS mean (MiB)", "RSS peak (MiB)"],
                     [[n, f"{c:.2f}", f"{m:.0f}", f"{p:.0f}"] for n, c, m, p in sorted(sampler.table())])
-        print(f"\nper camera, detections in the window: {dict(per_camera)}; violations by type: "
+        print(f"\nper camera, detect's frames in the window: {dropped_by_camera}; violations by type: "
               f"{dict(collections.Counter(v.type for _, v in violations))}", flush=True)
         await nc.close()
         peak = {name: p for name, _, _, p in sampler.table()}
-        return [str(args.n), f"{offered:.0f}/s", f"{processed:.2f}/s", f"{utilisation:.0%}",
-                f"{percentile(detections, .5):.2f} / {percentile(detections, .95):.2f} / {percentile(detections, .99):.2f} s",
-                (f"{percentile(latencies, .5):.1f} / {percentile(latencies, .95):.1f} / {percentile(latencies, .99):.1f} s "
-                 f"({len(latencies)})") if latencies else "— (0)",
-                f"{total_cores:.2f}", f"{processed / args.fps / max(total_cores, 1e-9):.2f}",
-                f"{peak.get('detect', 0):.0f} MiB"]
+        row = [str(args.n), f"{offered:.0f}/s", f"{processed:.2f}/s", str(dropped), f"{utilisation:.0%}",
+               f"{percentile(detections, .5):.2f} / {percentile(detections, .95):.2f} / {percentile(detections, .99):.2f} s",
+               (f"{percentile(latencies, .5):.1f} / {percentile(latencies, .95):.1f} / {percentile(latencies, .99):.1f} s "
+                f"({len(latencies)})") if latencies else "— (0)",
+               f"{total_cores:.2f}", f"{cameras_per_core:.2f}",
+               f"{detect_cpu_per_frame * 1000:.0f} / {models_cpu * 1000:.0f} ms ({detect_cpu_per_frame / models_cpu:.2f}×)",
+               f"{peak.get('detect', 0):.0f} MiB"]
+        run = {
+            "cameras": args.n,
+            "offered_fps": number(offered),
+            "published_fps": number(ingested),
+            "carried_fps": number(processed),
+            "carried_share": number(processed / offered),
+            "violation_p50_s": number(percentile(latencies, .5)),
+            "violation_p95_s": number(percentile(latencies, .95)),
+            "violations": len(latencies),
+            "detection_p50_s": number(percentile(detections, .5)),
+            "detection_p95_s": number(percentile(detections, .95)),
+            "stack_cpu_cores": number(total_cores),
+            "cameras_per_core": number(cameras_per_core),
+            "models_alone_fps": number(base["models_alone_fps"]),
+            "models_alone_cpu_per_frame_s": number(models_cpu),
+            "detect_cpu_per_frame_s": number(detect_cpu_per_frame),
+            "detect_cpu_vs_models_alone": number(detect_cpu_per_frame / models_cpu),
+            "detect_utilisation": number(utilisation),
+            "frames_dropped": dropped,
+            "per_camera": dropped_by_camera,
+            "cpu_cores_by_process": {name: number(cores) for name, cores in usage.items()},
+        }
+        return row, run
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cameras", default="1,3,5", help="camera counts, one run each (comma-separated)")
-    parser.add_argument("--fps", type=float, default=4)
+    parser.add_argument("--cameras", default="1,4,8", help="camera counts, one run each (comma-separated)")
+    parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=15)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--detect-workers", type=int, default=1, help="detect's WORKERS (inference processes)")
+    parser.add_argument("--detect-workers", type=int, default=0,
+                        help="detect's WORKERS (model threads); default: the service's own (cores available)")
     parser.add_argument("--baseline-frames", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="1 camera for 40 s")
+    parser.add_argument("--decode-seconds", type=float, default=10.0,
+                        help="video seconds of the paced decode baseline (takes as long in wall time)")
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="tables to stderr, a JSON summary to stdout")
+    parser.add_argument("--quick", action="store_true", help="2 cameras for 30 s")
+    parser.add_argument("--smoke", action="store_true", help="1 camera, a few seconds: does it run at all")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--shared", default=str(DEFAULT_SHARED))
     args = parser.parse_args()
     if args.quick:
         args.cameras, args.seconds, args.warmup, args.baseline_frames = "2", 30, 10, 20
-    return asyncio.run(main_async(args))
+    if args.smoke:
+        args.cameras, args.seconds, args.warmup, args.baseline_frames = "1", 6, 4, 4
+        args.decode_seconds, args.pgbench_seconds = 2.0, 1
+    args.stdout = sys.stdout
+    if not args.json:
+        return asyncio.run(main_async(args))
+    with contextlib.redirect_stdout(sys.stderr):
+        return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

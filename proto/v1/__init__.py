@@ -13,7 +13,7 @@ from proto.v1.common import Box, EvidenceRef, Location, PlateAlternative, PlateT
 from proto.v1.dead_letter import DeadLetter
 from proto.v1.detection import DetectedObject, DetectedPlate, DetectionMade, FrameRef
 from proto.v1.frame import FrameMeta
-from proto.v1.notice import NoticeFailed, NoticeSent
+from proto.v1.notice import NoticeFailed, NoticeHeld, NoticeSent
 from proto.v1.registry import OwnerLookupReply, OwnerLookupRequest
 from proto.v1.telemetry import CameraStatus, SignalPhase, VehicleCount, VehiclesCounted
 from proto.v1.violation import (
@@ -39,7 +39,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 MESSAGES: tuple[Message, ...] = (
     Message(name="frame_captured", type=FrameMeta, subject="traffic.frame.captured.v1.{camera_id}", stream="FRAMES",
             summary="A sampled camera frame. Payload: the JPEG bytes; this metadata travels in the headers "
-                    "Nats-Msg-Id, Camera-Id, Frame-Seq, Captured-At, Width, Height."),
+                    "Nats-Msg-Id, Camera-Id, Frame-Seq, Captured-At, Width, Height, and Discontinuity "
+                    "(start, reconnect or loop) on the first frame after a break in the stream."),
     Message(name="detection_made", type=DetectionMade, subject="traffic.detection.made.v1.{camera_id}",
             stream="DETECTIONS", summary="Vehicles and plates found in one frame."),
     Message(name="violation_detected", type=ViolationDetected,
@@ -62,6 +63,9 @@ MESSAGES: tuple[Message, ...] = (
             stream="NOTICES", summary="A notice was delivered on one channel."),
     Message(name="notice_failed", type=NoticeFailed, subject="traffic.notice.failed.v1.{camera_id}.{channel}",
             stream="NOTICES", summary="A notice could not be delivered on one channel."),
+    Message(name="notice_held", type=NoticeHeld, subject="traffic.notice.held.v1.{camera_id}",
+            stream="NOTICES", summary="notify holds a confirmed case's notices until a person acts "
+                                      "(no legal basis for its vehicle class, or a possible duplicate)."),
     Message(name="vehicles_counted", type=VehiclesCounted, subject="traffic.vehicles.counted.v1.{camera_id}",
             stream="TELEMETRY", summary="Vehicles counted per class and lane over a window."),
     Message(name="camera_status", type=CameraStatus, subject="traffic.camera.status.v1.{camera_id}",
@@ -106,6 +110,6 @@ __all__ = [
     "Box", "Point", "Location", "PlateAlternative", "PlateText", "EvidenceRef",
     "FrameMeta", "FrameRef", "DetectedObject", "DetectedPlate", "DetectionMade",
     "Measurement", "ViolationDetected", "Vehicle", "Owner", "ViolationIdentified", "ViolationUnidentified",
-    "HotlistHit", "CaseReviewed", "CaseResolved", "NoticeSent", "NoticeFailed",
+    "HotlistHit", "CaseReviewed", "CaseResolved", "NoticeSent", "NoticeFailed", "NoticeHeld",
     "VehicleCount", "VehiclesCounted", "CameraStatus", "SignalPhase", "DeadLetter",
 ]

@@ -26,6 +26,9 @@ class CaseReviewed(msgspec.Struct, frozen=True, kw_only=True):
     agency: str
     reason: str | None = None  # required when rejected
     evidence: tuple[EvidenceRef, ...] = ()
+    # Cases of the same plate, violation and place that the reviewer judged to be other events
+    # (notify otherwise holds a second notice within its duplicate window).
+    distinct_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.decision == "rejected" and not self.reason:

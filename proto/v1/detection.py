@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -19,12 +19,16 @@ class FrameRef(msgspec.Struct, frozen=True, kw_only=True):
     captured_at: Timestamp
     width: Annotated[int, Meta(gt=0)]
     height: Annotated[int, Meta(gt=0)]
+    # Set on the first frame after a break in the camera's stream (proto.v1.frame.DISCONTINUITIES):
+    # track then closes its tracks and count windows and forgets the signal phase.
+    discontinuity: Literal["start", "reconnect", "loop", "cut"] | None = None
 
 
 class DetectedObject(msgspec.Struct, frozen=True, kw_only=True):
     class_name: str = msgspec.field(name="class")
     score: Score
-    box: Box
+    box: Box  # a two-wheeler with riders: the union of the bike and its riders
+    riders: Annotated[int, Meta(ge=0)] = 0  # people fused into this two-wheeler (0: none seen, or not a two-wheeler)
 
 
 class DetectedPlate(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 
@@ -20,6 +21,13 @@ HEADER_CAPTURED_AT = "Captured-At"
 HEADER_WIDTH = "Width"
 HEADER_HEIGHT = "Height"
 HEADER_MSG_ID = "Nats-Msg-Id"
+HEADER_DISCONTINUITY = "Discontinuity"  # optional: only on the first frame after a break
+DISCONTINUITIES = ("start", "reconnect", "loop")
+# start: the source was opened (ingest started or took the camera over); reconnect: opened again
+# after a failure; loop: a recorded file began again. What came before says nothing about after.
+# start, reconnect, loop: marked by ingest; cut: a recording known to be edited (spliced) there,
+# marked by `roadwatch replay --break-at`.
+Discontinuity = Literal["start", "reconnect", "loop", "cut"]
 CONTENT_TYPE = "image/jpeg"
 
 
@@ -30,6 +38,7 @@ class FrameMeta(msgspec.Struct, frozen=True, kw_only=True):
     captured_at: Timestamp
     width: int
     height: int
+    discontinuity: Discontinuity | None = None
 
     def __post_init__(self) -> None:
         if self.frame_seq < 0:
@@ -43,7 +52,8 @@ def frame_id(camera_id: str, captured_at: datetime, frame_seq: int) -> str:
     return ids.event_id("frame", camera_id, captured_at.isoformat(), frame_seq)
 
 
-def new_frame_meta(*, camera_id: str, frame_seq: int, captured_at: datetime, width: int, height: int) -> FrameMeta:
+def new_frame_meta(*, camera_id: str, frame_seq: int, captured_at: datetime, width: int, height: int,
+                   discontinuity: Discontinuity | None = None) -> FrameMeta:
     return FrameMeta(
         id=frame_id(camera_id, captured_at, frame_seq),
         camera_id=camera_id,
@@ -51,11 +61,12 @@ def new_frame_meta(*, camera_id: str, frame_seq: int, captured_at: datetime, wid
         captured_at=captured_at,
         width=width,
         height=height,
+        discontinuity=discontinuity,
     )
 
 
 def frame_headers(meta: FrameMeta) -> dict[str, str]:
-    return {
+    headers = {
         HEADER_MSG_ID: meta.id,
         HEADER_CAMERA_ID: meta.camera_id,
         HEADER_FRAME_SEQ: str(meta.frame_seq),
@@ -63,6 +74,9 @@ def frame_headers(meta: FrameMeta) -> dict[str, str]:
         HEADER_WIDTH: str(meta.width),
         HEADER_HEIGHT: str(meta.height),
     }
+    if meta.discontinuity is not None:
+        headers[HEADER_DISCONTINUITY] = meta.discontinuity
+    return headers
 
 
 def frame_meta_from_headers(headers: Mapping[str, str] | None) -> FrameMeta:
@@ -83,6 +97,8 @@ def frame_meta_from_headers(headers: Mapping[str, str] | None) -> FrameMeta:
         "width": headers[HEADER_WIDTH],
         "height": headers[HEADER_HEIGHT],
     }
+    if headers.get(HEADER_DISCONTINUITY):
+        raw["discontinuity"] = headers[HEADER_DISCONTINUITY]
     try:
         return msgspec.convert(raw, FrameMeta, strict=False)
     except msgspec.ValidationError as exc:

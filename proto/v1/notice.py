@@ -37,3 +37,20 @@ class NoticeFailed(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     attempt: Annotated[int, Meta(ge=1)]
     will_retry: bool
+
+
+class NoticeHeld(msgspec.Struct, frozen=True, kw_only=True):
+    """notify did not send the notices of a confirmed case, and will not until a person acts:
+    `no_legal_basis`: the configuration has no legal basis and fine for this violation type and
+    vehicle class ("cần căn cứ pháp lý"); `possible_duplicate`: another case of the same plate,
+    violation and place within the duplicate window already has its notices (`duplicate_of`)."""
+
+    id: EventId
+    camera_id: CameraId
+    occurred_at: Timestamp
+    case_id: str
+    reason: Literal["no_legal_basis", "possible_duplicate"]
+    detail: str = ""  # for the reviewer, e.g. "red_light × bicycle has no entry in NOTIFY_CONFIG"
+    violation_type: str = ""
+    vehicle_class: str = ""  # the decree's class the case fell in ("" when the type has none)
+    duplicate_of: str = ""  # the earlier case, for possible_duplicate

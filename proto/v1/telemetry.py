@@ -15,7 +15,9 @@ NonNegative = Annotated[float, Meta(ge=0)]
 class VehicleCount(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_class: str
     count: Annotated[int, Meta(ge=0)]
-    lane: str | None = None
+    lane: str | None = None  # older producers counted per lane
+    line: str | None = None  # the scene's count line the vehicles crossed
+    direction: Literal["forward", "backward"] | None = None  # which way they crossed it (see the scene)
 
 
 class VehiclesCounted(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,8 +25,11 @@ class VehiclesCounted(msgspec.Struct, frozen=True, kw_only=True):
     camera_id: CameraId
     occurred_at: Timestamp  # end of the window
     window_start: Timestamp
+    # The time the window covered: the full window, or less when it was closed early (a
+    # discontinuity in the stream, shutdown, the end of a replay) or the stream began inside it.
     window_s: Annotated[float, Meta(gt=0)]
-    counts: tuple[VehicleCount, ...] = ()
+    counts: tuple[VehicleCount, ...] = ()  # only the non-zero counts
+    lines: tuple[str, ...] = ()  # every count line watched in the window, crossed or not
 
 
 class CameraStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,5 +54,6 @@ class SignalPhase(msgspec.Struct, frozen=True, kw_only=True):
     camera_id: CameraId | None = None  # set when the phase was read from a camera's image
     occurred_at: Timestamp
     head: str  # the signal head, as named in the scene files
-    phase: Literal["red", "amber", "green", "off", "flashing"]
+    # unknown: the lamps could not be read steadily (flicker, a tie) or the stream had a gap
+    phase: Literal["red", "amber", "green", "off", "flashing", "unknown"]
     source: Literal["controller", "vision"] = "controller"

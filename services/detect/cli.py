@@ -1,4 +1,4 @@
-"""`roadwatch detect IMAGE... [--json]` and `roadwatch plate IMAGE... [--json]`.
+"""`roadwatch detect IMAGE... [--scene FILE] [--json]` and `roadwatch plate IMAGE... [--json]`.
 
 The same Pipeline the service runs, so that what an operator sees on a still is what the
 service would publish for that frame. Models come from the same settings (MODELS_DIR, ...).
@@ -17,6 +17,7 @@ import numpy as np
 
 from services.detect.pipeline import FrameResult, Pipeline
 from services.detect.plates import PlateRead
+from services.detect.regions import DetectionPlan, RegionError, load_plan
 from services.detect.sessions import ModelError
 from services.detect.settings import Settings
 from services.runtime.settings import load
@@ -32,6 +33,7 @@ def plate_json(read: PlateRead, vehicle_index: int | None = None) -> dict:
         "corners": [[round(x, 1), round(y, 1)] for x, y in read.corners],
         "layout": p.layout,
         "format_valid": p.format_valid,
+        "country": p.country or p.foreign,
         "alternatives": [{"text": t, "confidence": c} for t, c in p.alternatives],
         "source": read.source,
     }
@@ -43,7 +45,8 @@ def plate_json(read: PlateRead, vehicle_index: int | None = None) -> dict:
 def frame_json(image: str, result: FrameResult) -> dict:
     return {
         "image": image,
-        "vehicles": [{"class": v.class_name, "score": v.score, "box": list(v.box)} for v in result.vehicles],
+        "vehicles": [{"class": v.class_name, "score": v.score, "box": list(v.box), "riders": v.riders}
+                     for v in result.vehicles],
         "plates": [plate_json(p.read, p.vehicle_index) for p in result.plates],
     }
 
@@ -53,13 +56,34 @@ def _parse(argv: list[str], prog: str, what: str) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
     parser.add_argument("--models-dir", help="overrides MODELS_DIR")
+    parser.add_argument("--countries", help="countries whose plate formats to expect, e.g. vn or sk,cz (overrides PLATE_COUNTRIES)")
+    if prog == "detect":
+        parser.add_argument("--scene", type=Path, metavar="FILE",
+                            help="a camera's scene file: its detection: block (roi, slices) is used as the service would")
     return parser.parse_intermixed_args(argv)
+
+
+def _plan(args: argparse.Namespace, pipeline: Pipeline, prog: str) -> DetectionPlan | None:
+    if getattr(args, "scene", None) is None:
+        return None
+    try:
+        plan = load_plan(args.scene)
+        if plan is not None:
+            pipeline.check_plan(plan)
+    except RegionError as exc:
+        print(f"roadwatch {prog}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if plan is None:
+        print(f"roadwatch {prog}: {args.scene} has no detection: block; the whole frame is used", file=sys.stderr)
+    return plan
 
 
 def _pipeline(args: argparse.Namespace, prog: str) -> Pipeline:
     environ = dict(os.environ)
     if args.models_dir:
         environ["MODELS_DIR"] = args.models_dir
+    if args.countries:
+        environ["PLATE_COUNTRIES"] = args.countries
     settings = load(Settings, environ, service=prog)
     try:
         return Pipeline.from_settings(settings)
@@ -87,6 +111,7 @@ def _run(argv: list[str], prog: str, what: str, one) -> int:
 def _run_images(argv: list[str], prog: str, what: str, one) -> int:
     args = _parse(argv, prog, what)
     pipeline = _pipeline(args, prog)
+    plan = _plan(args, pipeline, prog)
     status = 0
     for path in args.images:
         image = _read(path)
@@ -98,7 +123,7 @@ def _run_images(argv: list[str], prog: str, what: str, one) -> int:
             else:
                 print(f"roadwatch {prog}: {message}", file=sys.stderr)
             continue
-        out = one(pipeline, str(path), image)
+        out = one(pipeline, str(path), image, plan)
         if args.json:
             print(json.dumps(out, ensure_ascii=False), flush=True)
         else:
@@ -110,18 +135,21 @@ def _human(out: dict) -> str:
     lines = [out["image"]]
     for v in out.get("vehicles", []):
         x1, y1, x2, y2 = v["box"]
-        lines.append(f"  {v['class']:<10} {v['score']:.2f}  [{x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}]")
+        riders = f"  {v['riders']} rider(s)" if v.get("riders") else ""
+        lines.append(f"  {v['class']:<10} {v['score']:.2f}  [{x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}]{riders}")
     for p in out["plates"]:
-        valid = "" if p["format_valid"] else "  (not a Vietnamese pattern)"
+        valid = "" if p["format_valid"] else "  (fits no expected plate format)"
+        if p.get("country") and not p["format_valid"]:
+            valid = f"  (a plate of {p['country']}, not expected: kept as read)"
         lines.append(f"  plate {p['text']!r} {p['confidence']:.2f} {p['layout']}{valid}")
     return "\n".join(lines)
 
 
 def detect_main(argv: list[str]) -> int:
     return _run(argv, "detect", "Find vehicles and read plates in images, as the detect service does.",
-                lambda p, name, image: frame_json(name, p.process(image)))
+                lambda p, name, image, plan: frame_json(name, p.process(image, plan)))
 
 
 def plate_main(argv: list[str]) -> int:
     return _run(argv, "plate", "Read already-cropped plate images.",
-                lambda p, name, image: {"image": name, "plates": [plate_json(p.read_plate_image(image))]})
+                lambda p, name, image, plan: {"image": name, "plates": [plate_json(p.read_plate_image(image))]})

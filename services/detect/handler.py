@@ -19,7 +19,8 @@ from proto import ids
 from proto.v1.common import Box, PlateAlternative, PlateText, Point
 from proto.v1.detection import DetectedObject, DetectedPlate, DetectionMade, FrameRef
 from proto.v1.frame import FrameMeta, frame_meta_from_headers
-from services.detect.pipeline import FrameResult
+from services.detect.pipeline import FrameResult, Pipeline
+from services.detect.regions import PlanBook
 from services.runtime.bus import Invalid
 
 
@@ -51,6 +52,12 @@ def decode_frame(
     return Frame(meta, stream_seq, image, age)
 
 
+def detect_frame(pipeline: Pipeline, plans: PlanBook, frame: Frame) -> FrameResult:
+    """The camera's detection plan (its scene's roi and slices) when it has one, else the whole frame."""
+    assert frame.image is not None
+    return pipeline.process(frame.image, plans.for_camera(frame.meta.camera_id))
+
+
 def _box(b) -> Box:
     return Box(x1=max(0.0, float(b[0])), y1=max(0.0, float(b[1])), x2=max(0.0, float(b[2])), y2=max(0.0, float(b[3])))
 
@@ -64,8 +71,8 @@ def detection_event(frame: Frame, result: FrameResult, *, model: str, now: datet
         camera_id=meta.camera_id,
         occurred_at=meta.captured_at,
         frame=FrameRef(stream_seq=frame.stream_seq, frame_seq=meta.frame_seq, captured_at=meta.captured_at,
-                       width=width, height=height),
-        objects=tuple(DetectedObject(class_name=v.class_name, score=min(1.0, v.score), box=_box(v.box))
+                       width=width, height=height, discontinuity=meta.discontinuity),
+        objects=tuple(DetectedObject(class_name=v.class_name, score=min(1.0, v.score), box=_box(v.box), riders=v.riders)
                       for v in result.vehicles),
         plates=tuple(
             DetectedPlate(

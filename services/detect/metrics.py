@@ -7,8 +7,15 @@ from prometheus_client import Counter, Histogram
 FRAMES = Counter(
     "roadwatch_detect_frames_total",
     "Frames taken from the stream, by result: detected, stale (older than MAX_FRAME_AGE_S, skipped), "
+    "superseded (dropped under overload: newer frames of the camera were waiting), "
     "failed (the models raised; dead-lettered).",
     ["result"],
+)
+CAMERA_FRAMES = Counter(
+    "roadwatch_detect_camera_frames_total",
+    "Frames of each camera taken from the stream, by result: detected, stale, superseded. Under overload "
+    "every camera loses about the same share (fair admission); the alert DetectDroppingFrames reads it.",
+    ["camera", "result"],
 )
 FRAME_SECONDS = Histogram(
     "roadwatch_detect_frame_seconds",
@@ -28,6 +35,6 @@ BATCH_SIZE = Histogram(
 OBJECTS = Counter("roadwatch_detect_objects_total", "Objects found, by class.", ["class_name"])
 PLATES = Counter(
     "roadwatch_detect_plates_total",
-    "Plates read, by where they were found and whether they fit a Vietnamese pattern.",
+    "Plates read, by where they were found and whether they fit an expected plate format.",
     ["source", "format_valid"],
 )

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from services.detect.ocr import TextDetector, TextRecognizer
+from services.detect.plate_formats import Expected
 from services.detect.plates import PlateDetector, PlateRead, PlateReader, box_of
+from services.detect.regions import DetectionPlan, check_classes
+from services.detect.riders import TWO_WHEELERS, RiderRules, fuse_riders
 from services.detect.settings import Settings
 from services.detect.vehicles import VehicleDetector, read_class_names
 from services.detect.sessions import ModelError
@@ -27,6 +30,7 @@ class Vehicle:
     class_name: str
     score: float
     box: Box
+    riders: int = 0  # people fused into a two-wheeler (riders.py)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class Pipeline:
         fallback_max_per_frame: int = 2,
         crop_detector: PlateDetector | None = None,
         text_fallback_classes: list[str] = ("motorcycle",),
+        riders: RiderRules | None = RiderRules(),
     ) -> None:
         unknown = sorted(set(keep_classes) - set(vehicles.class_names))
         if unknown:
@@ -82,6 +87,7 @@ class Pipeline:
         self.fallback_max_per_frame = fallback_max_per_frame
         self.crop_detector = crop_detector
         self.text_fallback_classes = set(text_fallback_classes)
+        self.riders = riders  # None: persons and bikes are published as the detector saw them
         # Published with every detection, so that evidence says which models produced it.
         self.model_name = vehicles.fmt
 
@@ -109,23 +115,42 @@ class Pipeline:
         crop_detector = (PlateDetector(s.model_path(s.plate_crop_model), conf=s.plate_conf, iou=s.plate_iou,
                                        intra_op_threads=s.intra_op_threads, sha256=s.plate_crop_model_sha256)
                          if s.plate_crop_model else None)
-        pipeline = cls(detector, PlateReader(recognizer, plate_detector, text_detector), s.vehicle_keep_classes,
+        pipeline = cls(detector, PlateReader(recognizer, plate_detector, text_detector, s.plate_expectation()), s.vehicle_keep_classes,
                        s.fallback_classes, s.fallback_min_height, s.fallback_max_per_frame,
-                       crop_detector, s.text_fallback_classes)
+                       crop_detector, s.text_fallback_classes, s.rider_rules())
         pipeline.model_name = "+".join(Path(n).name for n in (s.vehicle_model, s.plate_model, s.ocr_rec_model))
         return pipeline
 
-    def find_vehicles(self, image: np.ndarray) -> tuple[Vehicle, ...]:
-        found = self.vehicles.detect(image)
+    def check_plan(self, plan: DetectionPlan) -> None:
+        """A plan naming a class the model does not have is refused (RegionError)."""
+        check_classes(plan, self.vehicles.class_names)
+
+    def find_vehicles(self, image: np.ndarray, plan: DetectionPlan | None = None) -> tuple[Vehicle, ...]:
+        """The camera's plan (tiles over its road) when it has one, else the whole frame (and
+        VEHICLE_TILES); then riders fused into their two-wheelers. With fusion on, two-wheeler
+        boxes are decoded down to the rules' weak score and kept only if they carry a rider."""
         names = self.vehicles.class_names
+        strong = self.vehicles.thresholds(plan)
+        decode = strong.copy()
+        if self.riders is not None:
+            bikes = np.array([name in TWO_WHEELERS for name in names])
+            decode[bikes] = np.minimum(decode[bikes], self.riders.weak_bike_score)
+        found = (self.vehicles.detect(image, decode, strong if self.riders is not None else None) if plan is None
+                 else self.vehicles.detect_plan(image, plan, decode, strong))
+        boxes, scores, classes = found.boxes, found.scores, found.classes
+        riders = np.zeros(len(scores), dtype=np.int64)
+        if self.riders is not None:
+            fused = fuse_riders(boxes, scores, classes, names, self.riders)
+            boxes, scores, classes, riders = fused.boxes, fused.scores, fused.classes, fused.riders
+        sure = (scores >= strong[classes]) | (riders > 0)
         return tuple(
-            Vehicle(names[c], round(float(s), 4), tuple(round(float(v), 1) for v in b))  # type: ignore[arg-type]
-            for b, s, c in zip(found.boxes, found.scores, found.classes)
-            if self.keep[c]
+            Vehicle(names[c], round(float(s), 4), tuple(round(float(v), 1) for v in b), int(r))  # type: ignore[arg-type]
+            for b, s, c, r, ok in zip(boxes, scores, classes, riders, sure)
+            if self.keep[c] and ok
         )
 
-    def process(self, image: np.ndarray) -> FrameResult:
-        vehicles = self.find_vehicles(image)
+    def process(self, image: np.ndarray, plan: DetectionPlan | None = None) -> FrameResult:
+        vehicles = self.find_vehicles(image, plan)
         plates: list[FoundPlate] = []
         assert self.reader.detector is not None
         for found in self.reader.detector.detect(image):
@@ -189,22 +214,30 @@ class Pipeline:
         text, corners = found
         return PlateRead(box_of(corners), tuple((float(x), float(y)) for x, y in corners), text, 0.0, "text_detector")
 
-    def read_plate_image(self, image: np.ndarray) -> PlateRead:
-        """`roadwatch plate`: the image is a plate crop; if it reads as no Vietnamese plate and is
-        really a wider shot, look for the plate inside it."""
+    def read_plate_image(self, image: np.ndarray, expected: Expected | None = None) -> PlateRead:
+        """`roadwatch plate`: the image is a plate crop; if it reads as no plate of the expected
+        formats (`expected`, default PLATE_COUNTRIES) and is really a wider shot, the plate is
+        looked for inside it: the best of the plate detector's candidates (plate_choice), then
+        text lines."""
+        expected = expected or self.reader.expected
         h, w = image.shape[:2]
         whole = (0.0, 0.0, float(w), float(h))
         corners = ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h)))
-        text = self.reader.read_crop(image)
-        if text.format_valid or self.reader.detector is None:
-            return PlateRead(whole, corners, text, 1.0, "crop")
-        for found in self.reader.detector.detect(image):
-            inner = self.reader.read_quad(image, found.corners)
-            if inner.format_valid:
-                return PlateRead(tuple(float(v) for v in found.box), tuple((float(x), float(y)) for x, y in found.corners),  # type: ignore[arg-type]
-                                 inner, found.score, "plate_detector")
-        lines = self.reader.read_text_lines(image, np.array(whole))
+        text = self.reader.read_crop(image, expected)
+        crop = PlateRead(whole, corners, text, 1.0, "crop")
+        if (text.format_valid and text.edits == 0) or self.reader.detector is None:
+            return crop
+        # Valid only after a repair, or not at all: a plate read as it is inside a wider shot wins.
+        reads = self.reader.read_all(image, None, expected)
+        for read in reads:
+            if read.plate.format_valid and (read.plate.edits == 0 or not text.format_valid):
+                return read
+        if text.format_valid:
+            return crop
+        if reads and reads[0].plate.foreign:
+            return reads[0]  # a plate of a country not expected, kept as read
+        lines = self.reader.read_text_lines(image, np.array(whole), expected)
         if lines is not None:
             inner, quad = lines
             return PlateRead(box_of(quad), tuple((float(x), float(y)) for x, y in quad), inner, 0.0, "text_detector")
-        return PlateRead(whole, corners, text, 1.0, "crop")
+        return crop

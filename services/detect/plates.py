@@ -19,12 +19,14 @@ from services.detect.nms import nms
 from services.detect.ocr import LineRead, TextDetector, TextRecognizer, order_corners
 from services.detect.sessions import ModelError, open_session, static_hw
 from services.detect.vehicles import letterbox
-from services.detect.vn_plate import PlateText, normalise
+from services.detect.plate_formats import Expected, load as load_formats
+from services.detect.plate_repair import PlateText, evidence, normalise
 
 TWO_LINE_BELOW = 2.0  # width / height under which a plate is read as two lines
 ONE_LINE_ABOVE = 3.2  # over which it is read as one line; in between, both are tried
 BAND_TRIM = 0.15  # share of the height cut above and below for the middle-band reading
 BAND_MIN_HEIGHT = 24  # a smaller crop has no readable band: skip the extra recogniser run
+MAX_CANDIDATES = 6  # plate detections read per image, most confident first
 
 
 @dataclass(frozen=True)
@@ -135,21 +137,24 @@ def _halves(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _better(a: PlateText, b: PlateText) -> PlateText:
-    if a.format_valid != b.format_valid:
-        return a if a.format_valid else b
-    return a if a.confidence >= b.confidence else b
+    """Valid as read, then a foreign plate as read, then valid after a repair; then the more confident."""
+    return a if (evidence(a), a.confidence) >= (evidence(b), b.confidence) else b
 
 
 class PlateReader:
     """Reads plate crops; finds plates in frames with the plate detector and, for vehicles
     where it finds none, the text detector."""
 
-    def __init__(self, recognizer: TextRecognizer, detector: PlateDetector | None = None, text_detector: TextDetector | None = None) -> None:
+    def __init__(self, recognizer: TextRecognizer, detector: PlateDetector | None = None, text_detector: TextDetector | None = None,
+                 expected: Expected | None = None) -> None:
         self.recognizer = recognizer
         self.detector = detector
         self.text_detector = text_detector
+        # The formats expected when a call names none (PLATE_COUNTRIES); a camera passes its own.
+        self.expected = expected if expected is not None else load_formats().expect(["vn"])
 
-    def read_crop(self, crop: np.ndarray) -> PlateText:
+    def read_crop(self, crop: np.ndarray, expected: Expected | None = None) -> PlateText:
+        expected = expected or self.expected
         h, w = crop.shape[:2]
         ratio = w / max(h, 1)
         layouts = ["two_line"] if ratio < TWO_LINE_BELOW else ["one_line"] if ratio > ONE_LINE_ABOVE else ["one_line", "two_line"]
@@ -160,23 +165,39 @@ class PlateReader:
         results, i = [], 0
         for layout in layouts:
             n = 1 if layout == "one_line" else 2
-            results.append(_plate_text(reads[i : i + n], layout))
+            results.append(_plate_text(reads[i : i + n], layout, expected))
             i += n
         best = results[0]
         for other in results[1:]:
             best = _better(best, other)
-        if not best.format_valid and h >= BAND_MIN_HEIGHT:
-            # Not a Vietnamese plate (or unreadable): foreign plates carry a state or country
-            # name above and below the number, so the middle band alone often reads cleanly.
+        unsure = evidence(best) < 3 or best.free_form
+        if unsure and h >= BAND_MIN_HEIGHT:
+            # Not read as a plate of a fixed expected format (or only after a repair): many
+            # plates carry a state or country name, a slogan or stickers above and below the
+            # number, so the middle band alone often reads cleanly.
             band = crop[int(round(h * BAND_TRIM)) : int(round(h * (1 - BAND_TRIM)))]
             if band.shape[0] >= 4:
-                best = _better(best, _plate_text(self.recognizer.read([band]), "one_line"))
+                best = _better(best, _plate_text(self.recognizer.read([band]), "one_line", expected))
         return best
 
-    def read_quad(self, image: np.ndarray, corners: np.ndarray) -> PlateText:
-        return self.read_crop(rectify(image, corners))
+    def read_quad(self, image: np.ndarray, corners: np.ndarray, expected: Expected | None = None) -> PlateText:
+        return self.read_crop(rectify(image, corners), expected)
 
-    def read_text_lines(self, image: np.ndarray, region: np.ndarray) -> tuple[PlateText, np.ndarray] | None:
+    def read_all(self, image: np.ndarray, vehicle: tuple[float, float, float, float] | None = None,
+                 expected: Expected | None = None, limit: int = MAX_CANDIDATES) -> list[PlateRead]:
+        """Every plate the detector finds in the image, read, best first (plate_choice): inside
+        the vehicle's box when one is given, a plate's proportions, an expected format."""
+        from services.detect.plate_choice import choose
+
+        if self.detector is None:
+            return []
+        found = sorted(self.detector.detect(image), key=lambda f: -f.score)[:limit]
+        reads = [PlateRead(box_of(f.corners), tuple((float(x), float(y)) for x, y in f.corners),
+                           self.read_quad(image, f.corners, expected), f.score, "plate_detector") for f in found]
+        return choose([r for r in reads if r.plate.text], vehicle)
+
+    def read_text_lines(self, image: np.ndarray, region: np.ndarray,
+                        expected: Expected | None = None) -> tuple[PlateText, np.ndarray] | None:
         """Fallback for a vehicle the plate detector found nothing on: text lines in its crop,
         paired top-over-bottom, the pair (or single line) that best fits a plate wins."""
         if self.text_detector is None:
@@ -198,14 +219,14 @@ class PlateReader:
             if i + 1 < len(reads):
                 options.append(([read, reads[i + 1]], "two_line", np.concatenate([quads[i][:2], quads[i + 1][2:]])))
             for pair, layout, quad in options:
-                text = _plate_text(pair, layout)
+                text = _plate_text(pair, layout, expected or self.expected)
                 if text.format_valid and (best is None or text.confidence > best[0].confidence):
                     best = (text, order_corners(quad) + offset)
         return best
 
 
-def _plate_text(reads: list[LineRead], layout: str) -> PlateText:
-    return normalise([r.chars for r in reads], " ".join(r.raw for r in reads), layout)
+def _plate_text(reads: list[LineRead], layout: str, expected: Expected) -> PlateText:
+    return normalise([r.chars for r in reads], " ".join(r.raw for r in reads), layout, expected)
 
 
 def box_of(corners: np.ndarray) -> tuple[float, float, float, float]:

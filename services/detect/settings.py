@@ -11,6 +11,9 @@ from pathlib import Path
 
 import msgspec
 
+from services.detect.riders import RiderRules
+from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
+from services.runtime.cpus import available_cores
 from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_choice, check_common
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
@@ -34,6 +37,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_model_sha256: str = ""
     vehicle_keep_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
 
+    # `<camera_id>.yaml` scene files; their `detection:` block (roi, slices) is the camera's
+    # detection plan. Empty: every camera gets the whole-frame path.
+    scenes_dir: str = ""
+
+    # A person on a motorcycle/bicycle box becomes that two-wheeler's rider (riders.py).
+    rider_fusion: bool = True
+    rider_min_x_overlap: float = 0.5
+    rider_min_foot_depth: float = 0.25
+    rider_max_foot_below: float = 0.35
+    rider_max_head_depth: float = 0.5
+    rider_max_width_ratio: float = 2.0
+    rider_max_per_vehicle: int = 3
+    rider_weak_bike_score: float = 0.05  # a motorcycle/bicycle box this weak is kept only with a rider on it
+
     plate_model: str = "y5fu_640x_sim.onnx"
     plate_conf: float = 0.3
     plate_iou: float = 0.5
@@ -48,12 +65,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     text_fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
     fallback_min_height: int = 160  # a motorbike plate is ~1/8 of the bike: smaller ones are unreadable
     fallback_max_per_frame: int = 2
+    # Plates: the formats file (empty: the shipped services/detect/plate_formats.yaml) and the
+    # countries whose plates cameras expect unless a camera's scene says otherwise.
+    plate_formats_file: str = ""
+    plate_countries: list[str] = msgspec.field(default_factory=lambda: ["vn"])
 
     batch_size: int = 4
     batch_wait_ms: int = 50
     max_frame_age_s: float = 30.0
     max_frame_bytes: int = 8 * 1024 * 1024
-    workers: int = 1
+    # Overload (docs/ARCHITECTURE.md): with more than BATCH_SIZE frames waiting, each camera gets
+    # at most its newest FRAMES_PER_CAMERA detected per round; its older ones are dropped as superseded.
+    frames_per_camera: int = 2
+    drop_log_interval_s: float = 60.0  # dropped frames: one WARNING per interval, counts per camera
+    # One model thread per core the process may use (cgroup quota, then affinity), each session
+    # single-threaded (docs/BENCHMARKS.md: on two cores WORKERS=2 carried 19.4 frames/s where
+    # WORKERS=1 carried 9.2).
+    workers: int = msgspec.field(default_factory=available_cores)
     intra_op_threads: int = 1
 
     def __post_init__(self) -> None:
@@ -66,7 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingError(name.upper(), f"must be between 0 and 1, got {getattr(self, name)}")
         for name, low in (("batch_size", 1), ("workers", 1), ("intra_op_threads", 1), ("vehicle_input_size", 32),
                           ("batch_wait_ms", 0), ("fallback_min_height", 0), ("fallback_max_per_frame", 0),
-                          ("max_frame_bytes", 1)):
+                          ("max_frame_bytes", 1), ("frames_per_camera", 1)):
             if getattr(self, name) < low:
                 raise SettingError(name.upper(), f"must be at least {low}, got {getattr(self, name)}")
         if self.vehicle_tiles == 1 or not 0 <= self.vehicle_tiles <= 8:
@@ -76,10 +104,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if value and (len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value)):
                 raise SettingError(name.upper(), f"must be 64 hex digits, got {value!r}")
+        if self.drop_log_interval_s <= 0:
+            raise SettingError("DROP_LOG_INTERVAL_S", f"must be positive, got {self.drop_log_interval_s}")
         if self.max_frame_age_s <= 0:
             raise SettingError("MAX_FRAME_AGE_S", f"must be positive, got {self.max_frame_age_s}")
         if not self.vehicle_keep_classes:
             raise SettingError("VEHICLE_KEEP_CLASSES", "must name at least one class")
+        for name, low, high in (("rider_min_x_overlap", 0.0, 1.0), ("rider_min_foot_depth", 0.0, 1.0),
+                                ("rider_max_foot_below", 0.0, 2.0), ("rider_max_head_depth", 0.0, 1.0),
+                                ("rider_max_width_ratio", 0.5, 10.0)):
+            if not low <= getattr(self, name) <= high:
+                raise SettingError(name.upper(), f"must be within {low}..{high}, got {getattr(self, name)}")
+        if not 0.0 < self.rider_weak_bike_score <= 1.0:
+            raise SettingError("RIDER_WEAK_BIKE_SCORE", f"must be within 0..1 (VEHICLE_CONF or above: off), got "
+                                                        f"{self.rider_weak_bike_score}")
+        if self.rider_max_per_vehicle < 1:
+            raise SettingError("RIDER_MAX_PER_VEHICLE", f"must be at least 1, got {self.rider_max_per_vehicle}")
+        self.plate_expectation()
+
+    def rider_rules(self) -> RiderRules | None:
+        if not self.rider_fusion:
+            return None
+        return RiderRules(min_x_overlap=self.rider_min_x_overlap, min_foot_depth=self.rider_min_foot_depth,
+                          max_foot_below=self.rider_max_foot_below, max_head_depth=self.rider_max_head_depth,
+                          max_width_ratio=self.rider_max_width_ratio, max_riders=self.rider_max_per_vehicle,
+                          weak_bike_score=self.rider_weak_bike_score)
+
+    def plate_expectation(self) -> Expected:
+        """The formats of PLATE_COUNTRIES from PLATE_FORMATS_FILE, checked (SettingError otherwise)."""
+        try:
+            formats = load_formats(self.plate_formats_file or SHIPPED_FORMATS)
+        except FormatsError as exc:
+            raise SettingError("PLATE_FORMATS_FILE", str(exc)) from None
+        try:
+            return formats.expect(self.plate_countries)
+        except FormatsError as exc:
+            raise SettingError("PLATE_COUNTRIES", exc.problem) from None
 
     def model_path(self, name: str) -> Path:
         path = Path(name)

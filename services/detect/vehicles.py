@@ -16,7 +16,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from services.detect import slicing
 from services.detect.nms import batched_nms
+from services.detect.regions import DetectionPlan
 from services.detect.sessions import ModelError, open_session, static_hw
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
@@ -221,44 +223,90 @@ class VehicleDetector:
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: tensor})
 
-    def postprocess(self, outputs: list[np.ndarray], box: Letterbox, image_hw: tuple[int, int]) -> Detections:
+    def postprocess(self, outputs: list[np.ndarray], box: Letterbox, image_hw: tuple[int, int],
+                    thresholds: np.ndarray | None = None) -> Detections:
+        """Boxes in image pixels after NMS; `thresholds` (one score per class) replaces VEHICLE_CONF."""
+        conf = self.conf if thresholds is None else float(thresholds.min())
         if self.fmt == "yolox":
-            boxes, scores, classes = decode_yolox(outputs, self.size, self.conf)
+            boxes, scores, classes = decode_yolox(outputs, self.size, conf)
         elif self.fmt == "nanodet":
-            boxes, scores, classes = decode_nanodet(outputs, self.size, self.conf, self.output_names)
+            boxes, scores, classes = decode_nanodet(outputs, self.size, conf, self.output_names)
         elif self.fmt == "yolov5":
-            boxes, scores, classes = decode_yolov5(outputs, self.size, self.conf)
+            boxes, scores, classes = decode_yolov5(outputs, self.size, conf)
         else:
-            boxes, scores, classes = decode_yolov8(outputs, self.size, self.conf)
+            boxes, scores, classes = decode_yolov8(outputs, self.size, conf)
+        if thresholds is not None:
+            passed = scores >= thresholds[classes]
+            boxes, scores, classes = boxes[passed], scores[passed], classes[passed]
         boxes = (boxes - np.array([box.pad_x, box.pad_y] * 2, dtype=np.float32)) / box.scale
         h, w = image_hw
         boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
         keep = batched_nms(boxes, scores, classes, self.iou)
         return Detections(boxes[keep], scores[keep].astype(np.float32), classes[keep].astype(np.int64))
 
-    def detect(self, image: np.ndarray) -> Detections:
-        found = self._detect_one(image)
+    def thresholds(self, plan: DetectionPlan | None = None) -> np.ndarray:
+        """The score each class must reach: the plan's `min_score`, else VEHICLE_CONF."""
+        min_score = plan.min_score if plan is not None else {}
+        return np.array([min_score.get(name, self.conf) for name in self.class_names], dtype=np.float32)
+
+    def detect(self, image: np.ndarray, thresholds: np.ndarray | None = None,
+               strong: np.ndarray | None = None) -> Detections:
+        """The whole frame (and VEHICLE_TILES strips). Given `strong` (see detect_plan), the
+        windows are merged by the slicing rules, which know weak boxes; else by plain NMS."""
+        found = self._detect_one(image, thresholds)
+        if strong is not None:
+            h, w = image.shape[:2]
+            parts = [slicing.Found(found.boxes, found.scores, found.classes, (0, 0, w, h))]
+            if self.tiles >= 2:
+                parts += [slicing.Found(d.boxes, d.scores, d.classes, (x0, 0, x0 + width, h))
+                          for d, (x0, width) in zip(self._detect_tiles(image, thresholds), self._strips(w))]
+            boxes, scores, classes = slicing.merge(parts, (w, h), self.iou, self.class_names, strong)
+            return Detections(boxes, scores, classes)
         if self.tiles < 2:
             return found
-        return self._merge([found, *self._detect_tiles(image)])
+        return self._merge([found, *self._detect_tiles(image, thresholds)])
 
-    def _detect_one(self, image: np.ndarray) -> Detections:
+    def _detect_one(self, image: np.ndarray, thresholds: np.ndarray | None = None) -> Detections:
         tensor, box = self.preprocess(image)
-        return self.postprocess(self.run(tensor), box, image.shape[:2])
+        return self.postprocess(self.run(tensor), box, image.shape[:2], thresholds)
 
-    def _detect_tiles(self, image: np.ndarray) -> list[Detections]:
+    def detect_plan(self, image: np.ndarray, plan: DetectionPlan, thresholds: np.ndarray | None = None,
+                    strong: np.ndarray | None = None) -> Detections:
+        """The scene's plan: the whole frame and/or tiles over the road, merged, then only what
+        stands on the road. `thresholds` (per class) is what the decoder keeps, `strong` (per
+        class) the score a box needs to be trusted on its own: in the merge, trusted boxes are
+        taken before weaker ones (a low-score bike kept only to carry a rider must not push out a
+        sure box)."""
+        h, w = image.shape[:2]
+        plan = plan.scaled_to(w, h)
+        strong = self.thresholds(plan) if strong is None else strong
+        thresholds = strong if thresholds is None else thresholds
+        parts: list[slicing.Found] = []
+        if plan.full_frame:
+            found = self._detect_one(image, thresholds)
+            parts.append(slicing.Found(found.boxes, found.scores, found.classes, (0, 0, w, h)))
+        for x1, y1, x2, y2 in plan.tiles(self.size):
+            found = self._detect_one(np.ascontiguousarray(image[y1:y2, x1:x2]), thresholds)
+            shift = np.array([x1, y1, x1, y1], dtype=np.float32)
+            parts.append(slicing.Found(found.boxes + shift, found.scores, found.classes, (x1, y1, x2, y2)))
+        boxes, scores, classes = slicing.merge(parts, (w, h), self.iou, self.class_names, strong)
+        keep = plan.inside_roi(boxes)
+        return Detections(boxes[keep], scores[keep], classes[keep])
+
+    def _detect_tiles(self, image: np.ndarray, thresholds: np.ndarray | None = None) -> list[Detections]:
         """Overlapping vertical strips, each seen at a higher scale than the whole frame: far
         vehicles under ~30 px vanish when a wide frame is shrunk to the model's input."""
-        h, w = image.shape[:2]
-        width = int(w / self.tiles * (1 + TILE_OVERLAP))
         out = []
-        for i in range(self.tiles):
-            x0 = min(int(i * w / self.tiles - (width - w / self.tiles) / 2), w - width)
-            x0 = max(x0, 0)
-            part = self._detect_one(np.ascontiguousarray(image[:, x0 : x0 + width]))
+        for x0, width in self._strips(image.shape[1]):
+            part = self._detect_one(np.ascontiguousarray(image[:, x0 : x0 + width]), thresholds)
             boxes = part.boxes + np.array([x0, 0, x0, 0], dtype=np.float32)
             out.append(Detections(boxes, part.scores, part.classes))
         return out
+
+    def _strips(self, w: int) -> list[tuple[int, int]]:
+        width = int(w / self.tiles * (1 + TILE_OVERLAP))
+        return [(max(min(int(i * w / self.tiles - (width - w / self.tiles) / 2), w - width), 0), width)
+                for i in range(self.tiles)]
 
     def _merge(self, parts: list[Detections]) -> Detections:
         boxes = np.concatenate([p.boxes for p in parts])

@@ -8,6 +8,7 @@ backlog, and an unbounded queue would only turn a slow broker into an out-of-mem
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -33,10 +34,17 @@ class DropOldest(Generic[T]):
     def put(self, item: T) -> int:
         with self._lock:
             pushed_out = 0
+            carried = None
             while len(self._items) >= self.maxsize:
-                self._items.popleft()
+                dropped = self._items.popleft()
+                carried = carried or getattr(dropped, "discontinuity", None)
                 pushed_out += 1
             self._items.append(item)
+            if carried:
+                # The first frame after a break was dropped: the oldest kept frame now begins the stretch.
+                head = self._items[0]
+                if dataclasses.is_dataclass(head) and not getattr(head, "discontinuity", None):
+                    self._items[0] = dataclasses.replace(head, discontinuity=carried)
             self.dropped += pushed_out
             return pushed_out
 
@@ -84,6 +92,7 @@ class OutFrame:
     width: int
     height: int
     jpeg: bytes
+    discontinuity: str | None = None  # start | reconnect | loop: the first frame after a break
 
 
 def frame_seq(captured_at: float) -> int:
@@ -96,5 +105,6 @@ def frame_message(frame: OutFrame) -> dict[str, str]:
     """The contract's headers for one frame (Nats-Msg-Id included)."""
     captured = datetime.fromtimestamp(frame.captured_at, tz=UTC)
     meta = new_frame_meta(camera_id=frame.camera_id, frame_seq=frame_seq(frame.captured_at), captured_at=captured,
-                          width=frame.width, height=frame.height)
+                          width=frame.width, height=frame.height,
+                          discontinuity=frame.discontinuity)  # type: ignore[arg-type]
     return frame_headers(meta)

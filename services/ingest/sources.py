@@ -64,6 +64,7 @@ class Decoded:
 
     pts: float | None  # stream time in seconds, None when the source has no timestamps
     arrival: float  # wall-clock time the frame was read
+    discontinuity: str | None = None  # "loop" on the first frame of a looping source's next pass
 
     def luma(self) -> np.ndarray:
         raise NotImplementedError
@@ -251,6 +252,7 @@ def read_av(camera: Camera, options: ReaderOptions, stop: threading.Event, count
     rtsp = camera.kind == "rtsp"
     pacer = _Pacer(stop, camera.realtime) if not rtsp else None
     offset = 0.0  # added to the pts of each pass through a looping file
+    passes = 0  # passes through the file done: the first frame of the next one is a discontinuity
     while not stop.is_set():
         if camera.kind == "file" and not os.path.exists(camera.url):
             raise SourceError("file not found")
@@ -291,7 +293,10 @@ def read_av(camera: Camera, options: ReaderOptions, stop: threading.Event, count
                     last = seconds
                     pts = offset + seconds - first
                     delivered += 1
-                    yield AvDecoded(frame, pts, pacer.arrive(pts))
+                    decoded = AvDecoded(frame, pts, pacer.arrive(pts))
+                    if passes and delivered == 1:
+                        decoded.discontinuity = "loop"
+                    yield decoded
         finally:
             container.close()
         if stop.is_set():
@@ -303,6 +308,7 @@ def read_av(camera: Camera, options: ReaderOptions, stop: threading.Event, count
         if not camera.loop:
             return
         offset += last - (first or 0.0) + step
+        passes += 1
 
 
 # --- HTTP MJPEG ------------------------------------------------------------------------------------
@@ -414,6 +420,7 @@ def read_folder(camera: Camera, options: ReaderOptions, stop: threading.Event, c
     rate = camera.image_fps or camera.fps
     pacer = _Pacer(stop, camera.realtime)
     index = 0
+    passes = 0
     while not stop.is_set():
         if not folder.is_dir():
             raise SourceError("folder not found")
@@ -447,11 +454,14 @@ def read_folder(camera: Camera, options: ReaderOptions, stop: threading.Event, c
                     continue
                 decoded = ArrayDecoded(bgr, pts, pacer.arrive(pts))
             good += 1
+            if passes and good == 1:
+                decoded.discontinuity = "loop"
             yield decoded
         if good == 0:
             raise SourceError("no image in the folder could be read")
         if not camera.loop:
             return
+        passes += 1
 
 
 READERS = {"rtsp": read_av, "file": read_av, "mjpeg": read_mjpeg, "folder": read_folder}

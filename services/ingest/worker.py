@@ -46,6 +46,9 @@ class CameraWorker:
         self.connections = 0
         self.last_frame_at: float | None = None
         self.connected_at: float | None = None
+        # The next frame handed over begins a new stretch of the stream (start, reconnect, loop):
+        # kept until a frame is actually handed over (the sampler or motion gate may skip some).
+        self.pending_break: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera.id}", daemon=True)
 
     def start(self) -> None:
@@ -73,6 +76,7 @@ class CameraWorker:
             if self.connections:
                 self.reconnects += 1
             self.connections += 1
+            self.pending_break = "reconnect" if self.connections > 1 else "start"
             got_frame = False
             try:
                 for decoded in open_reader(self.camera, self.options, self.stop_event, self.counters):
@@ -110,6 +114,8 @@ class CameraWorker:
         self.connected = False
 
     def _handle(self, decoded) -> None:
+        if decoded.discontinuity and self.pending_break is None:
+            self.pending_break = decoded.discontinuity
         captured_at = self.clock.wall_time(decoded.pts, decoded.arrival) if self.camera.start_at is None or \
             decoded.pts is None else self.camera.start_at + decoded.pts
         if not self.sampler.take(captured_at):
@@ -120,4 +126,5 @@ class CameraWorker:
         jpeg, width, height = decoded.jpeg(self.camera.jpeg_quality, self.camera.max_width)
         self.sampled += 1
         self.queue.put(OutFrame(camera_id=self.camera.id, captured_at=captured_at, width=width, height=height,
-                                jpeg=jpeg))
+                                jpeg=jpeg, discontinuity=self.pending_break))
+        self.pending_break = None

@@ -16,8 +16,8 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from proto import codec
-from proto.v1 import CaseResolved, CaseReviewed, Owner, Vehicle
+from proto import codec, ids, subjects
+from proto.v1 import CaseResolved, CaseReviewed, NoticeHeld, Owner, Vehicle
 from services.notify import decisions, evidence, letter, metrics, owners, scheduler, store
 from services.notify.config import Config
 from services.runtime import bus
@@ -62,9 +62,16 @@ class Cases:
         if case.decision != "confirmed":
             metrics.CASES.labels("reviewed", "rejected").inc()
             return
-        if case.agency not in self.config.units:
+        if case.agency not in self.config.issuing:
             raise bus.Invalid(f"agency {case.agency!r} has no unit in the notify configuration")
         if await store.case_known(self.pool, case.case_id):
+            held = await store.held_duplicate(self.pool, case.case_id)
+            if held is not None and held[0] in case.distinct_from:
+                # The reviewer judged the held case another event: plan it now.
+                _, vehicle, owner = held
+                log.info("held case released by the reviewer", extra={"fields": {"case": case.case_id}})
+                await self.plan(case, vehicle, owner)
+                return
             metrics.CASES.labels("reviewed", "duplicate").inc()
             self.on_notices()
             return
@@ -81,8 +88,22 @@ class Cases:
             metrics.OWNER_LOOKUPS.labels("unavailable").inc()
             raise
         metrics.OWNER_LOOKUPS.labels("found").inc()
-        planned = decisions.plan_case(case, vehicle, owner, self.config)
+        await self.plan(case, vehicle, owner)
+
+    async def plan(self, case: CaseReviewed, vehicle: Vehicle, owner: Owner) -> None:
+        """Hold the case when the configuration has no legal basis for it or it repeats a case
+        already notified; otherwise render its letters and record its notices."""
         now = self.clock()
+        if decisions.legal(case, vehicle, self.config) is None:
+            detail = decisions.no_legal_basis(case, vehicle, self.config)
+            event = self.held_event(case, vehicle, "no_legal_basis", detail, now)
+            await store.hold_case(self.pool, case, vehicle, owner, now, reason="no_legal_basis", detail=detail,
+                                  subject=subjects.notice_held(case.camera_id), event=event)
+            metrics.CASES.labels("reviewed", "no_legal_basis").inc()
+            log.warning("case held: cần căn cứ pháp lý", extra={"fields": {"case": case.case_id, "detail": detail}})
+            self.on_notices()
+            return
+        planned = decisions.plan_case(case, vehicle, owner, self.config)
         respond_by = decisions.respond_by(now, self.config)
         wanted = {notice.document for notice in planned if notice.document}
         try:
@@ -99,7 +120,18 @@ class Cases:
                 pdf = await asyncio.get_running_loop().run_in_executor(self.renderer, letter.render_job, job)
             metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
             documents[document] = hashlib.sha256(pdf).hexdigest(), pdf
-        created = await store.record_case(self.pool, case, vehicle, owner, planned, documents, respond_by, now)
+
+        def duplicate(earlier: str):
+            return subjects.notice_held(case.camera_id), self.held_event(
+                case, vehicle, "possible_duplicate", f"có thể trùng với {earlier}", now, duplicate_of=earlier)
+
+        created = await store.record_case(self.pool, case, vehicle, owner, planned, documents, respond_by, now,
+                                          duplicates=self.config.duplicates, on_duplicate=duplicate)
+        if isinstance(created, str):
+            metrics.CASES.labels("reviewed", "possible_duplicate").inc()
+            log.warning("case held: possible duplicate", extra={"fields": {"case": case.case_id, "of": created}})
+            self.on_notices()
+            return
         metrics.CASES.labels("reviewed", "recorded").inc()
         delay_days = (now - case.violation_at).total_seconds() / 86_400
         metrics.NOTICE_DELAY_DAYS.observe(delay_days)
@@ -113,6 +145,26 @@ class Cases:
                                                     "channels": [p.channel for p in planned]}})
         self.on_notices()
 
+    def held_event(self, case: CaseReviewed, vehicle: Vehicle, reason: str, detail: str, now: datetime,
+                   duplicate_of: str = "") -> NoticeHeld:
+        return NoticeHeld(
+            id=ids.event_id("held", case.case_id, reason, duplicate_of), camera_id=case.camera_id, occurred_at=now,
+            case_id=case.case_id, reason=reason, detail=detail, violation_type=case.violation_type,  # type: ignore[arg-type]
+            vehicle_class=self.config.legal_class(decisions.vehicle_type(case, vehicle)) or "",
+            duplicate_of=duplicate_of)
+
+    async def release_held(self) -> int:
+        """Plan the cases held for want of a legal basis whose entry the configuration now has
+        (run at start: adding an entry and restarting notify sends them)."""
+        released = 0
+        for case, vehicle, owner in await store.held_cases(self.pool, "no_legal_basis"):
+            if decisions.legal(case, vehicle, self.config) is not None:
+                await self.plan(case, vehicle, owner)
+                released += 1
+        if released:
+            log.info("held cases released", extra={"fields": {"cases": released}})
+        return released
+
     def letter_job(self, document: str, case: CaseReviewed, vehicle: Vehicle, owner: Owner, now: datetime,
                    respond_by: datetime, images: list[bytes]) -> letter.Job:
         commune = self.config.communes.get(owner.commune_code)
@@ -120,7 +172,7 @@ class Cases:
                                   commune=commune.name if commune else owner.commune_code)
         template = (self.config.templates.owner_letter if document == "owner_letter"
                     else self.config.templates.transfer_letter)
-        return letter.Job(template=template, values=values, unit=self.config.units[case.agency], issued_at=now,
+        return letter.Job(template=template, values=values, unit=self.config.unit(case.agency), issued_at=now,
                           images=tuple(images), fonts=self.fonts)
 
     async def on_resolved(self, event: CaseResolved) -> None:

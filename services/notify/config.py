@@ -24,6 +24,8 @@ import yaml
 from proto.v1.common import ViolationType
 
 EXIT_BAD_CONFIG = 2
+# The portal's agencies file: the one source of each unit's name, address and phone.
+EXAMPLE_AGENCIES = str(Path(__file__).resolve().parents[1] / "portal" / "agencies.example.yaml")
 Channel = Literal["email", "sms", "post"]
 
 
@@ -44,16 +46,31 @@ class WebhookTarget(_Strict, kw_only=True):
 
 
 class Unit(_Strict, kw_only=True):
-    """A police unit that detects and issues notices (keyed by the agency id of case events)."""
+    """What the letters need of a police unit beyond its contact details (keyed by the agency id
+    of case events). Its name, superior body, address, phone and working hours are the agencies
+    file's (AGENCIES_FILE, the portal's): one source for the letters and the public pages."""
 
-    name: str  # e.g. "Phòng Cảnh sát giao thông"
-    parent: str = ""  # e.g. "CÔNG AN THÀNH PHỐ HẢI PHÒNG"
     place: str = ""  # place name in the letter's date line, e.g. "Hải Phòng"
+    signer: str = ""  # title of the signing officer
+    communes: tuple[str, ...] = ()  # commune codes in this unit's area (owners outside: transfer)
+
+
+CONTACT_KEYS = ("name", "parent", "address", "phone", "working_hours")
+
+
+class IssuingUnit(msgspec.Struct, frozen=True, kw_only=True):
+    """A unit as the letters print it: contact details from the agencies file, the rest from
+    `units`. Built at load time, so every letter of a run uses the same values."""
+
+    agency: str
+    name: str  # e.g. "Phòng Cảnh sát giao thông"
+    parent: str = ""  # e.g. "Công an thành phố Hải Phòng"
     address: str  # where the owner comes to resolve the case
     phone: str
     working_hours: str = ""
-    signer: str = ""  # title of the signing officer
-    communes: tuple[str, ...] = ()  # commune codes in this unit's area
+    place: str = ""
+    signer: str = ""
+    communes: tuple[str, ...] = ()
 
 
 class Recipient(_Strict, kw_only=True):
@@ -64,11 +81,21 @@ class Recipient(_Strict, kw_only=True):
     webhook: WebhookTarget | None = None
 
 
+class LegalText(_Strict, kw_only=True):
+    """The legal basis and fine of one violation type for one class of vehicle."""
+
+    legal_basis: str  # e.g. "Điểm c khoản 7 Điều 7 Nghị định số 168/2024/NĐ-CP"
+    fine: str  # e.g. "Từ 4.000.000 đồng đến 6.000.000 đồng"
+    extra_penalty: str = ""  # e.g. "Trừ 04 điểm giấy phép lái xe"
+    title: str = ""  # the violation as this class's clause words it, if not the type's title
+
+
 class ViolationText(_Strict, kw_only=True):
+    """A violation type: its title, and its legal basis per class of vehicle (`vehicle_classes`).
+    A class without an entry is not guessed at: its cases are held ("cần căn cứ pháp lý")."""
+
     title: str
-    legal_basis: str
-    fine: str = ""
-    extra_penalty: str = ""
+    by_class: dict[str, LegalText] = {}
 
 
 class Deadlines(_Strict, kw_only=True):
@@ -132,6 +159,15 @@ class Subscriber(_Strict, kw_only=True):
     secret_env: str
 
 
+class DuplicateRule(_Strict, kw_only=True):
+    """Confirmed cases of one plate and violation type this close in time and place are taken
+    for one event: the later one is held ("có thể trùng với CASE-…") unless the reviewer marked
+    it distinct (case.reviewed `distinct_from`)."""
+
+    window_s: float = 600.0
+    radius_m: float = 50.0
+
+
 class Email(_Strict, kw_only=True):
     sender: str  # From: address
     sender_name: str = ""
@@ -148,22 +184,43 @@ class Config(_Strict, kw_only=True):
     communes: dict[str, Recipient] = {}
     inspection_registry: Recipient
     motorbike_types: tuple[str, ...] = ("motorcycle",)
+    # The decree fines by class of vehicle (Art. 6 cars, Art. 7 motorbikes and mopeds): which
+    # vehicle types (the registration's, else the camera's class) fall in which class.
+    vehicle_classes: dict[str, tuple[str, ...]]
     violations: dict[str, ViolationText]
     vehicle_types: dict[str, str]
     plate_colours: dict[str, str]
     deadlines: Deadlines = Deadlines()
+    duplicates: DuplicateRule = DuplicateRule()
     retry: Retry = Retry()
     webhook_retry: Retry = Retry(attempts=8, base_s=5.0, max_s=1800.0)
     webhooks: tuple[Subscriber, ...] = ()
     formats: Formats
     templates: Templates
 
-    # Filled by load(): secrets read from the environment, never from the file.
+    # Filled by load(): secrets read from the environment, never from the file, and the units'
+    # contact details read from the agencies file.
     secrets: dict[str, str] = {}
+    issuing: dict[str, IssuingUnit] = {}
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def unit(self, agency: str) -> IssuingUnit:
+        return self.issuing[agency]
+
+    def legal_class(self, vehicle_type: str) -> str | None:
+        """The decree's class of a vehicle type, or None when no class lists it."""
+        return next((name for name, types in self.vehicle_classes.items() if vehicle_type in types), None)
+
+    def legal(self, violation_type: str, vehicle_type: str) -> LegalText | None:
+        """The legal basis and fine for this violation by this vehicle, or None: hold the case."""
+        kind = self.violations.get(violation_type)
+        legal_class = self.legal_class(vehicle_type)
+        if kind is None or legal_class is None:
+            return None
+        return kind.by_class.get(legal_class)
 
     def device(self, camera_id: str) -> str:
         return self.devices.get(camera_id) or self.device_default.format(camera_id=camera_id)
@@ -256,7 +313,10 @@ def _located(path: str | Path, message: str, prefix: tuple[Any, ...], lines: _Li
     return ConfigError(path, _dotted(where), problem, lines.of(where))
 
 
-def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | None = None) -> Config:
+def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | None = None,
+          directory: tuple[str, Any] | None = None) -> Config:
+    """Check and convert the file; `directory` is (path, agencies Directory) for the units'
+    contact details (without it `issuing` stays empty: only for checking the file alone)."""
     environ = dict(os.environ) if environ is None else environ
     try:
         node = yaml.compose(text)
@@ -275,6 +335,12 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
         except msgspec.ValidationError as exc:
             raise _located(path, str(exc), prefix, lines) from None
 
+    for agency, unit in (data.get("units") or {}).items():
+        for key in CONTACT_KEYS:
+            if isinstance(unit, dict) and key in unit:
+                where = ("units", agency, key)
+                raise ConfigError(path, _dotted(where), "a unit's contact details come from the agencies file "
+                                  "(AGENCIES_FILE, shared with the portal): remove this key", lines.of(where))
     # msgspec reports a dict entry as `[...]`; validating each entry of the keyed sections first
     # lets the error name the unit, commune or violation type that is wrong.
     hints = typing.get_type_hints(Config)
@@ -307,6 +373,10 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
                         ("warning_after_days", config.deadlines.warning_after_days)):
         if not 1 <= value <= 365:
             raise fail(("deadlines", name), f"{value} is not between 1 and 365 days")
+    if not 0 <= config.duplicates.window_s <= 7 * 86_400:
+        raise fail(("duplicates", "window_s"), f"{config.duplicates.window_s} is not between 0 and 604800 s")
+    if not 0 <= config.duplicates.radius_m <= 5_000:
+        raise fail(("duplicates", "radius_m"), f"{config.duplicates.radius_m} is not between 0 and 5000 m")
     for name, retry in (("retry", config.retry), ("webhook_retry", config.webhook_retry)):
         if not 1 <= retry.attempts <= 100:
             raise fail((name, "attempts"), f"{retry.attempts} is not between 1 and 100")
@@ -315,6 +385,24 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
     for kind in typing.get_args(ViolationType):
         if kind not in config.violations:
             raise fail(("violations",), f"no wording for violation type {kind!r}")
+    for kind in config.violations:
+        if kind not in typing.get_args(ViolationType):
+            raise fail(("violations", kind), f"unknown violation type (known: {', '.join(typing.get_args(ViolationType))})")
+    seen_types: dict[str, str] = {}
+    for name, types in config.vehicle_classes.items():
+        for index, vehicle_type in enumerate(types):
+            if vehicle_type in seen_types:
+                raise fail(("vehicle_classes", name, index),
+                           f"{vehicle_type!r} is already in class {seen_types[vehicle_type]!r}: a vehicle has one class")
+            seen_types[vehicle_type] = name
+    for kind, text in config.violations.items():
+        for name, legal in text.by_class.items():
+            if name not in config.vehicle_classes:
+                raise fail(("violations", kind, "by_class", name),
+                           f"unknown vehicle class (vehicle_classes lists: {', '.join(config.vehicle_classes)})")
+            for field in ("legal_basis", "fine"):
+                if not getattr(legal, field).strip():
+                    raise fail(("violations", kind, "by_class", name, field), "must not be empty")
     for agency, unit in config.units.items():
         for index, code in enumerate(unit.communes):
             if not re.fullmatch(r"[0-9]{5}", code):
@@ -350,20 +438,43 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
         secrets[subscriber.secret_env] = environ.get(subscriber.secret_env, "")
         if not secrets[subscriber.secret_env]:
             raise fail(("webhooks", index, "secret_env"), f"environment variable {subscriber.secret_env} is not set")
-    return msgspec.structs.replace(config, secrets=secrets)
+    issuing: dict[str, IssuingUnit] = {}
+    if directory is not None:
+        agencies_path, found = directory
+        by_id = {agency.id: agency for agency in found.agencies}
+        for agency_id, unit in config.units.items():
+            agency = by_id.get(agency_id)
+            if agency is None or agency.role != "police":
+                raise fail(("units", agency_id), f"no police agency {agency_id!r} in the agencies file {agencies_path}")
+            for field in ("address", "phone"):
+                if not getattr(agency, field).strip():
+                    raise fail(("units", agency_id),
+                               f"agency {agency_id!r} in {agencies_path} has no {field}: the letters need it")
+            issuing[agency_id] = IssuingUnit(
+                agency=agency_id, name=agency.name, parent=agency.parent, address=agency.address, phone=agency.phone,
+                working_hours=agency.working_hours, place=unit.place, signer=unit.signer, communes=unit.communes)
+    return msgspec.structs.replace(config, secrets=secrets, issuing=issuing)
 
 
-def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+def load(path: str | Path, environ: dict[str, str] | None = None,
+         agencies_file: str | Path = EXAMPLE_AGENCIES) -> Config:
+    """The notify configuration, with each unit's contact details from the agencies file."""
+    from services.portal import agencies  # the portal owns the file's format; notify only reads it
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "", f"cannot read: {exc}") from None
-    return parse(text, path, environ)
-
-
-def load_or_exit(path: str | Path, service: str = "notify") -> Config:
     try:
-        return load(path)
+        directory = agencies.load(agencies_file)
+    except agencies.AgencyFileError as exc:
+        raise ConfigError(exc.path, exc.field, exc.reason, exc.line) from None
+    return parse(text, path, environ, directory=(str(agencies_file), directory))
+
+
+def load_or_exit(path: str | Path, service: str = "notify", agencies_file: str | Path = EXAMPLE_AGENCIES) -> Config:
+    try:
+        return load(path, agencies_file=agencies_file)
     except ConfigError as exc:
         print(f"roadwatch {service}: bad configuration: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_CONFIG) from None

@@ -14,7 +14,7 @@ import msgspec
 
 from proto import ids
 from proto.v1 import CaseReviewed, Owner, Vehicle
-from services.notify.config import Config, Recipient
+from services.notify.config import Config, LegalText, Recipient
 
 Kind = Literal["owner_notice", "commune_transfer", "inspection_warning", "inspection_lifted"]
 Channel = Literal["email", "sms", "post", "webhook", "inspection_registry", "commune_police"]
@@ -40,9 +40,29 @@ def notice_id(case_id: str, kind: str, channel: str) -> str:
     return ids.event_id("notice", case_id, kind, channel)
 
 
+def vehicle_type(case: CaseReviewed, vehicle: Vehicle) -> str:
+    """The vehicle the notice is about: as the portal confirmed it (the registration's type, or
+    the camera's class when the plate is not registered), else the registration's."""
+    return case.vehicle_type or vehicle.vehicle_type
+
+
+def legal(case: CaseReviewed, vehicle: Vehicle, config: Config) -> LegalText | None:
+    """The legal basis and fine for this case, or None: the case is held ("cần căn cứ pháp lý")."""
+    return config.legal(case.violation_type, vehicle_type(case, vehicle))
+
+
+def no_legal_basis(case: CaseReviewed, vehicle: Vehicle, config: Config) -> str:
+    """Why `legal` found nothing, for the reviewer and the log."""
+    kind = vehicle_type(case, vehicle)
+    legal_class = config.legal_class(kind)
+    if legal_class is None:
+        return f"vehicle type {kind!r} is in no vehicle class of the notify configuration"
+    return f"{case.violation_type} × {legal_class} ({kind}) has no legal basis and fine in the notify configuration"
+
+
 def is_outside(owner: Owner, case: CaseReviewed, config: Config) -> bool:
     """The owner lives outside the detecting unit's area: the case goes to their commune police."""
-    unit = config.units[case.agency]
+    unit = config.unit(case.agency)
     return bool(owner.commune_code) and owner.commune_code not in unit.communes
 
 
@@ -129,17 +149,19 @@ def fields(case: CaseReviewed, vehicle: Vehicle, owner: Owner, config: Config, *
            notice_at: datetime, respond_by_at: datetime | None = None, commune: str = "",
            warned_since: datetime | None = None) -> dict[str, str]:
     """The values templates may use (config.TEMPLATE_FIELDS), formatted for Vietnamese readers."""
-    unit = config.units[case.agency]
-    text = config.violations[case.violation_type]
+    unit = config.unit(case.agency)
+    # A notice is only planned for a case with a legal basis; a warning about an old case whose
+    # entry was since removed still names the violation, with empty legal rows.
+    text = legal(case, vehicle, config) or LegalText(legal_basis="", fine="")
     return {
         "case_id": case.case_id,
         "notice_id": notice_id,
         "plate": vehicle.plate_printed or case.plate,
         "plate_colour": config.plate_colours.get(vehicle.plate_colour, vehicle.plate_colour),
-        "vehicle_type": config.vehicle_types.get(vehicle.vehicle_type or case.vehicle_type, vehicle.vehicle_type),
+        "vehicle_type": config.vehicle_types.get(vehicle_type(case, vehicle), vehicle_type(case, vehicle)),
         "owner_name": owner.name,
         "owner_address": owner.address,
-        "violation": text.title,
+        "violation": text.title or config.violations[case.violation_type].title,
         "legal_basis": text.legal_basis,
         "fine": text.fine,
         "extra_penalty": text.extra_penalty,  # empty: the letter leaves the row out

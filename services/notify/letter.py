@@ -23,7 +23,7 @@ from fpdf import FPDF
 from PIL import Image
 from fpdf.enums import XPos, YPos
 
-from services.notify.config import LetterTemplate, Unit
+from services.notify.config import IssuingUnit, LetterTemplate
 from services.notify.decisions import render
 
 FAMILY = "body"
@@ -89,7 +89,7 @@ class Job:
 
     template: LetterTemplate
     values: dict[str, str]
-    unit: Unit
+    unit: IssuingUnit
     issued_at: datetime
     images: tuple[bytes, ...]
     fonts: Fonts
@@ -112,7 +112,7 @@ def render_job(job: Job) -> bytes:
                          fonts=job.fonts)
 
 
-def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, *, issued_at: datetime,
+def render_letter(template: LetterTemplate, values: dict[str, str], unit: IssuingUnit, *, issued_at: datetime,
                   images: Sequence[bytes] = (), fonts: Fonts) -> bytes:
     """A4 letter: unit and motto header, title, addressee, case table, request, evidence images."""
     pdf = _Letter(format="A4", unit="mm")
@@ -132,7 +132,7 @@ def render_letter(template: LetterTemplate, values: dict[str, str], unit: Unit, 
     top = pdf.get_y()
     left_w, right_w = width * 0.42, width * 0.58
     pdf.set_font(FAMILY, size=10)
-    pdf.multi_cell(left_w, 5, unit.parent, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(left_w, 5, unit.parent.upper(), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FAMILY, "B", 10)
     pdf.multi_cell(left_w, 5, unit.name.upper(), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FAMILY, size=10)

@@ -97,6 +97,7 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
                               lookup_timeout_s=config.registry_timeout_s, evidence_max=config.evidence_images_max,
                               clock=clock, on_notices=sender.wake.set, renderer=renderer)
         webhooks_wake, publish_wake = asyncio.Event(), asyncio.Event()
+        await handler.release_held()
 
         def on_events() -> None:
             publish_wake.set()
@@ -150,5 +151,5 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
 def main(argv: list[str] | None = None) -> int:
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
-    rules = notify_config.load_or_exit(config.notify_config, SERVICE)
+    rules = notify_config.load_or_exit(config.notify_config, SERVICE, agencies_file=config.agencies_file)
     return asyncio.run(run(config, rules)) or 0

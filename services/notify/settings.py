@@ -27,6 +27,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # false where the service's database user may not change the schema; run `roadwatch migrate`.
     migrate_on_start: bool = True
     notify_config: str = str(Path(__file__).resolve().parent / "notify.example.yaml")
+    # The portal's agencies file: the units' names, addresses, phones and hours (one source).
+    agencies_file: str = str(Path(__file__).resolve().parents[1] / "portal" / "agencies.example.yaml")
     font_path: str = f"{DEJAVU}/DejaVuSans.ttf"
     font_bold_path: str = f"{DEJAVU}/DejaVuSans-Bold.ttf"
     smtp_host: str = "127.0.0.1"
@@ -75,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         ):
             if not low <= value <= high:
                 raise SettingError(variable, f"{value} is not between {low} and {high}")
+        if not Path(self.agencies_file).is_file():
+            raise SettingError("AGENCIES_FILE", f"{self.agencies_file} is not a file")
         for variable, value in (("FONT_PATH", self.font_path), ("FONT_BOLD_PATH", self.font_bold_path)):
             if not Path(value).is_file():
                 raise SettingError(variable, f"{value} is not a file (install fonts-dejavu-core, or point to a TTF)")

@@ -5,6 +5,7 @@ transaction as the state change that causes them (outbox)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ import msgspec
 
 from proto import codec
 from proto.v1 import CaseReviewed, Owner, Vehicle
-from services.notify.config import Subscriber, subject_matches
+from services.notify.config import DuplicateRule, Subscriber, subject_matches
 
 # Failures to retry on the next poll: a PostgreSQL killed mid-query surfaces as any of these.
 TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
@@ -42,20 +43,115 @@ async def resolved_early(pool: asyncpg.Pool, case_id: str) -> bool:
     return await pool.fetchval("SELECT true FROM notify.early_resolutions WHERE case_id = $1", case_id) is not None
 
 
-async def record_case(pool: asyncpg.Pool, case: CaseReviewed, vehicle: Vehicle, owner: Owner,
-                      planned: Sequence[Planned], documents: dict[str, tuple[str, bytes]],
-                      respond_by: datetime, now: datetime) -> int:
-    """Store the case, its letters and the notices it needs in one transaction; returns how
-    many notices are new (0 on a redelivery, or when the case was resolved in the meantime)."""
+def plate_key(plate: str) -> str:
+    """The bare [0-9A-Z] plate, as the portal compares plates (30A-123.45 → 30A12345)."""
+    return re.sub(r"[^0-9A-Z]", "", (plate or "").upper().replace("Đ", "D"))
+
+
+# An earlier case of the same event: same plate and violation type, within the window in time and
+# the radius in space (equirectangular distance: exact enough at a few hundred metres).
+SAME_EVENT = """
+SELECT case_id FROM notify.cases
+WHERE plate_key = $1 AND violation_type = $2 AND case_id <> $3 AND status IN ('open', 'resolved')
+  AND violation_at BETWEEN $4::timestamptz - make_interval(secs => $7::float8)
+                       AND $4::timestamptz + make_interval(secs => $7::float8)
+  AND 6371000 * sqrt(power(radians(latitude - $5::float8), 2)
+                     + power(radians(longitude - $6::float8) * cos(radians(($5::float8 + latitude) / 2)), 2)) <= $8::float8
+  AND NOT (case_id = ANY($9::text[]))
+ORDER BY violation_at, case_id LIMIT 1
+"""
+
+
+async def _insert_case(conn: asyncpg.Connection, case: CaseReviewed, vehicle: Vehicle, owner: Owner, now: datetime,
+                       status: str, resolved_at: datetime | None = None, hold_reason: str | None = None,
+                       hold_detail: str = "", duplicate_of: str | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO notify.cases (case_id, camera_id, agency, reviewed, vehicle, owner, created_at, status, "
+        "resolved_at, hold_reason, hold_detail, duplicate_of, plate_key, violation_type, violation_at, latitude, "
+        "longitude) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+        "ON CONFLICT (case_id) DO NOTHING",
+        case.case_id, case.camera_id, case.agency, _json(case), _json(vehicle), _json(owner), now, status,
+        resolved_at, hold_reason, hold_detail, duplicate_of, plate_key(case.plate), case.violation_type,
+        case.violation_at, case.location.latitude, case.location.longitude)
+
+
+async def hold_case(pool: asyncpg.Pool, case: CaseReviewed, vehicle: Vehicle, owner: Owner, now: datetime, *,
+                    reason: str, detail: str, subject: str, event: msgspec.Struct,
+                    duplicate_of: str | None = None) -> bool:
+    """Record a case that gets no notices, and its notice.held event; False when it was known."""
     async with pool.acquire() as conn, conn.transaction():
         await lock_case(conn, case.case_id)
+        known = await conn.fetchval("SELECT status FROM notify.cases WHERE case_id = $1", case.case_id)
+        if known is not None:
+            await conn.execute(
+                "UPDATE notify.cases SET hold_reason = $2, hold_detail = $3, duplicate_of = $4 "
+                "WHERE case_id = $1 AND status = 'held'", case.case_id, reason, detail, duplicate_of)
+            await add_event(conn, subject, event, now)
+            return False
+        await _insert_case(conn, case, vehicle, owner, now, "held", hold_reason=reason, hold_detail=detail,
+                           duplicate_of=duplicate_of)
+        await add_event(conn, subject, event, now)
+        return True
+
+
+async def held_duplicate(pool: asyncpg.Pool, case_id: str) -> tuple[str, Vehicle, Owner] | None:
+    """(the earlier case, vehicle, owner) of a case held as a possible duplicate, else None."""
+    row = await pool.fetchrow("SELECT duplicate_of, vehicle, owner FROM notify.cases WHERE case_id = $1 "
+                              "AND status = 'held' AND hold_reason = 'possible_duplicate'", case_id)
+    if row is None:
+        return None
+    return (row["duplicate_of"], codec.decode(row["vehicle"].encode(), Vehicle),
+            codec.decode(row["owner"].encode(), Owner))
+
+
+async def held_cases(pool: asyncpg.Pool, reason: str) -> list[tuple[CaseReviewed, Vehicle, Owner]]:
+    rows = await pool.fetch("SELECT reviewed, vehicle, owner FROM notify.cases WHERE status = 'held' "
+                            "AND hold_reason = $1 ORDER BY created_at", reason)
+    return [(codec.decode(r["reviewed"].encode(), CaseReviewed), codec.decode(r["vehicle"].encode(), Vehicle),
+             codec.decode(r["owner"].encode(), Owner)) for r in rows]
+
+
+async def record_case(pool: asyncpg.Pool, case: CaseReviewed, vehicle: Vehicle, owner: Owner,
+                      planned: Sequence[Planned], documents: dict[str, tuple[str, bytes]],
+                      respond_by: datetime, now: datetime, *, duplicates: DuplicateRule | None = None,
+                      on_duplicate=None) -> int | str:
+    """Store the case, its letters and the notices it needs in one transaction; returns how
+    many notices are new (0 on a redelivery, or when the case was resolved in the meantime), or
+    the id of the earlier case of the same event, when there is one (the case is then held and
+    `on_duplicate(earlier)` gives the notice.held (subject, event) recorded with it).
+
+    The check and the insert are serialised per plate, so two replicas recording two copies of
+    one event at once cannot both send."""
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_case(conn, case.case_id)
+        if duplicates is not None:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 9))", "dup:" + plate_key(case.plate))
         early = await conn.fetchval("SELECT received_at FROM notify.early_resolutions WHERE case_id = $1",
                                     case.case_id)
-        await conn.execute(
-            "INSERT INTO notify.cases (case_id, camera_id, agency, reviewed, vehicle, owner, created_at, status, "
-            "resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (case_id) DO NOTHING",
-            case.case_id, case.camera_id, case.agency, _json(case), _json(vehicle), _json(owner), now,
-            "open" if early is None else "resolved", early)
+        held = await conn.fetchval("SELECT true FROM notify.cases WHERE case_id = $1 AND status = 'held'",
+                                   case.case_id)
+        if duplicates is not None and early is None and plate_key(case.plate):
+            earlier = await conn.fetchval(
+                SAME_EVENT, plate_key(case.plate), case.violation_type, case.case_id, case.violation_at,
+                case.location.latitude, case.location.longitude, duplicates.window_s, duplicates.radius_m,
+                list(case.distinct_from))
+            if earlier is not None:
+                subject, event = on_duplicate(earlier)
+                if held:
+                    await conn.execute("UPDATE notify.cases SET hold_reason = 'possible_duplicate', duplicate_of = $2 "
+                                       "WHERE case_id = $1", case.case_id, earlier)
+                else:
+                    await _insert_case(conn, case, vehicle, owner, now, "held", hold_reason="possible_duplicate",
+                                       hold_detail=f"có thể trùng với {earlier}", duplicate_of=earlier)
+                await add_event(conn, subject, event, now)
+                return earlier
+        if held:  # released: the configuration now has its legal basis, or the reviewer said distinct
+            await conn.execute("UPDATE notify.cases SET status = $2, resolved_at = $3, hold_reason = NULL, "
+                               "hold_detail = '', duplicate_of = NULL, vehicle = $4, owner = $5, reviewed = $6 "
+                               "WHERE case_id = $1", case.case_id, "open" if early is None else "resolved", early,
+                               _json(vehicle), _json(owner), _json(case))
+        else:
+            await _insert_case(conn, case, vehicle, owner, now, "open" if early is None else "resolved", early)
         if early is not None:
             return 0
         for sha256, content in documents.values():

@@ -107,6 +107,17 @@ class CaseView(msgspec.Struct, kw_only=True):
     resolved_at: datetime | None
     resolution: str | None
     next_states: list[str]
+    # One event, one case: the open case this one may repeat, the case it was merged into, and
+    # the cases the reviewer judged distinct despite the same plate, violation and place.
+    duplicate_of: str | None = None
+    merged_into: str | None = None
+    distinct_from: list[str] = []
+    # notify holds the notices: "no_legal_basis" (cần căn cứ pháp lý) or "possible_duplicate".
+    notice_hold: str | None = None
+    notice_hold_label: str | None = None
+    notice_hold_detail: str = ""
+    # The reviewer's reason for confirming a plate of another format than the vehicle class's.
+    plate_class_override: str | None = None
     # Only for the roles with the "owner" permission, in the single-case view (audited).
     owner_commune: str | None = None
     owner: OwnerView | None = None
@@ -144,6 +155,7 @@ class PublicCase(msgspec.Struct, kw_only=True):
     resolving_phone: str
     resolving_address: str
     evidence: list[PublicEvidence]
+    resolving_hours: str = ""
 
 
 class PublicLookup(msgspec.Struct, kw_only=True):
@@ -168,6 +180,19 @@ class ReviewRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     decision: Literal["confirmed", "rejected"]
     plate: str | None = None   # the corrected plate, as printed or bare (e.g. 15A12345)
     reason: str | None = None  # a code from /api/reject-reasons; required to reject
+    # Confirm a plate whose format is not the vehicle class's (a car plate on a motorbike): why (audited).
+    plate_override_reason: str | None = None
+    # Confirm a case that may repeat an open one as a distinct event (audited).
+    not_duplicate: bool = False
+
+
+class NotDuplicateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: str = ""  # why this is another event (audited)
+
+
+class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    into: str  # the open case of the same event
+    reason: str = ""
 
 
 class ResolveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -271,6 +296,11 @@ def case_view(user: User, case: dict[str, Any], *, owner: dict[str, Any] | None 
         reject_reason=case["reject_reason"], notified_at=case["notified_at"], respond_by=case["respond_by"],
         resolved_at=case["resolved_at"], resolution=case["resolution"],
         next_states=list(cases.next_states(case["state"])),
+        duplicate_of=case.get("duplicate_of"), merged_into=case.get("merged_into"),
+        distinct_from=list(case.get("distinct_from") or []), notice_hold=case.get("notice_hold"),
+        notice_hold_label=cases.HOLD_LABELS.get(case.get("notice_hold") or ""),
+        notice_hold_detail=case.get("notice_hold_detail") or "",
+        plate_class_override=case.get("plate_class_override"),
         owner_commune=case["owner_commune"] if sees_owner else None,
         owner=OwnerView(**owner) if (owner is not None and sees_owner) else None,
         history=[HistoryView(**h) for h in history] if history is not None else None,
@@ -287,7 +317,8 @@ def public_view(case: dict[str, Any], resolver: Agency | None, url_prefix: str =
         violation_at=case["violation_at"], place=case["address"], state=case["state"],
         state_label=cases.STATE_LABELS[case["state"]],
         detecting_unit=f"Hệ thống camera giám sát – camera {case['camera_id']}",
-        resolving_unit=resolver.name if resolver else "",
+        resolving_unit=resolver.full_name if resolver else "",
+        resolving_hours=resolver.working_hours if resolver else "",
         resolving_phone=resolver.phone if resolver else "",
         resolving_address=resolver.address if resolver else "",
         evidence=[PublicEvidence(sha256=e["sha256"], kind=e["kind"],

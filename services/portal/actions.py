@@ -8,8 +8,10 @@ without its trace).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from proto import codec
-from services.portal import access, audit, cases, materialise, metrics, store
+import msgspec
+
+from proto import codec, ids
+from services.portal import access, audit, cases, materialise, metrics, owners, store
 from services.portal.agencies import User
 from services.portal.context import EvidenceError, Portal
 
@@ -101,20 +103,53 @@ async def read_public_evidence(portal: Portal, case_id: str, sha256: str, *, cli
     return data, ref.get("content_type", "image/jpeg")
 
 
+def resolving_unit(portal: Portal, case: dict):
+    """Where the owner goes: the police unit that confirmed the case (the one whose letter tells
+    the owner to come, with the same contact details), else the unit of the place."""
+    agency = next((a for a in portal.directory.agencies
+                   if a.id == case["reviewer_agency"] and a.role == "police"), None)
+    return agency or portal.directory.resolving_unit(case["place_commune"])
+
+
 async def public_lookup(portal: Portal, plate: str) -> access.PublicLookup:
     key = cases.plate_key(plate)
     if not 5 <= len(key) <= 12:
         raise ActionError(400, "nhập biển số, ví dụ 30A-123.45 hoặc 29-B1 123.45")
     async with portal.pool.acquire() as conn:
         rows, _ = await store.list_cases(conn, states=sorted(cases.OPEN), plate_key=key, limit=100)
-    items = [access.public_view(r, portal.directory.resolving_unit(r["place_commune"])) for r in rows]
+    items = [access.public_view(r, resolving_unit(portal, r)) for r in rows]
     return access.PublicLookup(plate=key, items=items)
 
 
+def _registration(case: dict, found: owners.Found) -> tuple[dict, dict | None]:
+    """(case columns, owner row) after a plate correction: the corrected plate's registration and
+    owner when the registry knows it, else none, with the reason the case shows."""
+    if found.vehicle is not None and found.owner is not None:
+        vehicle, owner = found.vehicle, found.owner
+        seen, registered = cases.PLATE_KIND.get(case["vehicle_class"]), cases.PLATE_KIND.get(vehicle.vehicle_type)
+        return ({"owner_commune": owner.commune_code, "brand": vehicle.brand, "colour": vehicle.colour,
+                 "inspection_status": vehicle.inspection_status, "plate_colour": vehicle.plate_colour,
+                 "vehicle_type": vehicle.vehicle_type, "match": "exact", "unidentified_reason": None,
+                 "mismatches": ["vehicle_type"] if seen and registered and seen != registered else []},
+                {"kind": owner.kind, "name": owner.name, "national_id": owner.national_id, "address": owner.address,
+                 "commune_code": owner.commune_code, "province": owner.province, "phone": owner.phone,
+                 "email": owner.email})
+    reason = "lookup_unavailable" if found.unavailable else "no_record"
+    return ({"owner_commune": "", "brand": "", "colour": "", "inspection_status": "", "plate_colour": "",
+             "vehicle_type": case["vehicle_class"], "match": None, "mismatches": [], "unidentified_reason": reason},
+            None)
+
+
 async def review(portal: Portal, user: User | None, case_id: str, *, decision: str, plate: str | None,
-                 reason: str | None) -> access.DecisionResult:
+                 reason: str | None, plate_override_reason: str | None = None, not_duplicate: bool = False,
+                 client: str = "") -> access.DecisionResult:
     """Confirm (optionally with a corrected plate) or reject with a listed reason; the
-    case.reviewed event is queued in the same transaction and published after commit."""
+    case.reviewed event is queued in the same transaction and published after commit.
+
+    Confirming needs a plate of the format the camera's vehicle class carries (a car plate on a
+    motorbike is refused) unless `plate_override_reason` says why (audited), and, for a case that
+    may repeat an open one, either a merge or `not_duplicate` (audited). A corrected plate is
+    looked up in the registry, so that the case shows the owner of the plate actually confirmed."""
     user = require(user, "review")
     if decision not in ("confirmed", "rejected"):
         raise ActionError(400, "decision phải là confirmed hoặc rejected")
@@ -123,46 +158,144 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
         reason_label = portal.directory.reason_label(reason or "")
         if reason_label is None:
             raise ActionError(400, "chọn lý do loại bỏ trong danh sách (/api/reject-reasons)")
+    override = (plate_override_reason or "").strip()
     now = datetime.now(timezone.utc)
+    async with portal.pool.acquire() as conn:
+        before = await store.get_case(conn, case_id)
+    if before is None:
+        raise ActionError(404, f"không có vụ việc {case_id}")
+    printed, corrected = before["plate"], False
+    if plate is not None and plate.strip() and cases.plate_key(plate) != before["plate_key"]:
+        try:
+            printed = cases.format_plate(plate, before["vehicle_class"])
+        except ValueError as exc:
+            raise ActionError(400, f"biển số không hợp lệ: {plate!r} (ví dụ 30A-123.45)") from exc
+        corrected = True
+    if decision == "confirmed" and not printed:
+        raise ActionError(400, "nhập biển số trước khi xác nhận vi phạm")
+    if decision == "confirmed" and not cases.plate_fits_class(printed, before["vehicle_class"]) and not override:
+        metrics.REFUSED.labels("plate_class").inc()
+        wanted = cases.PLATE_KIND[before["vehicle_class"]]
+        raise ActionError(400, f"biển số {printed} không phải {cases.PLATE_KIND_LABELS[wanted]}, trong khi camera "
+                               f"ghi nhận {cases.VEHICLE_LABELS.get(before['vehicle_class'], before['vehicle_class'])}: "
+                               "sửa biển số, hoặc xác nhận kèm lý do (plate_override_reason)")
+    # The lookup waits for the registry: before the transaction, so that no row stays locked meanwhile.
+    found = (await owners.lookup(portal.nc, portal.config.registry_lookup_subject, printed,
+                                 portal.config.registry_timeout_s) if corrected and decision == "confirmed" else None)
     async with portal.pool.acquire() as conn:
         async with conn.transaction():
             case = await store.get_case(conn, case_id, lock=True)
             if case is None:
                 raise ActionError(404, f"không có vụ việc {case_id}")
-            printed, corrected = case["plate"], False
-            if plate is not None and plate.strip() and cases.plate_key(plate) != case["plate_key"]:
-                try:
-                    printed = cases.format_plate(plate)
-                except ValueError as exc:
-                    raise ActionError(400, f"biển số không hợp lệ: {plate!r} (ví dụ 30A-123.45)") from exc
-                corrected = True
-            if decision == "confirmed" and not printed:
-                raise ActionError(400, "nhập biển số trước khi xác nhận vi phạm")
-            registration: dict = {}
-            if corrected and await store.forget_owner(conn, case_id):
-                # The registry matched the misread plate: its vehicle and owner are someone else's.
-                # notify looks the owner of the corrected plate up; until then the case has none.
-                registration = {"owner_commune": "", "brand": "", "colour": "", "inspection_status": "",
-                                "plate_colour": "", "vehicle_type": case["vehicle_class"], "match": None,
-                                "mismatches": []}
+            if case["plate"] != before["plate"] or case["vehicle_class"] != before["vehicle_class"]:
+                raise ActionError(409, f"vụ việc {case_id} vừa được thay đổi, mở lại để xác minh")
+            distinct: list[str] = list(case["distinct_from"])
+            if decision == "confirmed" and case["state"] in cases.REVIEWABLE:
+                earlier = await store.same_event(
+                    conn, {**case, "plate_key": cases.plate_key(printed)}, portal.config.duplicate_window_s,
+                    portal.config.duplicate_radius_m, exclude=distinct)
+                if earlier is not None and not not_duplicate:
+                    raise ActionError(409, f"vụ việc {case_id} có thể trùng với {earlier}: gộp vào {earlier}, hoặc "
+                                           "xác nhận đây là vụ việc khác (not_duplicate)")
+                if earlier is not None:
+                    distinct.append(earlier)
+                    await _audit(conn, user, "not_duplicate", f"{case_id}/{earlier}",
+                                 "xác nhận không trùng vụ việc đã lập", client)
+            changes: dict = {}
+            owner_row = None
+            if found is not None:
+                await store.forget_owner(conn, case_id)
+                changes, owner_row = _registration(case, found)
+                if owner_row is not None:
+                    await store.insert_owner(conn, case_id, owner_row)
+                    await _audit(conn, user, "owner_read", case_id, "tra cứu chủ xe theo biển số đã sửa", client)
+            elif corrected and await store.forget_owner(conn, case_id):
+                # Rejected with a corrected plate: the misread plate's owner has nothing to do with it.
+                changes = {k: v for k, v in _registration(case, owners.Found())[0].items() if k != "unidentified_reason"}
+            fits = cases.plate_fits_class(printed, case["vehicle_class"])
+            if decision == "confirmed" and not fits:
+                changes["plate_class_override"] = override
+                await _audit(conn, user, "plate_class_override", case_id, override, client)
+                metrics.PLATE_OVERRIDES.inc()
             try:
                 await store.update_case(
                     conn, case_id, state=decision, plate=printed, plate_key=cases.plate_key(printed),
                     plate_corrected=case["plate_corrected"] or corrected, reviewer=user.id,
-                    reviewer_agency=user.agency.id, reviewed_at=now, reject_reason=reason_label, **registration)
+                    reviewer_agency=user.agency.id, reviewed_at=now, reject_reason=reason_label,
+                    distinct_from=distinct, **changes)
             except store.TransitionRefused as exc:
                 metrics.REFUSED.labels("review").inc()
                 raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái "
                                        f"'{cases.STATE_LABELS[case['state']]}', không thể {decision}") from exc
             subject, event = materialise.reviewed_event(
-                {**case, **registration, "plate": printed}, decision=decision, plate=printed, plate_corrected=corrected,
-                reason=reason_label, reviewer=user.id, agency=user.agency.id, at=now)
+                {**case, **changes, "plate": printed}, decision=decision, plate=printed, plate_corrected=corrected,
+                reason=reason_label, reviewer=user.id, agency=user.agency.id, at=now, distinct_from=distinct)
             payload = codec.encode(event)
             await store.outbox_add(conn, event.id, subject, payload)
         next_case = await store.next_in_queue(conn, case_id)
     metrics.DECISIONS.labels(decision).inc()
     await portal.publish_outbox(event.id, subject, payload)
     return access.DecisionResult(case_id=case_id, state=decision, event_id=event.id, next_case=next_case)
+
+
+async def not_duplicate(portal: Portal, user: User | None, case_id: str, *, reason: str = "",
+                        client: str = "") -> access.DecisionResult:
+    """A confirmed case notify holds as a possible duplicate is another event: say so (audited),
+    and notify, told by a case.reviewed naming the earlier case in `distinct_from`, sends it."""
+    user = require(user, "review")
+    async with portal.pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id, lock=True)
+        if case is None:
+            raise ActionError(404, f"không có vụ việc {case_id}")
+        if case["state"] != "confirmed" or case["notice_hold"] != "possible_duplicate" or not case["duplicate_of"]:
+            raise ActionError(409, f"vụ việc {case_id} không bị tạm giữ vì có thể trùng")
+        earlier = case["duplicate_of"]
+        distinct = [*case["distinct_from"], earlier]
+        await _audit(conn, user, "not_duplicate", f"{case_id}/{earlier}",
+                     reason.strip() or "xác nhận không trùng vụ việc đã lập", client)
+        await store.update_case(conn, case_id, distinct_from=distinct, notice_hold=None, notice_hold_detail="")
+        subject, event = materialise.reviewed_event(
+            case, decision="confirmed", plate=case["plate"], plate_corrected=case["plate_corrected"], reason=None,
+            reviewer=case["reviewer"], agency=case["reviewer_agency"], at=case["reviewed_at"], distinct_from=distinct)
+        # Another id than the review's: the CASES stream would drop a repeat of that one.
+        event = msgspec.structs.replace(event, id=ids.event_id("rev", case_id, "confirmed", "distinct", *distinct))
+        payload = codec.encode(event)
+        await store.outbox_add(conn, event.id, subject, payload)
+    await portal.publish_outbox(event.id, subject, payload)
+    return access.DecisionResult(case_id=case_id, state="confirmed", event_id=event.id)
+
+
+async def merge(portal: Portal, user: User | None, case_id: str, *, into: str, reason: str = "",
+                client: str = "") -> access.DecisionResult:
+    """Merge a case into the open case of the same event: it becomes `merged` (final), so it is
+    never reviewed or notified on its own. Allowed from the review queue, and for a confirmed
+    case only while notify holds its notices; the state machine enforces both (and audited)."""
+    user = require(user, "review")
+    if not into or into == case_id:
+        raise ActionError(400, "chọn vụ việc để gộp vào (into), khác vụ việc này")
+    now = datetime.now(timezone.utc)
+    async with portal.pool.acquire() as conn:
+        async with conn.transaction():
+            # Both rows locked, in a fixed order, so that two merges of a pair cannot deadlock.
+            rows = {c: await store.get_case(conn, c, lock=True) for c in sorted((case_id, into))}
+            case, target = rows[case_id], rows[into]
+            if case is None:
+                raise ActionError(404, f"không có vụ việc {case_id}")
+            if target is None:
+                raise ActionError(404, f"không có vụ việc {into}")
+            if case["state"] == "confirmed" and case["notice_hold"] is None:
+                raise ActionError(409, f"vụ việc {case_id} đã xác nhận và có thể đã gửi thông báo: không thể gộp")
+            await _audit(conn, user, "case_merged", f"{case_id}->{into}", reason.strip() or "gộp vụ việc trùng", client)
+            try:
+                await store.update_case(conn, case_id, state="merged", merged_into=into, merged_by=user.id,
+                                        merged_at=now, notice_hold=None, notice_hold_detail="")
+            except store.TransitionRefused as exc:
+                metrics.REFUSED.labels("merge").inc()
+                raise ActionError(409, f"không thể gộp {case_id} ('{cases.STATE_LABELS[case['state']]}') vào {into} "
+                                       f"('{cases.STATE_LABELS[target['state']]}')") from exc
+        next_case = await store.next_in_queue(conn, case_id)
+    metrics.MERGED.inc()
+    return access.DecisionResult(case_id=case_id, state="merged", event_id="", next_case=next_case)
 
 
 async def resolve(portal: Portal, user: User | None, case_id: str, *, resolution: str) -> access.DecisionResult:

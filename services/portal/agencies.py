@@ -44,6 +44,15 @@ class Agency:
     phone: str = ""
     address: str = ""
     communes: tuple[str, ...] = ()
+    # The superior body (e.g. "Công an thành phố Hải Phòng") and opening hours. With name,
+    # address and phone, the one source of a unit's contact details: the public pages show
+    # them and notify prints them in the letters.
+    parent: str = ""
+    working_hours: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.name} – {self.parent}" if self.parent else self.name
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,8 @@ def load(path: Path | str) -> Directory:
     user_ids: set[str] = set()
     for i, item in enumerate(reader.sequence(top, "agencies", "(top)", 1)):
         prefix = f"agencies[{i}]"
-        fields = reader.mapping(item, prefix, {"id", "name", "role", "phone", "address", "communes", "users"})
+        fields = reader.mapping(item, prefix, {"id", "name", "role", "phone", "address", "communes", "users",
+                                                      "parent", "working_hours"})
         agency_id = reader.text(fields, "id", prefix, item.line, pattern=_ID, hint=" (lowercase, '-' inside)")
         if any(a.id == agency_id for a in agencies):
             raise reader.fail(fields["id"][1], f"{prefix}.id", f"{agency_id!r} is listed twice")
@@ -214,7 +224,9 @@ def load(path: Path | str) -> Directory:
         agency = Agency(id=agency_id, name=reader.text(fields, "name", prefix, item.line), role=role,
                         phone=reader.text(fields, "phone", prefix, item.line, required=False),
                         address=reader.text(fields, "address", prefix, item.line, required=False),
-                        communes=tuple(communes))
+                        communes=tuple(communes),
+                        parent=reader.text(fields, "parent", prefix, item.line, required=False),
+                        working_hours=reader.text(fields, "working_hours", prefix, item.line, required=False))
         agencies.append(agency)
         for j, unode in enumerate(reader.sequence(fields, "users", prefix, item.line, required=False)):
             uprefix = f"{prefix}.users[{j}]"

@@ -150,8 +150,25 @@ async def review(request: web.Request) -> web.Response:
     user = actions.require(portal.user(request), "review")  # before reading the body
     body = await _body(request, access.ReviewRequest)
     result = await actions.review(portal, user, request.match_info["case_id"], decision=body.decision,
-                                  plate=body.plate, reason=body.reason)
+                                  plate=body.plate, reason=body.reason, plate_override_reason=body.plate_override_reason,
+                                  not_duplicate=body.not_duplicate, client=portal.client(request))
     return json_response(result)
+
+
+async def not_duplicate(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "review")
+    body = await _body(request, access.NotDuplicateRequest)
+    return json_response(await actions.not_duplicate(portal, user, request.match_info["case_id"], reason=body.reason,
+                                                     client=portal.client(request)))
+
+
+async def merge(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "review")
+    body = await _body(request, access.MergeRequest)
+    return json_response(await actions.merge(portal, user, request.match_info["case_id"], into=body.into,
+                                             reason=body.reason, client=portal.client(request)))
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -267,6 +284,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/cases/{case_id}/evidence/{sha256}", case_evidence),
         web.post("/api/cases/{case_id}/review", review),
         web.post("/api/cases/{case_id}/resolve", resolve),
+        web.post("/api/cases/{case_id}/merge", merge),
+        web.post("/api/cases/{case_id}/not-duplicate", not_duplicate),
         web.get("/api/reject-reasons", reject_reasons),
         web.get("/api/public/lookup", public_lookup),
         web.get("/api/public/cases/{case_id}/evidence/{sha256}", public_evidence),

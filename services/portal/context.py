@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import nats.js.errors
+from nats.aio.client import Client as NATS
 from aiohttp import web
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
@@ -69,6 +70,7 @@ class Portal:
     js: JetStreamContext
     directory: Directory
     limiter: RateLimiter
+    nc: NATS | None = None  # the NATS connection, for the registry's owner lookup
     _evidence: ObjectStore | None = field(default=None, repr=False)
 
     def user(self, request: web.Request) -> User | None:

@@ -4,12 +4,13 @@ main.py). Idempotent on the event: a redelivery or a replay changes nothing."""
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import asyncpg
 from nats.aio.msg import Msg
 
 from proto import codec
-from proto.v1 import (CameraStatus, NoticeFailed, NoticeSent, VehiclesCounted, ViolationIdentified,
+from proto.v1 import (CameraStatus, NoticeFailed, NoticeHeld, NoticeSent, VehiclesCounted, ViolationIdentified,
                       ViolationUnidentified)
 from services.portal import cases, materialise, metrics, store
 from services.runtime import bus
@@ -25,9 +26,11 @@ def decode_violation(msg: Msg) -> ViolationIdentified | ViolationUnidentified:
     raise bus.Invalid(f"unexpected subject {msg.subject}")
 
 
-def decode_notice(msg: Msg) -> NoticeSent | NoticeFailed:
+def decode_notice(msg: Msg) -> NoticeSent | NoticeFailed | NoticeHeld:
     if msg.subject.startswith("traffic.notice.sent."):
         return codec.decode(msg.data, NoticeSent)
+    if msg.subject.startswith("traffic.notice.held."):
+        return codec.decode(msg.data, NoticeHeld)
     if msg.subject.startswith("traffic.notice.failed."):
         return codec.decode(msg.data, NoticeFailed)
     raise bus.Invalid(f"unexpected subject {msg.subject}")
@@ -41,26 +44,70 @@ def decode_telemetry(msg: Msg) -> VehiclesCounted | CameraStatus:
     raise bus.Invalid(f"unexpected subject {msg.subject}")
 
 
+class DuplicateRule(NamedTuple):
+    window_s: float
+    radius_m: float
+
+
 async def on_violation(pool: asyncpg.Pool, timezone_name: str,
-                       event: ViolationIdentified | ViolationUnidentified) -> str | None:
-    """Open a case; returns its id, or None when the violation already has one."""
+                       event: ViolationIdentified | ViolationUnidentified,
+                       duplicates: DuplicateRule | None = None) -> str | None:
+    """Open a case; returns its id, or None when the violation already has one. A case that
+    repeats an open one (same plate, violation and place within the window) is flagged
+    `duplicate_of` it, for the reviewer to merge."""
     if isinstance(event, ViolationIdentified):
         row, owner = materialise.case_from_identified(event)
     else:
         row, owner = materialise.case_from_unidentified(event), None
+    duplicate_of = None
     async with pool.acquire() as conn, conn.transaction():
+        if duplicates is not None and row["plate_key"]:
+            await store.lock_plate(conn, row["plate_key"])
         case_id = await store.insert_case(conn, row, owner, timezone_name)
+        if case_id is not None and duplicates is not None and row["plate_key"]:
+            duplicate_of = await store.same_event(conn, {**row, "case_id": case_id}, duplicates.window_s,
+                                                  duplicates.radius_m)
+            if duplicate_of is not None:
+                await store.update_case(conn, case_id, duplicate_of=duplicate_of)
     if case_id is None:
         metrics.DUPLICATES.labels("violation").inc()
     else:
         metrics.CASES.labels(row["state"]).inc()
-        log.info("case opened", extra={"fields": {"case": case_id, "state": row["state"], "violation": row["violation_id"]}})
+        if duplicate_of is not None:
+            metrics.POSSIBLE_DUPLICATES.inc()
+        log.info("case opened", extra={"fields": {"case": case_id, "state": row["state"], "violation": row["violation_id"],
+                                                  "possible_duplicate_of": duplicate_of}})
     return case_id
 
 
-async def on_notice(pool: asyncpg.Pool, event: NoticeSent | NoticeFailed) -> str | None:
+async def on_held(pool: asyncpg.Pool, event: NoticeHeld) -> None:
+    """notify holds the case's notices: the case shows why ("cần căn cứ pháp lý", "có thể trùng
+    với CASE-…") and stays confirmed until a person acts."""
+    async with pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, event.case_id, lock=True)
+        if case is None:
+            raise bus.Invalid(f"notice.held {event.id} is for unknown case {event.case_id}")
+        fresh = await store.record_notice(
+            conn, event_id=event.id, case_id=event.case_id, notice_id="", kind="owner_notice", channel="",
+            outcome="held", reason=f"{event.reason}: {event.detail}", occurred_at=event.occurred_at)
+        if not fresh:
+            metrics.DUPLICATES.labels("notice").inc()
+            return
+        if case["state"] in ("rejected", "resolved", "merged"):
+            return  # settled meanwhile: nothing to show on a closed case
+        await store.update_case(conn, event.case_id, notice_hold=event.reason, notice_hold_detail=event.detail,
+                                **({"duplicate_of": event.duplicate_of} if event.duplicate_of else {}))
+    metrics.HELD.labels(event.reason).inc()
+    log.warning("notices held by notify", extra={"fields": {"case": event.case_id, "reason": event.reason,
+                                                            "detail": event.detail}})
+
+
+async def on_notice(pool: asyncpg.Pool, event: NoticeSent | NoticeFailed | NoticeHeld) -> str | None:
     """Record the notice; a sent owner notice makes the case `notified`, an inspection warning
     `warned`. Returns the new state, if any."""
+    if isinstance(event, NoticeHeld):
+        await on_held(pool, event)
+        return None
     sent = isinstance(event, NoticeSent)
     async with pool.acquire() as conn, conn.transaction():
         case = await store.get_case(conn, event.case_id, lock=True)
@@ -84,11 +131,19 @@ async def on_notice(pool: asyncpg.Pool, event: NoticeSent | NoticeFailed) -> str
     return target
 
 
+def count_place(count) -> str:
+    """Where a count was taken, for the `lane` column: the lane (older producers), or the count
+    line and direction ("approach-north:forward"), so both directions of one line are kept apart."""
+    if count.lane:
+        return count.lane
+    return f"{count.line}:{count.direction}" if count.line else ""
+
+
 async def on_telemetry(pool: asyncpg.Pool, event: VehiclesCounted | CameraStatus) -> None:
     async with pool.acquire() as conn:
         if isinstance(event, VehiclesCounted):
             await store.record_counts(
                 conn, event_id=event.id, camera_id=event.camera_id, window_start=event.window_start,
-                window_end=event.occurred_at, counts=[(c.vehicle_class, c.lane or "", c.count) for c in event.counts])
+                window_end=event.occurred_at, counts=[(c.vehicle_class, count_place(c), c.count) for c in event.counts])
         else:
             await store.record_camera_status(conn, event)

@@ -56,16 +56,17 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
         portal = Portal(config=config, pool=pool, js=js, directory=directory,
-                        limiter=RateLimiter(config.public_rate_per_minute))
+                        limiter=RateLimiter(config.public_rate_per_minute), nc=nc)
         checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
         runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal),
                                         host=config.http_host)
         stack.push_async_callback(runner.cleanup)
 
         tz = config.timezone
+        duplicates = handlers.DuplicateRule(config.duplicate_window_s, config.duplicate_radius_m)
 
         async def on_violation(event, _msg) -> None:
-            await handlers.on_violation(pool, tz, event)
+            await handlers.on_violation(pool, tz, event, duplicates)
 
         async def on_notice(event, _msg) -> None:
             await handlers.on_notice(pool, event)

@@ -90,7 +90,8 @@ def evidence_refs(case: dict[str, Any]) -> tuple[EvidenceRef, ...]:
 
 
 def reviewed_event(case: dict[str, Any], *, decision: str, plate: str, plate_corrected: bool, reason: str | None,
-                   reviewer: str, agency: str, at: datetime) -> tuple[str, CaseReviewed]:
+                   reviewer: str, agency: str, at: datetime,
+                   distinct_from: list[str] | tuple[str, ...] = ()) -> tuple[str, CaseReviewed]:
     """(subject, event). One review per case (the state machine allows one), hence the id."""
     event = CaseReviewed(
         id=ids.event_id("rev", case["case_id"], decision),
@@ -109,6 +110,7 @@ def reviewed_event(case: dict[str, Any], *, decision: str, plate: str, plate_cor
         agency=agency,
         reason=reason,
         evidence=evidence_refs(case),
+        distinct_from=tuple(distinct_from),
     )
     return subjects.case_reviewed(case["camera_id"], decision), event
 

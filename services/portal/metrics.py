@@ -16,3 +16,10 @@ EVIDENCE_BYTES = Counter("roadwatch_portal_evidence_bytes_total", "Evidence byte
 EVIDENCE_MISMATCH = Counter("roadwatch_portal_evidence_mismatch_total", "Evidence objects whose SHA-256 did not match.")
 RATE_LIMITED = Counter("roadwatch_portal_rate_limited_total", "Public lookups refused by the per-client limit.")
 OUTBOX_PENDING = Gauge("roadwatch_portal_outbox_pending", "Decided events not yet acknowledged by NATS.")
+POSSIBLE_DUPLICATES = Counter("roadwatch_portal_possible_duplicates_total",
+                              "Cases opened that repeat an open case (same plate, violation, place, window).")
+MERGED = Counter("roadwatch_portal_cases_merged_total", "Cases merged into the case of the same event.")
+HELD = Counter("roadwatch_portal_cases_held_total", "Confirmed cases whose notices notify holds, by reason "
+               "(no_legal_basis: cần căn cứ pháp lý; possible_duplicate).", ["reason"])
+PLATE_OVERRIDES = Counter("roadwatch_portal_plate_class_overrides_total",
+                          "Plates confirmed against the vehicle class's plate format, with a reason.")

@@ -12,7 +12,7 @@ from aiohttp import web
 from services.portal import access, cases
 
 _TYPES = [access.Me, access.CaseList, access.CaseView, access.PublicLookup, access.ReviewRequest,
-          access.ResolveRequest, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
+          access.MergeRequest, access.NotDuplicateRequest, access.ResolveRequest, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
           access.CountStat, access.CameraView, access.HoldView, access.AuditView, access.Problem]
 
 
@@ -88,9 +88,23 @@ def document() -> dict[str, Any]:
                                                                  "why (audit log)")],
             "responses": {"200": IMAGE, **_errors(400, 401, 403, 404, 502)}}},
         "/api/cases/{case_id}/review": {"post": {
-            "summary": "Police: confirm (optionally correcting the plate) or reject with a listed reason",
+            "summary": "Police: confirm (optionally correcting the plate; a plate of another format than "
+                       "the vehicle class's needs plate_override_reason, a possible duplicate not_duplicate) "
+                       "or reject with a listed reason",
             "security": SECURED, "parameters": [case_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ReviewRequest")}}},
+            "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/cases/{case_id}/merge": {"post": {
+            "summary": "Police: merge a case into the open case of the same event (final; audited)",
+            "security": SECURED, "parameters": [case_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("MergeRequest")}}},
+            "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/cases/{case_id}/not-duplicate": {"post": {
+            "summary": "Police: a confirmed case notify holds as a possible duplicate is another event: send it "
+                       "(audited)",
+            "security": SECURED, "parameters": [case_id],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _ref("NotDuplicateRequest")}}},
             "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
         "/api/cases/{case_id}/resolve": {"post": {
             "summary": "Police: the case is resolved (fine paid, cancelled, appeal upheld)",

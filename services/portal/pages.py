@@ -35,6 +35,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 FLASH = {"confirmed": "Đã xác nhận vi phạm {case}.", "rejected": "Đã loại bỏ vụ việc {case}.",
+         "merged": "Đã gộp vụ việc {case} vào vụ việc trùng.",
          "resolved": "Đã đánh dấu vụ việc {case} đã xử lý."}
 
 
@@ -150,7 +151,7 @@ async def _decide(request: web.Request, run) -> web.Response:
                        reasons=portal.directory.reject_reasons, next_case=None, kind_labels=KIND_LABELS,
                        vehicle_labels=cases.VEHICLE_LABELS, plate_colours=cases.PLATE_COLOUR_LABELS,
                        state_labels=cases.STATE_LABELS, colour_labels=cases.COLOUR_LABELS, unidentified_labels=cases.UNIDENTIFIED_LABELS)
-    target = f"/ho-so/{result.next_case}" if result.next_case and result.state in ("confirmed", "rejected") \
+    target = f"/ho-so/{result.next_case}" if result.next_case and result.state in ("confirmed", "rejected", "merged") \
         else "/hang-cho"
     raise web.HTTPSeeOther(f"{target}?da={result.state}&ma={quote(case_id)}")
 
@@ -161,7 +162,26 @@ async def review(request: web.Request) -> web.Response:
     portal: Portal = request.app[KEY]
     return await _decide(request, lambda: actions.review(
         portal, user, request.match_info["case_id"], decision=str(form.get("decision", "")),
-        plate=str(form.get("plate", "")) or None, reason=str(form.get("reason", "")) or None))
+        plate=str(form.get("plate", "")) or None, reason=str(form.get("reason", "")) or None,
+        plate_override_reason=str(form.get("plate_override_reason", "")).strip() or None,
+        not_duplicate=form.get("not_duplicate") == "1", client=portal.client(request)))
+
+
+async def not_duplicate(request: web.Request) -> web.Response:
+    user = _user(request, "review")
+    form = await request.post()
+    portal: Portal = request.app[KEY]
+    return await _decide(request, lambda: actions.not_duplicate(
+        portal, user, request.match_info["case_id"], reason=str(form.get("reason", "")), client=portal.client(request)))
+
+
+async def merge(request: web.Request) -> web.Response:
+    user = _user(request, "review")
+    form = await request.post()
+    portal: Portal = request.app[KEY]
+    return await _decide(request, lambda: actions.merge(
+        portal, user, request.match_info["case_id"], into=str(form.get("into", "")).strip(),
+        reason=str(form.get("reason", "")), client=portal.client(request)))
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -220,6 +240,8 @@ def setup(app: web.Application, timezone_name: str) -> None:
         web.get("/ho-so/{case_id}", case_page),
         web.post("/ho-so/{case_id}/xu-ly", review),
         web.post("/ho-so/{case_id}/hoan-tat", resolve),
+        web.post("/ho-so/{case_id}/gop", merge),
+        web.post("/ho-so/{case_id}/khong-trung", not_duplicate),
         web.get("/tra-cuu", lookup),
         web.get("/thong-ke", stats),
         web.static("/static", HERE / "static", append_version=False),

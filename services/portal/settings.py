@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 
+from proto import subjects
 from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
 
 EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
@@ -25,6 +26,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_rate_per_minute: int = 30    # public lookups per client and minute
     trust_forwarded: bool = False       # take the client address from X-Forwarded-For (behind a proxy)
     outbox_retry_s: float = 5.0         # republish decided events not acknowledged after this long
+    # A new case of the same plate and violation type as an open case, this close in time and
+    # place, is flagged "có thể trùng với CASE-…" for the reviewer to merge.
+    duplicate_window_s: float = 600.0
+    duplicate_radius_m: float = 50.0
+    # After a plate correction the portal asks the registry for the corrected plate's owner.
+    registry_lookup_subject: str = subjects.request("registry", "lookup-owner")
+    registry_timeout_s: float = 3.0
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -41,5 +49,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("TIMEZONE", f"{self.timezone!r} is not an IANA time zone") from exc
         if not 1 <= self.public_rate_per_minute <= 10000:
             raise SettingError("PUBLIC_RATE_PER_MINUTE", f"{self.public_rate_per_minute} is not between 1 and 10000")
+        if not 0 <= self.duplicate_window_s <= 7 * 86_400:
+            raise SettingError("DUPLICATE_WINDOW_S", f"{self.duplicate_window_s} is not between 0 and 604800")
+        if not 0 <= self.duplicate_radius_m <= 5_000:
+            raise SettingError("DUPLICATE_RADIUS_M", f"{self.duplicate_radius_m} is not between 0 and 5000")
+        if not 0.1 <= self.registry_timeout_s <= 60:
+            raise SettingError("REGISTRY_TIMEOUT_S", f"{self.registry_timeout_s} is not between 0.1 and 60")
         if not 0.5 <= self.outbox_retry_s <= 3600:
             raise SettingError("OUTBOX_RETRY_S", f"{self.outbox_retry_s} is not between 0.5 and 3600")

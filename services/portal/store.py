@@ -14,7 +14,8 @@ CASE_COLUMNS = (
     "plate_alternatives, plate, plate_key, plate_corrected, plate_colour, vehicle_type, brand, colour, "
     "inspection_status, match, mismatches, unidentified_reason, owner_commune, evidence, state, reviewer, "
     "reviewer_agency, reviewed_at, reject_reason, notified_at, respond_by, warned_at, resolved_at, resolution, "
-    "created_at, updated_at"
+    "created_at, updated_at, duplicate_of, merged_into, merged_by, merged_at, distinct_from, notice_hold, "
+    "notice_hold_detail, plate_class_override"
 )
 OWNER_COLUMNS = ("kind", "name", "national_id", "address", "commune_code", "province", "phone", "email")
 JSON_COLUMNS = {"measurement", "plate_alternatives", "evidence"}
@@ -38,7 +39,9 @@ async def insert_case(conn: asyncpg.Connection, row: dict[str, Any], owner: dict
     sql = (
         f"INSERT INTO portal.cases (case_id, {', '.join(columns)}) VALUES ("
         f"'CASE-' || to_char(${violation_at} AT TIME ZONE $1, 'YYYY') || '-' || "
-        f"lpad(nextval('portal.case_number')::text, 6, '0'), {', '.join(values)}) "
+        # At least six digits; lpad alone would cut a seventh and reuse case numbers silently.
+        f"(SELECT lpad(n::text, greatest(6, length(n::text)), '0') FROM nextval('portal.case_number') AS n), "
+        f"{', '.join(values)}) "
         "ON CONFLICT DO NOTHING RETURNING case_id"
     )
     case_id = await conn.fetchval(sql, timezone_name, *row.values())
@@ -47,6 +50,36 @@ async def insert_case(conn: asyncpg.Connection, row: dict[str, Any], owner: dict
             f"INSERT INTO portal.owners (case_id, {', '.join(OWNER_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             case_id, *(owner[c] for c in OWNER_COLUMNS))
     return case_id
+
+
+# An open case of the same event: same plate and violation type, within the window in time and
+# the radius in space (equirectangular distance: exact enough at a few hundred metres). Open: still
+# in the workflow and not merged, rejected or resolved.
+SAME_EVENT = """
+SELECT case_id FROM portal.cases
+WHERE plate_key = $1 AND plate_key <> '' AND violation_type = $2 AND case_id <> $3
+  AND state IN ('identified', 'unidentified', 'confirmed', 'notified', 'warned')
+  AND violation_at BETWEEN $4::timestamptz - make_interval(secs => $7::float8)
+                       AND $4::timestamptz + make_interval(secs => $7::float8)
+  AND 6371000 * sqrt(power(radians(latitude - $5::float8), 2)
+                     + power(radians(longitude - $6::float8) * cos(radians(($5::float8 + latitude) / 2)), 2)) <= $8::float8
+ORDER BY violation_at, case_id LIMIT 20
+"""
+
+
+async def same_event(conn: asyncpg.Connection, case: dict[str, Any], window_s: float, radius_m: float,
+                     exclude: list[str] | None = None) -> str | None:
+    """The earliest open case this one may repeat, if any (none of `exclude`)."""
+    rows = await conn.fetch(SAME_EVENT, case["plate_key"], case["violation_type"],
+                            case["case_id"], case["violation_at"], case["latitude"], case["longitude"], window_s,
+                            radius_m)
+    return next((r["case_id"] for r in rows if r["case_id"] not in (exclude or [])), None)
+
+
+async def lock_plate(conn: asyncpg.Connection, plate_key: str) -> None:
+    """Serialise opening cases of one plate (until the transaction ends), so that two replicas
+    opening two copies of one event at once still see each other."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", "case-plate:" + plate_key)
 
 
 async def get_case(conn: asyncpg.Connection, case_id: str, *, lock: bool = False) -> dict[str, Any] | None:
@@ -83,6 +116,12 @@ async def list_cases(conn: asyncpg.Connection, *, states: list[str] | None = Non
 async def get_owner(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {', '.join(OWNER_COLUMNS)} FROM portal.owners WHERE case_id = $1", case_id)
     return dict(row) if row else None
+
+
+async def insert_owner(conn: asyncpg.Connection, case_id: str, owner: dict[str, Any]) -> None:
+    await conn.execute(
+        f"INSERT INTO portal.owners (case_id, {', '.join(OWNER_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        case_id, *(owner[c] for c in OWNER_COLUMNS))
 
 
 async def forget_owner(conn: asyncpg.Connection, case_id: str) -> bool:
@@ -186,14 +225,16 @@ GROUPS = {"type": "violation_type", "camera": "camera_id",
 
 async def violations_by(conn: asyncpg.Connection, group: str, start: datetime, end: datetime,
                         timezone_name: str) -> list[dict[str, Any]]:
-    """Counts of cases by type, camera or local day, with how many were confirmed and rejected."""
+    """Counts of cases by type, camera or local day, with how many were confirmed and rejected.
+    A case merged into another is the same violation: counted once, as the case it joined."""
     key = GROUPS[group]
     rows = await conn.fetch(
         f"""SELECT {key} AS key, count(*) AS total,
                    count(*) FILTER (WHERE state IN ('confirmed', 'notified', 'warned', 'resolved')) AS confirmed,
                    count(*) FILTER (WHERE state = 'rejected') AS rejected,
                    count(*) FILTER (WHERE state IN ('identified', 'unidentified')) AS awaiting_review
-            FROM portal.cases WHERE violation_at >= $1 AND violation_at < $2 {'' if group == 'day' else 'AND $3::text IS NOT NULL'}
+            FROM portal.cases WHERE violation_at >= $1 AND violation_at < $2 AND state <> 'merged'
+                 {'' if group == 'day' else 'AND $3::text IS NOT NULL'}
             GROUP BY 1 ORDER BY 1""", start, end, timezone_name)
     return [dict(r) for r in rows]
 

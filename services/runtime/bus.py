@@ -247,6 +247,7 @@ class Consumer:
         backoff: Callable[[int], float] = nak_delay,
         fill_window_s: float = 0.0,
         overlap: bool = False,
+        look_ahead: int = 0,
     ) -> None:
         if (handle is None) == (handle_batch is None):
             raise ValueError("give exactly one of handle or handle_batch")
@@ -266,6 +267,10 @@ class Consumer:
         # Fetch the next batch while the current one is handled (at most one in flight), so that
         # the bus round trips hide behind slow handlers such as model inference.
         self.overlap = overlap
+        # Just before a batch is handled, top it up to this many messages with those already
+        # waiting, without waiting for more: a batch handler that chooses among them (detect's
+        # fair admission under overload) sees the backlog, not only its oldest messages.
+        self.look_ahead = look_ahead
         self._labels = (service, consumer.name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -289,11 +294,15 @@ class Consumer:
                     continue
                 if self.batch > 1:
                     msgs += await self._fill(sub, len(msgs))
+                if in_flight is not None:
+                    await in_flight
+                # What waits is looked at last, just before handling: with overlap, the batch
+                # above was fetched while the previous one ran.
+                if self.look_ahead > len(msgs):
+                    msgs += await self._waiting(sub, len(msgs))
                 if not self.overlap:
                     await self.process(msgs)
                     continue
-                if in_flight is not None:
-                    await in_flight
                 in_flight = asyncio.create_task(self.process(msgs))
         finally:
             if in_flight is not None:
@@ -312,6 +321,26 @@ class Consumer:
                 more += await sub.fetch(self.batch - have - len(more), timeout=left)
             except (nats.errors.Error, asyncio.TimeoutError):  # nothing more now, or the link dropped:
                 break  # handle what is in hand; the next fetch reports a lasting failure
+        return more
+
+    async def _waiting(self, sub: Any, have: int) -> list[Msg]:
+        """Up to look_ahead messages in all, of those the server holds for this consumer now
+        (its num_pending), so that nothing is waited for when there are none."""
+        try:
+            waiting = (await sub.consumer_info()).num_pending
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return []
+        more: list[Msg] = []
+        while (room := self.look_ahead - have - len(more)) > 0 and waiting > 0:
+            try:
+                got = await sub.fetch(min(room, waiting), timeout=self.fetch_timeout_s)
+            except (nats.errors.Error, asyncio.TimeoutError):
+                break
+            if not got:
+                break
+            more += got
+            meta = _metadata(got[-1])
+            waiting = meta.num_pending if meta is not None else 0
         return more
 
     async def process(self, msgs: Sequence[Msg]) -> None:

@@ -37,6 +37,27 @@ def segment_intersection(p: Segment, q: Segment) -> tuple[float, float] | None:
     return None
 
 
+def crossing(line: Segment, p0: Point, t0: float, p1: Point, t1: float) -> tuple[float, Point] | None:
+    """When and where a path crosses a line: (time, point), or None if it does not.
+
+    p0 at time t0 is the last position seen before the line (or before a gap: a dropped frame, a
+    track lost and re-associated), p1 at t1 the first one seen after; the crossing time is
+    interpolated along the path, so it does not depend on the frame rate or on the gap, and a
+    signal phase looked up at that time is the phase at the moment of crossing. The one test for
+    every line a vehicle can cross (stop lines, exit lines, speed traps, count lines).
+
+    A path that starts exactly on the line does not cross it (the step that arrived on the line
+    did), so one crossing is never counted twice; a path that does not move crosses nothing.
+    """
+    if p0 == p1:
+        return None
+    hit = segment_intersection((p0, p1), line)
+    if hit is None or hit[0] == 0.0:
+        return None
+    f = hit[0]
+    return t0 + f * (t1 - t0), (p0[0] + f * (p1[0] - p0[0]), p0[1] + f * (p1[1] - p0[1]))
+
+
 def side(line: Segment, point: Point) -> float:
     """Positive on the left of the line's direction, negative on the right (image y grows down)."""
     return cross(line[0], line[1], point)

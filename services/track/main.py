@@ -27,6 +27,7 @@ from services.runtime import bus, http, lifecycle, logs, settings
 from services.track import metrics, partition, scenes
 from services.track.camera import CameraTracker
 from services.track.settings import Settings
+from services.track.riders import LoneRiderParams
 from services.track.tracker import TrackerParams
 from services.track.worker import CameraWorker, decode_phase
 
@@ -59,7 +60,9 @@ def build_workers(config: Settings, scene_map: dict[str, scenes.Scene], js, stor
             js, store,
             CameraTracker(scene_map[camera], classes=frozenset(config.track_classes), params=params,
                           before_s=config.evidence_before_s, after_s=config.evidence_after_s,
-                          count_window_s=config.count_window_s),
+                          count_window_s=config.count_window_s,
+                          riders=LoneRiderParams(min_frames=config.lone_rider_frames,
+                                                 min_speed_heights_s=config.lone_rider_speed)),
             bucket=config.evidence_bucket, reorder_window_s=config.reorder_window_s)
         for camera in owned
     }

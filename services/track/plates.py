@@ -42,6 +42,18 @@ class PlateVotes:
         if best is None or (read.format_valid, read.confidence) > (best.read.format_valid, best.read.confidence):
             self.best_sighting = sighting
 
+    def merge(self, other: "PlateVotes") -> None:
+        """Add another track's votes (the same vehicle under two track ids)."""
+        for key, weight in other.weights.items():
+            self.weights[key] = self.weights.get(key, 0.0) + weight
+            self.counts[key] = self.counts.get(key, 0) + other.counts[key]
+            if key not in self.reads or other.reads[key].confidence > self.reads[key].confidence:
+                self.reads[key] = other.reads[key]
+        mine, theirs = self.best_sighting, other.best_sighting
+        if theirs is not None and (mine is None or (theirs.read.format_valid, theirs.read.confidence)
+                                   > (mine.read.format_valid, mine.read.confidence)):
+            self.best_sighting = theirs
+
     def best(self, max_alternatives: int = 3) -> PlateText | None:
         """The winner among format-valid reads (or, without any, among the rest).
 

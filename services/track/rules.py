@@ -56,6 +56,17 @@ class Finding:
     parameters: dict[str, float | str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Crossing:
+    """A track's path crossed a stop line in its lane's direction (judged red or not)."""
+
+    line: str
+    t: float  # interpolated capture time
+    point: geometry.Point  # where the bottom centre crossed
+    lane: str
+    observation: Observation  # the frame nearest the crossing
+
+
 @dataclass
 class RuleState:
     fired: set[tuple[str, str]] = field(default_factory=set)
@@ -66,6 +77,7 @@ class RuleState:
     # Stop-line crossings whose movement is not known yet (the lane has several): stop line ->
     # (crossing time, lane, the observation nearest the crossing, movement id if an exit was crossed)
     crossings: dict[str, tuple[float, str, Observation]] = field(default_factory=dict)
+    crossed: list[Crossing] = field(default_factory=list)  # every stop-line crossing, in order
     # Crossings that could not be judged because the head's phase was unknown at that moment
     # (no controller event yet, lamps not read): counted so that a dead signal feed shows.
     unjudged: int = 0
@@ -91,13 +103,13 @@ def evaluate(scene: Scene, state: RuleState, previous: Observation | None, curre
 
 
 def _crossing(previous: Observation, current: Observation, line: geometry.Segment) -> float | None:
-    """Capture time at which the track's path between two frames crosses the line, or None."""
-    hit = geometry.segment_intersection((previous.anchor, current.anchor), line)
-    # A point exactly on the line belongs to the step that arrived there (t = 1), not to the
-    # next one that leaves it (t = 0): otherwise one crossing would count twice.
-    if hit is None or hit[0] == 0.0 or previous.anchor == current.anchor:
-        return None
-    return previous.t + hit[0] * (current.t - previous.t)
+    """Capture time at which the track's path between two observations crosses the line, or None.
+
+    The two observations are consecutive *for the track*: frames where it was not seen (dropped,
+    occluded, lost then re-associated) lie between them, and the time is interpolated over them.
+    """
+    hit = geometry.crossing(line, previous.anchor, previous.t, current.anchor, current.t)
+    return None if hit is None else hit[0]
 
 
 def red_light(scene: Scene, state: RuleState, previous: Observation, current: Observation,
@@ -114,9 +126,10 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
         if ("red_light", stop.id) in state.fired:
             continue
         if stop.id not in state.crossings:
-            t = _crossing(previous, current, stop.line)
-            if t is None:
+            hit = geometry.crossing(stop.line, previous.anchor, previous.t, current.anchor, current.t)
+            if hit is None:
                 continue
+            t, point = hit
             lane = scene.lane_at(previous.anchor) or scene.lane_at(current.anchor)
             if lane is None or not scene.movements_of(lane.id):
                 continue
@@ -125,6 +138,7 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
                 continue  # crossing backwards: that is wrong_way's business
             nearest = current if abs(current.t - t) <= abs(previous.t - t) else previous
             state.crossings[stop.id] = (t, lane.id, nearest)
+            state.crossed.append(Crossing(stop.id, t, point, lane.id, nearest))
         t, lane_id, nearest = state.crossings[stop.id]
         movements = scene.movements_of(lane_id)
         chosen = next((m for m in movements if m.exit is not None and _crossing(previous, current, m.exit) is not None),
@@ -142,11 +156,25 @@ def red_light(scene: Scene, state: RuleState, previous: Observation, current: Ob
     return out
 
 
-def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup) -> list[Finding]:
-    """At the end of a track: a crossing that took no exit made its lane's movement without one."""
+# A track that ends without taking an exit went on along its lane (the movement without an exit)
+# only if it was last seen well past the stop line along its lane (at least this many of its own
+# box heights), and still moving (at least STRAIGHT_MIN_SPEED_HEIGHTS_S). A track that ends at
+# the line (lost, out of the picture, the clip cut) or stopped on the crosswalk may still have
+# been turning or may still stop: its movement is not known and it is not judged (a wrong
+# citation harms a citizen; a miss is counted as unjudged).
+STRAIGHT_MIN_ADVANCE_HEIGHTS = 0.75
+STRAIGHT_MIN_SPEED_HEIGHTS_S = 0.3
+
+
+def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup, last: Observation | None = None) -> list[Finding]:
+    """At the end of a track: a crossing that took no exit made its lane's movement without one,
+    provided the track was last seen far enough past the line along its lane (`last`)."""
     out = []
     for stop_id, (t, lane_id, nearest) in sorted(state.crossings.items()):
         default = next((m for m in scene.movements_of(lane_id) if m.exit is None), None)
+        if default is not None and len(scene.movements_of(lane_id)) > 1 and not _went_on(scene, lane_id, nearest, last):
+            state.unjudged += 1  # it may have turned: movement unknown
+            continue
         if default is not None and ("red_light", stop_id) not in state.fired:
             if phase_at(default.head, t) is None:
                 state.unjudged += 1
@@ -156,6 +184,17 @@ def resolve(scene: Scene, state: RuleState, phase_at: PhaseLookup) -> list[Findi
                 out.append(finding)
     state.crossings.clear()
     return out
+
+
+def _went_on(scene: Scene, lane_id: str, at_line: Observation, last: Observation | None) -> bool:
+    """Was the vehicle last seen past the line along its lane, and moving?"""
+    if last is None:
+        return False
+    direction = scene.lane(lane_id).direction
+    moved = (last.anchor[0] - at_line.anchor[0], last.anchor[1] - at_line.anchor[1])
+    advance = geometry.dot(moved, direction)
+    height = max(last.box[3] - last.box[1], 1.0)
+    return advance >= STRAIGHT_MIN_ADVANCE_HEIGHTS * height and last.speed >= STRAIGHT_MIN_SPEED_HEIGHTS_S * height
 
 
 def _judge_red(scene: Scene, stop_id: str, t: float, lane_id: str, nearest: Observation, movement,

@@ -1,4 +1,4 @@
-"""Scene files: what a camera sees (lanes, stop lines, zones, a speed trap, signal heads).
+"""Scene files: what a camera sees (lanes, stop lines, zones, a speed trap, signal heads, count lines).
 
 One YAML file per camera, `<camera_id>.yaml` in SCENES_DIR. The file is drawn by a person over
 a frame of the camera, so every mistake is reported with the file, the line and the field, and
@@ -8,6 +8,10 @@ than its author thought would make false ones.
 
 Coordinates are pixels of a frame of `frame_size`; detections of another size (a camera whose
 ingest downscales) are scaled to it.
+
+A scene may hold only count lines (a counting camera): lanes, stop lines and the rest are
+optional, and `location` is required only when the scene can produce violations. An optional
+top-level `detection:` block belongs to the detect service and is not read here.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import yaml
 from proto.subjects import TOKEN
 from services.track import geometry
 from services.track.geometry import Point, Segment
+from services.track.signals import LAMP_PHASE, LAYOUTS
 
 VEHICLE_CLASSES = ("car", "motorcycle", "bus", "truck", "bicycle", "other")
 SIGNAL_SOURCES = ("controller", "vision")
@@ -82,6 +87,20 @@ class SpeedTrap:
 class SignalHead:
     id: str
     region: tuple[int, int, int, int] | None = None  # x1, y1, x2, y2 of the lamps (vision only)
+    layout: str = "vertical"  # vertical: lamps top to bottom; horizontal: left to right
+    lamps: tuple[str, ...] = ("red", "amber", "green")  # in layout order (vision only)
+
+
+@dataclass(frozen=True)
+class CountLine:
+    """A line vehicles are counted at, both ways apart: `forward` is the declared direction (the
+    way traffic should go), or without one the normal (y2 - y1, x1 - x2) of the line drawn from
+    its point 1 to its point 2 (for a line drawn left to right: up the image); `backward` the
+    other way."""
+
+    id: str
+    line: Segment
+    direction: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +120,8 @@ class Signal:
     source: str
     intersection: str | None
     heads: tuple[SignalHead, ...]
-    hold_s: float = 1.5  # vision: keep the last lit colour through LED flicker and occlusion
+    hold_s: float = 1.5  # vision: keep the lit lamp through LED flicker and occlusion
+    min_phase_s: float = 0.3  # vision: a new lamp must be read this long before it is the phase
 
 
 @dataclass(frozen=True)
@@ -119,7 +139,7 @@ class Scene:
     path: str
     camera: str
     name: str
-    location: Location
+    location: Location | None
     frame_size: tuple[int, int]
     lanes: tuple[Lane, ...] = ()
     stop_lines: tuple[StopLine, ...] = ()
@@ -128,6 +148,7 @@ class Scene:
     signal: Signal | None = None
     movements: tuple[Movement, ...] = ()
     rules: RuleParams = field(default_factory=RuleParams)
+    count_lines: tuple[CountLine, ...] = ()
 
     def lane(self, lane_id: str) -> Lane:
         return next(lane for lane in self.lanes if lane.id == lane_id)
@@ -277,23 +298,17 @@ def load(path: str | Path, *, camera: str | None = None) -> Scene:
         raise SceneError(path, "file is empty")
     r = _Reader(path)
     top = r.mapping(_convert(root), "", ("camera", "name", "location", "frame_size", "lanes", "stop_lines",
-                                          "no_stopping", "speed_traps", "signal", "movements", "rules"),
-                    ("camera", "location", "frame_size"))
+                                          "no_stopping", "speed_traps", "signal", "movements", "rules",
+                                          "count_lines", "detection"),
+                    ("camera", "frame_size"))
     camera_id = r.token(top["camera"], "camera")
     if camera is not None and camera_id != camera:
         raise r.fail(f"is {camera_id!r} but the file is for camera {camera!r}", "camera", top["camera"])
     name = r.text(top["name"], "name") if "name" in top else camera_id
 
-    loc = r.mapping(top["location"], "location", ("latitude", "longitude", "address", "commune_code"),
-                    ("latitude", "longitude"))
-    latitude = r.number(loc["latitude"], "location.latitude")
-    longitude = r.number(loc["longitude"], "location.longitude")
-    if not -90 <= latitude <= 90:
-        raise r.fail(f"must be within -90..90, got {latitude}", "location.latitude", loc["latitude"])
-    if not -180 <= longitude <= 180:
-        raise r.fail(f"must be within -180..180, got {longitude}", "location.longitude", loc["longitude"])
-    location = Location(latitude, longitude, str(loc["address"].value or "") if "address" in loc else "",
-                        str(loc["commune_code"].value or "") if "commune_code" in loc else "")
+    location = _location(r, top["location"]) if "location" in top else None
+    if "detection" in top and not isinstance(top["detection"].value, dict):
+        raise r.fail("must be a mapping (settings for the detect service)", "detection", top["detection"])
 
     size_items = r.sequence(top["frame_size"], "frame_size")
     if len(size_items) != 2:
@@ -333,9 +348,46 @@ def load(path: str | Path, *, camera: str | None = None) -> Scene:
         raise r.fail("stop lines need a signal section (red_light cannot be judged without it)", "stop_lines",
                      top["stop_lines"])
     rules = _rules(r, top["rules"]) if "rules" in top else RuleParams()
-    _inside_frame(r, top, frame_size, lanes, stop_lines, zones, traps)
+    count_lines = _count_lines(r, top)
+    _inside_frame(r, top, frame_size, lanes, stop_lines, zones, traps, count_lines)
+    judged = [key for key in ("lanes", "stop_lines", "no_stopping", "speed_traps") if _items(r, top, key)]
+    if judged and location is None:
+        raise r.fail(f"is required when the scene has {', '.join(judged)} (violations name their place)",
+                     "location", top[judged[0]])
     return Scene(str(path), camera_id, name, location, frame_size, lanes, stop_lines, tuple(zones), tuple(traps),
-                 signal, movements, rules)
+                 signal, movements, rules, count_lines)
+
+
+def _location(r: _Reader, node: _Node) -> Location:
+    loc = r.mapping(node, "location", ("latitude", "longitude", "address", "commune_code"), ("latitude", "longitude"))
+    latitude = r.number(loc["latitude"], "location.latitude")
+    longitude = r.number(loc["longitude"], "location.longitude")
+    if not -90 <= latitude <= 90:
+        raise r.fail(f"must be within -90..90, got {latitude}", "location.latitude", loc["latitude"])
+    if not -180 <= longitude <= 180:
+        raise r.fail(f"must be within -180..180, got {longitude}", "location.longitude", loc["longitude"])
+    return Location(latitude, longitude, str(loc["address"].value or "") if "address" in loc else "",
+                    str(loc["commune_code"].value or "") if "commune_code" in loc else "")
+
+
+def _count_lines(r: _Reader, top: dict[str, _Node]) -> tuple[CountLine, ...]:
+    lines = []
+    for n, (line_id, node) in enumerate(_items(r, top, "count_lines")):
+        f = f"count_lines[{n}]"
+        m = r.mapping(node, f, ("id", "line", "direction"), ("id", "line"))
+        segment = r.segment(m["line"], f"{f}.line")
+        direction = None
+        if "direction" in m and m["direction"].value is not None:
+            dx, dy = r.point(m["direction"], f"{f}.direction")
+            (x1, y1), (x2, y2) = segment
+            if dx == 0 and dy == 0:
+                raise r.fail("direction [dx, dy] must not be [0, 0]", f"{f}.direction", m["direction"])
+            if abs((x2 - x1) * dy - (y2 - y1) * dx) < 1e-9:
+                raise r.fail("direction runs along the line: it must say which way vehicles cross it",
+                             f"{f}.direction", m["direction"])
+            direction = geometry.unit(dx, dy)
+        lines.append(CountLine(line_id, segment, direction))
+    return tuple(lines)
 
 
 def _items(r: _Reader, top: dict[str, _Node], key: str) -> list[tuple[str, _Node]]:
@@ -366,7 +418,8 @@ def _lanes(r: _Reader, top: dict[str, _Node]) -> tuple[Lane, ...]:
 
 
 def _signal(r: _Reader, top: dict[str, _Node], frame_size: tuple[int, int]) -> Signal:
-    m = r.mapping(top["signal"], "signal", ("source", "intersection", "heads", "hold_s"), ("source", "heads"))
+    m = r.mapping(top["signal"], "signal", ("source", "intersection", "heads", "hold_s", "min_phase_s"),
+                  ("source", "heads"))
     source = m["source"].value
     if source not in SIGNAL_SOURCES:
         raise r.fail(f"{source!r} is not one of {', '.join(SIGNAL_SOURCES)}", "signal.source", m["source"])
@@ -378,7 +431,7 @@ def _signal(r: _Reader, top: dict[str, _Node], frame_size: tuple[int, int]) -> S
     heads = []
     for n, (head_id, node) in enumerate(zip(r.unique_ids(items, "signal.heads"), items)):
         f = f"signal.heads[{n}]"
-        hm = r.mapping(node, f, ("id", "region"), ("id",))
+        hm = r.mapping(node, f, ("id", "region", "layout", "lamps"), ("id",))
         region = None
         if "region" in hm:
             values = [r.number(v, f"{f}.region") for v in r.sequence(hm["region"], f"{f}.region")]
@@ -391,9 +444,32 @@ def _signal(r: _Reader, top: dict[str, _Node], frame_size: tuple[int, int]) -> S
             region = (x1, y1, x2, y2)
         elif source == "vision":
             raise r.fail("is required when the source is vision (where the lamps are in the image)", f"{f}.region", node)
-        heads.append(SignalHead(head_id, region))
+        layout = hm["layout"].value if "layout" in hm else "vertical"
+        if layout not in LAYOUTS:
+            raise r.fail(f"{layout!r} is not one of {', '.join(LAYOUTS)}", f"{f}.layout", hm["layout"])
+        if "lamps" in hm:
+            lamps = []
+            for i, item in enumerate(r.sequence(hm["lamps"], f"{f}.lamps", 1)):
+                if item.value not in LAMP_PHASE:
+                    raise r.fail(f"{item.value!r} is not a lamp ({', '.join(LAMP_PHASE)})", f"{f}.lamps[{i}]", item)
+                if item.value in lamps:
+                    raise r.fail(f"lamp {item.value!r} is listed twice", f"{f}.lamps[{i}]", item)
+                lamps.append(item.value)
+        elif source == "vision":
+            raise r.fail("is required when the source is vision: the lamps in order (top to bottom, or left to "
+                         "right), e.g. [red, amber, green], or [green_arrow] for an arrow", f"{f}.lamps", node)
+        else:
+            lamps = ["red", "amber", "green"]
+        if region is not None:
+            x1, y1, x2, y2 = region
+            along = (y2 - y1) if layout == "vertical" else (x2 - x1)
+            if along < 2 * len(lamps):
+                raise r.fail(f"region is {along} px along its {layout} layout: too small for {len(lamps)} lamp(s)",
+                             f"{f}.region", hm["region"])
+        heads.append(SignalHead(head_id, region, layout, tuple(lamps)))
     hold_s = r.number(m["hold_s"], "signal.hold_s", low=0) if "hold_s" in m else 1.5
-    return Signal(source, intersection, tuple(heads), hold_s)
+    min_phase_s = r.number(m["min_phase_s"], "signal.min_phase_s", low=0) if "min_phase_s" in m else 0.3
+    return Signal(source, intersection, tuple(heads), hold_s, min_phase_s)
 
 
 def _movements(r: _Reader, top: dict[str, _Node], lane_ids: set[str], head_ids: set[str]) -> tuple[Movement, ...]:
@@ -443,11 +519,12 @@ def _rules(r: _Reader, node: _Node) -> RuleParams:
     return RuleParams(**{**{k: getattr(defaults, k) for k in names}, **values})
 
 
-def _inside_frame(r, top, frame_size, lanes, stop_lines, zones, traps) -> None:
+def _inside_frame(r, top, frame_size, lanes, stop_lines, zones, traps, count_lines=()) -> None:
     """A point outside the frame is almost always a typo (swapped x/y, a frame of another size)."""
     width, height = frame_size
     groups = [("lanes", [lane.polygon for lane in lanes]), ("stop_lines", [s.line for s in stop_lines]),
-              ("no_stopping", [z.polygon for z in zones]), ("speed_traps", [t.entry + t.exit for t in traps])]
+              ("no_stopping", [z.polygon for z in zones]), ("speed_traps", [t.entry + t.exit for t in traps]),
+              ("count_lines", [c.line for c in count_lines])]
     for key, shapes in groups:
         for n, points in enumerate(shapes):
             for x, y in points:

@@ -7,7 +7,9 @@ import msgspec
 from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common
 from services.track.scenes import VEHICLE_CLASSES
 
-DEFAULT_CLASSES = ["car", "motorcycle", "bus", "truck", "bicycle"]
+# `person` is tracked too: a rider whose bike the detector missed is boxed as a person only
+# (riders.py tells such a two-wheeler from a pedestrian; pedestrians are never judged).
+DEFAULT_CLASSES = ["car", "motorcycle", "bus", "truck", "bicycle", "person"]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,7 +23,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # This replica's index and the number of replicas: cameras are shared by rendezvous hashing.
     partition_index: int = 0
     partition_count: int = 1
-    # Detector classes that are vehicles to track (riders are detected as "person": not tracked).
+    # Detector classes to track: vehicles, and `person` (a lone rider, or a pedestrian never judged).
     track_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
     reorder_window_s: float = 1.0
     max_lost_s: float = 1.5
@@ -29,6 +31,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     evidence_before_s: float = 0.6
     evidence_after_s: float = 0.6
     count_window_s: float = 60.0
+    # A track boxed only as `person` is a two-wheeler after this many steps in a row in a lane,
+    # along its direction, at least this many of its box heights per second (walking is < 1).
+    lone_rider_frames: int = 3
+    lone_rider_speed: float = 0.5
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -38,13 +44,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("PARTITION_COUNT", f"must be at least 1, got {self.partition_count}")
         if not 0 <= self.partition_index < self.partition_count:
             raise SettingError("PARTITION_INDEX", f"must be within 0..{self.partition_count - 1}, got {self.partition_index}")
-        unknown = sorted(set(self.track_classes) - set(VEHICLE_CLASSES))
+        unknown = sorted(set(self.track_classes) - set(VEHICLE_CLASSES) - {"person"})
         if unknown or not self.track_classes:
-            raise SettingError("TRACK_CLASSES", f"must name vehicle classes among {', '.join(VEHICLE_CLASSES)}; "
+            raise SettingError("TRACK_CLASSES", f"must name classes among {', '.join(VEHICLE_CLASSES)}, person; "
                                                 f"got {', '.join(unknown) or 'none'}")
         for name in ("reorder_window_s", "max_lost_s", "evidence_before_s", "evidence_after_s"):
             if getattr(self, name) < 0:
                 raise SettingError(name.upper(), f"must not be negative, got {getattr(self, name)}")
+        if self.lone_rider_frames < 1:
+            raise SettingError("LONE_RIDER_FRAMES", f"must be at least 1, got {self.lone_rider_frames}")
+        if self.lone_rider_speed <= 0:
+            raise SettingError("LONE_RIDER_SPEED", f"must be positive (box heights per second), got {self.lone_rider_speed}")
         if self.count_window_s <= 0:
             raise SettingError("COUNT_WINDOW_S", f"must be positive, got {self.count_window_s}")
         if not self.evidence_bucket.replace("-", "").replace("_", "").isalnum():

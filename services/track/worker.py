@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timezone
 
 import msgspec
+import numpy as np
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
@@ -23,7 +24,7 @@ from nats.js.object_store import ObjectStore
 from proto import ids, subjects
 from proto.v1.common import EvidenceRef
 from proto.v1.detection import DetectionMade
-from proto.v1.frame import HEADER_CAMERA_ID, HEADER_CAPTURED_AT
+from proto.v1.frame import DISCONTINUITIES, HEADER_CAMERA_ID, HEADER_CAPTURED_AT, HEADER_DISCONTINUITY
 from proto.v1.telemetry import SignalPhase
 from proto.v1.violation import ViolationDetected
 from services.runtime import bus
@@ -49,6 +50,10 @@ class CameraWorker:
         self.outbox: list[ViolationDraft] = []
         self.published: list[ViolationDetected] = []  # the last few, for tests and /cameras
         self.late = 0
+        self.last_input = time.monotonic()
+        # A stream silent for a whole count window (a clip played once, a camera gone) gets its
+        # open count window published with the time it covered, instead of never.
+        self.idle_flush_s = engine.counts.window_s
 
     # --- input -------------------------------------------------------------------------------------
     async def handle(self, event: DetectionMade, msg: Msg | None = None) -> None:
@@ -56,6 +61,7 @@ class CameraWorker:
             metrics.DETECTIONS.labels(self.camera_id, "foreign").inc()
             raise bus.Invalid(f"detection of camera {event.camera_id!r} on the consumer of {self.camera_id!r}")
         async with self.lock:
+            self.last_input = time.monotonic()
             released, accepted = self.buffer.push(event.frame.captured_at.timestamp(), event.frame.frame_seq, event,
                                                   now=time.monotonic())
             if not accepted:
@@ -69,6 +75,9 @@ class CameraWorker:
         """Release what waited long enough and retry the outbox; called every fraction of a second."""
         async with self.lock:
             await self._run(self.buffer.release(time.monotonic()))
+            if (self.engine.counts.windows and not len(self.buffer)
+                    and time.monotonic() - self.last_input >= self.idle_flush_s):
+                await self._publish_counts(self.engine.flush_counts())
             await self._flush_outbox()
 
     async def observe_phase(self, phase: SignalPhase) -> None:
@@ -77,19 +86,22 @@ class CameraWorker:
             metrics.SIGNAL_CHANGES.labels(self.camera_id, phase.head, phase.phase, phase.source).inc()
 
     async def finish(self) -> None:
-        """At shutdown: track what is buffered and publish what is pending, with the frames there are."""
+        """At shutdown: track what is buffered, publish what is pending (with the frames there are)
+        and the open count windows (with the time they covered)."""
         async with self.lock:
             await self._run(self.buffer.drain())
             self.outbox += self.engine.finish()
+            await self._publish_counts(self.engine.flush_counts())
             await self._flush_outbox()
 
     # --- processing ----------------------------------------------------------------------------------
     async def _run(self, released: list[DetectionMade]) -> None:
         for event in released:
+            image = None
             if self.engine.reads_signal_from_image:
-                await self._read_signal(event)
+                event, image = await self._signal_image(event)
             started = time.perf_counter()
-            step = self.engine.process(event)
+            step = self.engine.process(event, image)
             metrics.STEP_SECONDS.observe(time.perf_counter() - started)
             metrics.DETECTIONS.labels(self.camera_id, "tracked").inc()
             metrics.OBJECTS.labels(self.camera_id).inc(step.detections)
@@ -98,10 +110,12 @@ class CameraWorker:
                 metrics.UNJUDGED.labels(self.camera_id).inc(step.unjudged)
                 log.warning("stop line crossed while the signal phase is unknown", extra={"fields": {
                     "camera": self.camera_id, "crossings": step.unjudged}})
+            if step.discontinuity:
+                log.info("stream discontinuity: tracks, counts and signal phases closed", extra={"fields": {
+                    "camera": self.camera_id, "kind": step.discontinuity, "frame_seq": event.frame.frame_seq}})
+            await self._publish_phases(event, step.signal_changes)
             self.outbox += step.drafts
-            for counted in step.counts:
-                await bus.publish(self.js, subjects.vehicles_counted(self.camera_id), counted, service=SERVICE)
-                metrics.COUNTS.labels(self.camera_id).inc()
+            await self._publish_counts(step.counts)
         metrics.BUFFERED.labels(self.camera_id).set(len(self.buffer))
         if self.outbox:
             await self._flush_outbox()
@@ -118,46 +132,63 @@ class CameraWorker:
         self.outbox = remaining
         metrics.VIOLATIONS_PENDING.labels(self.camera_id).set(len(remaining))
 
-    async def _read_signal(self, event: DetectionMade) -> None:
-        frame = await self._frame(event.frame.stream_seq)
+    async def _publish_counts(self, counted: list) -> None:
+        for event in counted:
+            await bus.publish(self.js, subjects.vehicles_counted(self.camera_id), event, service=SERVICE)
+            metrics.COUNTS.labels(self.camera_id).inc()
+
+    async def _signal_image(self, event: DetectionMade) -> tuple[DetectionMade, np.ndarray | None]:
+        """The frame's image for reading the lamps (None when expired or undecodable). The frame's
+        own Discontinuity header is taken when the detection did not carry it."""
+        frame, discontinuity = await self._frame_and_break(event.frame.stream_seq)
         if frame is None:
-            return  # expired or foreign: this frame tells nothing about the lamps
+            return event, None  # expired or foreign: this frame tells nothing about the lamps
+        if discontinuity in DISCONTINUITIES and not event.frame.discontinuity:
+            event = msgspec.structs.replace(event, frame=msgspec.structs.replace(
+                event.frame, discontinuity=discontinuity))
         try:
-            image = evidence.decode(frame.jpeg, half=True)
+            return event, evidence.decode(frame.jpeg, half=True)
         except ValueError:
-            return
-        t = event.frame.captured_at.timestamp()
-        for head, phase in self.engine.observe_signal_image(t, image):
+            return event, None
+
+    async def _publish_phases(self, event: DetectionMade, changes: list[tuple[str, float, str]]) -> None:
+        signal = self.engine.scene.signal
+        for head, since, phase in changes:
             metrics.SIGNAL_CHANGES.labels(self.camera_id, head, phase, "vision").inc()
-            signal = self.engine.scene.signal
             if signal is not None and signal.intersection:
+                at = datetime.fromtimestamp(since, timezone.utc)
                 await bus.publish(self.js, subjects.signal_phase(signal.intersection), SignalPhase(
-                    id=ids.event_id("signal", signal.intersection, self.camera_id, head, event.frame.captured_at.isoformat()),
-                    intersection_id=signal.intersection, camera_id=self.camera_id, occurred_at=event.frame.captured_at,
+                    # The phase is in the id: a gap's `unknown` and the phase seen on the same frame share the time.
+                    id=ids.event_id("signal", signal.intersection, self.camera_id, head, at.isoformat(), phase),
+                    intersection_id=signal.intersection, camera_id=self.camera_id, occurred_at=at,
                     head=head, phase=phase, source="vision"), service=SERVICE)  # type: ignore[arg-type]
 
     async def _frame(self, stream_seq: int) -> evidence.StoredFrame | None:
         """A frame of this camera from the FRAMES stream, or None when it has expired."""
+        return (await self._frame_and_break(stream_seq))[0]
+
+    async def _frame_and_break(self, stream_seq: int) -> tuple[evidence.StoredFrame | None, str | None]:
+        """The frame and its Discontinuity header (None when it has none)."""
         try:
             raw = await self.js.get_msg(self.frames_stream, stream_seq)
         except nats.js.errors.NotFoundError:
-            return None
+            return None, None
         headers = raw.headers or {}
         if headers.get(HEADER_CAMERA_ID) != self.camera_id:
             # The sequence was reused or is wrong: this is someone else's frame, never evidence here.
             log.warning("frame of another camera at this sequence", extra={"fields": {
                 "camera": self.camera_id, "stream_seq": stream_seq, "found": headers.get(HEADER_CAMERA_ID)}})
-            return None
+            return None, None
         if not (raw.data or b"").startswith(b"\xff\xd8"):
             log.warning("frame is not a JPEG; not used as evidence", extra={"fields": {
                 "camera": self.camera_id, "stream_seq": stream_seq}})
-            return None
+            return None, None
         captured = headers.get(HEADER_CAPTURED_AT)
         try:
             captured_at = datetime.fromisoformat(captured) if captured else None
         except ValueError:
             captured_at = None
-        return evidence.StoredFrame(stream_seq, raw.data or b"", captured_at)
+        return evidence.StoredFrame(stream_seq, raw.data or b"", captured_at), headers.get(HEADER_DISCONTINUITY)
 
     async def _publish(self, draft: ViolationDraft) -> None:
         wanted = evidence.wanted_frames(draft)

@@ -209,8 +209,18 @@ def test_each_service_signs_in_to_nats_as_itself(overlay: str) -> None:
 def test_autoscaling(overlay: str) -> None:
     scaled = one(overlay, "ScaledObject", "detect")
     assert scaled["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "detect"}
-    (trigger,) = scaled["spec"]["triggers"]
+    trigger, demand = scaled["spec"]["triggers"]
     assert trigger["type"] == "nats-jetstream"
+    # detect drops frames under overload instead of letting the lag grow: the second trigger
+    # scales on the replicas the offered frames need, from metrics the services export.
+    assert demand["type"] == "prometheus" and float(demand["metadata"]["threshold"]) > 0
+    import promql_parser
+
+    from test_deploy_dashboards import declared_labels, label_problems, metric_names
+
+    query = promql_parser.parse(demand["metadata"]["query"])
+    assert metric_names(query) == {"roadwatch_handler_duration_seconds_sum", "roadwatch_detect_frames_total"}
+    assert not label_problems(query, declared_labels())
     assert (trigger["metadata"]["stream"], trigger["metadata"]["consumer"]) == (streams.DETECT.stream, streams.DETECT.name)
     assert trigger["metadata"]["account"] == "ROADWATCH"
     values = yaml.safe_load((DEPLOY / "nats" / "values.yaml").read_text())

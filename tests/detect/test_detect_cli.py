@@ -48,3 +48,42 @@ def test_missing_models_dir_exits_2(tmp_path: Path):
     done = roadwatch("plate", "x.jpg", models_dir=tmp_path / "nowhere")
     assert done.returncode == 2
     assert "MODELS_DIR=" in done.stderr and "is not a directory" in done.stderr
+
+
+def test_detect_with_a_scene_uses_its_plan(models_dir: Path, video_frame, tmp_path: Path):
+    import cv2
+    import numpy as np
+
+    from services.detect.regions import load_plan
+
+    image = tmp_path / "hp11.png"
+    cv2.imwrite(str(image), video_frame("vn_haiphong_intersection.mp4", 11))
+    scene = REPO / "deploy" / "local" / "scenes" / "demo-haiphong.yaml"
+    with_scene = roadwatch("detect", str(image), "--scene", str(scene), "--json", models_dir=models_dir)
+    bare = roadwatch("detect", str(image), "--json", models_dir=models_dir)
+    assert with_scene.returncode == 0 and bare.returncode == 0, with_scene.stderr + bare.stderr
+    sliced, whole = json.loads(with_scene.stdout)["vehicles"], json.loads(bare.stdout)["vehicles"]
+    assert len(sliced) > len(whole)
+    assert any(v["class"] == "motorcycle" and v["riders"] >= 1 for v in sliced)
+    plan = load_plan(scene)
+    boxes = np.array([v["box"] for v in sliced], dtype=np.float32)
+    assert plan.inside_roi(boxes).all()
+
+
+def test_detect_with_a_bad_scene_exits_2_naming_file_line_and_field(models_dir: Path, shared_dir: Path, tmp_path: Path):
+    scene = tmp_path / "cam-07.yaml"
+    scene.write_text("camera: cam-07\nframe_size: [1006, 720]\ndetection:\n  overlap: 2\n", encoding="utf-8")
+    image = shared_dir / "data" / "street" / "vn_cam_video1_117.jpg"
+    done = roadwatch("detect", str(image), "--scene", str(scene), models_dir=models_dir)
+    assert done.returncode == 2
+    assert f"{scene}:4: field 'detection.overlap'" in done.stderr
+
+
+def test_service_with_a_bad_scene_stops_at_start(models_dir: Path, tmp_path: Path):
+    (tmp_path / "cam-07.yaml").write_text("camera: cam-07\nframe_size: [1006, 720]\ndetection:\n  roi: [[0, 0]]\n",
+                                          encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "services.detect.main"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "MODELS_DIR": str(models_dir), "SCENES_DIR": str(tmp_path),
+                                            "NATS_URL": "nats://127.0.0.1:1"})
+    assert done.returncode == 2
+    assert f"{tmp_path / 'cam-07.yaml'}:4: field 'detection.roi'" in done.stderr

@@ -64,3 +64,34 @@ def test_missing_headers_are_named(jpeg: bytes):
         decode_frame(jpeg, partial, 1, now=NOW, max_age_s=30)
     with pytest.raises(msgspec.ValidationError):
         decode_frame(jpeg, None, 1, now=NOW, max_age_s=30)
+
+
+def test_camera_with_a_scene_is_detected_with_its_plan(pipeline, jpeg: bytes, tmp_path):
+    """The service path: a camera whose scene has a `detection:` block gets its roi and slices
+    (here a roi of the left half only), a camera without a scene the whole frame."""
+    import re
+    from pathlib import Path
+
+    from services.detect.handler import detect_frame
+    from services.detect.regions import PlanBook
+
+    scene = Path(__file__).resolve().parents[2] / "deploy" / "local" / "scenes" / "demo-haiphong.yaml"
+    text = scene.read_text(encoding="utf-8").replace("camera: demo-haiphong", "camera: cam-07")
+    text = re.sub(r"(?m)^  roi: .*$", "  roi: [[0, 0], [500, 0], [500, 720], [0, 720]]", text)
+    assert "roi: [[0, 0], [500, 0]" in text
+    (tmp_path / "cam-07.yaml").write_text(text, encoding="utf-8")
+    plans = PlanBook.from_dir(tmp_path, pipeline.vehicles.class_names)
+
+    planned = decode_frame(jpeg, headers(camera="cam-07"), 1, now=NOW, max_age_s=30)
+    other = decode_frame(jpeg, headers(camera="cam-08"), 2, now=NOW, max_age_s=30)
+    with_plan, without = detect_frame(pipeline, plans, planned), detect_frame(pipeline, plans, other)
+    assert without.vehicles == pipeline.process(other.image).vehicles
+    assert with_plan.vehicles and all((v.box[0] + v.box[2]) / 2 <= 500 for v in with_plan.vehicles)
+    assert any((v.box[0] + v.box[2]) / 2 > 500 for v in without.vehicles)
+    # the tiles see more than the whole frame on the left half
+    left = [v for v in without.vehicles if (v.box[0] + v.box[2]) / 2 <= 500]
+    assert len(with_plan.vehicles) > len(left)
+    # riders fused on the way reach the wire
+    event = detection_event(planned, with_plan, model="yolox", now=NOW)
+    assert any(o.riders >= 1 and o.class_name == "motorcycle" for o in event.objects)
+    assert codec.decode(codec.encode(event), DetectionMade) == event

@@ -132,19 +132,93 @@ def stale_count() -> float:
     return REGISTRY.get_sample_value("roadwatch_detect_frames_total", {"result": "stale"}) or 0.0
 
 
-async def test_stale_frames_are_skipped_and_counted(nc, js, service, jpeg: bytes, wait_for):
+def camera_count(camera: str, result: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("roadwatch_detect_camera_frames_total", {"camera": camera, "result": result}) or 0.0
+
+
+def drop_warnings(caplog) -> list[dict]:
+    return [r.fields for r in caplog.records
+            if r.name == "services.detect" and r.levelname == "WARNING" and r.getMessage().startswith("frames dropped")]
+
+
+async def test_stale_frames_are_skipped_counted_per_camera_and_warned(nc, js, service, jpeg: bytes, wait_for, caplog):
     camera = service.camera
     detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
     before = stale_count()
     old = datetime.now(timezone.utc) - timedelta(minutes=5)
-    await publish_frame(js, camera, 1, jpeg, captured_at=old)
-    await publish_frame(js, camera, 2, jpeg, captured_at=old)
-    await publish_frame(js, camera, 3, jpeg)
-    await wait_for(lambda: asyncio.sleep(0, detections), timeout=60, what="the fresh frame's detection")
-    await asyncio.sleep(0.3)
+    with caplog.at_level("WARNING", logger="services.detect"):
+        await publish_frame(js, camera, 1, jpeg, captured_at=old)
+        await publish_frame(js, camera, 2, jpeg, captured_at=old)
+        await publish_frame(js, camera, 3, jpeg)
+        await wait_for(lambda: asyncio.sleep(0, detections), timeout=60, what="the fresh frame's detection")
+        await asyncio.sleep(0.3)
     await sub.unsubscribe()
     assert [d.frame.frame_seq for d in detections] == [3]
     assert stale_count() - before == 2
+    assert (camera_count(camera, "stale"), camera_count(camera, "detected")) == (2, 1)
+    # One WARNING per interval: the first stale frame is reported at once; if the second came in
+    # a later batch, it waits for the next interval (the metric above has it already).
+    (warning,) = [w for w in drop_warnings(caplog) if camera in w["per_camera"]]
+    assert warning["per_camera"][camera]["stale"] in (1, 2) and warning["dropped"] >= 1
+
+
+class SlowPipeline:
+    """The real pipeline, made deliberately slow, so that two cameras overload one worker."""
+
+    def __init__(self, pipeline, seconds: float) -> None:
+        self.pipeline, self.seconds = pipeline, seconds
+        self.model_name = pipeline.model_name
+
+    def process(self, image):
+        import time
+
+        time.sleep(self.seconds)
+        return self.pipeline.process(image)
+
+
+async def test_under_overload_every_camera_loses_frames_evenly(nats_url, nc, js, pipeline, settings: Settings,
+                                                               unique: str, jpeg: bytes, wait_for, caplog):
+    """Camera A offers three frames for each of camera B's, to one worker far too slow for
+    either: both get about the same number of frames detected (their newest), and A, which
+    offered more, loses more; the drops are logged with counts per camera."""
+    cam_a, cam_b = f"cam-a-{unique}", f"cam-b-{unique}"
+    spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES",
+                            filter_subjects=(subjects.frame_captured(cam_a), subjects.frame_captured(cam_b)))
+    # BATCH_SIZE=1: two frames in hand already count as a backlog, so that a slow publisher on a
+    # busy machine cannot make a round that keeps a burst of A's frames whole.
+    live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=localstack.free_port(), workers=1,
+                                   batch_size=1, batch_wait_ms=20, frames_per_camera=1, max_frame_age_s=600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(detect_main.serve(live, SlowPipeline(pipeline, 0.2), stop, consumer_spec=spec))
+    offered = {cam_a: 90, cam_b: 30}
+    try:
+        with caplog.at_level("WARNING", logger="services.detect"):
+            await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the consumer")
+            for i in range(offered[cam_b]):
+                for k in range(3):
+                    await publish_frame(js, cam_a, 3 * i + k, jpeg)
+                    await asyncio.sleep(0.02)
+                await publish_frame(js, cam_b, i, jpeg)
+                await asyncio.sleep(0.02)
+
+            def taken(camera: str) -> float:
+                return sum(camera_count(camera, r) for r in ("detected", "stale", "superseded"))
+
+            await wait_for(lambda: asyncio.sleep(0, all(taken(c) == n for c, n in offered.items())), timeout=120,
+                           what="every frame detected or dropped")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    detected = {c: camera_count(c, "detected") for c in offered}
+    superseded = {c: camera_count(c, "superseded") for c in offered}
+    assert detected[cam_b] >= 3, detected
+    assert abs(detected[cam_a] - detected[cam_b]) <= 2, detected  # FIFO would have given A about 3x B
+    assert superseded[cam_a] > superseded[cam_b] > 0, superseded
+    assert detected[cam_a] + superseded[cam_a] == offered[cam_a]
+    reported = [w["per_camera"] for w in drop_warnings(caplog) if cam_a in w["per_camera"] or cam_b in w["per_camera"]]
+    assert reported and sum(counts.get("superseded", 0) for counts in reported[0].values()) > 0
 
 
 def run_service(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -197,7 +271,7 @@ async def test_a_frame_the_models_fail_on_is_dead_lettered_alone(nc, js, pipelin
         worker = detect_main.Worker(js, pipeline, settings, executor, spec.name)
         worker.consumer = bus.Consumer(js, service="detect", consumer=spec, decode=worker.decode,
                                        handle_batch=worker.handle_batch)
-        await worker.handle_batch([(broken, msgs[0]), (frames[1], msgs[1])])
+        await worker.detect([(broken, msgs[0]), (frames[1], msgs[1])])
     await wait_for(lambda: asyncio.sleep(0, detections and [d for d in letters if d.camera_id == camera]), timeout=10,
                    what="one detection and one dead letter")
     await dlq_sub.unsubscribe()

@@ -135,6 +135,9 @@ async def test_rtsp_server_lost_goes_offline_with_reason_and_comes_back(
     back = await wait_for_state(status, "online", timeout=15, after=statuses(status).index(offline) + 1)
     assert back.reason == "receiving frames"
     await wait_for_frames(frames, frames_before + 2, timeout=10)
+    # The first frame of each connection says so (track closes its tracks there); no other does.
+    marks = [(i, (msg.headers or {}).get("Discontinuity")) for i, (_, msg) in enumerate(frames.messages)]
+    assert [m for m in marks if m[1]] == [(0, "start"), (frames_before, "reconnect")]
 
 
 async def test_a_silently_stuck_rtsp_server_is_noticed_degraded_then_offline(

@@ -158,7 +158,7 @@ class HttpSink:
 
 # --- databases and the registry --------------------------------------------------------------------
 async def migrate(database_url: str) -> None:
-    await migrations.migrate(database_url, migrations.discover(services=["registry", "notify"]))
+    await migrations.migrate(database_url, services=["registry", "notify"])
 
 
 async def register(database_url: str, vehicle: Vehicle, owner: Owner) -> None:

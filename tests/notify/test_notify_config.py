@@ -16,7 +16,7 @@ def test_example_loads_with_vietnamese_wording_and_deadlines():
     loaded = example()
     assert loaded.deadlines.warning_after_days == 20
     assert loaded.deadlines.respond_within_days == 20
-    assert loaded.units["hp-csgt"].parent == "CÔNG AN THÀNH PHỐ HẢI PHÒNG"
+    assert loaded.unit("hp-csgt").parent == "Công an thành phố Hải Phòng"  # from the agencies file
     assert loaded.violations["red_light"].title == "Không chấp hành hiệu lệnh của đèn tín hiệu giao thông"
     assert loaded.tz.key == "Asia/Ho_Chi_Minh"
 
@@ -29,7 +29,17 @@ def line_of(text: str, needle: str) -> int:
     ("  warning_after_days: 20 ", "  warning_after_day: 20 ", "deadlines.warning_after_day", "unknown key"),
     ("  warning_after_days: 20 ", "  warning_after_days: twenty ", "deadlines.warning_after_days", "Expected `int`"),
     ("  warning_after_days: 20 ", "  warning_after_days: 0 ", "deadlines.warning_after_days", "between 1 and 365"),
-    ('    phone: "0225 3842 135"', '    phone: ["0225"]', "units.hp-csgt.phone", "Expected `str`"),
+    ("    signer: TRƯỞNG PHÒNG", "    signer: [TRƯỞNG PHÒNG]", "units.hp-csgt.signer", "Expected `str`"),
+    ("    signer: TRƯỞNG PHÒNG", '    phone: "0225 3842 135"', "units.hp-csgt.phone",
+     "contact details come from the agencies file"),
+    ("      motorbike:\n        legal_basis: Điểm c khoản 7", "      moto:\n        legal_basis: Điểm c khoản 7",
+     "violations.red_light.by_class.moto", "unknown vehicle class"),
+    ("        fine: Từ 4.000.000 đồng đến 6.000.000 đồng\n        extra_penalty: Trừ 04",
+     "        fine: \"\"\n        extra_penalty: Trừ 04", "violations.red_light.by_class.motorbike.fine",
+     "must not be empty"),
+    ("  motorbike: [motorcycle, moped]", "  motorbike: [motorcycle, moped, van]", "vehicle_classes.motorbike[2]",
+     "already in class 'car'"),
+    ("  window_s: 600", "  window_s: -1", "duplicates.window_s", "between 0 and 604800"),
     ('  sms: "CSGT: xe {plate}', '  sms: "CSGT: xe {bien_so}', "templates.sms", "unknown placeholder {bien_so}"),
     ('    communes: ["11311", "11312", "11314"]', '    communes: ["11311", "1131"]',
      "units.hp-csgt.communes[1]", "5-digit commune code"),
@@ -49,7 +59,7 @@ def test_a_bad_value_names_file_line_and_field(tmp_path, old, new, field, proble
     error = caught.value
     assert error.field == field
     assert problem in error.problem
-    assert error.line == line_of(broken, new)
+    assert error.line == line_of(broken, new.splitlines()[0])
     assert str(error).startswith(f"{path}:{error.line}: {field}: ")
 
 

@@ -26,7 +26,7 @@ def test_owner_letter_has_every_field_and_the_evidence(shared_dir: Path, fonts):
     values = decisions.fields(reviewed, vehicle(), owner(), config, notice_at=REVIEWED_AT,
                               respond_by_at=decisions.respond_by(REVIEWED_AT, config))
     images = [(shared_dir / "data" / name).read_bytes() for name in FRAMES]
-    pdf = letter.render_letter(config.templates.owner_letter, values, config.units[reviewed.agency],
+    pdf = letter.render_letter(config.templates.owner_letter, values, config.unit(reviewed.agency),
                                issued_at=REVIEWED_AT, images=images, fonts=fonts)
     text = text_of(pdf)
     for expected in (
@@ -50,7 +50,7 @@ def test_owner_letter_has_every_field_and_the_evidence(shared_dir: Path, fonts):
     embedded = {hashlib.sha256(data).hexdigest() for data in images_of(pdf)}
     assert embedded == {hashlib.sha256(data).hexdigest() for data in images}  # JPEGs embedded as they are
     # The same case renders to the same bytes: the hash in notice.sent identifies the document.
-    again = letter.render_letter(config.templates.owner_letter, values, config.units[reviewed.agency],
+    again = letter.render_letter(config.templates.owner_letter, values, config.unit(reviewed.agency),
                                  issued_at=REVIEWED_AT, images=images, fonts=fonts)
     assert again == pdf
 
@@ -61,7 +61,7 @@ def test_transfer_letter_addresses_the_commune_police(fonts):
     values = decisions.fields(reviewed, vehicle(), owner(commune="00004"), config, notice_at=REVIEWED_AT,
                               respond_by_at=decisions.respond_by(REVIEWED_AT, config),
                               commune=config.communes["00004"].name)
-    pdf = letter.render_letter(config.templates.transfer_letter, values, config.units[reviewed.agency],
+    pdf = letter.render_letter(config.templates.transfer_letter, values, config.unit(reviewed.agency),
                                issued_at=REVIEWED_AT, fonts=fonts)
     text = text_of(pdf)
     assert "PHIẾU CHUYỂN KẾT QUẢ GHI NHẬN VI PHẠM" in text

@@ -23,7 +23,7 @@ TOKENS = {"police": "demo-police", "commune_police": "demo-commune", "transport"
 
 @pytest.fixture
 async def portal_url(database_url: str) -> str:
-    await migrations.migrate(database_url, migrations.discover(services=["portal"]))
+    await migrations.migrate(database_url, services=["portal"])
     return database_url
 
 
@@ -58,7 +58,8 @@ async def start_portal(nats_url: str, unique: str) -> AsyncIterator:
             filter_subjects=(f"traffic.violation.identified.v1.{camera}.>", f"traffic.violation.unidentified.v1.{camera}.>"))
         notices = streams.Consumer(
             name=f"portal-notices-{unique}", stream="NOTICES", max_deliver=4,
-            filter_subjects=(f"traffic.notice.sent.v1.{camera}.>", f"traffic.notice.failed.v1.{camera}.>"))
+            filter_subjects=(f"traffic.notice.sent.v1.{camera}.>", f"traffic.notice.failed.v1.{camera}.>",
+                             subjects.notice_held(camera)))
         telemetry = streams.Consumer(
             name=f"portal-telemetry-{unique}", stream="TELEMETRY",
             filter_subjects=(subjects.vehicles_counted(camera), subjects.camera_status(camera)))

@@ -108,7 +108,7 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
             await expect(card).to_contain_text("68H-5984")
             await expect(card).to_contain_text("Không chấp hành hiệu lệnh đèn tín hiệu giao thông")
             await expect(card).to_contain_text("Phòng Cảnh sát giao thông – Công an thành phố Hải Phòng")
-            await expect(card).to_contain_text("0225 3842 455")
+            await expect(card).to_contain_text("0225 3842 135")
             photo = card.locator("img").first
             await expect(photo).to_be_visible()
             await citizen.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")

@@ -14,9 +14,10 @@ from portal_samples import LACH_TRAY, identified, unidentified
 
 def test_transitions_follow_design():
     # DESIGN.md §4: detected → identified | unidentified → confirmed | rejected → notified → resolved, + warned
-    assert cases.next_states("identified") == ("confirmed", "rejected")
-    assert cases.next_states("unidentified") == ("confirmed", "rejected")
-    assert cases.next_states("confirmed") == ("notified", "resolved")
+    assert cases.next_states("identified") == ("confirmed", "merged", "rejected")
+    assert cases.next_states("unidentified") == ("confirmed", "merged", "rejected")
+    assert cases.next_states("confirmed") == ("merged", "notified", "resolved")
+    assert cases.next_states("merged") == ()  # final: merged into the case of the same event
     assert cases.next_states("notified") == ("resolved", "warned")
     assert cases.next_states("warned") == ("resolved",)
     assert cases.next_states("rejected") == () and cases.next_states("resolved") == ()
@@ -37,6 +38,7 @@ def test_notice_effects():
 ])
 def test_plate_formatting(typed, printed):
     assert cases.format_plate(typed) == printed
+    assert cases.format_plate(typed, "car") == printed
     assert cases.plate_key(printed) == cases.plate_key(typed)
 
 
@@ -76,6 +78,8 @@ async def test_database_refuses_every_other_transition(portal_url):
     """Every (from, to) pair is tried on a real row: allowed ones pass, others raise and leave the row as it was."""
     conn = await asyncpg.connect(portal_url)
     try:
+        row, owner = materialise.case_from_identified(identified("cam-sm", 5000))
+        target = await store.insert_case(conn, row, owner, "Asia/Ho_Chi_Minh")
         for n, (frm, to) in enumerate(itertools.product(cases.STATES, cases.STATES)):
             if frm == to:
                 continue
@@ -91,10 +95,16 @@ async def test_database_refuses_every_other_transition(portal_url):
                 for step in path:
                     await store.update_case(conn, case_id, state=step,
                                             reject_reason="x" if step == "rejected" else None)
+            extra = {}
+            if to == "merged":  # into another open case; a confirmed one only while notify holds it
+                extra["merged_into"] = target
+                if frm == "confirmed":
+                    await store.update_case(conn, case_id, notice_hold="possible_duplicate")
             before = await store.get_case(conn, case_id)
             if cases.allowed(frm, to):
                 async with conn.transaction():
-                    await store.update_case(conn, case_id, state=to, reject_reason="x" if to == "rejected" else None)
+                    await store.update_case(conn, case_id, state=to, reject_reason="x" if to == "rejected" else None,
+                                            **extra)
                 assert (await store.get_case(conn, case_id))["state"] == to
             else:
                 with pytest.raises(store.TransitionRefused):

@@ -154,6 +154,12 @@ async def test_telemetry_feeds_statistics(portal_url, start_portal, js):
                                   counts=(VehicleCount(vehicle_class="motorcycle", count=40 + i),
                                           VehicleCount(vehicle_class="car", count=5)))
         await bus.publish(js, subjects.vehicles_counted(camera), counted, service="tests")
+    # Counted at a count line, both ways apart (same class): both rows are kept.
+    at_line = VehiclesCounted(id=ids.event_id("cnt", camera, "line"), camera_id=camera, occurred_at=now,
+                              window_start=now - timedelta(seconds=7), window_s=7.0, lines=("main",),
+                              counts=(VehicleCount(vehicle_class="motorcycle", count=7, line="main", direction="forward"),
+                                      VehicleCount(vehicle_class="motorcycle", count=3, line="main", direction="backward")))
+    await bus.publish(js, subjects.vehicles_counted(camera), at_line, service="tests")
     for state, minutes in (("online", 10), ("offline", 5), ("degraded", 30)):  # the last one is late: ignored
         status = CameraStatus(id=ids.event_id("cst", camera, state), camera_id=camera,
                               occurred_at=now - timedelta(minutes=minutes), state=state, reason=f"{state} test",
@@ -164,7 +170,7 @@ async def test_telemetry_feeds_statistics(portal_url, start_portal, js):
     async def counted():
         async with running.http.get(f"{running.base}/api/stats/counts", headers=ops) as r:
             rows = [row for row in await r.json() if row["camera_id"] == camera]
-        return rows if sum(row["vehicles"] for row in rows) == 40 + 41 + 42 + 15 else None
+        return rows if sum(row["vehicles"] for row in rows) == 40 + 41 + 42 + 15 + 7 + 3 else None
 
     deadline = asyncio.get_running_loop().time() + 15
     while not (rows := await counted()):

@@ -363,3 +363,25 @@ async def test_overlapping_batches_are_all_handled_in_order_and_acked(nc, js, un
     await nc.flush()
     info = await js.consumer_info(stream.name, spec.name)
     assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_look_ahead_takes_what_is_already_waiting_beyond_the_batch(nc, js, unique: str) -> None:
+    """A backlog of 30 with batch 4 and look_ahead 20: the first batch holds 20 (the handler
+    sees the backlog, not only its oldest 4), the next the other 10; all acked."""
+    stream = await make_stream(js, unique)
+    for n in range(30):
+        await bus.publish(js, f"test.{unique}.status", status(unique, n))
+    batches: list[list[float]] = []
+
+    async def handle_batch(items) -> None:
+        batches.append([event.fps_in for event, _ in items])
+
+    spec = consumer_spec(unique)
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=spec, decode=bus.json_decoder(CameraStatus),
+                            handle_batch=handle_batch, batch=4, fill_window_s=0.05, look_ahead=20)
+    await run_until(consumer, lambda: sum(map(len, batches)) == 30)
+    assert [len(b) for b in batches] == [20, 10]
+    assert [n for b in batches for n in b] == [float(n) for n in range(30)]
+    await nc.flush()
+    info = await js.consumer_info(stream.name, spec.name)
+    assert info.num_ack_pending == 0 and info.num_pending == 0

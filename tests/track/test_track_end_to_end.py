@@ -124,6 +124,10 @@ async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tm
     await frames.unsubscribe()
     assert len(held) >= 60 and originals <= held
     assert msgspec.json.decode(codec.encode(violation), type=ViolationDetected) == violation
-    # The lamps read off the frames were published for other consumers: red and green arrow.
-    first = {(p.head, p.phase, p.source, p.camera_id) for p in phases[:2]}
+    # The lamps read off the frames were published for other consumers: unknown at the stream's
+    # start (ingest marks its first frame `Discontinuity: start`), then red and the green arrow.
+    start = {(p.head, p.phase, p.source, p.camera_id) for p in phases[:2]}
+    assert start == {("main", "unknown", "vision", camera), ("right-arrow", "unknown", "vision", camera)}
+    first = {(p.head, p.phase, p.source, p.camera_id) for p in phases[2:4]}
     assert first == {("main", "red", "vision", camera), ("right-arrow", "green", "vision", camera)}
+    assert all(p.phase != "unknown" for p in phases[2:])  # the clip is played once: no other break

@@ -12,7 +12,7 @@ from services.track import partition
 from services.track.counts import CountWindows
 from services.track.plates import PlateSighting, PlateVotes
 from services.track.reorder import ReorderBuffer
-from services.track.signals import SignalState, VisionHead, classify_lamp
+from services.track.signals import PhaseFilter, SignalState
 from services.track.tracker import Detection, Tracker, merge_duplicates
 
 
@@ -77,15 +77,16 @@ def test_plate_vote_prefers_agreement_and_valid_format():
 def test_counts_close_by_capture_time_with_grace():
     counts = CountWindows("cam-x", window_s=60, grace_s=5)
     t0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc).timestamp()
-    counts.add(t0 + 1, "left", "car")
-    counts.add(t0 + 2, "left", "car")
-    counts.add(t0 + 30, None, "motorcycle")
+    counts.add(t0 + 1, "main", "forward", "car")
+    counts.add(t0 + 2, "main", "forward", "car")
+    counts.add(t0 + 30, "main", "backward", "motorcycle")
     assert counts.close(t0 + 64) == []
     [event] = counts.close(t0 + 65)
     assert event.window_start == datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc) and event.window_s == 60
-    assert {(c.lane, c.vehicle_class, c.count) for c in event.counts} == {("left", "car", 2), (None, "motorcycle", 1)}
+    assert {(c.line, c.direction, c.vehicle_class, c.count) for c in event.counts} == {
+        ("main", "forward", "car", 2), ("main", "backward", "motorcycle", 1)}
     again = CountWindows("cam-x", window_s=60, grace_s=5)
-    again.add(t0 + 5, "left", "car")
+    again.add(t0 + 5, "main", "forward", "car")
     assert again.close(t0 + 70)[0].id == event.id  # a replay has the same id
 
 
@@ -103,21 +104,38 @@ def test_signal_history_answers_for_past_times():
     assert red.phase == "red" and red.age(25.5) == pytest.approx(2.5)
 
 
-def lamp(bgr: tuple[int, int, int]) -> np.ndarray:
-    image = np.full((60, 24, 3), 30, dtype=np.uint8)
-    image[20:32, 6:18] = bgr
-    return image
+def test_phase_filter_holds_through_flicker_and_dates_changes_back():
+    head = PhaseFilter(hold_s=1.0, min_phase_s=0.3)
+    assert head.read(0.0, "red") == []  # not known until it held min_phase_s...
+    assert head.read(0.3, "red") == [(0.0, "red")]  # ... then dated at its first frame
+    assert head.read(0.5, "off") == []  # LED flicker: still red
+    assert head.read(0.6, "green") == []  # not yet held long enough
+    assert head.read(0.8, "green") == []
+    assert head.read(0.9, "green") == [(0.6, "green")]  # dated at its first frame
+    assert head.read(1.5, "off") == []
+    assert head.read(2.0, "off") == [(1.5, "off")]  # dark for longer than hold_s: off from the first dark frame
+    assert head.read(2.1, "red") == [] and head.read(2.5, "red") == [(2.1, "red")]
 
 
-def test_lamp_colours_and_flicker_hold():
-    assert classify_lamp(lamp((40, 40, 250))) == "red"
-    assert classify_lamp(lamp((20, 180, 250))) == "amber"
-    assert classify_lamp(lamp((170, 230, 40))) == "green"
-    assert classify_lamp(lamp((40, 40, 40))) == "off"
-    head = VisionHead(hold_s=1.0)
-    assert head.read(0.0, "red") == "red"
-    assert head.read(0.5, "off") == "red"  # LED flicker
-    assert head.read(1.6, "off") == "off"
+def test_phase_filter_calls_a_flickering_head_unknown():
+    head = PhaseFilter(hold_s=1.0, min_phase_s=0.3)
+    head.read(-0.5, "red")
+    head.read(0.0, "red")
+    changes = []
+    for i, reading in enumerate(["green", "red", "green", "red", "green"]):
+        changes += head.read(0.1 * (i + 1), reading)
+    assert changes == [(0.1, "unknown")]  # from the first change of the flicker
+    committed_at = None
+    for i in range(30):  # green, steadily, for 3 s: the flicker ages out
+        t = 0.6 + 0.1 * i
+        new = head.read(t, "green")
+        if new:
+            committed_at = t
+        changes += new
+    # green from its last flicker frame (0.5 s) on, known only once fewer than 3 changes are left in
+    # the 2-s window (at 2.3 s only the changes at 0.4 and 0.5 s are)
+    assert changes[-1] == (0.5, "green") and committed_at == pytest.approx(2.3)
+    assert head.read(4.0, "tie") == [(4.0, "unknown")]  # two lamps equally lit, hue cannot tell
 
 
 def test_phase_age_is_a_lower_bound_until_a_change_is_seen():
@@ -183,3 +201,24 @@ def test_partial_reads_back_the_valid_read_that_contains_them():
     best = votes.best()
     assert best.text == "30K-558.78" and [a.text for a in best.alternatives] == ["51F-999.99"]
     assert best.confidence == pytest.approx(0.3 * 0.3 / 0.8, abs=1e-3)  # its own share, not the partial reads'
+
+
+def head_image(lit: dict[int, tuple[int, int, int]], lamps: int = 3) -> np.ndarray:
+    """A dark vertical head 20 px wide, 20 px per lamp; `lit`: lamp index -> BGR colour."""
+    image = np.full((20 * lamps, 20, 3), 35, dtype=np.uint8)
+    for i, bgr in lit.items():
+        image[20 * i + 3:20 * i + 17, 3:17] = bgr
+    return image
+
+
+def test_lamp_reader_goes_by_position_and_uses_hue_only_for_ties():
+    from services.track.signals import LampReader
+    red, green, orange = (40, 40, 230), (120, 230, 40), (30, 150, 250)
+    reader = LampReader(("red", "amber", "green"), "vertical")
+    assert reader.read(head_image({0: orange})) == 0  # the top lamp, whatever it looks like
+    assert reader.read(head_image({2: orange})) == 2
+    assert reader.read(head_image({})) == "off"
+    # Two lamps equally lit: the one whose colour fits its place wins; if both fit, a tie.
+    assert reader.read(head_image({0: red, 2: red})) == 0
+    assert reader.read(head_image({0: green, 2: green})) == 2
+    assert LampReader(("red", "amber", "green"), "vertical").read(head_image({0: red, 2: green})) == "tie"

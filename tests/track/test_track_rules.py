@@ -98,6 +98,14 @@ def test_movement_decided_by_exit_line(tmp_path):
     # Turning left after the line across the exit: the turn's head is green, no violation.
     path = straight(200, 700, 420, 100) + [(1003.0 + i / 10, 200 - 20 * i, 420) for i in range(1, 10)]
     assert run(scene, trajectory(path), signals=signals) == []
+    # Lost just past the line (out of the picture, the clip cut): it may have been turning. Not
+    # judged straight on, and said so as unjudged; seen well past the line and moving: judged.
+    state_path = straight(200, 700, 490, 100)  # ends 10 px past the line: less than its 40-px box
+    assert run(scene, trajectory(state_path), signals=signals) == []
+    assert len(run(scene, trajectory(straight(200, 700, 440, 100)), signals=signals)) == 1  # 60 px on
+    # Stopped on the crosswalk past the line at the end: not known to have gone on either.
+    stopped = straight(200, 700, 440, 100) + [(1002.7 + i / 10, 200, 440) for i in range(1, 10)]
+    assert run(scene, trajectory(stopped), signals=signals) == []
 
 
 # --- wrong_way -------------------------------------------------------------------------------------

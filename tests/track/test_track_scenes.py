@@ -91,3 +91,80 @@ def test_service_exits_2_on_a_bad_setting(repo_dir):
                             text=True, timeout=60, env={"PARTITION_INDEX": "3", "PARTITION_COUNT": "2",
                                                         "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and "PARTITION_INDEX" in result.stderr
+
+
+# --- signal heads by lamp position, count lines, counting-only scenes -------------------------------
+VISION = SCENE.replace("""signal:
+  source: controller
+  intersection: test-junction
+  heads:
+    - id: main
+    - id: bus
+""", """signal:
+  source: vision
+  heads:
+    - id: main
+      region: [900, 10, 930, 100]
+      layout: vertical
+      lamps: [red, amber, green]
+    - id: bus
+      region: [940, 10, 970, 40]
+      lamps: [green_arrow]
+""")
+
+COUNTING = """# a counting camera: no lanes, no stop line, no location
+camera: test-cam
+name: "Quốc lộ (đếm xe)"
+frame_size: [640, 360]
+detection:
+  confidence: 0.3
+count_lines:
+  - id: main
+    line: [[0, 250], [640, 250]]
+    direction: [0, 1]
+  - id: both
+    line: [[0, 150], [640, 150]]
+"""
+
+
+def test_vision_heads_declare_their_lamps_in_order(tmp_path):
+    scene = scenes.load(write_scene(tmp_path, VISION))
+    main, bus = scene.signal.heads
+    assert (main.layout, main.lamps) == ("vertical", ("red", "amber", "green"))
+    assert (bus.layout, bus.lamps) == ("vertical", ("green_arrow",))
+
+
+def test_a_scene_with_only_count_lines_is_valid(tmp_path):
+    scene = scenes.load(write_scene(tmp_path, COUNTING))
+    assert scene.lanes == () and scene.stop_lines == () and scene.location is None and scene.signal is None
+    main, both = scene.count_lines
+    assert main.line == ((0.0, 250.0), (640.0, 250.0)) and main.direction == (0.0, 1.0)
+    assert both.direction is None
+
+
+@pytest.mark.parametrize("text, old, new, field, words", [
+    (VISION, "      lamps: [red, amber, green]\n", "", "signal.heads[0].lamps", "is required when the source is vision"),
+    (VISION, "lamps: [red, amber, green]", "lamps: [red, orange, green]", "signal.heads[0].lamps[1]",
+     "'orange' is not a lamp"),
+    (VISION, "lamps: [red, amber, green]", "lamps: [red, red]", "signal.heads[0].lamps[1]", "listed twice"),
+    (VISION, "lamps: [red, amber, green]", "lamps: []", "signal.heads[0].lamps", "at least 1"),
+    (VISION, "layout: vertical", "layout: diagonal", "signal.heads[0].layout", "not one of vertical, horizontal"),
+    (VISION, "region: [940, 10, 970, 40]\n      lamps: [green_arrow]",
+     "region: [940, 10, 970, 11]\n      lamps: [green_arrow]", "signal.heads[1].region", "too small"),
+    (COUNTING, "    direction: [0, 1]\n", "    direction: [1, 0]\n", "count_lines[0].direction", "runs along the line"),
+    (COUNTING, "    direction: [0, 1]\n", "    direction: [0, 0]\n", "count_lines[0].direction", "must not be [0, 0]"),
+    (COUNTING, "[[0, 150], [640, 150]]", "[[0, 150], [700, 150]]", "count_lines[1]", "outside the 640x360 frame"),
+    (COUNTING, "[[0, 150], [640, 150]]", "[[0, 150]]", "count_lines[1].line", "two points"),
+    (COUNTING, "  - id: both\n", "  - id: main\n", "count_lines[1].id", "duplicate id 'main'"),
+    (COUNTING, "    direction: [0, 1]\n", "    direction: [0, 1]\n    dir: [0, 1]\n", "count_lines[0]", "unknown key(s) dir"),
+    (COUNTING, "detection:\n  confidence: 0.3\n", "detection: 0.3\n", "detection", "must be a mapping"),
+    (COUNTING + "lanes:\n  - {id: a, polygon: [[0, 0], [100, 0], [100, 100]], direction: [0, 1], allowed: [car]}\n",
+     "", "", "location", "is required when the scene has lanes"),
+])
+def test_bad_lamps_and_count_lines_are_named(tmp_path, text, old, new, field, words):
+    bad = text.replace(old, new) if old else text
+    assert bad != text or not old
+    err = error_for(tmp_path, bad)
+    assert err.field == field and words in err.problem, str(err)
+    assert str(err).startswith(f"{tmp_path / 'test-cam.yaml'}:{err.line}: field '{field}'")
+    assert err.line is not None and 1 <= err.line <= len(bad.splitlines())

@@ -95,5 +95,5 @@ def run(scene: scenes.Scene, observations: list[Observation], vehicle_class: str
         findings += evaluate(scene, state, previous, obs, vehicle_class, signals.at)
         previous = obs
     if end:
-        findings += resolve(scene, state, signals.at)
+        findings += resolve(scene, state, signals.at, previous)
     return findings

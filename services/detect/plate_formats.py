@@ -1,0 +1,333 @@
+"""The plate formats file: each country's plate formats and its position-wise confusion repair.
+
+Plates differ by country (a Vietnamese `51F-999.99`, a Slovak `RK-855AP`, a Brazilian
+`ABC1D23`), so what a plate may look like is configuration, loaded and checked once at start:
+an unknown key, a wrong type, a pattern naming a class that does not exist or a confusion that
+leads out of its class stops the service with `file:line: field: problem`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import msgspec
+import yaml
+
+SHIPPED = Path(__file__).with_name("plate_formats.yaml")
+SEPARATORS = frozenset("-. ")
+LINE_BREAK = "/"
+PLATE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+Vehicle = Literal["car", "motorcycle", "any"]
+
+
+class FormatsError(ValueError):
+    def __init__(self, path: str | Path, field: str, problem: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+        self.path, self.field, self.problem, self.line = str(path), field, problem, line
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A typo in a key must be an error, not a silently ignored setting."""
+
+
+class CharClass(_Strict):
+    chars: str  # what may stand in a position of this class
+    confusions: dict[str, str] = {}  # misread character -> what it is in this class
+    values: tuple[str, ...] = ()  # allowed values of a run of this class; "11-99" is a range
+
+
+class FormatSpec(_Strict):
+    name: str
+    pattern: str  # class names and separators, "/" between the lines of a two-line plate
+    cost: float = 0.0  # how unusual the format is
+    vehicle: Vehicle = "any"
+    free_form: bool = False  # any read of this shape fits: never repaired toward, no evidence of a country
+
+
+class CountrySpec(_Strict):
+    name: str
+    classes: dict[str, CharClass]
+    formats: tuple[FormatSpec, ...]
+
+
+class RepairSpec(_Strict):
+    table_cost: float = 0.8
+    alternative_cost_max: float = 0.8
+    trim_cost: float = 1.5
+    max_cost: float = 3.5
+    max_edits: int = 2
+    max_guesses: int = 1
+
+
+class FormatsFile(_Strict):
+    countries: dict[str, CountrySpec]
+    repair: RepairSpec = RepairSpec()
+
+
+# --- compiled formats ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Position:
+    allowed: frozenset[str]
+    confusions: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A stretch of positions of one class whose value is restricted (a province code)."""
+
+    start: int
+    end: int
+    ranges: tuple[tuple[int, int], ...]
+    literals: frozenset[str]
+
+    def accepts(self, chars: str) -> bool:
+        value = chars[self.start : self.end]
+        if value in self.literals:
+            return True
+        return value.isdigit() and any(lo <= int(value) <= hi for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True)
+class PlateFormat:
+    country: str
+    name: str
+    pattern: str
+    positions: tuple[tuple[Position, ...], ...]  # per line
+    runs: tuple[Run, ...]
+    cost: float
+    vehicle: str
+    free_form: bool
+
+    @property
+    def layout(self) -> str:
+        return "two_line" if len(self.positions) == 2 else "one_line"
+
+    @property
+    def length(self) -> int:
+        return sum(len(line) for line in self.positions)
+
+    def fits(self, chars: str) -> bool:
+        """The characters, as read, are a plate of this format (no repair)."""
+        flat = [p for line in self.positions for p in line]
+        return (len(chars) == len(flat) and all(c in p.allowed for c, p in zip(chars, flat))
+                and all(r.accepts(chars) for r in self.runs))
+
+    def display(self, chars: str) -> str:
+        """The plate as printed: the pattern with its positions filled in; lines joined by a space."""
+        out, it = [], iter(chars)
+        for symbol in self.pattern:
+            out.append(" " if symbol == LINE_BREAK else symbol if symbol in SEPARATORS else next(it))
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The formats a camera expects, and the others the file knows (to recognise foreign plates)."""
+
+    countries: tuple[str, ...]
+    formats: tuple[PlateFormat, ...]
+    others: tuple[PlateFormat, ...]
+    repair: RepairSpec
+    file: "PlateFormats"  # where they come from: another camera's countries are looked up there
+
+    def expect(self, codes) -> "Expected":
+        return self.file.expect(codes)
+
+    def without_repair(self) -> "Expected":
+        """The same formats with every repair off: a read is valid only as read (for measuring)."""
+        return replace(self, repair=msgspec.structs.replace(self.repair, max_edits=0))
+
+
+@dataclass(frozen=True)
+class PlateFormats:
+    path: str
+    repair: RepairSpec
+    countries: Mapping[str, tuple[PlateFormat, ...]]
+    names: Mapping[str, str]
+
+    def expect(self, codes) -> Expected:
+        codes = tuple(dict.fromkeys(c.strip().lower() for c in codes if c.strip()))
+        if not codes:
+            raise FormatsError(self.path, "countries", "at least one country must be expected")
+        unknown = [c for c in codes if c not in self.countries]
+        if unknown:
+            raise FormatsError(self.path, "countries",
+                               f"no formats for {', '.join(unknown)} (the file has {', '.join(sorted(self.countries))})")
+        return Expected(
+            codes,
+            tuple(f for c in codes for f in self.countries[c]),
+            tuple(f for c, fs in self.countries.items() if c not in codes for f in fs),
+            self.repair,
+            self,
+        )
+
+
+# --- loading -------------------------------------------------------------------------------------
+class _Lines:
+    def __init__(self, node: yaml.Node) -> None:
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.lines[path + (key.value,)] = key.start_mark.line + 1
+                self._walk(value, path + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._walk(item, path + (index,))
+
+    def of(self, path: tuple[Any, ...]) -> int | None:
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`")
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|'[^']*'|\"[^\"]*\")\]")
+_RANGE = re.compile(r"([0-9]+)-([0-9]+)")
+
+
+def _split(path: str) -> tuple[Any, ...]:
+    return tuple(name or (int(index) if index.isdigit() else index[1:-1]) for name, index in _PATH_PART.findall(path))
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
+
+
+def parse(text: str, path: str | Path = "<formats>") -> PlateFormats:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise FormatsError(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                           mark.line + 1 if mark is not None else None) from None
+    if not isinstance(data, dict) or node is None:
+        raise FormatsError(path, "", "the file must be a mapping with `countries`", 1)
+    lines = _Lines(node)
+
+    def fail(where: tuple[Any, ...], problem: str) -> FormatsError:
+        return FormatsError(path, _dotted(where), problem, lines.of(where))
+
+    def convert(value: Any, type_: Any, prefix: tuple[Any, ...]) -> Any:
+        try:
+            return msgspec.convert(value, type_)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            match = _MSGSPEC_PATH.search(message)
+            where = prefix + (_split(match["path"]) if match else ())
+            problem = message[: match.start()] if match else message
+            unknown = re.match(r"Object contains unknown field `([^`]+)`", problem)
+            if unknown:
+                where, problem = where + (unknown[1],), "unknown key"
+            missing = re.match(r"Object missing required field `([^`]+)`", problem)
+            if missing:
+                where, problem = where + (missing[1],), "required but missing"
+            raise fail(where, problem) from None
+
+    # Each country on its own first, so that an error names the country it is in.
+    if isinstance(data.get("countries"), dict):
+        for code, country in data["countries"].items():
+            convert(country, CountrySpec, ("countries", code))
+    spec = convert(data, FormatsFile, ())
+    if not spec.countries:
+        raise fail(("countries",), "no country is described")
+    r = spec.repair
+    for name in ("table_cost", "alternative_cost_max", "trim_cost", "max_cost"):
+        if getattr(r, name) <= 0:
+            raise fail(("repair", name), f"must be above 0, got {getattr(r, name)}")
+    for name in ("max_edits", "max_guesses"):
+        if getattr(r, name) < 0:
+            raise fail(("repair", name), f"must be 0 or more, got {getattr(r, name)}")
+
+    countries: dict[str, tuple[PlateFormat, ...]] = {}
+    for code, country in spec.countries.items():
+        where = ("countries", code)
+        if not re.fullmatch(r"[a-z]{2,3}", str(code)):
+            raise fail(where, f"{code!r} is not a country code (2-3 lower-case letters, e.g. vn)")
+        positions = _classes(country, where, fail)
+        seen: set[str] = set()
+        compiled = []
+        for index, fmt in enumerate(country.formats):
+            at = where + ("formats", index)
+            if fmt.name in seen:
+                raise fail(at + ("name",), f"format {fmt.name!r} is described twice")
+            seen.add(fmt.name)
+            if fmt.cost < 0:
+                raise fail(at + ("cost",), f"must be 0 or more, got {fmt.cost}")
+            compiled.append(_compile(code, fmt, country, positions, at, fail))
+        if not compiled:
+            raise fail(where + ("formats",), "a country needs at least one format")
+        countries[code] = tuple(compiled)
+    return PlateFormats(str(path), spec.repair, countries, {c: s.name for c, s in spec.countries.items()})
+
+
+def _classes(country: CountrySpec, where, fail) -> dict[str, Position]:
+    out = {}
+    for name, cls in country.classes.items():
+        at = where + ("classes", name)
+        if len(name) != 1 or name in SEPARATORS or name == LINE_BREAK:
+            raise fail(at, f"a class name is one character other than {' '.join(sorted(SEPARATORS))} and /, got {name!r}")
+        bad = sorted(set(cls.chars) - PLATE_CHARS)
+        if not cls.chars or bad:
+            raise fail(at + ("chars",), f"must list plate characters A-Z 0-9 (got {''.join(bad) or 'nothing'})")
+        for wrong, right in cls.confusions.items():
+            if len(wrong) != 1 or wrong not in PLATE_CHARS:
+                raise fail(at + ("confusions", wrong), f"{wrong!r} is not one plate character")
+            if right not in cls.chars:
+                raise fail(at + ("confusions", wrong), f"{right!r} is not a character of this class ({cls.chars})")
+            if wrong in cls.chars:
+                raise fail(at + ("confusions", wrong), f"{wrong!r} is already valid here: repairing it would change a valid read")
+        for i, value in enumerate(cls.values):
+            if not (_RANGE.fullmatch(value) or value and set(value) <= set(cls.chars)):
+                raise fail(at + ("values", i), f"{value!r} is neither a range like 11-99 nor made of {cls.chars}")
+        out[name] = Position(frozenset(cls.chars), dict(cls.confusions))
+    return out
+
+
+def _compile(code: str, fmt: FormatSpec, country: CountrySpec, positions, at, fail) -> PlateFormat:
+    parts = fmt.pattern.split(LINE_BREAK)
+    if len(parts) > 2:
+        raise fail(at + ("pattern",), "a plate has one or two lines (at most one /)")
+    lines: list[tuple[Position, ...]] = []
+    names: list[str] = []
+    for part in parts:
+        line = []
+        for symbol in part:
+            if symbol in SEPARATORS:
+                continue
+            if symbol not in positions:
+                raise fail(at + ("pattern",), f"{symbol!r} is neither a class of {code} ({', '.join(positions)}) nor a separator (- . space /)")
+            line.append(positions[symbol])
+            names.append(symbol)
+        if not line:
+            raise fail(at + ("pattern",), "every line needs at least one character")
+        lines.append(tuple(line))
+    runs = []
+    i = 0
+    while i < len(names):
+        j = i
+        while j < len(names) and names[j] == names[i]:
+            j += 1
+        values = country.classes[names[i]].values
+        if values:
+            ranges = tuple((int(m[1]), int(m[2])) for v in values if (m := _RANGE.fullmatch(v)))
+            literals = frozenset(v for v in values if not _RANGE.fullmatch(v))
+            runs.append(Run(i, j, ranges, literals))
+        i = j
+    return PlateFormat(code, fmt.name, fmt.pattern, tuple(lines), tuple(runs), fmt.cost, fmt.vehicle, fmt.free_form)
+
+
+def load(path: str | Path = SHIPPED) -> PlateFormats:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FormatsError(path, "", f"cannot read the plate formats file: {exc.strerror or exc}") from None
+    return parse(text, path)
