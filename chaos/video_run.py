@@ -50,6 +50,8 @@ CAMERA = "chaos-video"
 CLIP = "data/video/vn_haiphong_intersection.mp4"
 DEMO_PLATES = REPO / "deploy" / "local" / "demo-plates.txt"
 DEMO_PLATE = "30K-558.78"  # registered by the demo plates; what the clip's red-light runner carries
+DEMO_BIKE_PLATE = "29-Z8 316.85"  # the demo plates' motorbike (the portal refuses a car plate on a motorbike)
+TWO_WHEELERS = ("motorcycle", "bicycle")
 POLICE = {"Authorization": "Bearer demo-police"}
 FAULTS = ("detect", "track", "notify", "nats")
 VISION = ("ingest", "detect", "track")
@@ -145,8 +147,8 @@ async def reviewer(portal: str, stop: asyncio.Event, reviewed: set[str]) -> None
                     items = (await response.json())["items"] if response.status == 200 else []
                 for item in items:
                     body = {"decision": "confirmed"}
-                    if item["state"] == "unidentified":
-                        body["plate"] = DEMO_PLATE
+                    if item["state"] == "unidentified":  # a registered plate of the class the camera saw
+                        body["plate"] = DEMO_BIKE_PLATE if item.get("vehicle_class") in TWO_WHEELERS else DEMO_PLATE
                     async with http.post(f"{portal}/api/cases/{item['case_id']}/review", headers=POLICE, json=body,
                                          timeout=aiohttp.ClientTimeout(total=10)) as response:
                         if response.status in (200, 409):
