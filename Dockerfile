@@ -38,6 +38,7 @@ COPY --from=build /opt/roadwatch /opt/roadwatch
 COPY --from=build /src/proto /app/proto
 COPY --from=build /src/services /app/services
 ENV PATH=/opt/roadwatch/bin:$PATH \
+    HTTP_HOST=0.0.0.0 \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos eval-plates eval-video deploy-check deploy-generate clean
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video deploy-check deploy-generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,12 @@ bench-bad-input: venv ## 10,000 malformed messages to dead letters, garbage came
 
 chaos: venv ## kill -9 every service, nats-server and PostgreSQL during a seeded run; exact case/notice counts
 	$(BIN)/python chaos/chaos_run.py --shared $(SHARED)
+
+chaos-video: venv ## a real clip end to end, undisturbed vs kill -9 of detect, track, notify and a nats-server restart
+	$(BIN)/python chaos/chaos_run.py --video --shared $(SHARED)
+
+chaos-cluster: venv ## 3-node JetStream cluster, R3 streams: one node killed mid-run and back; lost, duplicated, outage
+	$(BIN)/python chaos/chaos_run.py --cluster
 
 eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per subset
 	$(BIN)/python bench/eval_plates.py --shared $(SHARED)

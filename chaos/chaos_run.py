@@ -11,6 +11,8 @@ The counts are printed; any mismatch exits 1.
 
     python chaos/chaos_run.py                 # 300 violations, camera cut 60 s (~5 min)
     python chaos/chaos_run.py --quick         # 80 violations, camera cut 20 s
+    python chaos/chaos_run.py --video         # the real clip end to end per fault (chaos/video_run.py)
+    python chaos/chaos_run.py --cluster       # a 3-node JetStream cluster, one node killed (chaos/cluster_run.py)
 
 PostgreSQL: an embedded one in a temporary folder (a restart of DATABASE_URL's server is not
 ours to do; with DATABASE_URL set, the PostgreSQL restart is skipped and says so).
@@ -482,6 +484,15 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    # The other two runs of `make chaos-*`: their own scripts, reached from here as flags.
+    if "--video" in sys.argv[1:]:
+        from chaos import video_run
+
+        return video_run.main([arg for arg in sys.argv[1:] if arg != "--video"])
+    if "--cluster" in sys.argv[1:]:
+        from chaos import cluster_run
+
+        return cluster_run.main([arg for arg in sys.argv[1:] if arg != "--cluster"])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--violations", type=int, default=300)
     parser.add_argument("--replay-seconds", type=float, default=120)

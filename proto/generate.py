@@ -16,7 +16,7 @@ import msgspec
 import yaml
 
 from proto import streams
-from proto.v1 import MESSAGES, Message
+from proto.v1 import ENDPOINTS, MESSAGES, Endpoint, Message
 
 PROTO_DIR = Path(__file__).resolve().parent
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -40,16 +40,32 @@ def message_schema(message: Message) -> dict:
     return schema
 
 
+def endpoint_schema(endpoint: Endpoint, part: str) -> dict:
+    kind = getattr(endpoint, part)
+    schema = msgspec.json.schema(kind)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://roadwatch.example/proto/v1/{endpoint.name}_{part}.json"
+    schema["title"] = kind.__name__
+    schema["description"] = f"The {part} of {endpoint.subject}. {endpoint.summary}"
+    return schema
+
+
+def _dump(schema: dict) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def render_schemas() -> dict[str, str]:
-    return {
-        f"schemas/{message.name}.json": json.dumps(message_schema(message), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        for message in MESSAGES
-    }
+    out = {f"schemas/{message.name}.json": _dump(message_schema(message)) for message in MESSAGES}
+    for endpoint in ENDPOINTS:
+        for part in ("request", "reply"):
+            out[f"schemas/{endpoint.name}_{part}.json"] = _dump(endpoint_schema(endpoint, part))
+    return out
 
 
 def render_asyncapi() -> str:
     _, components = msgspec.json.schema_components(
-        [message.type for message in MESSAGES], ref_template="#/components/schemas/{name}"
+        [message.type for message in MESSAGES] + [getattr(e, part) for e in ENDPOINTS for part in ("request", "reply")],
+        ref_template="#/components/schemas/{name}"
     )
     stream_of = {stream.name: stream for stream in streams.ALL}
     channels: dict = {}
@@ -86,6 +102,34 @@ def render_asyncapi() -> str:
             "channel": {"$ref": f"#/channels/{message.name}"},
             "summary": f"Subscribe to {message.name.replace('_', ' ')} events.",
             "messages": [{"$ref": f"#/channels/{message.name}/messages/{message.name}"}],
+        }
+    for endpoint in ENDPOINTS:
+        names = {part: f"{endpoint.name}_{part}" for part in ("request", "reply")}
+        for part, name in names.items():
+            kind = getattr(endpoint, part)
+            messages[name] = {"name": kind.__name__, "title": kind.__name__, "contentType": "application/json",
+                              "summary": f"The {part} of {endpoint.name.replace('_', ' ')}.",
+                              "payload": {"$ref": f"#/components/schemas/{kind.__name__}"}}
+        if endpoint.personal_data:
+            messages[names["reply"]]["tags"] = [{"name": "personal-data",
+                                                 "description": "Police account only (DESIGN.md §5)."}]
+        channels[endpoint.name] = {
+            "address": endpoint.subject,
+            "description": f"Request/reply (nats.micro service `{endpoint.service}`); not kept in a stream. "
+                           + endpoint.summary,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names.values()},
+        }
+        operations[f"send_{endpoint.name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{endpoint.name}"},
+            "summary": endpoint.summary,
+            "messages": [{"$ref": f"#/channels/{endpoint.name}/messages/{names['request']}"}],
+            "reply": {
+                "address": {"location": "$message.header#/replyTo",
+                            "description": "The requester's inbox (NATS request/reply)."},
+                "channel": {"$ref": f"#/channels/{endpoint.name}"},
+                "messages": [{"$ref": f"#/channels/{endpoint.name}/messages/{names['reply']}"}],
+            },
         }
     document = {
         "asyncapi": "3.0.0",

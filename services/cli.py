@@ -1,50 +1,145 @@
-"""The `roadwatch` command: `roadwatch <service>` runs a service, other words run tools.
+"""The `roadwatch` command: `roadwatch <verb> [ARGS...]`, one argparse subcommand per verb.
 
-Each entry names the module and function to import lazily, so that a tool does not pay for
-the imports of every service (onnxruntime, PyAV) at start.
+`roadwatch <service>` runs a service (its settings are environment variables, listed by
+`roadwatch <service> --help`, read off its Settings class); other verbs run tools. A verb's
+target is imported only when the verb runs, so that a tool does not pay for the imports of
+every service (onnxruntime, PyAV) at start. A new verb is one line in VERBS.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verb:
+    target: str  # "module:function", called with the verb's remaining arguments
+    help: str  # one line, for `roadwatch --help`
+    settings: str = ""  # "module:Class": a service, whose --help lists its environment settings
+    tools: str = ""  # usage of the service's own sub-tools (their arguments pass through)
+    own_help: bool = False  # a tool with its own argparse: `--help` is its own
+    environment: str = ""  # environment variables a tool without a Settings class reads
+    arguments: str = ""  # metavar of the positional arguments a tool without its own parser takes
+
 
 SERVICES = ("ingest", "detect", "track", "registry", "portal", "notify")
+SERVICE_TOOLS = {
+    "ingest": "roadwatch ingest check [CAMERAS_FILE]   validate a cameras file and list its cameras",
+    "detect": "roadwatch detect IMAGE... [--json]     find vehicles and read plates in images (--help after IMAGE)",
+    "registry": "roadwatch registry import FILE...     import a registry extract (roadwatch registry import --help)\n"
+                "roadwatch registry synth [OPTIONS]    write a synthetic registry (roadwatch registry synth --help)",
+    "portal": "roadwatch portal token                 make an API token and its SHA-256 for the agencies file\n"
+              "roadwatch portal report [OPTIONS]     the statistics report (roadwatch portal report --help)",
+}
+LOCAL_ENV = ("ROADWATCH_BIND   address of every HTTP port and nats-server (default 127.0.0.1)\n"
+             "NATS_PORT        nats-server port (default 4222, or a free one when taken)\n"
+             "ROADWATCH_VAR    the local state folder (default var)")
 
-# word -> (module:function, one-line help). Services first, then tools.
-COMMANDS: dict[str, tuple[str, str]] = {
-    **{name: (f"services.{name}.main:main", f"run the {name} service") for name in SERVICES},
-    # `roadwatch detect IMAGE...` and `roadwatch registry import|synth ...` are handled by the
-    # service's own main(argv): with arguments it runs the tool instead of the service.
-    "migrate": ("services.runtime.migrations:main", "apply the versioned SQL migrations of every schema"),
-    "plate": ("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])"),
-    "replay": ("services.replay.cli:main", "a video file through detect and track, no bus (roadwatch replay VIDEO --scene S.yaml)"),
-    "audit": ("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)"),
-    "localdb": ("services.firstrun:localdb_main", "make run's database: given or embedded PostgreSQL, migrated, demo registry"),
-    "localnats": ("services.firstrun:localnats_main", "make run's nats-server (JetStream in var/nats)"),
-    "stack-env": ("services.firstrun:stack_env_main", "check the demo configuration, write var/run.env and var/Procfile (make run)"),
+VERBS: dict[str, Verb] = {
+    **{name: Verb(f"services.{name}.main:main", f"run the {name} service",
+                  settings=f"services.{name}.settings:Settings", tools=SERVICE_TOOLS.get(name, ""))
+       for name in SERVICES},
+    "migrate": Verb("services.runtime.migrations:main", "apply the versioned SQL migrations of every schema",
+                    own_help=True),
+    "plate": Verb("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])",
+                  own_help=True),
+    "replay": Verb("services.replay.cli:main",
+                   "a video file through detect and track, no bus (roadwatch replay VIDEO --scene S.yaml)",
+                   own_help=True),
+    "audit": Verb("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)",
+                  own_help=True),
+    "localdb": Verb("services.firstrun:localdb_main",
+                    "make run's database: given or embedded PostgreSQL, migrated, demo registry",
+                    environment="DATABASE_URL     a PostgreSQL to use instead of the embedded one\n"
+                                "EMBEDDED_PG_PORT the embedded server's port (default 54329)\n"
+                                "DEMO_VEHICLES    synthetic vehicles to seed (default 20000)\n"
+                                "DEMO_PLATES      plates to include (default deploy/local/demo-plates.txt)\n"
+                                "ROADWATCH_VAR    the local state folder (default var)"),
+    "localnats": Verb("services.firstrun:localnats_main",
+                      "make run's nats-server: the accounts of deploy/nats/accounts.conf, JetStream in var/nats",
+                      environment=LOCAL_ENV),
+    "stack-env": Verb("services.firstrun:stack_env_main",
+                      "check the demo configuration, write var/run.env and var/Procfile (make run)",
+                      environment=LOCAL_ENV + "\nMODELS_DIR, CAMERAS_FILE, SCENES_DIR, DATABASE_URL, *_PORT: see make run",
+                      arguments="VAR_DIR"),
 }
 
 
-def usage() -> str:
-    width = max(len(word) for word in COMMANDS)
-    lines = ["usage: roadwatch COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {word:<{width}}  {text}" for word, (_, text) in COMMANDS.items()]
-    return "\n".join(lines)
+def _load(target: str):
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _verb_parser(subparsers, word: str, verb: Verb) -> argparse.ArgumentParser:
+    kwargs = dict(help=verb.help, description=verb.help, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if verb.own_help:
+        parser = subparsers.add_parser(word, add_help=False, **kwargs)
+        parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        return parser
+    epilog = []
+    if verb.tools:
+        epilog.append("sub-tools (their arguments pass through):\n" + _indent(verb.tools))
+    if verb.environment:
+        epilog.append("environment:\n" + _indent(verb.environment))
+    parser = subparsers.add_parser(word, epilog="\n\n".join(epilog) or None, **kwargs)
+    if verb.tools:
+        parser.add_argument("args", nargs=argparse.REMAINDER, metavar="TOOL ...", help="a sub-tool and its arguments")
+    elif verb.arguments:
+        parser.add_argument("args", nargs="?", metavar=verb.arguments, help="(default: var)")
+    return parser
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roadwatch", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="roadwatch: traffic cameras to evidence-backed violation cases.",
+        epilog="`roadwatch VERB --help` describes a verb; for a service it lists its environment settings.")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", title="verbs")
+    for word, verb in VERBS.items():
+        _verb_parser(subparsers, word, verb)
+    return parser
+
+
+def _with_settings(parser: argparse.ArgumentParser, verb: Verb) -> None:
+    """Add the service's settings to its help (imported here: only a service's --help pays for it)."""
+    from services.runtime.settings import help_text
+
+    settings = help_text(_load(verb.settings))
+    parser.epilog = settings + ("\n\n" + parser.epilog if parser.epilog else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(usage())
+    parser = build_parser()
+    if not argv or argv[0] == "help":
+        parser.print_help()
         return 0
-    word, rest = argv[0], argv[1:]
-    if word not in COMMANDS:
-        print(f"roadwatch: unknown command {word!r}\n\n{usage()}", file=sys.stderr)
+    word = argv[0]
+    verb = VERBS.get(word)
+    if verb is not None and verb.settings and any(arg in ("-h", "--help") for arg in argv[1:2]):
+        _with_settings(parser._subparsers._group_actions[0].choices[word], verb)  # noqa: SLF001
+    try:
+        namespace, unknown = parser.parse_known_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    if namespace.verb is None:
+        parser.print_help()
+        return 0
+    verb = VERBS[namespace.verb]
+    given = getattr(namespace, "args", None)
+    rest = unknown + ([given] if isinstance(given, str) else list(given or []))
+    if unknown and not (verb.own_help or verb.tools):
+        parser._subparsers._group_actions[0].choices[namespace.verb].print_usage(sys.stderr)  # noqa: SLF001
+        print(f"roadwatch {namespace.verb}: unexpected arguments {' '.join(unknown)!r}", file=sys.stderr)
         return 2
-    module_name, _, function_name = COMMANDS[word][0].partition(":")
-    function = getattr(importlib.import_module(module_name), function_name)
-    result = function(rest)
+    result = _load(verb.target)(rest)
     return int(result or 0)
 
 

@@ -32,6 +32,7 @@ DETECT_MODELS = (
     "yolox_nano.onnx", "coco.names", "y5fu_640x_sim.onnx", "y5fu_320x_sim.onnx",
     "ch_PP-OCRv4_rec_infer.onnx", "ch_PP-OCRv4_det_infer.onnx",
 )
+SERVICES = ("ingest", "detect", "track", "registry", "portal", "notify")
 PORTS = {"PORTAL_PORT": 8080, "INGEST_PORT": 8081, "DETECT_PORT": 8082, "TRACK_PORT": 8083,
          "REGISTRY_PORT": 8084, "NOTIFY_PORT": 8085, "SMTP_PORT": 8025}
 
@@ -61,17 +62,29 @@ def missing_camera_sources(cameras_file: Path) -> tuple[list[str], str | None]:
 
 
 def run_env(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
-    """The environment every process gets under `make run`."""
+    """The environment every process gets under `make run`.
+
+    Every HTTP port and nats-server bind ROADWATCH_BIND (127.0.0.1 unless set); PostgreSQL and
+    the mail sink stay on 127.0.0.1 whatever it says (trust authentication, a local outbox).
+    nats-server runs deploy/nats/accounts.conf with local passwords (var/nats-users, 0600): each
+    service gets its own user in its NATS_URL_<SERVICE>, as the Kubernetes manifests give it.
+    """
+    bind = localstack.check_bind(environ.get("ROADWATCH_BIND", localstack.LOOPBACK))
+    reach = localstack.connect_host(bind)
     given = environ.get("DATABASE_URL", "")
     use_given = bool(given) and localstack.database_reachable(given)
     pg_port = int(environ.get("EMBEDDED_PG_PORT", localstack.DEFAULT_EMBEDDED_PG_PORT))
     default_nats = localstack.DEFAULT_NATS_PORT
     # The default port, unless something (a system nats-server) already has it.
-    nats_port = int(environ.get("NATS_PORT") or (default_nats if not localstack.port_open("127.0.0.1", default_nats)
+    nats_port = int(environ.get("NATS_PORT") or (default_nats if not localstack.port_open(reach, default_nats)
                                                  else localstack.free_port()))
+    passwords = localstack.nats_passwords(var_dir / "nats-users")
     env = {
+        "ROADWATCH_BIND": bind,
+        "HTTP_HOST": bind,
         "NATS_PORT": str(nats_port),
-        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
+        "NATS_URL": localstack.nats_url(nats_port, host=reach),  # without credentials: for the banner
+        **{f"NATS_URL_{name.upper()}": localstack.nats_url(nats_port, name, passwords, host=reach) for name in SERVICES},
         "DATABASE_URL": given if use_given else localstack.embedded_database_url(pg_port),
         "EMBEDDED_PG": "0" if use_given else "1",
         "EMBEDDED_PG_PORT": str(pg_port),
@@ -123,8 +136,14 @@ def preflight(env: Mapping[str, str]) -> tuple[set[str], list[str]]:
 def stack_env_main(argv: list[str]) -> int:
     var_dir = Path(argv[0] if argv else "var").resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
-    env = run_env(os.environ, var_dir)
+    try:
+        env = run_env(os.environ, var_dir)
+    except ValueError as exc:
+        print(f"roadwatch stack-env: {exc}", file=sys.stderr)
+        return 2
     dropped, notes = preflight(env)
+    (var_dir / "run.env").touch(mode=0o600)  # it holds the services' NATS passwords
+    (var_dir / "run.env").chmod(0o600)
     (var_dir / "run.env").write_text("".join(f"{key}={value}\n" for key, value in env.items()), encoding="utf-8")
     (var_dir / "Procfile").write_text(procfile_without(PROCFILE.read_text(encoding="utf-8"), dropped), encoding="utf-8")
     for note in notes:
@@ -134,7 +153,9 @@ def stack_env_main(argv: list[str]) -> int:
 
 
 def welcome(env: Mapping[str, str], dropped: set[str]) -> str:
-    portal = f"http://127.0.0.1:{env['PORTAL_PORT']}"
+    bind = env.get("ROADWATCH_BIND", localstack.LOOPBACK)
+    host = localstack.connect_host(bind)
+    portal = f"http://{host}:{env['PORTAL_PORT']}"
     lines = [
         "",
         "roadwatch is starting (Ctrl-C stops everything). Where to look:",
@@ -142,12 +163,21 @@ def welcome(env: Mapping[str, str], dropped: set[str]) -> str:
         "  demo tokens       police: demo-police   commune police: demo-commune   transport: demo-transport",
         "                    operations centre: demo-ops   citizen: demo-citizen",
         f"  notices           e-mails in {env['OUTBOX_DIR']} (a local SMTP server), letters in {env['POST_SPOOL_DIR']}",
-        f"  NATS              {env['NATS_URL']}    PostgreSQL  {env['DATABASE_URL']}",
+        f"  NATS              {env['NATS_URL']} (accounts of deploy/nats/accounts.conf; local passwords in "
+        f"{env['ROADWATCH_VAR']}/nats-users)    PostgreSQL  {env['DATABASE_URL']}",
         "  metrics           " + "  ".join(
             f"{name.split('_')[0].lower()} :{env[name]}/metrics" for name in PORTS if name != "SMTP_PORT"
             and name.split("_")[0].lower() not in dropped),
-        "",
     ]
+    if localstack.is_loopback(bind):
+        lines.append(f"  listening on      {bind} only: nothing here is reachable from the network "
+                     "(ROADWATCH_BIND=<address> opens the HTTP ports and NATS)")
+    else:
+        lines += [
+            f"  WARNING           listening on {bind} (ROADWATCH_BIND): every HTTP port and nats-server are",
+            "                    reachable from the network, and the demo tokens above give anyone police access.",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -169,10 +199,12 @@ def localnats_main(argv: list[str]) -> int:
     """nats-server for make run, outside the terminal's process group (see SERVER_GRACE_S)."""
     var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
     port = int(os.environ["NATS_PORT"])
+    bind = localstack.check_bind(os.environ.get("ROADWATCH_BIND", localstack.LOOPBACK))
+    passwords = localstack.nats_passwords(var_dir / "nats-users")
     process = localstack.start_nats(var_dir / "nats", port, log_file=var_dir / "nats.log", new_session=True,
-                                    config=REPO / "deploy" / "local" / "nats.conf")
-    print(f"nats-server ready at nats://127.0.0.1:{port} (JetStream store in {var_dir / 'nats'}, log in "
-          f"{var_dir / 'nats.log'})", flush=True)
+                                    passwords=passwords, host=bind)
+    print(f"nats-server ready at nats://{bind}:{port} with the accounts of deploy/nats/accounts.conf (JetStream "
+          f"store in {var_dir / 'nats'}, log in {var_dir / 'nats.log'})", flush=True)
     try:
         wait_for_stop(process)
     finally:

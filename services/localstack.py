@@ -7,8 +7,11 @@ used only when DATABASE_URL is not given or not reachable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -16,12 +19,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Mapping
+from urllib.parse import quote, urlsplit, urlunsplit
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 DEFAULT_EMBEDDED_PG_PORT = 54329
 DEFAULT_NATS_PORT = 4222
 DATABASE_NAME = "roadwatch"
+REPO = Path(__file__).resolve().parents[1]
+# The one accounts file: Kubernetes (deploy/nats/values.yaml embeds it), make run and the tests.
+ACCOUNTS_FILE = REPO / "deploy" / "nats" / "accounts.conf"
+LOCAL_NATS_CONFIG = REPO / "deploy" / "local" / "nats.conf"  # includes ACCOUNTS_FILE
+LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
@@ -58,8 +67,56 @@ def nats_server_binary() -> str:
     return found
 
 
-def nats_argv(store_dir: Path, port: int, *, monitor_port: int | None = None, config: Path | None = None) -> list[str]:
-    argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
+_USER = re.compile(r"\buser:\s*([a-z_]+),\s*password:\s*\$([A-Z_]+)")
+
+
+def nats_users(accounts: Path = ACCOUNTS_FILE) -> dict[str, str]:
+    """user -> the environment variable accounts.conf reads its password from."""
+    found = dict(_USER.findall(accounts.read_text(encoding="utf-8")))
+    if not found:
+        raise ValueError(f"{accounts}: no `{{user: NAME, password: $VARIABLE}}` entries")
+    return found
+
+
+def nats_passwords(path: Path | None = None) -> dict[str, str]:
+    """A password per accounts.conf user: random, kept in `path` (mode 0600) when given, so that a
+    second `make run` on the same var/ reuses them; None: fresh ones (tests)."""
+    users = nats_users()
+    kept: dict[str, str] = {}
+    if path is not None and path.is_file():
+        kept = dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line)
+    # "rw" first: nats-server would read an all-digit value from the environment as a number.
+    passwords = {user: kept.get(user) or "rw" + secrets.token_urlsafe(18) for user in users}
+    if path is not None and passwords != kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text("".join(f"{user}={pw}\n" for user, pw in passwords.items()), encoding="utf-8")
+    return passwords
+
+
+def nats_password_env(passwords: Mapping[str, str]) -> dict[str, str]:
+    """The environment nats-server reads accounts.conf's passwords from."""
+    return {variable: passwords[user] for user, variable in nats_users().items()}
+
+
+def connect_host(bind: str) -> str:
+    """Where a local client reaches a server bound to `bind` (a wildcard bind is reached on loopback)."""
+    return LOOPBACK if bind in ("0.0.0.0", "::", "") else bind
+
+
+def nats_url(port: int, user: str | None = None, passwords: Mapping[str, str] | None = None, *,
+             host: str = LOOPBACK) -> str:
+    """nats://user:password@host:port (the services' NATS_URL carries their credentials, as on Kubernetes)."""
+    where = f"[{host}]" if ":" in host else host
+    if user is None:
+        return f"nats://{where}:{port}"
+    return f"nats://{user}:{quote(passwords[user], safe='')}@{where}:{port}"
+
+
+def nats_argv(store_dir: Path, port: int, *, monitor_port: int | None = None, config: Path | None = None,
+              host: str = LOOPBACK) -> list[str]:
+    argv = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
     if monitor_port is not None:
         argv += ["-m", str(monitor_port)]
     if config is not None:
@@ -68,14 +125,48 @@ def nats_argv(store_dir: Path, port: int, *, monitor_port: int | None = None, co
 
 
 def start_nats(store_dir: Path, port: int, *, log_file: Path | None = None, new_session: bool = False,
-               **kwargs) -> subprocess.Popen:
-    """`new_session`: out of the terminal's process group, so that Ctrl-C reaches the caller only."""
+               passwords: Mapping[str, str] | None = None, host: str = LOOPBACK,
+               config: Path | None = None, **kwargs) -> subprocess.Popen:
+    """nats-server on `host:port`. With `passwords`, the accounts and users of deploy/nats/accounts.conf
+    (deploy/local/nats.conf includes it) and no anonymous access; without, an open server (benchmarks).
+    `new_session`: out of the terminal's process group, so that Ctrl-C reaches the caller only."""
     store_dir.mkdir(parents=True, exist_ok=True)
+    env = None
+    if passwords is not None:
+        config = config or LOCAL_NATS_CONFIG
+        env = {**os.environ, **nats_password_env(passwords)}
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    process = subprocess.Popen(nats_argv(store_dir, port, **kwargs), stdout=out, stderr=subprocess.STDOUT,
-                               start_new_session=new_session)
-    wait_port("127.0.0.1", port, 15, process)
+    process = subprocess.Popen(nats_argv(store_dir, port, config=config, host=host, **kwargs), stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=new_session, env=env)
+    wait_port(connect_host(host), port, 15, process)
     return process
+
+
+def nats_cluster_config(directory: Path, node: str, cluster_port: int, route_ports: list[int], *,
+                        name: str = "roadwatch-local", host: str = LOOPBACK) -> Path:
+    """One node of a local JetStream cluster (the chaos run's three nats-servers on loopback): the
+    main config of make run (deploy/local/nats.conf, with the accounts) plus a cluster block.
+    Address, client port and store come from start_nats's command line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "accounts.conf").write_text(ACCOUNTS_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    local = LOCAL_NATS_CONFIG.read_text(encoding="utf-8").replace("include ../nats/accounts.conf", "include ./accounts.conf")
+    routes = ", ".join(f"nats-route://{host}:{port}" for port in route_ports)
+    path = directory / f"{node}.conf"
+    path.write_text(f"{local}\nserver_name: {node}\ncluster {{\n  name: {name}\n  listen: \"{host}:{cluster_port}\"\n"
+                    f"  routes: [{routes}]\n}}\n", encoding="utf-8")
+    return path
+
+
+def check_bind(value: str) -> str:
+    """ROADWATCH_BIND: an IP address to bind (127.0.0.1 by default); raises ValueError otherwise."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"ROADWATCH_BIND={value!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, 192.168.1.20)") from None
+
+
+def is_loopback(bind: str) -> bool:
+    return ipaddress.ip_address(bind).is_loopback
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------

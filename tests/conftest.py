@@ -44,12 +44,22 @@ def unique() -> str:
 
 # --- NATS ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict[str, str]]]:
+    """(port, user -> password): nats-server with the accounts and users of deploy/nats/accounts.conf,
+    as under make run and on Kubernetes, with passwords made up for this session."""
     port = localstack.free_port()
     store = tmp_path_factory.mktemp("nats")
-    process = localstack.start_nats(store / "js", port, log_file=store / "nats.log")
-    yield f"nats://127.0.0.1:{port}"
+    passwords = localstack.nats_passwords()
+    process = localstack.start_nats(store / "js", port, log_file=store / "nats.log", passwords=passwords)
+    yield port, passwords
     localstack.stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: tuple[int, dict[str, str]]) -> str:
+    """A user of the services' account (ROADWATCH): what every service may do, the tests may do."""
+    port, passwords = nats_server
+    return localstack.nats_url(port, "portal", passwords)
 
 
 @pytest.fixture

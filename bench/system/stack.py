@@ -115,6 +115,7 @@ class Stack:
 
     name: str
     keep: bool = False
+    with_postgres: bool = True  # False: NATS only (services without a database)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rw-system-")))
     nats: subprocess.Popen | None = None
     nats_port: int = 0
@@ -124,10 +125,16 @@ class Stack:
     url: str = ""
     embedded_pg: bool = False
     services: dict[str, Service] = field(default_factory=dict)
+    # nats-server runs deploy/nats/accounts.conf (as make run and Kubernetes); made-up passwords.
+    nats_passwords: dict[str, str] = field(default_factory=localstack.nats_passwords)
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
+        """A user of the services' account, for the run's own clients (replays, counts)."""
+        return self.nats_url_of("portal")
+
+    def nats_url_of(self, user: str) -> str:
+        return localstack.nats_url(self.nats_port, user, self.nats_passwords)
 
     async def __aenter__(self) -> "Stack":
         try:
@@ -144,6 +151,8 @@ class Stack:
     async def start_servers(self) -> None:
         self.nats_port = localstack.free_port()
         self.start_nats()
+        if not self.with_postgres:
+            return
         given = os.environ.get("DATABASE_URL")
         if given and localstack.database_reachable(given):
             self.admin_url = localstack.with_database(given, "postgres")
@@ -161,9 +170,9 @@ class Stack:
         await migrations.migrate(self.url)
 
     def start_nats(self) -> None:
-        # deploy/local/nats.conf: 8 MB payloads (frames), as under make run.
+        # deploy/local/nats.conf: 8 MB payloads (frames) and the accounts, as under make run.
         self.nats = localstack.start_nats(self.work / "nats", self.nats_port, log_file=self.work / "nats.log",
-                                          config=REPO / "deploy" / "local" / "nats.conf")
+                                          passwords=self.nats_passwords)
 
     def start_postgres(self) -> None:
         self.postgres = localstack.start_postgres(self.work / "pg", self.pg_port, log_file=self.work / "postgres.log")
@@ -206,7 +215,8 @@ class Stack:
     # --- services ---------------------------------------------------------------------------------
     def add(self, name: str, **env: str) -> Service:
         port = localstack.free_port()
-        full = {**os.environ, "NATS_URL": self.nats_url, "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING",
+        user = name if name in self.nats_passwords else "portal"
+        full = {**os.environ, "NATS_URL": self.nats_url_of(user), "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(REPO)}
         if name in ("registry", "portal", "notify"):
             full["DATABASE_URL"] = self.url

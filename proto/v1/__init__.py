@@ -14,6 +14,7 @@ from proto.v1.dead_letter import DeadLetter
 from proto.v1.detection import DetectedObject, DetectedPlate, DetectionMade, FrameRef
 from proto.v1.frame import FrameMeta
 from proto.v1.notice import NoticeFailed, NoticeHeld, NoticeSent
+from proto.v1.registry import OwnerLookupReply, OwnerLookupRequest
 from proto.v1.telemetry import CameraStatus, SignalPhase, VehicleCount, VehiclesCounted
 from proto.v1.violation import (
     HotlistHit,
@@ -77,8 +78,35 @@ MESSAGES: tuple[Message, ...] = (
 
 BY_NAME: dict[str, Message] = {message.name: message for message in MESSAGES}
 
+
+class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A request/reply endpoint (nats.micro): not kept in a stream; request and reply are JSON."""
+
+    name: str  # schemas and golden samples: <name>_request, <name>_reply
+    subject: str
+    request: type
+    reply: type
+    summary: str
+    service: str  # the nats.micro service that answers
+    personal_data: bool = False  # in the reply
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(name="lookup_owner", subject="traffic.registry.v1.lookup-owner", request=OwnerLookupRequest,
+             reply=OwnerLookupReply, service="registry",
+             summary="A vehicle's registration and owner by plate. Police account only; every request is "
+                     "audited (who, which plate, which case).",
+             personal_data=True),
+)
+
+# Every JSON document of the contract by file name: events, and each endpoint's request and reply.
+CONTRACT: dict[str, type] = {
+    **{message.name: message.type for message in MESSAGES},
+    **{f"{e.name}_{part}": getattr(e, part) for e in ENDPOINTS for part in ("request", "reply")},
+}
+
 __all__ = [
-    "MESSAGES", "BY_NAME", "Message",
+    "MESSAGES", "BY_NAME", "Message", "ENDPOINTS", "Endpoint", "CONTRACT", "OwnerLookupRequest", "OwnerLookupReply",
     "Box", "Point", "Location", "PlateAlternative", "PlateText", "EvidenceRef",
     "FrameMeta", "FrameRef", "DetectedObject", "DetectedPlate", "DetectionMade",
     "Measurement", "ViolationDetected", "Vehicle", "Owner", "ViolationIdentified", "ViolationUnidentified",

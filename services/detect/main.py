@@ -144,7 +144,8 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
         await bus.ensure_streams(js, STREAMS)
         executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="detect-worker")
         stack.callback(executor.shutdown, wait=True)
-        runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected}, draining=stop)
+        runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected}, draining=stop,
+                                     host=settings.http_host)
         stack.push_async_callback(runner.cleanup)
         worker = Worker(js, pipeline, settings, executor, consumer_spec.name, plans)
         # Up to BATCH_SIZE frames or BATCH_WAIT_MS once the first is in; the next batch is

@@ -14,7 +14,7 @@ import msgspec
 from services.detect.riders import RiderRules
 from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
 from services.runtime.cpus import available_cores
-from services.runtime.settings import SettingError, check_choice, check_common
+from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_choice, check_common
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
 DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
@@ -23,6 +23,7 @@ DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8082
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
 
     models_dir: str = "models"

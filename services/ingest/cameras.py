@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -74,6 +75,9 @@ class Camera:
     realtime: bool = True  # file and folder sources are paced to their own frame rate
     image_fps: float | None = None  # frame rate of a folder of images (default: fps)
     max_width: int | None = None  # downscale wider frames before JPEG encoding
+    # Files and folders: the capture time of the first frame (a recording's own start), so that
+    # every play of the clip stamps the same times, hence the same frame and violation ids.
+    start_at: float | None = None  # Unix seconds; None: when the play starts
 
     @property
     def safe_url(self) -> str:
@@ -97,7 +101,7 @@ def redact_url(url: str) -> str:
 # The keys a camera may have: anything else is a typo to report, not to ignore.
 _CAMERA_FIELDS = {
     "id", "name", "url", "fps", "jpeg_quality", "location", "scene", "motion", "loop", "realtime",
-    "image_fps", "max_width",
+    "image_fps", "max_width", "start_at",
 }
 _LOCATION_FIELDS = {"latitude", "longitude", "address", "commune_code"}
 _MOTION_FIELDS = {"enabled", "min_changed", "pixel_threshold", "keepalive_s"}
@@ -254,9 +258,17 @@ def _camera(item: Any, index: int, path: str | Path, lines: _Lines, base: Path) 
     max_width = item.get("max_width")
     if max_width is not None and (isinstance(max_width, bool) or not isinstance(max_width, int) or max_width < 16):
         raise fail("max_width", f"{max_width!r} must be a whole number of pixels, at least 16", "max_width")
+    start_at = item.get("start_at")
+    if start_at is not None:
+        if kind not in ("file", "folder"):
+            raise fail("start_at", "only applies to a video file or a folder of images", "start_at")
+        if not isinstance(start_at, datetime) or start_at.tzinfo is None:
+            raise fail("start_at", f"{start_at!r} must be a time with its UTC offset, e.g. 2026-11-28T07:00:00+07:00",
+                       "start_at")
+        start_at = start_at.timestamp()
     return Camera(id=raw_id, name=name, url=url, kind=kind, fps=fps, jpeg_quality=quality, location=location,
                   scene=scene, motion=motion, loop=flags["loop"], realtime=flags["realtime"], image_fps=image_fps,
-                  max_width=max_width)
+                  max_width=max_width, start_at=start_at)
 
 
 def _local(url: str, base: Path) -> str:

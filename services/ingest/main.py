@@ -120,7 +120,7 @@ async def run(config: Settings, cameras: list[Camera]) -> None:
             return web.json_response(service.describe())
 
         runner, _ = await http.serve(config.http_port, {"nats": lambda: nc.is_connected, "leases": keeper.scanning},
-                                     draining=stop,
+                                     draining=stop, host=config.http_host,
                                      routes=[web.get("/cameras", cameras_route)])
         stack.push_async_callback(runner.cleanup)
 

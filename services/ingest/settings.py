@@ -14,12 +14,13 @@ import socket
 import msgspec
 
 from services.ingest.jpeg import ENCODERS
-from services.runtime.settings import SettingError, check_choice, check_common
+from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_choice, check_common
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8081
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
 
     cameras_file: str  # required: there is nothing to do without cameras

@@ -116,7 +116,8 @@ class CameraWorker:
     def _handle(self, decoded) -> None:
         if decoded.discontinuity and self.pending_break is None:
             self.pending_break = decoded.discontinuity
-        captured_at = self.clock.wall_time(decoded.pts, decoded.arrival)
+        captured_at = self.clock.wall_time(decoded.pts, decoded.arrival) if self.camera.start_at is None or \
+            decoded.pts is None else self.camera.start_at + decoded.pts
         if not self.sampler.take(captured_at):
             return
         if self.gate is not None and not self.gate.take(small_grey(decoded.luma()), captured_at):

@@ -107,7 +107,7 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
 
         runner, _ = await http.serve(
             config.http_port, {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)},
-            draining=stop)
+            draining=stop, host=config.http_host)
         stack.push_async_callback(runner.cleanup)
 
         # Several pull loops on the one durable consumer: each message is still handled, acked or

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from proto import streams, subjects
-from services.runtime.settings import SettingError, check_choice, check_common, check_url
+from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_choice, check_common, check_url
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu"
 
@@ -19,6 +19,7 @@ DEJAVU = "/usr/share/fonts/truetype/dejavu"
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8085
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
     database_url: str
     db_pool_size: int = 10

@@ -58,7 +58,8 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         portal = Portal(config=config, pool=pool, js=js, directory=directory,
                         limiter=RateLimiter(config.public_rate_per_minute), nc=nc)
         checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
-        runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal))
+        runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal),
+                                        host=config.http_host)
         stack.push_async_callback(runner.cleanup)
 
         tz = config.timezone

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from proto import subjects
-from services.runtime.settings import SettingError, check_common, check_url
+from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
 
 EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
 
@@ -16,6 +16,7 @@ EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml"
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8080
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
     database_url: str
     db_pool_size: int = 10

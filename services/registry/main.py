@@ -174,8 +174,9 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         registry = Registry(pool, js, config)
         await registry.reload_hotlist()
 
-        endpoint = owners.Endpoint(lambda plates: store.find(pool, plates), max_batch=config.lookup_batch_max,
-                                   workers=max(1, config.db_pool_size // 2))
+        endpoint = owners.Endpoint(lambda plates: store.find(pool, plates),
+                                   lambda lines: store.audit_owner_lookups(pool, lines),
+                                   max_batch=config.lookup_batch_max, workers=max(1, config.db_pool_size // 2))
         endpoint.start()
         stack.push_async_callback(endpoint.stop)
         service = await micro.add_service(
@@ -186,7 +187,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
 
         runner, registry.http_port = await http.serve(
             config.http_port, {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)},
-            draining=stop)
+            draining=stop, host=config.http_host)
         stack.push_async_callback(runner.cleanup)
 
         # One violation in hand at a time: while PostgreSQL is away the handler waits on it, and

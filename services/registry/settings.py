@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
-from services.runtime.settings import SettingError, check_common, check_url
+from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/roadwatch"
     http_port: int = 8084
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
     # Connections to PostgreSQL; owner lookups are batched, so a few serve thousands of requests/s.
     db_pool_size: int = 8

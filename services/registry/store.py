@@ -81,3 +81,20 @@ async def prune_lookups(pool: asyncpg.Pool, older_than_days: int) -> int:
     status = await pool.execute(
         "DELETE FROM registry.lookups WHERE decided_at < now() - make_interval(days => $1)", older_than_days)
     return int(status.rsplit(" ", 1)[1])
+
+
+AUDIT = """
+INSERT INTO registry.owner_lookup_audit
+    (caller_account, caller_user, caller_name, requested_by, case_id, purpose, plate, plate_normalised, outcome)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[])
+"""
+
+
+async def audit_owner_lookups(pool: asyncpg.Pool, lines) -> None:
+    """One row per lookup-owner request (services.registry.owners.AuditLine), in one statement."""
+    columns = list(zip(*[(line.caller.account, line.caller.user, line.caller.name, line.request.requested_by,
+                          line.request.case_id, line.request.purpose, line.request.plate, line.plate, line.outcome)
+                         for line in lines]))
+    if columns:
+        await pool.execute(AUDIT, *[list(column) for column in columns])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timezone
@@ -42,6 +43,11 @@ class Invalid(Exception):
 
 
 # --- connection ------------------------------------------------------------------------------------
+def redact_url(url: str) -> str:
+    """NATS_URL without its passwords (it carries the service's user, as on Kubernetes), for logs."""
+    return re.sub(r"(://[^:/@,]+):[^@/,]+@", r"\1:***@", url)
+
+
 async def connect(url: str, name: str, *, connect_timeout_s: float = 30.0, **options: Any) -> NATS:
     """Connect, retrying while NATS starts (make run, a rolling restart); reconnect forever after."""
 
@@ -72,8 +78,8 @@ async def connect(url: str, name: str, *, connect_timeout_s: float = 30.0, **opt
             )
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if time.monotonic() + delay > deadline:
-                raise ConnectionError(f"cannot connect to NATS at {url}: {exc!r}") from exc
-            log.info("waiting for nats", extra={"fields": {"url": url, "error": repr(exc)}})
+                raise ConnectionError(f"cannot connect to NATS at {redact_url(url)}: {exc!r}") from exc
+            log.info("waiting for nats", extra={"fields": {"url": redact_url(url), "error": repr(exc)}})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 

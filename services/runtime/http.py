@@ -64,7 +64,7 @@ async def serve(
     port: int,
     ready_checks: Mapping[str, ReadyCheck],
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     draining: asyncio.Event | None = None,
     routes: Iterable[web.RouteDef] = (),
     app: web.Application | None = None,
@@ -75,5 +75,5 @@ async def serve(
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1] if port == 0 else port  # type: ignore[union-attr]
-    log.info("http listening", extra={"fields": {"port": bound}})
+    log.info("http listening", extra={"fields": {"host": host, "port": bound}})
     return runner, bound

@@ -11,13 +11,21 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
 T = TypeVar("T", bound=msgspec.Struct)
 
 EXIT_BAD_SETTING = 2
+
+# HTTP_HOST: the address the service's HTTP port (probes, metrics, the portal) binds. Loopback by
+# default, so that a service started by hand, or by `make run`, is not reachable from the
+# network; the container images set HTTP_HOST=0.0.0.0 (Dockerfile), where the kubelet's probes and
+# Prometheus reach the pod over its own address and NetworkPolicies decide who else may.
+DEFAULT_HTTP_HOST = "127.0.0.1"
+# An IPv4/IPv6 literal or a host name: no scheme, no port, no spaces.
+HttpHost = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z:][0-9A-Za-z.:\-]*$")]
 _PATH = re.compile(r"at `\$\.(\w+)")
 _MISSING = re.compile(r"missing required field `(\w+)`")
 _COLLECTIONS = (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType,
@@ -109,3 +117,59 @@ def check_common(*, nats_url: str, http_port: int, log_level: str) -> None:
         check_url("NATS_URL", url.strip(), ("nats", "tls", "ws", "wss"))
     check_port("HTTP_PORT", http_port)
     check_choice("LOG_LEVEL", log_level, LOG_LEVELS)
+
+
+# --- `roadwatch <service> --help`: the settings, read off the Struct -------------------------------
+def _comments(cls: type) -> dict[str, str]:
+    """field -> its comment in the class source (a trailing `# ...`, or the `#` lines just above)."""
+    import inspect
+
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    found: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("#").strip())
+            continue
+        match = re.match(r"(\w+)\s*:[^#]*?(?:#\s*(.*))?$", stripped)
+        if match and not stripped.startswith(("def ", "class ", "@")):
+            found[match.group(1)] = " ".join([*above, match.group(2) or ""]).strip()
+        above = []
+    return found
+
+
+def describe(cls: type[msgspec.Struct]) -> list[tuple[str, str, str]]:
+    """(VARIABLE, default or 'required', comment) for every setting, in declaration order."""
+    comments = _comments(cls)
+    rows = []
+    for field in msgspec.structs.fields(cls):
+        if field.default is not msgspec.NODEFAULT:
+            default = field.default
+        elif field.default_factory is not msgspec.NODEFAULT:
+            default = field.default_factory()
+        else:
+            default = None
+        if default is None:
+            shown = "required"
+        elif isinstance(default, (list, tuple, set, frozenset)):
+            shown = ",".join(str(item) for item in default)
+        elif isinstance(default, bool):
+            shown = "true" if default else "false"
+        else:
+            shown = str(default)
+        rows.append((env_name(field.name), shown, comments.get(field.name, "")))
+    return rows
+
+
+def help_text(cls: type[msgspec.Struct]) -> str:
+    """The settings as a help epilog: one block per variable (default, then what it is for)."""
+    lines = ["settings (environment variables; a bad value exits 2 naming the variable):"]
+    for variable, default, comment in describe(cls):
+        lines.append(f"  {variable}={default}" if default != "required" else f"  {variable}  (required)")
+        if comment:
+            lines.append(f"      {comment}")
+    return "\n".join(lines)

@@ -133,7 +133,7 @@ async def run(config: Settings, scene_map: dict[str, scenes.Scene], stop: asynci
             })
 
         runner, _ = await http.serve(config.http_port, {"nats": lambda: nc.is_connected, "consuming": consuming.is_set},
-                                     draining=stop, routes=[web.get("/cameras", cameras)])
+                                     draining=stop, host=config.http_host, routes=[web.get("/cameras", cameras)])
         stack.push_async_callback(runner.cleanup)
         log.info("ready", extra={"fields": {"cameras": sorted(workers), "partition": config.partition_index,
                                             "partitions": config.partition_count}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from services.runtime.settings import SettingError, check_common
+from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common
 from services.track.scenes import VEHICLE_CLASSES
 
 # `person` is tracked too: a rider whose bike the detector missed is boxed as a person only
@@ -15,6 +15,7 @@ DEFAULT_CLASSES = ["car", "motorcycle", "bus", "truck", "bicycle", "person"]
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_port: int = 8083
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
     log_level: str = "INFO"
 
     # One `<camera_id>.yaml` per camera; the file names the camera, its place and its geometry.

@@ -306,6 +306,8 @@ def test_dockerfile_has_a_target_per_service() -> None:
         port = next(f.default for f in msgspec.structs.fields(settings_class(service)) if f.name == "http_port")
         assert f"EXPOSE {port}" in body
     assert 'ENTRYPOINT ["python", "-m", "services.cli"]' in stages["runtime"]
+    # Services bind loopback unless told (HTTP_HOST); in a pod the probes come from outside.
+    assert "HTTP_HOST=0.0.0.0" in stages["runtime"]
     for overlay in OVERLAYS:
         images = {c["image"].rsplit("/", 1)[-1].partition(":")[0]
                   for doc in by_kind(overlay, *WORKLOADS, "Job") for c in doc["spec"]["template"]["spec"]["containers"]}

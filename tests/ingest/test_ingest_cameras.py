@@ -139,3 +139,20 @@ def test_check_command_lists_a_good_file_and_rejects_a_bad_one(tmp_path: Path, c
     path.write_text(GOOD.replace("fps: 5\n", "fps: 0\n"), encoding="utf-8")
     assert main(["check", str(path)]) == 2
     assert capsys.readouterr().err.startswith(f"invalid cameras file: {path}:5: camera 'hp-lach-tray-01': field 'fps'")
+
+
+def test_a_clip_may_carry_its_recording_start(tmp_path: Path) -> None:
+    base = GOOD.split("  - id: sg-mjpeg")[0].replace("cameras:\n", "cameras:\n", 1)
+    clip = ("  - id: clip\n    name: Clip\n    url: clips/a.mp4\n    scene: s.yaml\n"
+            "    start_at: 2026-11-28T07:00:00+07:00\n    location: {latitude: 10.77, longitude: 106.70}\n")
+    path = tmp_path / "cameras.yaml"
+    path.write_text(base + clip, encoding="utf-8")
+    assert cameras.load(path)[1].start_at == 1795824000.0  # 2026-11-28T00:00:00Z
+    path.write_text(base + clip.replace("+07:00", ""), encoding="utf-8")
+    with pytest.raises(CamerasError, match="start_at.*UTC offset"):
+        cameras.load(path)
+    path.write_text(GOOD.replace("    motion: {enabled: true, keepalive_s: 3}\n",
+                                 "    motion: {enabled: true, keepalive_s: 3}\n    start_at: 2026-11-28T07:00:00+07:00\n"),
+                    encoding="utf-8")
+    with pytest.raises(CamerasError, match="start_at.*only applies to a video file"):
+        cameras.load(path)

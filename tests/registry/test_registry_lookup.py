@@ -111,9 +111,9 @@ def test_owner_reply_uses_the_written_layout() -> None:
     car = registration("29B11234", "29B-112.34", "bus")
     bike = registration("29B11234", "29-B1 1234", "motorcycle")
     found = {"29B11234": [car, bike]}
-    plate, two_line = owners.parse(b'{"plate": "29-B1 1234"}')
+    _, plate, two_line = owners.parse(b'{"plate": "29-B1 1234"}')
     body, named = owners.reply(plate, two_line, found, {})
     assert named and json.loads(body)["vehicle"]["plate_printed"] == "29-B1 1234"
-    plate, two_line = owners.parse(b'{"plate": "29B11234"}')
+    _, plate, two_line = owners.parse(b'{"plate": "29B11234"}')
     body, named = owners.reply(plate, two_line, found, {})
     assert not named and json.loads(body)["near"] == ["29B-112.34", "29-B1 1234"]

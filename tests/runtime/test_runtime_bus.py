@@ -77,6 +77,8 @@ async def test_every_golden_sample_goes_through_the_runtime_unchanged(js, unique
     await make_stream(js, unique)
     sent: dict[str, object] = {}
     for path in sorted(GOLDEN.rglob("*.json")):
+        if path.parent.name not in BY_NAME:
+            continue  # a request or reply of an endpoint (lookup_owner_*): not an event in a stream
         message = BY_NAME[path.parent.name]
         event = codec.decode(path.read_bytes(), message.type)
         subject = f"test.{unique}.{message.name}"
