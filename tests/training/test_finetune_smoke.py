@@ -48,6 +48,13 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Pat
     return out
 
 
+def test_torch_model_reproduces_the_shared_onnx(shared_dir: Path) -> None:
+    out = _run(["training.check_weights", "--onnx", str(shared_dir / "models" / "yolox_nano.onnx"),
+                "--video", str(shared_dir / "data" / "video" / "vn_saigon_intersection.mp4"), "--frame", "30"], REPO)
+    diff = float(out.split("= ")[1].split()[0])
+    assert diff < 1e-3, out
+
+
 def test_pseudo_labels_are_fused_vehicles_away_from_the_eval_frames(smoke_run: Path) -> None:
     doc = json.loads((smoke_run / "data" / "labels.json").read_text())
     assert doc["classes"] == ["motorcycle", "bicycle", "car", "bus", "truck"]
