@@ -19,7 +19,10 @@ the training recipe does not depend on the service code:
   motorbike, a car's mirror) goes;
 - tracks over neighbouring frames (same clip segment): a box with no match (IoU >= 0.3, any
   class) in either neighbour frame is dropped as flicker; a box present in frames t-1 and
-  t+1 (IoU >= 0.4) but missing in t is filled in with their mean.
+  t+1 (IoU >= 0.4) but missing in t is filled in with their mean;
+- per clip (training/split.json): boxes centred on a signal head are dropped (the stock model
+  calls the heads motorcycle/car in every frame) and classes the clip has none of are renamed
+  (no bus or truck in the two intersection clips: those labels are SUVs and vans seen from above).
 
 Output: <out>/images/<clip>_<frame>.jpg and <out>/labels.json
   {"classes": [...], "images": {"<name>.jpg": {"boxes": [[x1, y1, x2, y2, class_index], ...],
@@ -311,6 +314,19 @@ def smooth(labels: list[dict], segments: list[int]) -> list[dict]:
     return out
 
 
+def clean(lab: dict, clip, classes: list[str]) -> dict:
+    """The clip's fixed corrections (training/split.json): boxes centred on a signal head go,
+    classes the clip does not have are renamed."""
+    relabel = {classes.index(a): classes.index(b) for a, b in clip.relabel}
+    boxes = []
+    for bx in lab["boxes"]:
+        cx, cy = (bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2
+        if any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in clip.not_vehicles):
+            continue
+        boxes.append([*bx[:4], relabel.get(int(bx[4]), int(bx[4])), *bx[5:]])
+    return {**lab, "boxes": dedup(boxes)}
+
+
 def read_frames(path: Path) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     frames = []
@@ -355,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in train:
             name = f"{Path(clip.file).stem}_{k:04d}.jpg"
             cv2.imwrite(str(out / "images" / name), frames[k], [cv2.IMWRITE_JPEG_QUALITY, 95])
-            result["images"][name] = {**smoothed[k], "source": f"{clip.file}#{k}"}
+            result["images"][name] = {**clean(smoothed[k], clip, CLASSES), "source": f"{clip.file}#{k}"}
         print(f"{clip.file}: {len(train)} training frames labelled ({time.time() - t0:.0f} s)", flush=True)
     for still in split.stills:
         if args.limit and len(result["images"]) >= args.limit:

@@ -17,6 +17,8 @@ class ClipSplit:
     eval_frames: tuple[int, ...]
     segments: tuple[tuple[int, int], ...]
     window: int
+    not_vehicles: tuple[tuple[float, float, float, float], ...] = ()
+    relabel: tuple[tuple[str, str], ...] = ()
 
     def segment(self, k: int) -> int:
         for i, (a, b) in enumerate(self.segments):
@@ -52,5 +54,9 @@ def load_split(path: str | Path, root: str | Path | None = None) -> Split:
                 raise SystemExit(f"{path}: clips[{i}]: missing field `{field}`")
         truth = json.loads((root / c["truth"]).read_text())
         frames = tuple(int(f["frame"]) for f in truth["frames"])
-        clips.append(ClipSplit(c["file"], frames, tuple(tuple(s) for s in c["segments"]), int(doc["window"])))
+        regions = c.get("not_vehicles", [])
+        if any(len(r) != 4 for r in regions):
+            raise SystemExit(f"{path}: clips[{i}].not_vehicles: each region is [x1, y1, x2, y2]")
+        clips.append(ClipSplit(c["file"], frames, tuple(tuple(s) for s in c["segments"]), int(doc["window"]),
+                               tuple(tuple(r) for r in regions), tuple(c.get("relabel", {}).items())))
     return Split(tuple(clips), tuple(doc.get("stills", [])))
