@@ -99,8 +99,12 @@ $(TRAIN_STAMP): training/requirements.txt
 finetune: $(TRAIN_STAMP) ## pseudo-label, fine-tune YOLOX-Nano (~90 min, nice 19), export and evaluate; logs in var/finetune/
 	@mkdir -p $(FINETUNE_DIR)
 	@echo "progress: tail -f $(FINETUNE_DIR)/pseudolabel.log $(FINETUNE_DIR)/train.log"
+	$(TRAIN_ENV) $(TRAIN_BIN)/python -m training.check_weights --onnx $(SHARED)/models/yolox_nano.onnx \
+	  --video $(SHARED)/data/video/vn_haiphong_intersection.mp4
 	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.pseudolabel --shared $(SHARED) \
 	  --out $(FINETUNE_DIR)/data > $(FINETUNE_DIR)/pseudolabel.log 2>&1
+	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.check_labels --shared $(SHARED) \
+	  --json $(FINETUNE_DIR)/label-check.json | tee $(FINETUNE_DIR)/label-check.log
 	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.train --recipe training/recipe.json \
 	  --onnx $(SHARED)/models/yolox_nano.onnx --data $(FINETUNE_DIR)/data --out $(FINETUNE_DIR)/run \
 	  > $(FINETUNE_DIR)/train.log 2>&1

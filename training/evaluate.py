@@ -7,7 +7,8 @@ Pedestrians are not vehicles: a detection matched to nothing but a pedestrian is
 
 Modes: `whole` (one 416 pass over the frame), `tiles` (+ 416-px tiles), `tiles+zoom` (+ 208-px
 tiles over the upper half, enlarged x2: the pseudo-labelling windows). The stock COCO model gets
-the rider fusion (a person on a two-wheeler is part of it; lone persons are not vehicles).
+the rider fusion (a person on a two-wheeler is part of it; lone persons are not vehicles); both
+get the labels' one-box-per-object rule (training.pseudolabel.dedup).
 Runs with onnxruntime, numpy and OpenCV only (no torch).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.pseudolabel import (COCO_TO_OURS, StockDetector, detect_frame, detect_windows,
+from training.pseudolabel import (CLASSES, StockDetector, dedup, detect_frame, detect_windows,
                                   iou_matrix, nms, read_frames, windows)
 
 MODES = {"whole": (False, False), "tiles": (True, False), "tiles+zoom": (True, True)}
@@ -33,12 +34,10 @@ def finetuned_frame(det: StockDetector, frame: np.ndarray, wins, names: list[str
         idx = np.where(c == k)[0]
         sel = idx[nms(b[idx], s[idx], 0.5)]
         out += [[*b[i], int(c[i]), float(s[i])] for i in sel]
-    arr = np.array(out, np.float32).reshape(-1, 6)
-    big = np.where(np.isin(arr[:, 4], [names.index(n) for n in ("car", "bus", "truck") if n in names]))[0]
-    if len(big):
-        drop = set(big) - set(big[nms(arr[big, :4], arr[big, 5], 0.7)])
-        arr = arr[[i for i in range(len(arr)) if i not in drop]]
-    return arr
+    if names[:5] != CLASSES:
+        raise SystemExit(f"class list {names} is not the fine-tune's {CLASSES}")
+    # the labels' rule: one box per object (class duplicates, IoU >= 0.6, fragments inside a bigger box)
+    return np.array(dedup([list(map(float, o)) for o in out]), np.float32).reshape(-1, 6)
 
 
 def score_frame(dets: np.ndarray, truth: dict, thr: float) -> dict:
