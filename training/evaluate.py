@@ -27,8 +27,8 @@ from training.pseudolabel import (CLASSES, StockDetector, dedup, detect_frame, d
 MODES = {"whole": (False, False), "tiles": (True, False), "tiles+zoom": (True, True)}
 
 
-def finetuned_frame(det: StockDetector, frame: np.ndarray, wins, names: list[str]) -> np.ndarray:
-    b, s, c = detect_windows(det, frame, wins, stock=False)
+def finetuned_frame(det: StockDetector, frame: np.ndarray, wins, names: list[str], conf: float = 0.3) -> np.ndarray:
+    b, s, c = detect_windows(det, frame, wins, stock=False, conf=conf)
     out = []
     for k in np.unique(c):
         idx = np.where(c == k)[0]
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video-dir", default="../shared/data/video")
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--conf", type=float, default=0.3, help="score threshold of the fine-tuned model (the stock pipeline keeps 0.3)")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args(argv)
     det = StockDetector(args.model, args.threads)
@@ -91,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                 labs = detect_frame(det, img, wins)["boxes"]
                 dets = np.array([b[:6] for b in labs], np.float32).reshape(-1, 6)
             else:
-                dets = finetuned_frame(det, img, wins, names)
+                dets = finetuned_frame(det, img, wins, names, args.conf)
             t_ms.append((time.perf_counter() - t0) * 1000)
             for thr in per:
                 per[thr].append(score_frame(dets, truth, thr))
-        row = {"frames": len(frames), "ms_per_frame_median": float(np.median(t_ms)), "windows": len(wins)}
+        row = {"frames": len(frames), "conf": args.conf if names else 0.3, "ms_per_frame_median": float(np.median(t_ms)), "windows": len(wins)}
         for thr, rows in per.items():
             tp, fp, n = sum(r["tp"] for r in rows), sum(r["fp"] for r in rows), sum(r["n"] for r in rows)
             tpe, ne = sum(r["tp_easy"] for r in rows), sum(r["n_easy"] for r in rows)
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         r3, r5 = row["iou0.3"], row["iou0.5"]
         print(f"{mode:11s} R@0.3 {r3['recall']:.1%} P@0.3 {r3['precision']:.1%} | R@0.5 {r5['recall']:.1%} "
               f"P@0.5 {r5['precision']:.1%} | R@0.5 not difficult {r5['recall_not_difficult']:.1%} | "
-              f"{row['ms_per_frame_median']:.0f} ms/frame ({row['windows']} windows, {args.threads} thread)", flush=True)
+              f"{row['ms_per_frame_median']:.0f} ms/frame ({row['windows']} windows, {args.threads} thread, conf {args.conf if names else 0.3})",
+              flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "results": results}, indent=1))
     return 0

@@ -151,7 +151,8 @@ def windows(w: int, h: int, tiles: bool = True, zoom: bool = True) -> list[tuple
     return out
 
 
-def detect_windows(det: StockDetector, frame: np.ndarray, wins, stock: bool = True):
+def detect_windows(det: StockDetector, frame: np.ndarray, wins, stock: bool = True,
+                   conf: float = CONF, zoom_conf: float = ZOOM_CONF):
     """Detections of every window mapped back to the frame, boxes cut by inner tile edges
     dropped. stock=True: the COCO model with weak two-wheelers; False: any class list."""
     h, w = frame.shape[:2]
@@ -159,14 +160,14 @@ def detect_windows(det: StockDetector, frame: np.ndarray, wins, stock: bool = Tr
     for x, y, tw, th in wins:
         crop = frame[y:y + th, x:x + tw]
         whole = (tw, th) == (w, h)
-        conf = CONF if whole or tw >= 416 else ZOOM_CONF
+        thr = conf if whole or tw >= 416 else max(conf, zoom_conf)
         if not whole and tw < 416:
             crop = cv2.resize(crop, (tw * 2, th * 2), interpolation=cv2.INTER_LINEAR)
-        b, s, c = det(crop, conf) if stock else det.plain(crop, conf)
+        b, s, c = det(crop, thr) if stock else det.plain(crop, thr)
         if not whole and tw < 416:
             b = b / 2
             # a weak bike in a zoomed tile is too unsure even under a rider
-            ok = s >= conf
+            ok = s >= thr
             b, s, c = b[ok], s[ok], c[ok]
         b = b + np.array([x, y, x, y], np.float32)
         if not whole:  # drop boxes cut by an inner tile edge
