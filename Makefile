@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video deploy-check deploy-generate clean
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video deploy-check deploy-generate clean finetune finetune-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,40 @@ deploy-check: venv system-deps ## lint, render and validate deploy/ (yamllint, k
 
 deploy-generate: venv ## regenerate the Prometheus rules, Grafana dashboards and NATS chart values in deploy/
 	$(BIN)/python deploy/generate.py && $(BIN)/python deploy/nats/sync_values.py
+
+# --- fine-tuning (training/): its own virtualenv, never the services' .venv -------------------
+TRAIN_VENV := training/.venv
+TRAIN_BIN := $(TRAIN_VENV)/bin
+TRAIN_STAMP := $(TRAIN_VENV)/.installed
+FINETUNE_DIR ?= var/finetune
+TRAIN_ENV := PYTHONPATH=$(CURDIR) OMP_NUM_THREADS=1
+
+$(TRAIN_STAMP): training/requirements.txt
+	@test -x $(TRAIN_BIN)/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_BIN)/python -m pip install --quiet --disable-pip-version-check -r training/requirements.txt
+	@touch $@
+
+finetune: $(TRAIN_STAMP) ## pseudo-label, fine-tune YOLOX-Nano (~90 min, nice 19), export and evaluate; logs in var/finetune/
+	@mkdir -p $(FINETUNE_DIR)
+	@echo "progress: tail -f $(FINETUNE_DIR)/pseudolabel.log $(FINETUNE_DIR)/train.log"
+	$(TRAIN_ENV) $(TRAIN_BIN)/python -m training.check_weights --onnx $(SHARED)/models/yolox_nano.onnx \
+	  --video $(SHARED)/data/video/vn_haiphong_intersection.mp4
+	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.pseudolabel --shared $(SHARED) \
+	  --out $(FINETUNE_DIR)/data > $(FINETUNE_DIR)/pseudolabel.log 2>&1
+	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.check_labels --shared $(SHARED) \
+	  --json $(FINETUNE_DIR)/label-check.json | tee $(FINETUNE_DIR)/label-check.log
+	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.train --recipe training/recipe.json \
+	  --onnx $(SHARED)/models/yolox_nano.onnx --data $(FINETUNE_DIR)/data --out $(FINETUNE_DIR)/run \
+	  > $(FINETUNE_DIR)/train.log 2>&1
+	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.evaluate --video-dir $(SHARED)/data/video \
+	  --model $(FINETUNE_DIR)/run/model.onnx --names $(FINETUNE_DIR)/run/classes.names \
+	  --json $(FINETUNE_DIR)/eval-finetuned.json | tee $(FINETUNE_DIR)/eval.log
+	$(TRAIN_ENV) nice -n 19 $(TRAIN_BIN)/python -m training.evaluate --video-dir $(SHARED)/data/video \
+	  --model $(SHARED)/models/yolox_nano.onnx --json $(FINETUNE_DIR)/eval-stock.json | tee -a $(FINETUNE_DIR)/eval.log
+	@echo "model: $(FINETUNE_DIR)/run/model.onnx + classes.names; copy them to models/ with the card's figures"
+
+finetune-smoke: venv $(TRAIN_STAMP) ## a few fine-tune iterations on a handful of frames; the export must load and decode
+	$(BIN)/pytest -q tests/training
 
 clean: ## remove var/ (local NATS and PostgreSQL data) and caches
 	rm -rf var .pytest_cache
