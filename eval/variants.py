@@ -10,6 +10,7 @@ does not have is not run by default and refused when asked for: never a silent c
 
 from __future__ import annotations
 
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from services.detect.settings import Settings
@@ -31,6 +32,9 @@ class Variant:
         return {**{k: v for k, v in self.off.items() if k in known}, **self.env}
 
 
+FINETUNED = Path(__file__).resolve().parents[1] / "models" / "vn_yolox_nano_ft1.onnx"
+FINETUNED_NAMES = FINETUNED.with_suffix(".names")
+
 VARIANTS: dict[str, Variant] = {
     "full": Variant("the whole frame at the model's input size; persons and bikes as the model saw them",
                     {"VEHICLE_TILES": "0"}, off={"RIDER_FUSION": "false"}),
@@ -39,6 +43,15 @@ VARIANTS: dict[str, Variant] = {
     "slices+fusion": Variant("the scene's slices over its road; riders fused", {"RIDER_FUSION": "true"}, plan=True),
     "tiles2": Variant("the whole frame and two overlapping vertical strips",
                       {"VEHICLE_TILES": "2"}, off={"RIDER_FUSION": "false"}),
+    # The project's own fine-tuned detector (models/README.md): riders are inside its motorcycle
+    # boxes already, so no person class and nothing to fuse.
+    "finetuned": Variant("the fine-tuned model over the whole frame",
+                         {"VEHICLE_TILES": "0", "VEHICLE_MODEL": str(FINETUNED), "VEHICLE_CLASSES_FILE": str(FINETUNED_NAMES),
+                          "VEHICLE_KEEP_CLASSES": "motorcycle,bicycle,car,bus,truck"}, off={"RIDER_FUSION": "false"}),
+    "finetuned+slices": Variant("the fine-tuned model over the scene's slices",
+                                {"VEHICLE_MODEL": str(FINETUNED), "VEHICLE_CLASSES_FILE": str(FINETUNED_NAMES),
+                                 "VEHICLE_KEEP_CLASSES": "motorcycle,bicycle,car,bus,truck"},
+                                off={"RIDER_FUSION": "false"}, plan=True),
 }
 
 
