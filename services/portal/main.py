@@ -18,7 +18,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from proto import streams
-from services.portal import agencies, api, handlers
+from services.portal import agencies, api, csrf, handlers
 from services.portal.context import KEY, Portal, RateLimiter
 from services.portal.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
@@ -31,7 +31,7 @@ def build_app(portal: Portal) -> web.Application:
     """The aiohttp application with every portal route (the runtime adds /healthz, /readyz, /metrics)."""
     from services.portal import openapi, pages, report  # noqa: PLC0415 (templates, fonts: loaded with the app)
 
-    app = web.Application(middlewares=[api.errors_and_metrics], client_max_size=api.MAX_BODY)
+    app = web.Application(middlewares=[api.errors_and_metrics, csrf.protect], client_max_size=api.MAX_BODY)
     app[KEY] = portal
     app.add_routes(api.routes())
     app.add_routes(openapi.routes())

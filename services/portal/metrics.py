@@ -23,3 +23,5 @@ HELD = Counter("roadwatch_portal_cases_held_total", "Confirmed cases whose notic
                "(no_legal_basis: cần căn cứ pháp lý; possible_duplicate).", ["reason"])
 PLATE_OVERRIDES = Counter("roadwatch_portal_plate_class_overrides_total",
                           "Plates confirmed against the vehicle class's plate format, with a reason.")
+CSRF_REFUSED = Counter("roadwatch_portal_csrf_refused_total", "State-changing requests refused as possibly forged, by "
+                       "reason (foreign_origin, no_origin, bad_token).", ["reason"])

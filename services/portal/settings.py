@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 
 from proto import subjects
+from services.portal.origins import origin_of as csrf_origin
 from services.runtime.settings import SettingError, check_common, check_url
 
 EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
@@ -24,6 +25,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str = "Asia/Ho_Chi_Minh"  # local days in statistics, case numbers by local year
     public_rate_per_minute: int = 30    # public lookups per client and minute
     trust_forwarded: bool = False       # take the client address from X-Forwarded-For (behind a proxy)
+    # The origin(s) browsers reach the portal at, checked against Origin/Referer on every
+    # state-changing request (csrf.py); unset: the scheme and Host the request came to.
+    public_url: str = ""
+    allowed_origins: tuple[str, ...] = ()
     outbox_retry_s: float = 5.0         # republish decided events not acknowledged after this long
     # A new case of the same plate and violation type as an open case, this close in time and
     # place, is flagged "có thể trùng với CASE-…" for the reviewer to merge.
@@ -54,5 +59,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("DUPLICATE_RADIUS_M", f"{self.duplicate_radius_m} is not between 0 and 5000")
         if not 0.1 <= self.registry_timeout_s <= 60:
             raise SettingError("REGISTRY_TIMEOUT_S", f"{self.registry_timeout_s} is not between 0.1 and 60")
+        for variable, url in (("PUBLIC_URL", self.public_url), *(("ALLOWED_ORIGINS", o) for o in self.allowed_origins)):
+            if url and csrf_origin(url) is None:
+                raise SettingError(variable, f"{url!r} is not an http(s) origin such as https://portal.example.vn")
         if not 0.5 <= self.outbox_retry_s <= 3600:
             raise SettingError("OUTBOX_RETRY_S", f"{self.outbox_retry_s} is not between 0.5 and 3600")

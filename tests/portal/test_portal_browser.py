@@ -77,6 +77,8 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
             await expect(page.locator(".facts")).to_contain_text("Nguyễn Văn An")  # police see the owner
             await page.screenshot(path=artifacts / "2-ho-so-truoc-khi-xac-nhan.png", full_page=True)
 
+            # The form carries the session's anti-forgery token; the browser sends it with Origin.
+            assert len(await page.locator("#review-form input[name=csrf_token]").input_value()) == 64
             await page.keyboard.press("b")  # focus the plate field
             await page.keyboard.press("Control+A")
             await page.keyboard.type("68h5984")
