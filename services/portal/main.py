@@ -18,7 +18,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from proto import streams
-from services.portal import agencies, api, csrf, handlers
+from services.portal import agencies, anchors, api, csrf, handlers
 from services.portal.context import KEY, Portal, RateLimiter
 from services.portal.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
@@ -55,8 +55,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         await bus.ensure_streams(js)
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
+        key = anchors.load_key(config.audit_anchor_key_file) if config.audit_anchor_key_file else None
         portal = Portal(config=config, pool=pool, js=js, directory=directory,
-                        limiter=RateLimiter(config.public_rate_per_minute), nc=nc)
+                        limiter=RateLimiter(config.public_rate_per_minute), nc=nc, anchor_key=key)
         checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
         runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal))
         stack.push_async_callback(runner.cleanup)
@@ -87,6 +88,12 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
             stack.callback(loop.remove_signal_handler, signal.SIGHUP)
         tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
         tasks.append(asyncio.create_task(portal.outbox_loop(stop)))
+        if key is not None:
+            tasks.append(asyncio.create_task(anchors.anchor_loop(js, pool, key, config.audit_anchor_interval_s, stop,
+                                                                   config.audit_chain)))
+        else:
+            log.warning("audit anchoring is off (AUDIT_ANCHOR_KEY_FILE unset): rows cut off the end of the audit "
+                        "log could not be detected")
         log.info("ready", extra={"fields": {"port": port, "agencies": len(directory.agencies)}})
         if ready is not None:
             ready.set_result((portal, port))

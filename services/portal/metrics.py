@@ -25,3 +25,7 @@ PLATE_OVERRIDES = Counter("roadwatch_portal_plate_class_overrides_total",
                           "Plates confirmed against the vehicle class's plate format, with a reason.")
 CSRF_REFUSED = Counter("roadwatch_portal_csrf_refused_total", "State-changing requests refused as possibly forged, by "
                        "reason (foreign_origin, no_origin, bad_token).", ["reason"])
+AUDIT_ANCHORS = Counter("roadwatch_portal_audit_anchors_total", "Audit chain heads anchored in AUDIT_ANCHORS, by "
+                        "reason (start, interval, report).", ["reason"])
+AUDIT_ANCHOR_FAILURES = Counter("roadwatch_portal_audit_anchor_failures_total",
+                                "Audit anchors that could not be published (retried at the next interval).")

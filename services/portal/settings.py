@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 
 from proto import subjects
+from services.portal import anchors
 from services.portal.origins import origin_of as csrf_origin
 from services.runtime.settings import SettingError, check_common, check_url
 
@@ -37,6 +38,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # After a plate correction the portal asks the registry for the corrected plate's owner.
     registry_lookup_subject: str = subjects.request("registry", "lookup-owner")
     registry_timeout_s: float = 3.0
+    # The audit chain's head is signed with this key (a file holding >= 32 bytes as hex; never in
+    # the repository) and published to AUDIT_ANCHORS at start, every interval when it moved, and
+    # with each report. Unset: no anchors, and a cut tail of the audit log cannot be detected.
+    audit_anchor_key_file: str = ""
+    audit_anchor_interval_s: float = 300.0
+    audit_chain: str = "portal"  # the chain's name in the anchors' subject (one per deployment)
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -62,5 +69,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for variable, url in (("PUBLIC_URL", self.public_url), *(("ALLOWED_ORIGINS", o) for o in self.allowed_origins)):
             if url and csrf_origin(url) is None:
                 raise SettingError(variable, f"{url!r} is not an http(s) origin such as https://portal.example.vn")
+        if self.audit_anchor_key_file:
+            try:
+                anchors.load_key(self.audit_anchor_key_file)
+            except anchors.AnchorKeyError as exc:
+                raise SettingError("AUDIT_ANCHOR_KEY_FILE", str(exc).split(": ", 1)[-1]) from None
+        if not self.audit_chain.replace("-", "").replace("_", "").isalnum() or not self.audit_chain.islower():
+            raise SettingError("AUDIT_CHAIN", f"{self.audit_chain!r}: lowercase letters, digits, '-' or '_'")
+        if not 1 <= self.audit_anchor_interval_s <= 86_400:
+            raise SettingError("AUDIT_ANCHOR_INTERVAL_S", f"{self.audit_anchor_interval_s} is not between 1 and 86400")
         if not 0.5 <= self.outbox_retry_s <= 3600:
             raise SettingError("OUTBOX_RETRY_S", f"{self.outbox_retry_s} is not between 0.5 and 3600")
