@@ -1,7 +1,8 @@
 """The portal service: settings → agencies → NATS → PostgreSQL → consumers, outbox and HTTP → drain.
 
 `roadwatch portal` runs it; `roadwatch portal token` prints a new bearer token and the digest to
-put in the agencies file; `roadwatch portal report` writes the periodic PDF report.
+put in the agencies file; `roadwatch portal report` writes the periodic PDF report;
+`roadwatch portal purge` applies the retention periods once (a cron job), an audit line per purge.
 
 SIGHUP re-reads the agencies file, so that a token is revoked or a user added without a restart;
 a bad file is refused with an error in the log and the running directory stays in force.
@@ -132,12 +133,18 @@ def main(argv: list[str]) -> int:
         token, digest = agencies.new_token()
         print(f"token (give to the user, once):   {token}\ntoken_sha256 (put in the agencies file): {digest}")
         return 0
+    if argv and argv[0] == "purge":
+        from services.portal import retention  # noqa: PLC0415
+
+        config = settings.load(Settings, service=SERVICE)
+        logs.setup(SERVICE, config.log_level)
+        return asyncio.run(retention.run_once(config))
     if argv and argv[0] == "report":
         from services.portal import report  # noqa: PLC0415
 
         return report.main(argv[1:])
     if argv:
-        print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report)", file=sys.stderr)
+        print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report | portal purge)", file=sys.stderr)
         return 2
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)

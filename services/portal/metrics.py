@@ -29,3 +29,5 @@ AUDIT_ANCHORS = Counter("roadwatch_portal_audit_anchors_total", "Audit chain hea
                         "reason (start, interval, report).", ["reason"])
 AUDIT_ANCHOR_FAILURES = Counter("roadwatch_portal_audit_anchor_failures_total",
                                 "Audit anchors that could not be published (retried at the next interval).")
+PURGED = Counter("roadwatch_portal_purged_total", "Objects removed by the retention purge, by data class.",
+                 ["data_class"])

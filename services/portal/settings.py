@@ -43,6 +43,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # with each report. Unset: no anchors, and a cut tail of the audit log cannot be detected.
     audit_anchor_key_file: str = ""
     audit_anchor_interval_s: float = 300.0
+    # Retention after a case closes, per data class, in days (0: keep forever); retention.py.
+    retention_rejected_evidence_days: int = 90
+    retention_closed_evidence_days: int = 1825
+    retention_owner_snapshot_days: int = 365
     audit_chain: str = "portal"  # the chain's name in the anchors' subject (one per deployment)
 
     def __post_init__(self) -> None:
@@ -76,6 +80,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingError("AUDIT_ANCHOR_KEY_FILE", str(exc).split(": ", 1)[-1]) from None
         if not self.audit_chain.replace("-", "").replace("_", "").isalnum() or not self.audit_chain.islower():
             raise SettingError("AUDIT_CHAIN", f"{self.audit_chain!r}: lowercase letters, digits, '-' or '_'")
+        for name in ("retention_rejected_evidence_days", "retention_closed_evidence_days",
+                     "retention_owner_snapshot_days"):
+            if not 0 <= getattr(self, name) <= 36_500:
+                raise SettingError(name.upper(), f"{getattr(self, name)} is not between 0 (keep) and 36500 days")
         if not 1 <= self.audit_anchor_interval_s <= 86_400:
             raise SettingError("AUDIT_ANCHOR_INTERVAL_S", f"{self.audit_anchor_interval_s} is not between 1 and 86400")
         if not 0.5 <= self.outbox_retry_s <= 3600:
