@@ -107,7 +107,7 @@ async def purge(pool: asyncpg.Pool, evidence_store, policy: Policy, now: datetim
             if not days:
                 continue
             for case in await _due_cases(conn, data_class, days, now):
-                for ref in audit_json(case["evidence"]):
+                for ref in evidence_list(case["evidence"]):
                     sha = ref["sha256"]
                     if sha in needed:
                         continue  # the same image is evidence of a case that is not due
@@ -131,7 +131,7 @@ async def purge(pool: asyncpg.Pool, evidence_store, policy: Policy, now: datetim
     return done
 
 
-def audit_json(value: Any) -> list[dict[str, Any]]:
+def evidence_list(value: Any) -> list[dict[str, Any]]:
     import msgspec  # noqa: PLC0415
 
     return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else list(value)
