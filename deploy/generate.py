@@ -271,12 +271,12 @@ def cases() -> Board:
     b.timeseries("Notices by channel and result",
                  (f"sum by (channel, result) (increase({sel('roadwatch_notify_notices_total')}[{RATE}]))",
                   "{{channel}} {{result}}"))
-    b.timeseries("Days from violation to notice",
-                 (f"histogram_quantile(0.5, sum by (le) (increase({sel('roadwatch_notify_notice_delay_days_bucket')}[1d])))",
+    b.timeseries("Time from violation to notice",
+                 (f"histogram_quantile(0.5, sum by (le) (increase({sel('roadwatch_notify_notice_delay_seconds_bucket')}[1d])))",
                   "median"),
-                 (f"histogram_quantile(0.95, sum by (le) (increase({sel('roadwatch_notify_notice_delay_days_bucket')}[1d])))",
+                 (f"histogram_quantile(0.95, sum by (le) (increase({sel('roadwatch_notify_notice_delay_seconds_bucket')}[1d])))",
                   "p95"),
-                 unit="d", thresholds=[(None, "green"), (8, "orange"), (10, "red")],
+                 unit="s", thresholds=[(None, "green"), (8 * 86_400, "orange"), (10 * 86_400, "red")],
                  description="Legal limit: deadlines.notice_within_days (10).")
     b.timeseries("Deadlines come due",
                  (f"sum by (outcome) (increase({sel('roadwatch_notify_deadlines_total')}[{RATE}]))", "{{outcome}}"))

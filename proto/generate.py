@@ -28,6 +28,7 @@ PARAMETER_HELP = {
     "channel": "Delivery channel: email, sms, post, webhook, inspection_registry or commune_police.",
     "intersection_id": "Intersection id, as named in the scene files.",
     "service": "The service that gave up on the message.",
+    "chain": "The audit chain: portal (the portal's audit log of reads of personal data and evidence).",
 }
 
 

@@ -30,6 +30,9 @@ class Stream(msgspec.Struct, frozen=True, kw_only=True):
     # Ids seen within this window are dropped on publish (Nats-Msg-Id); longer for the legal
     # record (violations, cases, notices), where a late replay must not create a second case.
     duplicate_window_s: int = 2 * MINUTE
+    # Nothing may be taken out of the stream but by its limits (the audit anchors: none).
+    deny_delete: bool = False
+    deny_purge: bool = False
 
 
 class Consumer(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,7 +103,19 @@ DEAD_LETTERS = Stream(
     duplicate_window_s=1 * DAY,
 )
 
-ALL: tuple[Stream, ...] = (FRAMES, DETECTIONS, VIOLATIONS, CASES, NOTICES, TELEMETRY, DEAD_LETTERS)
+# The signed heads of the audit chains: no age or size limit, no delete, no purge, so that rows
+# cut off the end of an audit table, or a rewritten chain, are found by `roadwatch audit verify`.
+AUDIT_ANCHORS = Stream(
+    name="AUDIT_ANCHORS",
+    subjects=(subjects.ALL_AUDIT_ANCHORS,),
+    description="Signed heads of the audit chains; never deleted or purged.",
+    max_age_s=0,
+    duplicate_window_s=1 * DAY,
+    deny_delete=True,
+    deny_purge=True,
+)
+
+ALL: tuple[Stream, ...] = (FRAMES, DETECTIONS, VIOLATIONS, CASES, NOTICES, TELEMETRY, DEAD_LETTERS, AUDIT_ANCHORS)
 BY_NAME: dict[str, Stream] = {stream.name: stream for stream in ALL}
 
 # Durable consumers, named after the service that owns them.

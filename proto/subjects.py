@@ -86,6 +86,10 @@ def signal_phase(intersection_id: str) -> str:
     return f"traffic.signal.phase.{VERSION}.{check_token(intersection_id, 'intersection id')}"
 
 
+def audit_anchored(chain: str) -> str:
+    return f"traffic.audit.anchored.{VERSION}.{check_token(chain, 'chain')}"
+
+
 # --- dead letters and request/reply ---------------------------------------------------------------
 def dlq(service: str) -> str:
     return f"traffic.dlq.{check_token(service, 'service')}"
@@ -111,3 +115,4 @@ ALL_VEHICLES_COUNTED = f"traffic.vehicles.counted.{VERSION}.>"
 ALL_CAMERA_STATUS = f"traffic.camera.status.{VERSION}.>"
 ALL_SIGNAL_PHASES = f"traffic.signal.phase.{VERSION}.>"
 ALL_DEAD_LETTERS = "traffic.dlq.>"
+ALL_AUDIT_ANCHORS = f"traffic.audit.anchored.{VERSION}.>"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from proto.v1.audit import AuditAnchored
 from proto.v1.case import CaseResolved, CaseReviewed
 from proto.v1.common import Box, EvidenceRef, Location, PlateAlternative, PlateText, Point
 from proto.v1.dead_letter import DeadLetter
@@ -74,6 +75,9 @@ MESSAGES: tuple[Message, ...] = (
             stream="TELEMETRY", summary="A traffic-signal head changed phase."),
     Message(name="dead_letter", type=DeadLetter, subject="traffic.dlq.{service}", stream="DEAD_LETTERS",
             summary="A message a service could not use, with the reason and the original payload."),
+    Message(name="audit_anchored", type=AuditAnchored, subject="traffic.audit.anchored.v1.{chain}",
+            stream="AUDIT_ANCHORS", summary="The signed head of an audit chain (seq and hash of its last row), "
+                                            "published at intervals and with each report; kept undeletable."),
 )
 
 BY_NAME: dict[str, Message] = {message.name: message for message in MESSAGES}
@@ -106,6 +110,7 @@ CONTRACT: dict[str, type] = {
 }
 
 __all__ = [
+    "AuditAnchored",
     "MESSAGES", "BY_NAME", "Message", "ENDPOINTS", "Endpoint", "CONTRACT", "OwnerLookupRequest", "OwnerLookupReply",
     "Box", "Point", "Location", "PlateAlternative", "PlateText", "EvidenceRef",
     "FrameMeta", "FrameRef", "DetectedObject", "DetectedPlate", "DetectionMade",

@@ -71,3 +71,6 @@ class EvidenceRef(msgspec.Struct, frozen=True, kw_only=True):
     content_type: str = "image/jpeg"
     size: Annotated[int, Meta(ge=0)]
     captured_at: Timestamp | None = None
+    # The violating vehicle in this image (frame, overlay), in its pixels: the public copy shows
+    # it and blurs everything else (other vehicles, plates, people). None: no public copy.
+    subject_box: Box | None = None

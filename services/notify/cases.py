@@ -133,13 +133,13 @@ class Cases:
             self.on_notices()
             return
         metrics.CASES.labels("reviewed", "recorded").inc()
-        delay_days = (now - case.violation_at).total_seconds() / 86_400
-        metrics.NOTICE_DELAY_DAYS.observe(delay_days)
-        if delay_days > self.config.deadlines.notice_within_days:
+        delay_s = (now - case.violation_at).total_seconds()
+        metrics.NOTICE_DELAY_SECONDS.observe(delay_s)
+        if delay_s > self.config.deadlines.notice_within_days * metrics.DAY_S:
             # Still sent (the owner must be told), but the operators must see the legal limit missed.
             metrics.LATE_NOTICES.inc()
             log.warning("notice later than the legal limit", extra={"fields": {
-                "case": case.case_id, "days": round(delay_days, 1),
+                "case": case.case_id, "days": round(delay_s / metrics.DAY_S, 1),
                 "limit_days": self.config.deadlines.notice_within_days}})
         log.info("case recorded", extra={"fields": {"case": case.case_id, "notices": created,
                                                     "channels": [p.channel for p in planned]}})

@@ -20,8 +20,11 @@ EVENTS_PUBLISHED = Counter("roadwatch_notify_events_published_total", "Outbox ev
 WEBHOOKS = Counter("roadwatch_notify_webhook_attempts_total", "Webhook delivery attempts to subscribers, by result "
                    "(delivered, retry, dead).", ["subscriber", "result"])
 PENDING = Gauge("roadwatch_notify_notices_pending", "Notices waiting to be sent (pending or being sent).")
-NOTICE_DELAY_DAYS = Histogram(
-    "roadwatch_notify_notice_delay_days", "Days from the violation to the case being recorded for notice; "
-    "the legal limit is deadlines.notice_within_days.", buckets=(1, 2, 3, 5, 7, 8, 9, 10, 12, 15, 20, 30))
+DAY_S = 86_400
+# Seconds (Prometheus base units), bucketed by whole days: the legal limit is counted in days.
+NOTICE_DELAY_SECONDS = Histogram(
+    "roadwatch_notify_notice_delay_seconds", "Seconds from the violation to the case being recorded for notice; "
+    "the legal limit is deadlines.notice_within_days.",
+    buckets=tuple(days * DAY_S for days in (1, 2, 3, 5, 7, 8, 9, 10, 12, 15, 20, 30)))
 LATE_NOTICES = Counter("roadwatch_notify_late_notices_total",
                        "Cases recorded for notice after deadlines.notice_within_days had passed.")

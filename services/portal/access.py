@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from services.portal import cases
+from services.portal import cases, privacy
 from services.portal.agencies import Agency, User
 
 # permission -> roles
@@ -323,5 +323,5 @@ def public_view(case: dict[str, Any], resolver: Agency | None, url_prefix: str =
         resolving_address=resolver.address if resolver else "",
         evidence=[PublicEvidence(sha256=e["sha256"], kind=e["kind"],
                                  url=f"{url_prefix}/cases/{case['case_id']}/evidence/{e['sha256']}")
-                  for e in _json(case["evidence"]) if e["kind"] in ("frame", "overlay", "plate_crop")],
+                  for e in _json(case["evidence"]) if privacy.has_public_copy(e)],
     )

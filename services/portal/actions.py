@@ -7,11 +7,12 @@ without its trace).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 import msgspec
 
 from proto import codec, ids
-from services.portal import access, audit, cases, materialise, metrics, owners, store
+from services.portal import access, audit, cases, materialise, metrics, owners, privacy, store
 from services.portal.agencies import User
 from services.portal.context import EvidenceError, Portal
 
@@ -96,11 +97,17 @@ async def read_public_evidence(portal: Portal, case_id: str, sha256: str, *, cli
         ref = next((e for e in access._json(case["evidence"]) if e["sha256"] == sha256), None)
         if ref is None:
             raise ActionError(404, "hình ảnh không thuộc vụ việc này")
+        if not privacy.has_public_copy(ref):
+            raise ActionError(404, "hình ảnh này không được công khai (không xác định được phương tiện vi phạm trong ảnh)")
         await audit.append(conn, user_id="public", agency="public", role="citizen", action="evidence_read",
                            object=f"{case_id}/{sha256}", purpose="tra cứu công khai", client=client)
         metrics.AUDIT_ROWS.labels("evidence_read").inc()
         data = await _fetch(portal, sha256)
-    return data, ref.get("content_type", "image/jpeg")
+    try:
+        public = await asyncio.get_running_loop().run_in_executor(None, privacy.public_copy, data, ref)
+    except privacy.NoPublicCopy as exc:
+        raise ActionError(404, "hình ảnh này không được công khai") from exc
+    return public, "image/jpeg"
 
 
 def resolving_unit(portal: Portal, case: dict):

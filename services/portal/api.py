@@ -207,7 +207,11 @@ async def public_evidence(request: web.Request) -> web.Response:
     sha = _sha(request)
     data, content_type = await actions.read_public_evidence(portal, request.match_info["case_id"], sha,
                                                             client=portal.client(request))
-    return _image(data, content_type, sha)
+    # A derived copy (bystanders blurred): it does not hash to the original's SHA-256, so it names
+    # the original it comes from and says it is derived.
+    return web.Response(body=data, content_type=content_type, headers={
+        "X-Evidence-Derived-From": sha, "X-Evidence-Public-Copy": "bystanders-blurred",
+        "Cache-Control": "private, no-store"})
 
 
 def _stats_user(request: web.Request, permission: str = "stats"):

@@ -82,28 +82,71 @@ async def verify(conn: asyncpg.Connection, batch: int = 5000) -> Verdict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="roadwatch audit", description="Check the portal's hash-chained audit log.")
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("verify", help="verify the whole chain; exit 1 naming the first broken row")
+    check = sub.add_parser("verify", help="verify the whole chain and its anchors; exit 1 naming the first bad row")
     check.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL")
+    check.add_argument("--nats-url", default=os.environ.get("NATS_URL"),
+                       help="where the AUDIT_ANCHORS stream is (default: $NATS_URL); unset: anchors not checked")
+    check.add_argument("--chain", default=os.environ.get("AUDIT_CHAIN", "portal"),
+                       help="the chain's name in the anchors (default: $AUDIT_CHAIN or portal)")
+    check.add_argument("--key-file", default=os.environ.get("AUDIT_ANCHOR_KEY_FILE"),
+                       help="the anchoring key, hex (default: $AUDIT_ANCHOR_KEY_FILE)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not args.database_url:
         print("roadwatch audit: DATABASE_URL is not set (or pass --database-url)", file=sys.stderr)
         return 2
+    from services.portal import anchors  # noqa: PLC0415 (NATS only for the anchors)
 
-    async def run() -> Verdict:
+    key = None
+    if args.nats_url:
+        if not args.key_file:
+            print("roadwatch audit: AUDIT_ANCHOR_KEY_FILE is not set (or pass --key-file): the anchors cannot be "
+                  "checked without the key", file=sys.stderr)
+            return 2
+        try:
+            key = anchors.load_key(args.key_file, "--key-file")
+        except anchors.AnchorKeyError as exc:
+            print(f"roadwatch audit: {exc}", file=sys.stderr)
+            return 2
+
+    async def run() -> tuple[Verdict, int | None, list]:
         conn = await asyncpg.connect(args.database_url)
         try:
-            return await verify(conn)
+            verdict = await verify(conn)
+            if key is None:
+                return verdict, None, []
+            import nats  # noqa: PLC0415
+
+            nc = await nats.connect(args.nats_url, name="roadwatch-audit", connect_timeout=10, max_reconnect_attempts=1)
+            try:
+                found = await anchors.read_all(nc.jetstream(), args.chain)
+            finally:
+                await nc.close()
+            return verdict, len(found), await anchors.check(conn, found, key, args.chain)
         finally:
             await conn.close()
 
     try:
-        verdict = asyncio.run(run())
+        verdict, anchored, findings = asyncio.run(run())
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"roadwatch audit: cannot read portal.audit: {exc}", file=sys.stderr)
         return 2
-    if verdict.ok:
-        print(f"audit chain intact: {verdict.rows} rows verified")
-        return 0
-    print(f"audit chain BROKEN at row seq={verdict.broken_seq}: {verdict.reason} "
-          f"({verdict.rows} rows before it verified)", file=sys.stderr)
-    return 1
+    except Exception as exc:  # noqa: BLE001 (NATS: no server, no permission)
+        print(f"roadwatch audit: cannot read the anchors at {args.nats_url}: {exc!r}", file=sys.stderr)
+        return 2
+    bad = False
+    if not verdict.ok:
+        bad = True
+        print(f"audit chain BROKEN at row seq={verdict.broken_seq}: {verdict.reason} "
+              f"({verdict.rows} rows before it verified)", file=sys.stderr)
+    for finding in findings:
+        bad = True
+        where = "" if finding.seq is None else f"first bad row seq={finding.seq}: " if finding.last is None \
+            else f"first bad row between seq={finding.seq} and seq={finding.last}: "
+        print(f"audit anchors: {where}{finding.message}", file=sys.stderr)
+    if anchored is None:
+        print("audit anchors NOT checked (no NATS_URL / --nats-url): a cut tail would not show", file=sys.stderr)
+    if bad:
+        return 1
+    print(f"audit chain intact: {verdict.rows} rows verified"
+          + (f"; {anchored} anchors match" if anchored is not None else ""))
+    return 0

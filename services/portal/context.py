@@ -19,6 +19,7 @@ from nats.js.object_store import ObjectStore
 
 from services.portal import metrics, store
 from services.portal.agencies import Directory, User
+from services.portal.anchors import Key
 from services.portal.settings import Settings
 from services.runtime.bus import MSG_ID
 
@@ -71,6 +72,7 @@ class Portal:
     directory: Directory
     limiter: RateLimiter
     nc: NATS | None = None  # the NATS connection, for the registry's owner lookup
+    anchor_key: Key | None = None  # signs the audit chain's head (anchors.py); None: not anchored
     _evidence: ObjectStore | None = field(default=None, repr=False)
 
     def user(self, request: web.Request) -> User | None:

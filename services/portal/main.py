@@ -1,7 +1,8 @@
 """The portal service: settings → agencies → NATS → PostgreSQL → consumers, outbox and HTTP → drain.
 
 `roadwatch portal` runs it; `roadwatch portal token` prints a new bearer token and the digest to
-put in the agencies file; `roadwatch portal report` writes the periodic PDF report.
+put in the agencies file; `roadwatch portal report` writes the periodic PDF report;
+`roadwatch portal purge` applies the retention periods once (a cron job), an audit line per purge.
 
 SIGHUP re-reads the agencies file, so that a token is revoked or a user added without a restart;
 a bad file is refused with an error in the log and the running directory stays in force.
@@ -18,7 +19,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from proto import streams
-from services.portal import agencies, api, handlers
+from services.portal import agencies, anchors, api, csrf, handlers
 from services.portal.context import KEY, Portal, RateLimiter
 from services.portal.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
@@ -31,7 +32,7 @@ def build_app(portal: Portal) -> web.Application:
     """The aiohttp application with every portal route (the runtime adds /healthz, /readyz, /metrics)."""
     from services.portal import openapi, pages, report  # noqa: PLC0415 (templates, fonts: loaded with the app)
 
-    app = web.Application(middlewares=[api.errors_and_metrics], client_max_size=api.MAX_BODY)
+    app = web.Application(middlewares=[api.errors_and_metrics, csrf.protect], client_max_size=api.MAX_BODY)
     app[KEY] = portal
     app.add_routes(api.routes())
     app.add_routes(openapi.routes())
@@ -55,8 +56,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         await bus.ensure_streams(js)
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
+        key = anchors.load_key(config.audit_anchor_key_file) if config.audit_anchor_key_file else None
         portal = Portal(config=config, pool=pool, js=js, directory=directory,
-                        limiter=RateLimiter(config.public_rate_per_minute), nc=nc)
+                        limiter=RateLimiter(config.public_rate_per_minute), nc=nc, anchor_key=key)
         checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
         runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal),
                                         host=config.http_host)
@@ -88,6 +90,12 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
             stack.callback(loop.remove_signal_handler, signal.SIGHUP)
         tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
         tasks.append(asyncio.create_task(portal.outbox_loop(stop)))
+        if key is not None:
+            tasks.append(asyncio.create_task(anchors.anchor_loop(js, pool, key, config.audit_anchor_interval_s, stop,
+                                                                   config.audit_chain)))
+        else:
+            log.warning("audit anchoring is off (AUDIT_ANCHOR_KEY_FILE unset): rows cut off the end of the audit "
+                        "log could not be detected")
         log.info("ready", extra={"fields": {"port": port, "agencies": len(directory.agencies)}})
         if ready is not None:
             ready.set_result((portal, port))
@@ -126,12 +134,18 @@ def main(argv: list[str]) -> int:
         token, digest = agencies.new_token()
         print(f"token (give to the user, once):   {token}\ntoken_sha256 (put in the agencies file): {digest}")
         return 0
+    if argv and argv[0] == "purge":
+        from services.portal import retention  # noqa: PLC0415
+
+        config = settings.load(Settings, service=SERVICE)
+        logs.setup(SERVICE, config.log_level)
+        return asyncio.run(retention.run_once(config))
     if argv and argv[0] == "report":
         from services.portal import report  # noqa: PLC0415
 
         return report.main(argv[1:])
     if argv:
-        print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report)", file=sys.stderr)
+        print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report | portal purge)", file=sys.stderr)
         return 2
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)

@@ -23,3 +23,11 @@ HELD = Counter("roadwatch_portal_cases_held_total", "Confirmed cases whose notic
                "(no_legal_basis: cần căn cứ pháp lý; possible_duplicate).", ["reason"])
 PLATE_OVERRIDES = Counter("roadwatch_portal_plate_class_overrides_total",
                           "Plates confirmed against the vehicle class's plate format, with a reason.")
+CSRF_REFUSED = Counter("roadwatch_portal_csrf_refused_total", "State-changing requests refused as possibly forged, by "
+                       "reason (foreign_origin, no_origin, bad_token).", ["reason"])
+AUDIT_ANCHORS = Counter("roadwatch_portal_audit_anchors_total", "Audit chain heads anchored in AUDIT_ANCHORS, by "
+                        "reason (start, interval, report).", ["reason"])
+AUDIT_ANCHOR_FAILURES = Counter("roadwatch_portal_audit_anchor_failures_total",
+                                "Audit anchors that could not be published (retried at the next interval).")
+PURGED = Counter("roadwatch_portal_purged_total", "Objects removed by the retention purge, by data class.",
+                 ["data_class"])

@@ -52,6 +52,10 @@ IMAGE = {"description": "The evidence image, checked against its SHA-256",
          "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
 
 
+PUBLIC_IMAGE = {"description": "A JPEG derived from the evidence image (bystanders blurred); the original stays "
+                               "with the police", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+
+
 def _table(name: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {
         "application/json": {"schema": _array(name)}, "text/csv": {"schema": {"type": "string"}}}}
@@ -118,9 +122,10 @@ def document() -> dict[str, Any]:
             "parameters": [_query("plate", {"type": "string", "minLength": 1, "maxLength": 20}, "plate", True)],
             "responses": {"200": _json(_ref("PublicLookup")), **_errors(400, 429)}}},
         "/api/public/cases/{case_id}/evidence/{sha256}": {"get": {
-            "summary": "An evidence image of an open case shown by the public lookup; audited",
+            "summary": "The public copy of an evidence image of an open case: the violating vehicle and its plate, "
+                       "everything else blurred (X-Evidence-Derived-From names the original); audited",
             "parameters": [case_id, _path("sha256", SHA)],
-            "responses": {"200": IMAGE, **_errors(400, 404, 502)}}},
+            "responses": {"200": PUBLIC_IMAGE, **_errors(400, 404, 502)}}},
         "/api/stats/violations": {"get": {
             "summary": "Violations by type, camera or local day", "security": SECURED,
             "parameters": [_query("group", {"type": "string", "enum": ["type", "camera", "day"], "default": "type"},

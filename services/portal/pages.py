@@ -2,7 +2,8 @@
 
 The pages call the same actions as the JSON API (actions.py), so that a role sees and may do
 exactly the same in both. Login sets the bearer token in an HttpOnly, SameSite=Strict cookie:
-no server-side session, so any replica serves any page, and other sites cannot post forms.
+no server-side session, so any replica serves any page. Every form carries the session's
+anti-forgery token and every POST is checked for its origin (csrf.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from services.portal import access, actions, cases, store
+from services.portal import access, actions, cases, csrf, store
 from services.portal.agencies import ROLE_LABELS, User
 from services.portal.api import check_rate
 from services.portal.context import COOKIE, KEY, Portal
@@ -46,7 +47,7 @@ def _render(request: web.Request, template: str, status: int = 200, **context) -
     flash = FLASH[done].format(case=request.query.get("ma", "")) if done in FLASH else None
     html = ENV.get_template(template).render(
         user=user, role_label=ROLE_LABELS.get(user.role, "") if user else "",
-        can_cases=access.can(user, "cases"), can_stats=access.can(user, "stats"),
+        can_cases=access.can(user, "cases"), can_stats=access.can(user, "stats"), csrf_token=csrf.session_token(request),
         flash=context.pop("flash", flash), flash_kind=context.pop("flash_kind", "ok"), **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
@@ -97,12 +98,14 @@ async def login(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(target)
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                         secure=request.secure, max_age=12 * 3600)
+    csrf.set_nonce(response, csrf.new_nonce(), secure=request.secure)  # a new session: a new form token
     raise response
 
 
 async def logout(_: web.Request) -> web.Response:
     response = web.HTTPSeeOther("/tra-cuu")
     response.del_cookie(COOKIE, path="/")
+    response.del_cookie(csrf.SESSION_COOKIE, path="/")
     raise response
 
 

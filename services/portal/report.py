@@ -14,6 +14,7 @@ import sys
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ import asyncpg
 from aiohttp import web
 from fpdf import FPDF
 
-from services.portal import actions, cases, store
+from services.portal import actions, anchors, cases, metrics, store
 from services.portal.context import KEY
+
+log = logging.getLogger("portal")
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 CAMERA_LABELS = {"online": "Hoạt động", "degraded": "Suy giảm", "offline": "Mất tín hiệu"}
@@ -151,10 +154,21 @@ async def serve(request: web.Request) -> web.Response:
     start, end = actions.parse_period(request.query.get("from"), request.query.get("to"), tz)
     async with portal.pool.acquire() as conn:
         data = await gather(conn, start, end, portal.config.timezone)
+        if portal.anchor_key is not None:
+            await anchor_with_report(portal.js, conn, portal.anchor_key, portal.config.audit_chain)
     body = await asyncio.get_running_loop().run_in_executor(None, render, data, portal.config.timezone)
     name = f"bao-cao-{start:%Y%m%d}-{(end - timedelta(days=1)):%Y%m%d}.pdf"
     return web.Response(body=body, content_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"})
+
+
+async def anchor_with_report(js, conn: asyncpg.Connection, key, chain: str = anchors.CHAIN) -> None:
+    """Each report fixes the audit chain's head as of its writing (a failure is logged, not fatal)."""
+    try:
+        await anchors.publish(js, conn, key, "report", chain=chain)
+    except Exception as exc:  # noqa: BLE001 (NATS away: the interval anchors follow)
+        metrics.AUDIT_ANCHOR_FAILURES.inc()
+        log.warning("audit anchor with the report not published", extra={"fields": {"error": repr(exc)}})
 
 
 def routes() -> list[web.RouteDef]:
@@ -182,10 +196,26 @@ def main(argv: list[str]) -> int:
         print(f"roadwatch portal report: {exc.message}", file=sys.stderr)
         return 2
 
+    key_file, nats_url = os.environ.get("AUDIT_ANCHOR_KEY_FILE"), os.environ.get("NATS_URL")
+    try:
+        key = anchors.load_key(key_file) if key_file else None
+    except anchors.AnchorKeyError as exc:
+        print(f"roadwatch portal report: {exc}", file=sys.stderr)
+        return 2
+
     async def run() -> ReportData:
         conn = await asyncpg.connect(args.database_url)
         try:
-            return await gather(conn, *period, args.timezone)
+            data = await gather(conn, *period, args.timezone)
+            if key is not None and nats_url:
+                import nats  # noqa: PLC0415
+
+                nc = await nats.connect(nats_url, name="roadwatch-portal-report", connect_timeout=10)
+                try:
+                    await anchor_with_report(nc.jetstream(), conn, key, os.environ.get("AUDIT_CHAIN", anchors.CHAIN))
+                finally:
+                    await nc.close()
+            return data
         finally:
             await conn.close()
 

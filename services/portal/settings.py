@@ -8,6 +8,8 @@ from pathlib import Path
 import msgspec
 
 from proto import subjects
+from services.portal import anchors
+from services.portal.origins import origin_of as csrf_origin
 from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
 
 EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
@@ -25,6 +27,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str = "Asia/Ho_Chi_Minh"  # local days in statistics, case numbers by local year
     public_rate_per_minute: int = 30    # public lookups per client and minute
     trust_forwarded: bool = False       # take the client address from X-Forwarded-For (behind a proxy)
+    # The origin(s) browsers reach the portal at, checked against Origin/Referer on every
+    # state-changing request (csrf.py); unset: the scheme and Host the request came to.
+    public_url: str = ""
+    allowed_origins: tuple[str, ...] = ()
     outbox_retry_s: float = 5.0         # republish decided events not acknowledged after this long
     # A new case of the same plate and violation type as an open case, this close in time and
     # place, is flagged "có thể trùng với CASE-…" for the reviewer to merge.
@@ -33,6 +39,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # After a plate correction the portal asks the registry for the corrected plate's owner.
     registry_lookup_subject: str = subjects.request("registry", "lookup-owner")
     registry_timeout_s: float = 3.0
+    # The audit chain's head is signed with this key (a file holding >= 32 bytes as hex; never in
+    # the repository) and published to AUDIT_ANCHORS at start, every interval when it moved, and
+    # with each report. Unset: no anchors, and a cut tail of the audit log cannot be detected.
+    audit_anchor_key_file: str = ""
+    audit_anchor_interval_s: float = 300.0
+    # Retention after a case closes, per data class, in days (0: keep forever); retention.py.
+    retention_rejected_evidence_days: int = 90
+    retention_closed_evidence_days: int = 1825
+    retention_owner_snapshot_days: int = 365
+    audit_chain: str = "portal"  # the chain's name in the anchors' subject (one per deployment)
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -55,5 +71,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("DUPLICATE_RADIUS_M", f"{self.duplicate_radius_m} is not between 0 and 5000")
         if not 0.1 <= self.registry_timeout_s <= 60:
             raise SettingError("REGISTRY_TIMEOUT_S", f"{self.registry_timeout_s} is not between 0.1 and 60")
+        for variable, url in (("PUBLIC_URL", self.public_url), *(("ALLOWED_ORIGINS", o) for o in self.allowed_origins)):
+            if url and csrf_origin(url) is None:
+                raise SettingError(variable, f"{url!r} is not an http(s) origin such as https://portal.example.vn")
+        if self.audit_anchor_key_file:
+            try:
+                anchors.load_key(self.audit_anchor_key_file)
+            except anchors.AnchorKeyError as exc:
+                raise SettingError("AUDIT_ANCHOR_KEY_FILE", str(exc).split(": ", 1)[-1]) from None
+        if not self.audit_chain.replace("-", "").replace("_", "").isalnum() or not self.audit_chain.islower():
+            raise SettingError("AUDIT_CHAIN", f"{self.audit_chain!r}: lowercase letters, digits, '-' or '_'")
+        for name in ("retention_rejected_evidence_days", "retention_closed_evidence_days",
+                     "retention_owner_snapshot_days"):
+            if not 0 <= getattr(self, name) <= 36_500:
+                raise SettingError(name.upper(), f"{getattr(self, name)} is not between 0 (keep) and 36500 days")
+        if not 1 <= self.audit_anchor_interval_s <= 86_400:
+            raise SettingError("AUDIT_ANCHOR_INTERVAL_S", f"{self.audit_anchor_interval_s} is not between 1 and 86400")
         if not 0.5 <= self.outbox_retry_s <= 3600:
             raise SettingError("OUTBOX_RETRY_S", f"{self.outbox_retry_s} is not between 0.5 and 3600")

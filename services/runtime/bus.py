@@ -108,6 +108,8 @@ def stream_config(stream: streams.Stream, *, replicas: int = 1) -> api.StreamCon
         max_msg_size=stream.max_msg_size,
         duplicate_window=float(stream.duplicate_window_s),
         num_replicas=replicas,
+        deny_delete=stream.deny_delete or None,
+        deny_purge=stream.deny_purge or None,
     )
 
 

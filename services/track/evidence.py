@@ -129,6 +129,7 @@ class EvidenceObject:
     kind: str
     data: bytes
     captured_at: datetime | None
+    subject_box: tuple[float, float, float, float] | None = None  # the violating vehicle, image pixels
 
     @property
     def sha256(self) -> str:
@@ -158,10 +159,13 @@ def build(draft: ViolationDraft, scene: Scene, frames: dict[int, StoredFrame]) -
         if observation.stream_seq not in images:
             continue
         stored = frames[observation.stream_seq]
-        objects.append(EvidenceObject("frame", stored.jpeg, stored.captured_at))
-        overlay = render_overlay(images[observation.stream_seq], draft, scene, role, observation.box,
-                                 stored.captured_at, crop, plate_text)
-        objects.append(EvidenceObject("overlay", encode_jpeg(overlay), stored.captured_at))
+        image = images[observation.stream_seq]
+        sx, sy = image.shape[1] / scene.frame_size[0], image.shape[0] / scene.frame_size[1]
+        box = observation.box
+        in_image = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+        objects.append(EvidenceObject("frame", stored.jpeg, stored.captured_at, in_image))
+        overlay = render_overlay(image, draft, scene, role, observation.box, stored.captured_at, crop, plate_text)
+        objects.append(EvidenceObject("overlay", encode_jpeg(overlay), stored.captured_at, in_image))
     return objects, sorted(set(frames) - set(images))
 
 

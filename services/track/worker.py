@@ -22,7 +22,7 @@ from nats.js import JetStreamContext, api
 from nats.js.object_store import ObjectStore
 
 from proto import ids, subjects
-from proto.v1.common import EvidenceRef
+from proto.v1.common import Box, EvidenceRef
 from proto.v1.detection import DetectionMade
 from proto.v1.frame import DISCONTINUITIES, HEADER_CAMERA_ID, HEADER_CAPTURED_AT, HEADER_DISCONTINUITY
 from proto.v1.telemetry import SignalPhase
@@ -225,8 +225,12 @@ class CameraWorker:
                                   headers={"Content-Type": "image/jpeg"})
             await self.store.put(name, obj.data, meta=meta)
         metrics.EVIDENCE.labels(obj.kind).inc()
+        box = None
+        if obj.subject_box is not None:
+            x1, y1, x2, y2 = (max(0.0, v) for v in obj.subject_box)
+            box = Box(x1=x1, y1=y1, x2=x2, y2=y2)
         return EvidenceRef(bucket=self.bucket, name=name, sha256=name, kind=obj.kind,  # type: ignore[arg-type]
-                           size=len(obj.data), captured_at=obj.captured_at)
+                           size=len(obj.data), captured_at=obj.captured_at, subject_box=box)
 
 
 def decode_phase(msg: Msg) -> SignalPhase:

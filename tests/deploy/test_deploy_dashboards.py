@@ -370,7 +370,7 @@ def test_bucket_bounds_used_are_the_histograms_own() -> None:
             if isinstance(metric, MetricWrapperBase) and metric._type == "histogram":
                 bounds[metric._name + "_bucket"] = {float(b) for b in metric._upper_bounds}
     used = [pair for query in dashboard_queries() + rule_queries() for pair in bucket_matchers(promql_parser.parse(query))]
-    assert ("roadwatch_notify_notice_delay_days_bucket", "8") in used
+    assert ("roadwatch_notify_notice_delay_seconds_bucket", "691200") in used
     for metric, le in used:
         assert float(le) in bounds[metric], f"{metric} has no bucket le={le}"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 
 from notify_samples import EXAMPLE, case, owner, vehicle
 from notify_servers import SmtpSink, migrate, register, start_registry
@@ -106,7 +108,13 @@ async def test_killed_while_sending_loses_nothing_and_repeats_nothing(
             async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                 assert response.status == 200
             async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                assert "roadwatch_notify_notices_total" in await response.text()
+                exposition = await response.text()
+        assert "roadwatch_notify_notices_total" in exposition
+        # Base units: the delay from violation to notice in seconds, and promtool finds nothing to fix.
+        assert 'roadwatch_notify_notice_delay_seconds_bucket{le="86400.0"}' in exposition
+        assert "notice_delay_days" not in exposition
+        check = promtool_check_metrics(exposition)
+        assert check.returncode == 0 and not (check.stdout + check.stderr).strip(), check.stdout + check.stderr
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
     finally:
@@ -147,3 +155,11 @@ async def _is_set(event: asyncio.Event) -> bool:
 
 async def _equals(value, expected) -> bool:
     return value() == expected
+
+
+def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess:
+    """`promtool check metrics` (lint of names, units, help) on a /metrics text."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is needed (Debian package prometheus; make deploy-deps)")
+    return subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60)

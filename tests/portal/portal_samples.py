@@ -12,7 +12,7 @@ import nats.js.api
 
 from proto import ids, subjects
 from proto.v1 import ViolationIdentified, ViolationUnidentified
-from proto.v1.common import EvidenceRef, Location, PlateAlternative, PlateText
+from proto.v1.common import Box, EvidenceRef, Location, PlateAlternative, PlateText
 from proto.v1.violation import Measurement, Owner, Vehicle, ViolationDetected
 from services.runtime import bus
 
@@ -34,11 +34,15 @@ OWNERS = {
 OWNER_SECRETS = [v for o in OWNERS.values() for v in (o.name, o.national_id, o.address, o.phone, o.email)]
 
 
+AMBULANCE = Box(x1=285, y1=255, x2=558, y2=630)  # in vn_cam_video1_78.jpg (1280×720)
+
+
 async def put_evidence(js, street_dir: Path, image: str = "vn_cam_video1_78.jpg",
                        crop: tuple[int, int, int, int] = (405, 585, 505, 635), *,
-                       bucket: str = BUCKET) -> tuple[EvidenceRef, ...]:
+                       bucket: str = BUCKET, subject_box: Box | None = AMBULANCE) -> tuple[EvidenceRef, ...]:
     """Store a real camera frame and a crop of it under their SHA-256, as track does (the
-    default crop is the ambulance's plate, 68H-5984, in vn_cam_video1_78.jpg)."""
+    default crop is the ambulance's plate, 68H-5984, in vn_cam_video1_78.jpg; `subject_box`
+    the violating vehicle in the frame, the ambulance, checked by eye)."""
     frame = (street_dir / image).read_bytes()
     decoded = cv2.imread(str(street_dir / image))
     x1, y1, x2, y2 = crop
@@ -53,7 +57,8 @@ async def put_evidence(js, street_dir: Path, image: str = "vn_cam_video1_78.jpg"
         sha = hashlib.sha256(data).hexdigest()
         await store.put(sha, data)
         refs.append(EvidenceRef(bucket=bucket, name=sha, sha256=sha, kind=kind, size=len(data),
-                                captured_at=datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)))
+                                captured_at=datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT),
+                                subject_box=subject_box if kind == "frame" else None))
     return tuple(refs)
 
 

@@ -39,7 +39,7 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
     camera = running.camera
     evidence = await put_evidence(js, street_dir, bucket=running.bucket)
     # A motorbike from behind, too far away for its plate to be read.
-    other_evidence = await put_evidence(js, street_dir, image="vn_cam_g30_Image3154.jpg", crop=(240, 170, 330, 270),
+    other_evidence = await put_evidence(js, street_dir, image="vn_cam_g30_Image3154.jpg", crop=(240, 170, 330, 270), subject_box=None,
                                           bucket=running.bucket)
     # The camera read 68H-5934; the plate crop shows 68H-5984 (checked by eye), so the officer corrects it.
     first = identified(camera, 1, plate="68H-5934", evidence=evidence)
@@ -77,6 +77,8 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
             await expect(page.locator(".facts")).to_contain_text("Nguyễn Văn An")  # police see the owner
             await page.screenshot(path=artifacts / "2-ho-so-truoc-khi-xac-nhan.png", full_page=True)
 
+            # The form carries the session's anti-forgery token; the browser sends it with Origin.
+            assert len(await page.locator("#review-form input[name=csrf_token]").input_value()) == 64
             await page.keyboard.press("b")  # focus the plate field
             await page.keyboard.press("Control+A")
             await page.keyboard.type("68h5984")

@@ -35,6 +35,7 @@ def _matches(pattern: str, subject: str) -> bool:
         subjects.camera_status("cam-07"),
         subjects.signal_phase("lach-tray"),
         subjects.dlq("detect"),
+        subjects.audit_anchored("portal"),
     ],
 )
 def test_each_subject_is_kept_by_exactly_one_stream(subject: str) -> None:
@@ -46,7 +47,7 @@ def test_message_table_names_the_stream_that_keeps_it() -> None:
     for message in MESSAGES:
         example = message.subject.format(
             camera_id="cam-07", type="red_light", decision="confirmed", channel="email",
-            intersection_id="x-1", service="detect",
+            intersection_id="x-1", service="detect", chain="portal",
         )
         assert any(_matches(p, example) for p in streams.BY_NAME[message.stream].subjects), message.name
 

@@ -52,6 +52,11 @@ def test_originals_overlays_and_plate_crop(tmp_path, jpeg):
     crop = cv2.imdecode(np.frombuffer(objects[0].data, np.uint8), cv2.IMREAD_COLOR)
     assert crop.shape[1] > crop.shape[0] > 10  # a plate-shaped crop
     assert evidence.sha256(objects[1].data) == objects[1].sha256
+    # The violating vehicle's box, in the image's pixels, on every frame and overlay (the public copy keeps only it).
+    assert objects[0].subject_box is None
+    for o in objects[1:]:
+        x1, y1, x2, y2 = o.subject_box
+        assert 0 <= x1 < x2 <= original.shape[1] and 0 <= y1 < y2 <= original.shape[0]
 
 
 def test_undecodable_and_missing_frames_are_not_replaced(tmp_path, jpeg):

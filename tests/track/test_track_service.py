@@ -101,6 +101,7 @@ async def test_red_light_from_controller_with_evidence_counts_and_dead_letters(
     for ref in red.evidence:
         data = (await store.get(ref.name)).data
         assert hashlib.sha256(data).hexdigest() == ref.sha256 and ref.captured_at is not None
+        assert ref.subject_box is not None and ref.subject_box.x2 > ref.subject_box.x1
     expired = found[gone]
     assert expired.type == "red_light" and expired.evidence == ()
     assert expired.evidence_status == "expired" and len(expired.evidence_missing) == 3
