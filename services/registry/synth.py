@@ -241,8 +241,12 @@ def write(out: TextIO, vehicles: int, province: Province, seed: int = 1, today: 
         row = generator.vehicle(plate, vehicle_type)
         if not row[-1]:
             # A demo plate's owner always has an e-mail address, so that its notice shows up in
-            # the local outbox (the owner is the last 8 columns: ..., name, ..., phone, email).
-            row[-1] = f"{_ascii(row[-7])}@example.vn"
+            # the local outbox (the owner is the last 8 columns: kind, name, national id, ...,
+            # phone, email). The owner may own other vehicles too: the same details everywhere.
+            email = f"{_ascii(row[-7])}@example.vn"
+            row[-1] = email
+            for owner in (o for pool in generator.owners.values() for o in pool if o[2] == row[-6]):
+                owner[-1] = email
         writer.writerow(row)
     every = max(vehicles // hotlist, 1) if hotlist else 0
     wanted: list[str] = []

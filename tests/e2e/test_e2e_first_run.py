@@ -64,7 +64,7 @@ def first_run(tmp_path: Path, shared_dir: Path, database_url: str):
         run_env = dict(line.split("=", 1) for line in (var / "run.env").read_text().splitlines() if "=" in line)
         # nats-server runs the production accounts: the test reads as the notify service would.
         yield {"portal": f"http://127.0.0.1:{ports['PORTAL_PORT']}", "nats": run_env["NATS_URL_NOTIFY"],
-               "outbox": var / "outbox", "started": started, "log": tmp_path / "honcho.log"}
+               "outbox": var / "outbox", "started": started, "log": tmp_path / "honcho.log", "honcho": honcho}
     finally:
         os.killpg(honcho.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
         try:
@@ -88,11 +88,14 @@ async def test_a_clip_becomes_a_confirmed_case_with_one_notice_and_a_public_entr
         deadline = time.monotonic() + 300
         while case is None:
             assert time.monotonic() < deadline, "no case with evidence within 5 minutes:\n" + first_run["log"].read_text()[-4000:]
+            assert first_run["honcho"].poll() is None, "the stack stopped:\n" + first_run["log"].read_text()[-4000:]
             try:
                 listing = await _json(client, f"{portal}/api/cases?state=unidentified&state=identified", headers=POLICE)
                 case = next((item for item in listing["items"] if item["camera_id"] == "demo-haiphong"), None)
             except aiohttp.ClientError:
                 pass
+            if case is None:
+                await asyncio.sleep(1)
             if case is None:
                 await asyncio.sleep(2)
         print(f"first case {case['case_id']} {time.monotonic() - first_run['started']:.0f} s after start")
