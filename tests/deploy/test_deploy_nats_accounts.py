@@ -32,7 +32,7 @@ SERVICES = ("ingest", "detect", "track", "registry", "portal", "notify")
 AGENCIES = ("police", "commune_police", "transport", "operations_centre")
 CHANNELS = typing.get_args(Channel)
 PLACEHOLDERS = {"camera_id": "cam-07", "type": "red_light", "decision": "confirmed",
-                "intersection_id": "ix-03", "service": "track"}
+                "intersection_id": "ix-03", "service": "track", "chain": "portal"}
 LOOKUP_OWNER = subjects.request("registry", "lookup-owner")
 
 
