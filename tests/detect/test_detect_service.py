@@ -171,11 +171,11 @@ class SlowPipeline:
         self.pipeline, self.seconds = pipeline, seconds
         self.model_name = pipeline.model_name
 
-    def process(self, image):
+    def process(self, image, plan=None):
         import time
 
         time.sleep(self.seconds)
-        return self.pipeline.process(image)
+        return self.pipeline.process(image, plan)
 
 
 async def test_under_overload_every_camera_loses_frames_evenly(nats_url, nc, js, pipeline, settings: Settings,

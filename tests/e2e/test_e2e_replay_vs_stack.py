@@ -55,7 +55,10 @@ def stack_run(tmp_path: Path, shared_dir: Path):
     url = f"nats://127.0.0.1:{port}"
     server = localstack.start_nats(tmp_path / "nats", port)
     env = {**os.environ, "NATS_URL": url, "MODELS_DIR": str(shared_dir / "models"), "LOG_LEVEL": "WARNING",
-           "CAMERAS_FILE": str(cameras), "SCENES_DIR": str(SCENE.parent), "QUEUE_SIZE": "1000"}
+           "CAMERAS_FILE": str(cameras), "SCENES_DIR": str(SCENE.parent), "QUEUE_SIZE": "1000",
+           # The clip is published flat out (realtime: false): detect must take every frame, not
+           # shed the backlog as it does under overload, for the stack to see what replay sees.
+           "FRAMES_PER_CAMERA": "100000"}
     processes: dict[str, subprocess.Popen] = {}
     logs = tmp_path / "logs"
     logs.mkdir()

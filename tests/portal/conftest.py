@@ -4,11 +4,13 @@ own durable consumers (tests share one nats-server)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from proto import streams, subjects
@@ -24,6 +26,14 @@ TOKENS = {"police": "demo-police", "commune_police": "demo-commune", "transport"
 @pytest.fixture
 async def portal_url(database_url: str) -> str:
     await migrations.migrate(database_url, services=["portal"])
+    # Every test has its own database but all share one nats-server, and a decision's event id
+    # comes from its case number: start each database's numbering elsewhere, or a second test's
+    # CASE-2026-000001 decision would be dropped by JetStream as a repeat of the first's.
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("SELECT setval('portal.case_number', $1)", secrets.randbelow(10**9) + 1)
+    finally:
+        await conn.close()
     return database_url
 
 
