@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from collections import defaultdict
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-errors", action="store_true", help="list every image the repaired read gets wrong")
     args = parser.parse_args(argv)
     args.data = args.data or args.shared / "data" / "plates"
-    settings = load(Settings, service="eval-plates")
+    # The models of ../shared unless MODELS_DIR says otherwise (the repository's models/ holds
+    # only the project's own detector).
+    settings = load(Settings, {"MODELS_DIR": str(args.shared / "models"), **os.environ}, service="eval-plates")
     pipeline = Pipeline.from_settings(settings)
     counts: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0])  # raw ok, repaired ok, n, seconds, checked ok
     errors = []
