@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 
@@ -41,25 +40,16 @@ from services.track.settings import Settings as TrackSettings
 from services.track.riders import LoneRiderParams
 from services.track.tracker import TrackerParams
 
-REPO = Path(__file__).resolve().parents[2]
 JPEG_QUALITY = 80  # ingest's default `jpeg_quality`
 # Capture time of a replayed clip's first frame, unless the caller gives one (a whole second, so
 # that sampling slots counted from it are those counted from the clip's start).
 DEFAULT_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
-def models_dir(environ: Mapping[str, str]) -> str:
-    """MODELS_DIR, else ../shared/models next to the checkout when it is there (as `make run`)."""
-    if environ.get("MODELS_DIR"):
-        return environ["MODELS_DIR"]
-    shared = REPO.parent / "shared" / "models"
-    return str(shared) if shared.is_dir() else DetectSettings().models_dir
-
-
 def detect_settings(environ: Mapping[str, str] | None = None, **overrides: str) -> DetectSettings:
-    """The detect service's settings from the same environment variables; raises SettingError."""
+    """The detect service's settings from the same environment variables (MODELS_DIR included);
+    raises SettingError."""
     env = dict(os.environ if environ is None else environ)
-    env["MODELS_DIR"] = models_dir(env)
     env.update(overrides)
     return parse(DetectSettings, env)
 
