@@ -93,8 +93,12 @@ async def test_a_loop_in_the_frames_resets_phases_tracks_and_counts(nc, js, uniq
     assert [(c.window_start, round(c.window_s, 1)) for c in counts][:1] == [(t0, 2.9)]
     assert [(c.line, c.direction, c.vehicle_class, c.count) for c in counts[0].counts] == \
         [("approach-north", "forward", "car", 1)]
-    if len(counts) > 1:  # published at shutdown, if the subscription was still there to see it
-        assert counts[1].window_start == loop_t and sum(c.count for c in counts[1].counts) == 1
+    # The second pass's windows (1 s long: the car may fall in the second or a later one, closed
+    # on time or at shutdown, if the subscription is still there to see it) start at the loop
+    # and never count its car twice.
+    if len(counts) > 1:
+        assert counts[1].window_start == loop_t
+        assert sum(c.count for window in counts[1:] for c in window.counts) <= 1
 
 
 async def test_a_clip_played_once_gets_its_count_window_published_without_a_shutdown(
