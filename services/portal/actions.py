@@ -188,7 +188,9 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
                                "sửa biển số, hoặc xác nhận kèm lý do (plate_override_reason)")
     # The lookup waits for the registry: before the transaction, so that no row stays locked meanwhile.
     found = (await owners.lookup(portal.nc, portal.config.registry_lookup_subject, printed,
-                                 portal.config.registry_timeout_s) if corrected and decision == "confirmed" else None)
+                                 portal.config.registry_timeout_s, case_id=case_id,
+                                 requested_by=f"portal:{user.id}", purpose="plate_correction")
+             if corrected and decision == "confirmed" else None)
     async with portal.pool.acquire() as conn:
         async with conn.transaction():
             case = await store.get_case(conn, case_id, lock=True)
