@@ -29,6 +29,7 @@ PARAMETER_HELP = {
     "channel": "Delivery channel: email, sms, post, webhook, inspection_registry or commune_police.",
     "intersection_id": "Intersection id, as named in the scene files.",
     "service": "The service that gave up on the message.",
+    "model": "Model name: the slot detect loads (vehicle).",
     "chain": "The audit chain: portal (the portal's audit log of reads of personal data and evidence).",
 }
 

@@ -122,8 +122,21 @@ AUDIT_ANCHORS = Stream(
     deny_purge=True,
 )
 
+# Which detector version was in service when: evidence names the model that produced it, so
+# the record of promotions (who, why, forced or not) is kept like the audit anchors. The last
+# message per subject is the version in service (detect reads it at start and follows it).
+MODELS = Stream(
+    name="MODELS",
+    subjects=(subjects.ALL_MODELS_PROMOTED,),
+    description="Detector model promotions and rollbacks; the last per model is the one in service. Never deleted.",
+    max_age_s=0,
+    duplicate_window_s=1 * DAY,
+    deny_delete=True,
+    deny_purge=True,
+)
+
 ALL: tuple[Stream, ...] = (
-    FRAMES, DETECTIONS, VIOLATIONS, CASES, NOTICES, TELEMETRY, INCIDENTS, DEAD_LETTERS, AUDIT_ANCHORS,
+    FRAMES, DETECTIONS, VIOLATIONS, CASES, NOTICES, TELEMETRY, INCIDENTS, DEAD_LETTERS, AUDIT_ANCHORS, MODELS,
 )
 BY_NAME: dict[str, Stream] = {stream.name: stream for stream in ALL}
 

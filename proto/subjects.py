@@ -99,6 +99,10 @@ def signal_phase(intersection_id: str) -> str:
     return f"traffic.signal.phase.{VERSION}.{check_token(intersection_id, 'intersection id')}"
 
 
+def model_promoted(model: str) -> str:
+    return f"traffic.model.promoted.{VERSION}.{check_token(model, 'model name')}"
+
+
 def audit_anchored(chain: str) -> str:
     return f"traffic.audit.anchored.{VERSION}.{check_token(chain, 'chain')}"
 
@@ -132,3 +136,4 @@ ALL_CAMERA_STATUS = f"traffic.camera.status.{VERSION}.>"
 ALL_SIGNAL_PHASES = f"traffic.signal.phase.{VERSION}.>"
 ALL_DEAD_LETTERS = "traffic.dlq.>"
 ALL_AUDIT_ANCHORS = f"traffic.audit.anchored.{VERSION}.>"
+ALL_MODELS_PROMOTED = f"traffic.model.promoted.{VERSION}.>"

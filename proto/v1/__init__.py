@@ -15,6 +15,7 @@ from proto.v1.dead_letter import DeadLetter
 from proto.v1.detection import DetectedObject, DetectedPlate, DetectionMade, FrameRef
 from proto.v1.frame import FrameMeta
 from proto.v1.incident import IncidentCleared, IncidentDetected, IncidentUpdated, LaneTraffic
+from proto.v1.model import ModelFigures, ModelPromoted
 from proto.v1.notice import NoticeFailed, NoticeHeld, NoticeSent
 from proto.v1.registry import OwnerLookupReply, OwnerLookupRequest
 from proto.v1.telemetry import CameraStatus, SignalPhase, VehicleCount, VehiclesCounted
@@ -89,6 +90,10 @@ MESSAGES: tuple[Message, ...] = (
     Message(name="audit_anchored", type=AuditAnchored, subject="traffic.audit.anchored.v1.{chain}",
             stream="AUDIT_ANCHORS", summary="The signed head of an audit chain (seq and hash of its last row), "
                                             "published at intervals and with each report; kept undeletable."),
+    Message(name="model_promoted", type=ModelPromoted, subject="traffic.model.promoted.v1.{model}",
+            stream="MODELS", summary="A detector model version was promoted (or rolled back to): detect swaps to it "
+                                     "between frames. The last message per model is the version in service; the "
+                                     "stream keeps who, why, whether the truth check was forced, and the figures."),
 )
 
 BY_NAME: dict[str, Message] = {message.name: message for message in MESSAGES}
@@ -121,7 +126,7 @@ CONTRACT: dict[str, type] = {
 }
 
 __all__ = [
-    "AuditAnchored",
+    "AuditAnchored", "ModelFigures", "ModelPromoted",
     "MESSAGES", "BY_NAME", "Message", "ENDPOINTS", "Endpoint", "CONTRACT", "OwnerLookupRequest", "OwnerLookupReply",
     "Box", "Point", "Location", "PlateAlternative", "PlateText", "EvidenceRef",
     "FrameMeta", "FrameRef", "DetectedObject", "DetectedPlate", "DetectionMade",

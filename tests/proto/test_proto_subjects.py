@@ -39,6 +39,7 @@ def _matches(pattern: str, subject: str) -> bool:
         subjects.incident_detected("cam-07", "stopped_vehicle"),
         subjects.incident_updated("cam-07", "congestion"),
         subjects.incident_cleared("cam-07", "wrong_way_driving"),
+        subjects.model_promoted("vehicle"),
     ],
 )
 def test_each_subject_is_kept_by_exactly_one_stream(subject: str) -> None:
@@ -51,6 +52,7 @@ def test_message_table_names_the_stream_that_keeps_it() -> None:
         example = message.subject.format(
             camera_id="cam-07", type="red_light", decision="confirmed", channel="email",
             intersection_id="x-1", service="detect", chain="portal", incident_type="congestion",
+            model="vehicle",
         )
         assert any(_matches(p, example) for p in streams.BY_NAME[message.stream].subjects), message.name
 
