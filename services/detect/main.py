@@ -8,6 +8,11 @@ releases the GIL), and each frame's detections are published before the batch is
 detect falls behind, every camera loses frames alike (admission.py), and the drops are counted
 per camera and logged as one WARNING per DROP_LOG_INTERVAL_S. With arguments, `roadwatch detect
 IMAGE...` runs the same pipeline on files instead.
+
+Models (live_model.py, model_store.py): with MODEL_NAME set, the vehicle model is the version
+last promoted in the `models` bucket (the MODELS_DIR file while none is), followed through
+`model.promoted` events and swapped between batches; a candidate in shadow (key-value bucket
+`model_shadow`) runs beside it on 1 frame in N and is only measured.
 """
 
 from __future__ import annotations
@@ -16,27 +21,31 @@ import asyncio
 import logging
 import sys
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 
+import nats.errors
 from nats.aio.msg import Msg
+from nats.js import api
 
-from proto import streams, subjects
+from proto import codec, streams, subjects
 from proto.v1.detection import DetectionMade
+from proto.v1.model import ModelPromoted
 from proto.v1.frame import frame_meta_from_headers
-from services.detect import admission
+from services.detect import admission, live_model, model_store, shadow
 from services.detect import metrics
 from services.detect.handler import Frame, decode_frame, detect_frame, detection_event, utcnow
 from services.detect.pipeline import FrameResult, Pipeline
 from services.detect.regions import PlanBook, RegionError
-from services.detect.sessions import ModelError
+from services.detect.sessions import ModelError, file_sha256
 from services.detect.settings import Settings
 from services.runtime import bus, http, lifecycle, logs
 from services.runtime.settings import load
 
 log = logging.getLogger("services.detect")
 SERVICE = "detect"
-STREAMS = (streams.FRAMES, streams.DETECTIONS, streams.DEAD_LETTERS)
+STREAMS = (streams.FRAMES, streams.DETECTIONS, streams.DEAD_LETTERS, streams.MODELS)
 
 
 class Worker:
@@ -46,7 +55,11 @@ class Worker:
                  consumer_name: str = streams.DETECT.name, plans: PlanBook | None = None) -> None:
         self.js = js
         self.consumer_name = consumer_name
-        self.pipeline = pipeline
+        # Replaced whole by a model swap; a batch reads it once, so its frames finish on one model.
+        self.live = live_model.Live(pipeline, live_model.FILE_VERSION, "")
+        self.candidate: live_model.Candidate | None = None
+        self.shadow_seen = 0
+        self.model_name = settings.model_name or "vehicle"
         self.plans = plans or PlanBook({})
         self.settings = settings
         self.executor = executor
@@ -95,10 +108,14 @@ class Worker:
                 **fields, "max_frame_age_s": self.settings.max_frame_age_s,
                 "frames_per_camera": self.settings.frames_per_camera}})
 
-    def _run(self, frame: Frame) -> tuple[FrameResult | None, float, str]:
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.live.pipeline
+
+    def _run(self, pipeline: Pipeline, frame: Frame) -> tuple[FrameResult | None, float, str]:
         started = time.perf_counter()
         try:
-            result = detect_frame(self.pipeline, self.plans, frame)
+            result = detect_frame(pipeline, self.plans, frame)
         except Exception as exc:  # one image that breaks the pipeline must not sink its batch
             log.exception("detection failed", extra={"fields": {"camera_id": frame.meta.camera_id,
                                                                 "frame_seq": frame.meta.frame_seq}})
@@ -113,9 +130,12 @@ class Worker:
     async def detect(self, fresh: list[tuple[Frame, Msg]]) -> None:
         """Run the models on the admitted frames and publish their detections."""
         loop = asyncio.get_running_loop()
-        outcomes = await asyncio.gather(*(loop.run_in_executor(self.executor, self._run, frame) for frame, _ in fresh))
+        live = self.live  # the model this batch runs on, even if a swap lands meanwhile
+        outcomes = await asyncio.gather(*(loop.run_in_executor(self.executor, self._run, live.pipeline, frame)
+                                          for frame, _ in fresh))
         now = utcnow()
         done: list[tuple[Frame, DetectionMade]] = []
+        results: list[FrameResult] = []
         for (frame, msg), (result, seconds, error) in zip(fresh, outcomes):
             metrics.FRAME_SECONDS.observe(seconds)
             if result is None:
@@ -123,7 +143,8 @@ class Worker:
                 # It would fail on every replica: dead-letter it alone, the rest of the batch is acked.
                 await self.consumer.dead_letter(msg, "invalid", f"detection failed on this frame: {error}")
                 continue
-            done.append((frame, detection_event(frame, result, model=self.pipeline.model_name, now=now)))
+            done.append((frame, detection_event(frame, result, model=live.pipeline.model_name, now=now)))
+            results.append(result)
         await asyncio.gather(*(bus.publish(self.js, subjects.detection_made(e.camera_id), e, service=SERVICE) for _, e in done))
         now = utcnow()
         for frame, event in done:
@@ -133,6 +154,38 @@ class Worker:
                 metrics.OBJECTS.labels(obj.class_name).inc()
             for plate in event.plates:
                 metrics.PLATES.labels(plate.source, str(plate.read.format_valid).lower()).inc()
+        await self.run_shadow(live, [frame for frame, _ in done], results)
+
+    async def run_shadow(self, live: live_model.Live, frames: list[Frame], results: list[FrameResult]) -> None:
+        """The candidate on 1 frame in `every`, after the live detections are out; only measured."""
+        candidate = self.candidate
+        if candidate is None or not frames:
+            return
+        chosen = []
+        for frame, result in zip(frames, results):
+            self.shadow_seen += 1
+            if self.shadow_seen % candidate.every == 0:
+                chosen.append((frame, result))
+        if not chosen:
+            return
+        loop = asyncio.get_running_loop()
+        found = await asyncio.gather(*(loop.run_in_executor(
+            self.executor, candidate.pipeline.find_vehicles, frame.image, self.plans.for_camera(frame.meta.camera_id))
+            for frame, _ in chosen), return_exceptions=True)
+        labels = (self.model_name, str(candidate.card.version), live.version)
+        for (frame, result), vehicles in zip(chosen, found):
+            if isinstance(vehicles, BaseException):
+                log.warning("shadow model failed on a frame", extra={"fields": {
+                    "candidate": candidate.card.label, "camera_id": frame.meta.camera_id, "error": repr(vehicles)}})
+                continue
+            compared = shadow.compare(result.vehicles, vehicles)
+            metrics.SHADOW_FRAMES.labels(*labels).inc()
+            metrics.SHADOW_VEHICLES.labels(*labels, "live").inc(compared.live)
+            metrics.SHADOW_VEHICLES.labels(*labels, "candidate").inc(compared.candidate)
+            metrics.SHADOW_MATCHED.labels(*labels).inc(compared.matched)
+            for side, counts in (("live", compared.live_classes), ("candidate", compared.candidate_classes)):
+                for class_name, n in counts.items():
+                    metrics.SHADOW_OBJECTS.labels(*labels, side, class_name).inc(n)
 
 
 async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
@@ -148,6 +201,12 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
                                      host=settings.http_host)
         stack.push_async_callback(runner.cleanup)
         worker = Worker(js, pipeline, settings, executor, consumer_spec.name, plans)
+        worker.live = live_model.Live(pipeline, live_model.FILE_VERSION, _file_sha256(settings))
+        metrics.MODEL_INFO.labels(worker.model_name, worker.live.version, worker.live.sha256).set(1)
+        if settings.model_name:
+            models = Models(js, worker, pipeline, plans or PlanBook({}), settings)
+            await models.start()  # the promoted version, before the first frame (ModelError: exit 2)
+            stack.push_async_callback(models.stop)
         # Up to BATCH_SIZE frames or BATCH_WAIT_MS once the first is in; the next batch is
         # fetched while this one runs on the workers, so bus round trips hide behind the models.
         worker.consumer = bus.Consumer(
@@ -159,6 +218,136 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
             look_ahead=max(settings.batch_size, consumer_spec.max_ack_pending // 2),
         )
         await worker.consumer.run(stop)
+
+
+def _file_sha256(settings: Settings) -> str:
+    path = settings.model_path(settings.vehicle_model)
+    return file_sha256(path) if Path(path).is_file() else ""
+
+
+class Models:
+    """Follows the promoted version (model.promoted events) and the shadow candidate (key-value)
+    of MODEL_NAME. Loads run on a worker thread; the frames go on meanwhile."""
+
+    def __init__(self, js, worker: Worker, base: Pipeline, plans: PlanBook, settings: Settings) -> None:
+        self.js, self.worker, self.base, self.plans, self.settings = js, worker, base, plans, settings
+        self.name = settings.model_name
+        self.tasks: list[asyncio.Task] = []
+        self.subscription = None
+        self.watcher = None
+        self.events: asyncio.Queue[ModelPromoted] = asyncio.Queue()
+
+    async def start(self) -> None:
+        promoted = await model_store.live(self.js, self.name)
+        if promoted is not None:
+            error = await self.swap(promoted)
+            if error:
+                raise ModelError(f"the promoted model cannot run: {error} (roll back with `roadwatch model rollback "
+                                 f"{self.name}`, or promote another version)")
+        # Ordered consumer from the last promotion on: nothing between the read above and now is missed.
+        self.subscription = await self.js.subscribe(
+            subjects.model_promoted(self.name), stream=streams.MODELS.name, ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_promoted)
+        self.tasks.append(asyncio.create_task(self._follow_promotions(), name="detect-model-promotions"))
+        kv = await model_store.shadow_bucket(self.js)
+        self.watcher = await kv.watch(self.name)
+        self.tasks.append(asyncio.create_task(self._follow_shadow(), name="detect-model-shadow"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for closing in (self.subscription and self.subscription.unsubscribe(), self.watcher and self.watcher.stop()):
+            if closing is not None:
+                try:
+                    await closing
+                except Exception:  # the connection is draining or gone: nothing left to close
+                    pass
+
+    async def _on_promoted(self, msg) -> None:
+        try:
+            self.events.put_nowait(codec.decode(msg.data, ModelPromoted))
+        except Exception as exc:  # noqa: BLE001 - a bad event must not stop the follower
+            log.error("model.promoted event not understood", extra={"fields": {"error": repr(exc)}})
+
+    async def _follow_promotions(self) -> None:
+        while True:
+            event = await self.events.get()
+            live = self.worker.live
+            if live.version == str(event.version) and live.sha256 == event.sha256:
+                continue  # the one already running (the ordered consumer starts on the last promotion)
+            try:
+                await self.swap(event)
+            except Exception:  # noqa: BLE001 - the bus failed mid-load: the running model stays, the next event retries
+                metrics.MODEL_SWAPS.labels(self.name, "promoted", "refused").inc()
+                log.exception("promoted model not loaded: the running model stays",
+                              extra={"fields": {"model": self.name, "version": event.version}})
+
+    async def _load(self, version: int) -> tuple[model_store.ModelCard, Pipeline]:
+        card, data = await model_store.fetch(self.js, self.name, version)
+        loop = asyncio.get_running_loop()
+        pipeline = await loop.run_in_executor(self.worker.executor, live_model.load, card, data, self.base,
+                                              self.plans, self.settings)
+        return card, pipeline
+
+    async def swap(self, event: ModelPromoted) -> str:
+        """Load the promoted version and make it the live one; the reason it was refused, or ''."""
+        old = self.worker.live
+        try:
+            card, pipeline = await self._load(event.version)
+            if card.sha256 != event.sha256:
+                raise model_store.StoreError(f"{card.label} has SHA-256 {card.sha256}, the promotion names {event.sha256}")
+        except (ModelError, model_store.StoreError) as exc:
+            metrics.MODEL_SWAPS.labels(self.name, "promoted", "refused").inc()
+            log.error("promoted model refused: the running model stays", extra={"fields": {
+                "model": self.name, "version": event.version, "running": old.version, "error": str(exc)}})
+            return str(exc)
+        self.worker.live = live_model.Live(pipeline, str(card.version), card.sha256)
+        metrics.MODEL_INFO.labels(self.name, old.version, old.sha256).set(0)
+        metrics.MODEL_INFO.labels(self.name, str(card.version), card.sha256).set(1)
+        metrics.MODEL_SWAPS.labels(self.name, "promoted", "swapped").inc()
+        log.info("vehicle model swapped", extra={"fields": {
+            "model": self.name, "version": card.version, "previous": old.version, "action": event.action,
+            "by": event.by, "forced": event.forced, "classes": list(card.classes), "sha256": card.sha256}})
+        return ""
+
+    async def _follow_shadow(self) -> None:
+        assert self.watcher is not None
+        while True:
+            try:
+                entry = await self.watcher.updates(timeout=3600)
+            except nats.errors.TimeoutError:
+                continue
+            if entry is None:  # the initial values are in
+                continue
+            try:
+                await self.set_shadow(model_store.decode_shadow(entry.value) if entry.operation is None else None)
+            except Exception:  # noqa: BLE001 - as above: measured nothing, detect goes on
+                metrics.MODEL_SWAPS.labels(self.name, "shadow", "refused").inc()
+                log.exception("shadow model not loaded", extra={"fields": {"model": self.name}})
+
+    async def set_shadow(self, wanted: model_store.Shadow | None) -> None:
+        current = self.worker.candidate
+        if wanted is None:
+            if current is not None:
+                log.info("shadow model off", extra={"fields": {"model": self.name, "candidate": current.card.version}})
+            self.worker.candidate = None
+            return
+        if current is not None and current.card.version == wanted.version:
+            self.worker.candidate = live_model.Candidate(current.pipeline, current.card, wanted.every)
+            return
+        try:
+            card, pipeline = await self._load(wanted.version)
+        except (ModelError, model_store.StoreError) as exc:
+            metrics.MODEL_SWAPS.labels(self.name, "shadow", "refused").inc()
+            log.error("shadow model refused", extra={"fields": {"model": self.name, "version": wanted.version,
+                                                                "error": str(exc)}})
+            self.worker.candidate = None
+            return
+        self.worker.candidate = live_model.Candidate(pipeline, card, wanted.every)
+        metrics.MODEL_SWAPS.labels(self.name, "shadow", "loaded").inc()
+        log.info("shadow model running", extra={"fields": {"model": self.name, "candidate": card.version,
+                                                           "every": wanted.every, "live": self.worker.live.version}})
 
 
 async def _run(settings: Settings, pipeline: Pipeline, plans: PlanBook) -> None:
@@ -183,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("models loaded", extra={"fields": {"vehicle_model": settings.vehicle_model, "format": settings.vehicle_format,
                                                 "workers": settings.workers, "batch_size": settings.batch_size,
                                                 "cameras_with_detection_plan": planned}})
-    asyncio.run(_run(settings, pipeline, plans))
+    try:
+        asyncio.run(_run(settings, pipeline, plans))
+    except ModelError as exc:
+        print(f"roadwatch detect: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 FRAMES = Counter(
     "roadwatch_detect_frames_total",
@@ -37,4 +37,38 @@ PLATES = Counter(
     "roadwatch_detect_plates_total",
     "Plates read, by where they were found and whether they fit an expected plate format.",
     ["source", "format_valid"],
+)
+
+# --- models from the bucket (docs/ARCHITECTURE.md "Models as versioned artefacts") -----------------
+MODEL_INFO = Gauge(
+    "roadwatch_detect_model_info",
+    "The vehicle model in service: 1 on its name, version (file: the MODELS_DIR file, nothing promoted) and SHA-256.",
+    ["model", "version", "sha256"],
+)
+MODEL_SWAPS = Counter(
+    "roadwatch_detect_model_swaps_total",
+    "Model changes asked for (a model.promoted event, a shadow candidate), by what and result: swapped/loaded, "
+    "or refused (the model did not load or fit; the running one stays).",
+    ["model", "kind", "result"],
+)
+SHADOW_FRAMES = Counter(
+    "roadwatch_detect_shadow_frames_total",
+    "Frames the shadow candidate ran on beside the live model (1 in every SHADOW `every`).",
+    ["model", "candidate", "live"],
+)
+SHADOW_VEHICLES = Counter(
+    "roadwatch_detect_shadow_vehicles_total",
+    "Vehicles (not persons) found on shadow frames, by side: live or candidate.",
+    ["model", "candidate", "live", "side"],
+)
+SHADOW_MATCHED = Counter(
+    "roadwatch_detect_shadow_matched_total",
+    "Vehicles the live model and the candidate both found on shadow frames (one-to-one at IoU >= 0.5). "
+    "Agreement = matched / (live + candidate - matched).",
+    ["model", "candidate", "live"],
+)
+SHADOW_OBJECTS = Counter(
+    "roadwatch_detect_shadow_objects_total",
+    "Objects per class on shadow frames, by side (live, candidate): their difference is the per-class count difference.",
+    ["model", "candidate", "live", "side", "class_name"],
 )

@@ -121,6 +121,18 @@ class Pipeline:
         pipeline.model_name = "+".join(Path(n).name for n in (s.vehicle_model, s.plate_model, s.ocr_rec_model))
         return pipeline
 
+    def with_vehicles(self, detector: VehicleDetector, keep_classes: list[str], model_name: str) -> "Pipeline":
+        """The same plate models and rules with another vehicle detector (a model swap): the
+        classes kept are those of `keep_classes` the new model has (ModelError when none)."""
+        keep = [name for name in keep_classes if name in detector.class_names]
+        if not keep:
+            raise ModelError(f"the model has none of the classes VEHICLE_KEEP_CLASSES names ({', '.join(keep_classes)}); "
+                             f"it has {', '.join(detector.class_names)}")
+        other = Pipeline(detector, self.reader, keep, sorted(self.fallback_classes), self.fallback_min_height,
+                         self.fallback_max_per_frame, self.crop_detector, sorted(self.text_fallback_classes), self.riders)
+        other.model_name = model_name
+        return other
+
     def check_plan(self, plan: DetectionPlan) -> None:
         """A plan naming a class the model does not have is refused (RegionError)."""
         check_classes(plan, self.vehicles.class_names)

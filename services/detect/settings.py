@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from proto.subjects import check_token
 from services.detect.riders import RiderRules
 from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
 from services.runtime.cpus import available_cores
@@ -36,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_tiles: int = 0  # 0: whole frame only; N >= 2: also N overlapping vertical strips
     vehicle_model_sha256: str = ""
     vehicle_keep_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
+    # The slot in the `models` bucket whose promoted version replaces VEHICLE_MODEL (swapped on each
+    # model.promoted event, candidates run in shadow); empty: the MODELS_DIR file only.
+    model_name: str = "vehicle"
 
     # `<camera_id>.yaml` scene files; their `detection:` block (roi, slices) is the camera's
     # detection plan. Empty: every camera gets the whole-frame path.
@@ -87,6 +91,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
         check_choice("VEHICLE_FORMAT", self.vehicle_format, FORMATS)
+        if self.model_name:
+            try:
+                check_token(self.model_name, "model name")
+            except ValueError as exc:
+                raise SettingError("MODEL_NAME", str(exc)) from None
         if not 0.0 <= self.vehicle_iou < 1.0:
             raise SettingError("VEHICLE_IOU", f"must be 0 (the format's own) or between 0 and 1, got {self.vehicle_iou}")
         for name in ("vehicle_conf", "plate_conf", "plate_iou"):
