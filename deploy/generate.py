@@ -314,6 +314,36 @@ def services() -> Board:
                  (f"sum({rate('roadwatch_detect_batch_frames_sum')}) / sum({rate('roadwatch_detect_batch_frames_count')})",
                   "frames per batch"),
                  (f"sum by (source, format_valid) ({rate('roadwatch_detect_plates_total')})", "plates {{source}} valid={{format_valid}}"))
+    b.row("detect: models (roadwatch model; docs/ARCHITECTURE.md)")
+    b.table("Vehicle model in service, per version",
+            (f"count by (model, version, sha256) ({sel('roadwatch_detect_model_info')} == 1)", "replicas"),
+            description="Each detect replica runs the version last promoted (version `file`: the MODELS_DIR file, "
+                        "nothing promoted); during a swap two versions show for a moment.")
+    b.timeseries("Model swaps and refusals",
+                 (f"sum by (model, kind, result) (increase({sel('roadwatch_detect_model_swaps_total')}[{RATE}]))",
+                  "{{model}} {{kind}} {{result}}"),
+                 description="swapped/loaded: a promoted version (or shadow candidate) in service; refused: it did "
+                             "not load or fit, detect kept what it ran (alert DetectModelRefused).")
+    shadow = "model, candidate, live"
+    matched = f"sum by ({shadow}) ({rate('roadwatch_detect_shadow_matched_total')})"
+    live_n = f"sum by ({shadow}) ({rate('roadwatch_detect_shadow_vehicles_total', eq('side', 'live'))})"
+    cand_n = f"sum by ({shadow}) ({rate('roadwatch_detect_shadow_vehicles_total', eq('side', 'candidate'))})"
+    b.timeseries("Shadow: agreement with the live model (IoU 0.5)",
+                 (f"{matched} / ({live_n} + {cand_n} - {matched})", "{{model}}@{{candidate}} vs {{live}}"),
+                 (f"{matched} / {live_n}", "{{model}}@{{candidate}}: share of live vehicles it also finds"),
+                 unit="percentunit",
+                 description="On the frames the candidate runs on (1 in N): vehicles both found, one to one at IoU "
+                             ">= 0.5, over all the vehicles either found. 1: the same vehicles; the candidate is only "
+                             "measured, never published.")
+    by_class = f"{shadow}, class_name"
+    cand_c = f"sum by ({by_class}) ({rate('roadwatch_detect_shadow_objects_total', eq('side', 'candidate'))})"
+    live_c = f"sum by ({by_class}) ({rate('roadwatch_detect_shadow_objects_total', eq('side', 'live'))})"
+    frames = f"sum by ({shadow}) ({rate('roadwatch_detect_shadow_frames_total')})"
+    b.timeseries("Shadow: objects per frame, candidate minus live, per class",
+                 (f"(({cand_c} or 0 * {live_c}) - ({live_c} or 0 * {cand_c})) / on ({shadow}) group_left {frames}",
+                  "{{model}}@{{candidate}} {{class_name}}"),
+                 description="Positive: the candidate reports more of the class per frame than the live model (a "
+                             "class one model does not have shows in full, e.g. person for the fine-tuned model).")
     b.row("track")
     b.timeseries("Step time", (quantile(0.95, "roadwatch_track_step_seconds"), "p95"), unit="s")
     b.timeseries("Cameras per replica and evidence stored",

@@ -33,7 +33,7 @@ AGENCIES = ("police", "commune_police", "transport", "operations_centre")
 CHANNELS = typing.get_args(Channel)
 PLACEHOLDERS = {"camera_id": "cam-07", "type": "red_light", "decision": "confirmed",
                 "intersection_id": "ix-03", "service": "track", "chain": "portal",
-                "incident_type": "congestion"}
+                "incident_type": "congestion", "model": "vehicle"}
 LOOKUP_OWNER = subjects.request("registry", "lookup-owner")
 
 
@@ -54,6 +54,8 @@ ALL = set(SAMPLES)
 # DESIGN.md §5. police: everything, owner data included. commune_police: transfers to commune
 # units. transport: inspection holds, counts, camera health, incidents. operations_centre:
 # statistics, camera health and incidents, no owner data. citizen: no bus access at all (public lookup in the portal).
+# model_promoted (which detector version ran when, who promoted it, why): the police only, with
+# everything else; it is the provenance of the evidence they defend, and of no use to the others.
 EXPECTED: dict[str, set[str]] = {
     "police": ALL,
     "commune_police": {"notice_sent:commune_police", "notice_failed:commune_police"},
