@@ -39,6 +39,7 @@ def test_workers_default_to_the_cores_available_and_can_be_set():
         ({"RIDER_MAX_PER_VEHICLE": "0"}, "RIDER_MAX_PER_VEHICLE"),
         ({"RIDER_MAX_WIDTH_RATIO": "0.1"}, "RIDER_MAX_WIDTH_RATIO"),
         ({"RIDER_WEAK_BIKE_SCORE": "0"}, "RIDER_WEAK_BIKE_SCORE"),
+        ({"MODEL_NAME": "Vehicle.v2"}, "MODEL_NAME"),
     ],
 )
 def test_bad_values_name_their_variable(env, variable):
