@@ -257,7 +257,7 @@ async def test_a_promotion_swaps_the_running_model_between_frames_and_loses_none
 
 
 async def test_a_model_that_does_not_load_is_refused_and_the_running_one_stays(
-        nc, js, service, model, jpegs, wait_for, shared_dir: Path) -> None:
+        nc, js, service, model, jpegs, wait_for, shared_dir: Path, caplog) -> None:
     # A NanoDet file carded as YOLOX, put in the bucket past the command's checks (as a damaged or
     # mislabelled upload would be): detect must refuse it and keep detecting with what it runs.
     data = (shared_dir / "models" / "nanodet_m_416.onnx").read_bytes()
@@ -275,6 +275,10 @@ async def test_a_model_that_does_not_load_is_refused_and_the_running_one_stays(
                                           {"model": model.name, "kind": "promoted", "result": "refused"}) or 0.0) > refused_before
 
     await wait_for(refused, timeout=30, what="the refusal")
+    (line,) = [r for r in caplog.records if r.name == "services.detect" and r.levelname == "ERROR"]
+    assert line.getMessage() == "promoted model refused: the running model stays"
+    assert line.fields["version"] == stored.version and line.fields["running"] == "file"
+    assert "does not fit VEHICLE_FORMAT=yolox" in line.fields["error"]
     detections, sub = await collect(nc, service.camera)
     for seq in (1, 2, 3):
         await publish(js, service.camera, seq, jpegs[seq])
