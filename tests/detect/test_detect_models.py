@@ -202,39 +202,61 @@ async def collect(nc, camera: str):
     return got, await nc.subscribe(subjects.detection_made(camera), cb=on)
 
 
+class Feeder:
+    """Frames of one camera, published as fast as detect keeps up (at most `ahead` frames without
+    their detection yet): frames keep flowing through a swap without a backlog piling up on two
+    shared cores."""
+
+    def __init__(self, js, camera: str, jpegs: list[bytes], detections: list[DetectionMade], ahead: int = 4) -> None:
+        self.js, self.camera, self.jpegs, self.detections, self.ahead = js, camera, jpegs, detections, ahead
+        self.sent = 0
+
+    async def feed(self, n: int) -> None:
+        for _ in range(n):
+            deadline = asyncio.get_running_loop().time() + 30
+            while self.sent - len(self.detections) >= self.ahead:
+                assert asyncio.get_running_loop().time() < deadline, f"frames lost: {self.sent} sent, " \
+                                                                     f"{len(self.detections)} detections"
+                await asyncio.sleep(0.01)
+            self.sent += 1
+            await publish(self.js, self.camera, self.sent, self.jpegs[self.sent % len(self.jpegs)])
+
+    async def during(self, command, until) -> None:
+        """Frames flow while `command` runs (in a thread) and until `until()` holds."""
+        done = asyncio.Event()
+
+        async def flow() -> None:
+            while not done.is_set():
+                await self.feed(1)
+
+        flowing = asyncio.create_task(flow())
+        try:
+            await command()
+            deadline = asyncio.get_running_loop().time() + 30
+            while not until():
+                assert asyncio.get_running_loop().time() < deadline, "timed out waiting for the swap"
+                await asyncio.sleep(0.05)
+        finally:
+            done.set()
+            await flowing
+
+
 async def test_a_promotion_swaps_the_running_model_between_frames_and_loses_none(
         nc, js, service, model, jpegs, wait_for) -> None:
     await asyncio.to_thread(add_both, model)
     detections, sub = await collect(nc, service.camera)
-    sent = 0
+    frames = Feeder(js, service.camera, jpegs, detections)
+    await frames.feed(10)
 
-    async def feed(n: int) -> None:
-        nonlocal sent
-        for _ in range(n):
-            sent += 1
-            await publish(js, service.camera, sent, jpegs[sent % len(jpegs)])
-            await asyncio.sleep(0.05)
-
-    await feed(10)
-    # Promote while frames keep coming: the command runs beside the stream of frames, which goes
-    # on until the promoted model's first detection is out.
-    swapped = asyncio.Event()
-
-    async def feed_until_swapped() -> None:
-        while not swapped.is_set():
-            await feed(1)
-
-    feeding = asyncio.create_task(feed_until_swapped())
-    promoted = await asyncio.to_thread(model.run, "promote", "{name}", "2", "--force", "--reason", "swap test",
+    async def promote() -> None:
+        done = await asyncio.to_thread(model.run, "promote", "{name}", "2", "--force", "--reason", "swap test",
                                        *model.figures())
-    assert promoted.code == 0, promoted.err
-    try:
-        await wait_for(lambda: asyncio.sleep(0, any(d.model.startswith(f"{model.name}@2") for d in detections)),
-                       timeout=30, what="a detection by the promoted model")
-    finally:
-        swapped.set()
-        await feeding
-    await feed(10)
+        assert done.code == 0, done.err
+
+    # Promoted while frames keep coming, until the promoted model's first detection is out.
+    await frames.during(promote, lambda: any(d.model.startswith(f"{model.name}@2") for d in detections))
+    await frames.feed(10)
+    sent = frames.sent
     await wait_for(lambda: asyncio.sleep(0, len({d.frame.frame_seq for d in detections}) >= sent), timeout=60,
                    what=f"{sent} detections")
     await sub.unsubscribe()
@@ -254,6 +276,45 @@ async def test_a_promotion_swaps_the_running_model_between_frames_and_loses_none
     assert before <= {"person", "bicycle", "car", "motorcycle", "bus", "truck"}
     assert REGISTRY.get_sample_value("roadwatch_detect_model_info",
                                      {"model": model.name, "version": "2", "sha256": FINETUNED_SHA}) == 1.0
+
+
+async def test_a_rollback_returns_a_running_detect_to_the_previous_version(nc, js, service, model, jpegs,
+                                                                          wait_for) -> None:
+    await asyncio.to_thread(add_both, model)
+    first = await asyncio.to_thread(model.run, "promote", "{name}", "1", *model.figures())  # stock, now from the bucket
+    assert first.code == 0, first.err
+
+    async def on_version_1():
+        return REGISTRY.get_sample_value("roadwatch_detect_model_info",
+                                         {"model": model.name, "version": "1", "sha256": STOCK_SHA}) == 1.0
+
+    await wait_for(on_version_1, timeout=30, what=f"{model.name}@1 in service")
+    detections, sub = await collect(nc, service.camera)
+    frames = Feeder(js, service.camera, jpegs, detections)
+    label = lambda version: f"{model.name}@{version}+y5fu_640x_sim.onnx+ch_PP-OCRv4_rec_infer.onnx"  # noqa: E731
+
+    def run(*argv: str):
+        async def command() -> None:
+            done = await asyncio.to_thread(model.run, *argv)
+            assert done.code == 0, done.err
+        return command
+
+    await frames.feed(5)
+    await frames.during(run("promote", "{name}", "2", "--force", "--reason", "rollback test", *model.figures()),
+                        lambda: any(d.model == label(2) for d in detections))
+    promoted_at = frames.sent
+    await frames.during(run("rollback", "{name}", "--reason", "back"),
+                        lambda: any(d.model == label(1) and d.frame.frame_seq > promoted_at for d in detections))
+    await frames.feed(5)
+    sent = frames.sent
+    await wait_for(lambda: asyncio.sleep(0, len({d.frame.frame_seq for d in detections}) >= sent), timeout=60,
+                   what=f"{sent} detections")
+    await sub.unsubscribe()
+    by_seq = sorted(detections, key=lambda d: d.frame.frame_seq)
+    assert [d.frame.frame_seq for d in by_seq] == list(range(1, sent + 1))
+    runs = [m for i, m in enumerate(d.model for d in by_seq) if i == 0 or by_seq[i - 1].model != m]
+    assert runs == [label(1), label(2), label(1)]  # stock, fine-tuned, and back: no frame lost, no restart
+    assert not service.task.done()
 
 
 async def test_a_model_that_does_not_load_is_refused_and_the_running_one_stays(
