@@ -6,8 +6,9 @@ as `make eval-video` scores).
 The model runs as detect runs it on a camera without a detection plan: the whole frame
 (VEHICLE_TILES, VEHICLE_CONF, rider fusion from the detect settings); only vehicle classes count
 (a lone `person` is not a vehicle). The frames are the clips' frames as ingest encodes them and
-detect decodes them. `truth` in the figures is a SHA-256 over the truth files scored, so that
-two models' figures are compared only when they were measured on the same truth.
+detect decodes them. `truth` in the figures is a SHA-256 over the truth files scored and the
+detect settings they were scored with, so that two models' figures are compared only when they
+were measured on the same truth, the same way.
 """
 
 from __future__ import annotations
@@ -37,8 +38,14 @@ def truth_paths(given: Sequence[str | Path] = ()) -> list[Path]:
     return paths
 
 
-def truth_digest(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
+def measuring(settings) -> str:
+    """The detect settings the figures depend on: figures measured otherwise are not comparable."""
+    return (f"conf={settings.vehicle_conf} iou={settings.vehicle_iou} tiles={settings.vehicle_tiles} "
+            f"keep={','.join(settings.vehicle_keep_classes)} riders={settings.rider_rules()}")
+
+
+def truth_digest(paths: Sequence[Path], how: str = "") -> str:
+    digest = hashlib.sha256(how.encode() + b"\0")
     for path in sorted(paths, key=lambda p: p.name):
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()

@@ -29,7 +29,7 @@ class ModelFigures(msgspec.Struct, frozen=True, kw_only=True):
     iou: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.3
     frames: Annotated[int, Meta(ge=0)]  # labelled frames scored
     vehicles: Annotated[int, Meta(ge=0)]  # truth vehicles (not difficult) in them
-    truth: str  # which truth: SHA-256 over the truth files scored, so that figures are compared like for like
+    truth: str  # SHA-256 over the truth files scored and the settings used: figures are compared like for like
 
 
 class ModelPromoted(msgspec.Struct, frozen=True, kw_only=True):

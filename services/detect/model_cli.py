@@ -159,7 +159,7 @@ class Measure:
         self.mf = model_figures
         self.settings = settings
         self.paths = model_figures.truth_paths(args.truth)
-        self.truth = model_figures.truth_digest(self.paths)
+        self.truth = model_figures.truth_digest(self.paths, model_figures.measuring(settings))
         self.video_dir: Path | None = args.video_dir
         self._frames = None
 

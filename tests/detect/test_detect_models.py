@@ -422,3 +422,12 @@ async def test_a_shadow_candidate_is_measured_on_live_frames_and_publishes_nothi
     await wait_for(lambda: asyncio.sleep(0, len(more) >= 4), timeout=30, what="4 more detections")
     await sub.unsubscribe()
     assert sample("roadwatch_detect_shadow_frames_total", labels) == len(jpegs) // 2  # no shadow run after --off
+
+
+@pytest.mark.parametrize("action", ["add", "list", "shadow", "promote", "rollback"])
+def test_each_action_answers_help(action: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        model_cli.main([action, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: roadwatch model {action}") and "--nats-url" in out
