@@ -32,10 +32,6 @@ class Live:
     version: str  # "3", or FILE_VERSION
     sha256: str
 
-    @property
-    def label(self) -> str:
-        return self.version
-
 
 @dataclass(frozen=True)
 class Candidate:
