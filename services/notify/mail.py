@@ -6,6 +6,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formataddr, format_datetime
 from datetime import datetime
@@ -27,20 +28,36 @@ class Smtp:
     timeout_s: float = 30.0
 
 
+class _Subject(str):
+    """A Subject the policy stores as it is and folds with email.header: CPython 3.11's default
+    folding of a long non-ASCII header drops the space where it splits two encoded words, so
+    "dừng, đỗ trên làn đường" arrived as "dừng,đỗ trên làn đường"; this encoder keeps spaces
+    inside the encoded words (RFC 2047)."""
+
+    name = "Subject"
+
+    def fold(self, *, policy) -> str:
+        return f"Subject: {Header(str(self), 'utf-8', header_name='Subject').encode(linesep=policy.linesep)}{policy.linesep}"
+
+
 def message_id(notice_id: str) -> str:
     return f"<{notice_id}@{DOMAIN}>"
 
 
 def compose(*, sender: str, sender_name: str, to: str, subject: str, body: str, notice_id: str, case_id: str,
-            sent_at: datetime, attachments: Sequence[tuple[str, bytes]] = ()) -> EmailMessage:
+            sent_at: datetime, attachments: Sequence[tuple[str, bytes]] = (),
+            headers: dict[str, str] | None = None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = formataddr((sender_name, sender)) if sender_name else sender
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = _Subject(subject) if not subject.isascii() else subject
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = message_id(notice_id)
     message["X-Roadwatch-Notice-Id"] = notice_id
-    message["X-Roadwatch-Case-Id"] = case_id
+    if case_id:
+        message["X-Roadwatch-Case-Id"] = case_id
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(body, charset="utf-8")
     for filename, content in attachments:
         message.add_attachment(content, maintype="application", subtype="pdf", filename=filename)

@@ -24,3 +24,18 @@ def test_backoff_doubles_up_to_the_cap():
     retry = Retry(attempts=8, base_s=5, max_s=60)
     assert [backoff(retry, attempt) for attempt in range(1, 7)] == [5, 10, 20, 40, 60, 60]
     assert example().webhook_retry.attempts == 8
+
+
+def test_a_long_vietnamese_subject_keeps_its_spaces():
+    import email
+    import email.policy
+    from datetime import datetime, timezone
+
+    from services.notify import mail
+
+    subject = "[Đã kết thúc] Phương tiện dừng, đỗ trên làn đường – Ngã tư Lạch Tray – Văn Cao, Ngô Quyền, Hải Phòng"
+    message = mail.compose(sender="a@example.vn", sender_name="Phòng CSGT", to="b@example.vn", subject=subject,
+                           body="x", notice_id="alert-1", case_id="", sent_at=datetime.now(timezone.utc))
+    raw = message.as_bytes()
+    assert max(len(line) for line in raw.split(b"\n")) <= 78  # folded, as SMTP wants
+    assert email.message_from_bytes(raw, policy=email.policy.default)["Subject"] == subject
