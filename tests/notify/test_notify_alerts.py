@@ -234,3 +234,17 @@ def test_webhook_body_carries_facts_and_wording():
     assert body["title"] == f"[Khẩn cấp] Phương tiện đi ngược chiều – {ADDRESS}"
     assert "Loại phương tiện: Xe ô tô con" in body["text"]
     assert body["board_url"].endswith(event.incident_id)
+
+
+def test_service_exits_2_on_a_bad_alert_recipient(tmp_path, repo_dir):
+    import subprocess
+    import sys
+
+    path = tmp_path / "notify.yaml"
+    text = EXAMPLE.read_text(encoding="utf-8").replace("      min_severity: critical", "      min_severity: khẩn")
+    path.write_text(text, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "notify"], cwd=repo_dir, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "NOTIFY_CONFIG": str(path), "DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
+    assert done.returncode == 2
+    assert f"{path}:{line_of(text, 'min_severity: khẩn')}: incident_alerts.recipients[2].min_severity:" in done.stderr
