@@ -201,6 +201,7 @@ class IncidentAlerts(_Strict, kw_only=True):
     their wording and who receives them."""
 
     board_url: str = ""  # the portal's operations board; placeholders {incident_id} {camera_id}
+    email: Email | None = None  # From: of the alerts; none: the notices' `email`
     types: dict[str, str]  # incident type -> its name in the alerts
     severities: dict[str, str]
     levels: dict[str, str]  # congestion level -> wording

@@ -192,9 +192,10 @@ class Sender:
         if notice.transport == "smtp":
             subject, body = alerts.wording(self.config, notice.incident, notice.kind, recipient=notice.recipient,
                                            cleared=notice.cleared)
+            sender = self.config.incident_alerts.email or self.config.email
             message = mail.compose(
-                sender=self.config.email.sender, sender_name=self.config.email.sender_name, to=notice.address,
-                subject=subject, body=body, notice_id=notice.notice_id, case_id="", sent_at=self.clock(),
+                sender=sender.sender, sender_name=sender.sender_name, to=notice.address, subject=subject, body=body,
+                notice_id=notice.notice_id, case_id="", sent_at=self.clock(),
                 headers={"X-Roadwatch-Incident-Id": notice.incident_id})
             await mail.send(self.smtp, message)
         elif notice.transport == "webhook":

@@ -119,6 +119,9 @@ async def test_one_alert_per_recipient_once_retried_and_failed_visibly(alerting,
     alert_id = alerts.alert_id(event.incident_id, alerts.ALERT, "ttdh", "email")
     assert message.message["Message-ID"] == mail.message_id(alert_id)
     assert message.message["X-Roadwatch-Incident-Id"] == event.incident_id
+    sender = message.message["From"].addresses[0]
+    assert " ".join(sender.display_name.split()) == "Hệ thống camera giám sát giao thông Hải Phòng"
+    assert sender.addr_spec == "canhbao@giamsat.haiphong.gov.vn"
     assert message.message["Subject"] == ("[Cảnh báo] Phương tiện dừng, đỗ trên làn đường – "
                                           "Ngã tư Lạch Tray – Văn Cao, Ngô Quyền, Hải Phòng")
     for line in ("Cảnh báo: Phương tiện dừng, đỗ trên làn đường", "Làn đường: làn giữa",
