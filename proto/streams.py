@@ -151,10 +151,15 @@ PORTAL_NOTICES = Consumer(name="portal-notices", stream="NOTICES",
                                            subjects.ALL_NOTICES_HELD))
 PORTAL_TELEMETRY = Consumer(
     name="portal-telemetry", stream="TELEMETRY",
-    filter_subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS),
+    filter_subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS, subjects.ALL_SIGNAL_PHASES),
+)
+# The operations board's incidents (detected, updated, cleared), folded into portal.incidents.
+PORTAL_INCIDENTS = Consumer(
+    name="portal-incidents", stream="INCIDENTS",
+    filter_subjects=(subjects.ALL_INCIDENTS_DETECTED, subjects.ALL_INCIDENTS_UPDATED, subjects.ALL_INCIDENTS_CLEARED),
 )
 NOTIFY = Consumer(name="notify", stream="CASES", filter_subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED))
 
 CONSUMERS: tuple[Consumer, ...] = (
-    DETECT, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, NOTIFY,
+    DETECT, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, PORTAL_INCIDENTS, NOTIFY,
 )

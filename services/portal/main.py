@@ -45,7 +45,8 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
               ready: asyncio.Future | None = None,
               violations_consumer: streams.Consumer = streams.PORTAL,
               notices_consumer: streams.Consumer = streams.PORTAL_NOTICES,
-              telemetry_consumer: streams.Consumer = streams.PORTAL_TELEMETRY, reload_on_hup: bool = False) -> int:
+              telemetry_consumer: streams.Consumer = streams.PORTAL_TELEMETRY,
+              incidents_consumer: streams.Consumer = streams.PORTAL_INCIDENTS, reload_on_hup: bool = False) -> int:
     """Run until stopped. The consumer arguments exist for tests, which share one nats-server
     (and run the service in their own process, where SIGHUP is not the portal's to take)."""
     stop = stop or lifecycle.stop_event()
@@ -76,6 +77,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         async def on_telemetry(event, _msg) -> None:
             await handlers.on_telemetry(pool, event)
 
+        async def on_incident(event, _msg) -> None:
+            await handlers.on_incident(pool, event)
+
         consumers = [
             bus.Consumer(js, service=SERVICE, consumer=violations_consumer, decode=handlers.decode_violation,
                          handle=on_violation),
@@ -83,6 +87,8 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
                          handle=on_notice),
             bus.Consumer(js, service=SERVICE, consumer=telemetry_consumer, decode=handlers.decode_telemetry,
                          handle=on_telemetry, batch=64),
+            bus.Consumer(js, service=SERVICE, consumer=incidents_consumer, decode=handlers.decode_incident,
+                         handle=on_incident),
         ]
         if reload_on_hup:
             loop = asyncio.get_running_loop()

@@ -31,3 +31,5 @@ AUDIT_ANCHOR_FAILURES = Counter("roadwatch_portal_audit_anchor_failures_total",
                                 "Audit anchors that could not be published (retried at the next interval).")
 PURGED = Counter("roadwatch_portal_purged_total", "Objects removed by the retention purge, by data class.",
                  ["data_class"])
+INCIDENT_EVENTS = Counter("roadwatch_portal_incident_events_total", "Incident events applied to the board, by kind "
+                          "(detected, updated, cleared) and incident type.", ["kind", "type"])
