@@ -33,6 +33,9 @@ class Stream(msgspec.Struct, frozen=True, kw_only=True):
     # Nothing may be taken out of the stream but by its limits (the audit anchors: none).
     deny_delete: bool = False
     deny_purge: bool = False
+    # Any server of the stream answers "the last message on this subject" itself (direct get):
+    # the portal's camera wall reads each camera's newest frame so, without a consumer.
+    allow_direct: bool = False
 
 
 class Consumer(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +59,7 @@ FRAMES = Stream(
     max_age_s=10 * MINUTE,
     max_bytes=4 * 1024**3,
     max_msg_size=8 * 1024**2,
+    allow_direct=True,
 )
 DETECTIONS = Stream(
     name="DETECTIONS",

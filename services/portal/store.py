@@ -379,7 +379,8 @@ async def record_signal_phase(conn: asyncpg.Connection, phase: Any) -> bool:
     return changed is True
 
 
-async def signal_phases(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+async def signal_phases(conn: asyncpg.Connection, camera_id: str | None = None) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT intersection_id, head, camera_id, phase, source, occurred_at, phase_since "
-                            "FROM portal.signal_phases ORDER BY intersection_id, head")
+                            "FROM portal.signal_phases WHERE $1::text IS NULL OR camera_id = $1 "
+                            "ORDER BY intersection_id, head", camera_id)
     return [dict(r) for r in rows]

@@ -12,8 +12,9 @@ import msgspec
 import nats.js.api
 
 from proto import codec, ids, subjects
-from proto.v1 import (IncidentCleared, IncidentDetected, IncidentUpdated, LaneTraffic, ViolationIdentified,
-                      ViolationUnidentified)
+from proto.v1 import (CameraStatus, IncidentCleared, IncidentDetected, IncidentUpdated, LaneTraffic, SignalPhase,
+                      ViolationIdentified, ViolationUnidentified)
+from proto.v1.frame import FrameMeta, frame_headers, frame_id
 from proto.v1.common import Box, EvidenceRef, Location, PlateAlternative, PlateText
 from proto.v1.violation import Measurement, Owner, Vehicle, ViolationDetected
 from services.runtime import bus
@@ -147,3 +148,48 @@ async def publish_incident(js, event: IncidentDetected | IncidentUpdated | Incid
     subject = {IncidentDetected: subjects.incident_detected, IncidentUpdated: subjects.incident_updated,
                IncidentCleared: subjects.incident_cleared}[type(event)](event.camera_id, event.type)
     await js.publish(subject, codec.encode(event), headers={bus.MSG_ID: msg_id or event.id}, timeout=5)
+
+
+# --- camera frames (FRAMES), as ingest publishes them ----------------------------------------------
+def clip_frames(path: Path, count: int, *, every: int = 5, width: int = 640) -> list[bytes]:
+    """`count` JPEG frames of a real clip, one every `every` decoded frames, `width` pixels wide."""
+    capture = cv2.VideoCapture(str(path))
+    frames: list[bytes] = []
+    index = 0
+    try:
+        while len(frames) < count:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index % every == 0:
+                height = round(image.shape[0] * width / image.shape[1])
+                ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, (width, height)), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                assert ok
+                frames.append(jpeg.tobytes())
+            index += 1
+    finally:
+        capture.release()
+    assert len(frames) == count, f"{path} gave {len(frames)} frames, wanted {count}"
+    return frames
+
+
+async def publish_frame(js, camera: str, jpeg: bytes, *, at: datetime | None = None) -> int:
+    """Publish one frame with ingest's headers; returns its stream sequence."""
+    at = at or datetime.now(timezone.utc)
+    seq = int(at.timestamp() * 1000)
+    meta = FrameMeta(id=frame_id(camera, at, seq), camera_id=camera, frame_seq=seq, captured_at=at, width=640,
+                     height=360)
+    ack = await js.publish(subjects.frame_captured(camera), jpeg, headers=frame_headers(meta), timeout=5)
+    return ack.seq
+
+
+def camera_status(camera: str, state: str = "online", *, at: datetime | None = None) -> CameraStatus:
+    at = at or datetime.now(timezone.utc)
+    return CameraStatus(id=ids.event_id("cst", camera, at.isoformat()), camera_id=camera, occurred_at=at, state=state,
+                        fps_in=25.0, fps_out=5.0, last_frame_age_s=0.2)
+
+
+def signal_phase(intersection: str, camera: str, head: str, phase: str, *, at: datetime | None = None) -> SignalPhase:
+    at = at or datetime.now(timezone.utc)
+    return SignalPhase(id=ids.event_id("sig", intersection, head, at.isoformat()), intersection_id=intersection,
+                       camera_id=camera, occurred_at=at, head=head, phase=phase, source="vision")
