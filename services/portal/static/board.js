@@ -184,8 +184,20 @@
       var input = again && again.querySelector("input[name=note]");
       if (input) { input.focus(); }
     }
+    markTiles(open);
     document.getElementById("incident-count").textContent = open.length;
     document.getElementById("incident-new").textContent = open.filter(function (i) { return i.status === "new"; }).length;
+  }
+
+  function markTiles(open) {  // each tile says how many open incidents its camera has
+    document.querySelectorAll(".tile").forEach(function (node) {
+      var n = open.filter(function (i) { return i.camera_id === node.dataset.camera; }).length;
+      var badge = node.querySelector(".tile-incidents");
+      if (!n) { if (badge) { badge.remove(); } node.classList.remove("has-incidents"); return; }
+      if (!badge) { badge = el("span", { className: "tile-incidents" }); node.querySelector(".frame").appendChild(badge); }
+      badge.textContent = "⚠ " + n + " sự cố";
+      node.classList.add("has-incidents");
+    });
   }
 
   function upsertIncident(i) {
@@ -218,6 +230,7 @@
       el("span", { className: "health", text: c.state_label + " · " + c.fps_out.toFixed(1) + " khung/giây" + (c.reason ? " · " + c.reason : "") }),
       document.createTextNode(" "), lights);
     if (c.frame_url && !pollers.has(c.camera_id)) { startPoller(c, node); }
+    markTiles(Array.from(incidents.values()).filter(function (i) { return i.status !== "closed"; }));
   }
 
   function updateCameraCount() {
