@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from proto import subjects
 from services.portal import access, actions, board, cases, metrics, store
 from services.portal.context import KEY, Portal
 
@@ -337,8 +338,8 @@ async def camera_frame(request: web.Request) -> web.Response:
     frame has arrived, so a wall polling faster than the camera sends no image twice."""
     portal = _portal(request)
     camera_id = request.match_info["camera_id"]
-    if len(camera_id) > 64 or not camera_id.replace("-", "").isalnum() or camera_id.lower() != camera_id:
-        raise actions.ActionError(400, "camera_id không hợp lệ")
+    if len(camera_id) > 64 or not subjects.TOKEN.match(camera_id):
+        raise actions.ActionError(400, "camera_id không hợp lệ (chữ thường, chữ số, '-' hoặc '_')")
     frame = await board.latest_frame(portal, portal.user(request), camera_id, client=portal.client(request))
     etag = f'"{frame.seq}"'
     headers = {"ETag": etag, "X-Frame-Seq": frame.frame_seq, "X-Captured-At": frame.captured_at,
