@@ -390,6 +390,8 @@ class IncidentView(msgspec.Struct, kw_only=True):
     closed_by: str | None
     close_note: str | None
     changed_at: datetime
+    acknowledged_by_name: str | None = None  # the person, from the agencies file
+    closed_by_name: str | None = None
 
 
 class IncidentNote(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -426,7 +428,8 @@ class BoardSnapshot(msgspec.Struct, kw_only=True):
     can_see_images: bool
 
 
-def incident_view(user: User, row: dict[str, Any], url_prefix: str = "/api") -> IncidentView:
+def incident_view(user: User, row: dict[str, Any], url_prefix: str = "/api", names: Any = None) -> IncidentView:
+    """`names`: user id -> the person's name (Directory.user_name), for who acknowledged and closed."""
     from services.portal import incidents  # noqa: PLC0415 (labels; incidents imports nothing of access)
 
     images = can(user, "evidence")
@@ -450,7 +453,9 @@ def incident_view(user: User, row: dict[str, Any], url_prefix: str = "/api") -> 
             for e in _json(row["evidence"])],
         evidence_status=row["evidence_status"], acknowledged_at=row["acknowledged_at"],
         acknowledged_by=row["acknowledged_by"], acknowledge_note=row["acknowledge_note"], closed_at=row["closed_at"],
-        closed_by=row["closed_by"], close_note=row["close_note"], changed_at=row["changed_at"])
+        closed_by=row["closed_by"], close_note=row["close_note"], changed_at=row["changed_at"],
+        acknowledged_by_name=names(row["acknowledged_by"]) if names else None,
+        closed_by_name=names(row["closed_by"]) if names else None)
 
 
 PHASE_LABELS = {"red": "Đỏ", "amber": "Vàng", "green": "Xanh", "off": "Tắt", "flashing": "Nhấp nháy",

@@ -167,7 +167,7 @@ async def snapshot(portal: Portal, user: User | None, url_prefix: str = "/api") 
         signals = await store.signal_phases(conn)
     return access.BoardSnapshot(
         cameras=[access.camera_tile(user, h, signals, url_prefix) for h in health],
-        incidents=[access.incident_view(user, r, url_prefix) for r in rows],
+        incidents=[access.incident_view(user, r, url_prefix, portal.directory.user_name) for r in rows],
         can_act=access.can(user, "incidents"), can_see_images=access.can(user, "camera_images"))
 
 
@@ -176,7 +176,7 @@ async def list_incidents(portal: Portal, user: User | None, *, open_only: bool, 
     user = actions.require(user, "board")
     async with portal.pool.acquire() as conn:
         rows = await store.list_incidents(conn, open_only=open_only, camera_id=camera_id, limit=limit)
-    return [access.incident_view(user, r) for r in rows]
+    return [access.incident_view(user, r, names=portal.directory.user_name) for r in rows]
 
 
 async def read_incident(portal: Portal, user: User | None, incident_id: str) -> access.IncidentView:
@@ -185,7 +185,7 @@ async def read_incident(portal: Portal, user: User | None, incident_id: str) -> 
         row = await store.get_incident(conn, incident_id)
     if row is None:
         raise actions.ActionError(404, f"không có sự cố {incident_id}")
-    return access.incident_view(user, row)
+    return access.incident_view(user, row, names=portal.directory.user_name)
 
 
 def _note(note: str, *, required: bool) -> str:
@@ -214,7 +214,7 @@ async def acknowledge(portal: Portal, user: User | None, incident_id: str, *, no
         await store.acknowledge_incident(conn, incident_id, user_id=user.id, note=note, at=datetime.now(timezone.utc))
         await actions._audit(conn, user, "incident_acknowledged", incident_id, note or "tiếp nhận sự cố", client)
         row = await store.get_incident(conn, incident_id)
-    return access.incident_view(user, row)
+    return access.incident_view(user, row, names=portal.directory.user_name)
 
 
 async def close(portal: Portal, user: User | None, incident_id: str, *, note: str, client: str) -> access.IncidentView:
@@ -230,7 +230,7 @@ async def close(portal: Portal, user: User | None, incident_id: str, *, note: st
         await store.close_incident(conn, incident_id, user_id=user.id, note=note, at=datetime.now(timezone.utc))
         await actions._audit(conn, user, "incident_closed", incident_id, note, client)
         row = await store.get_incident(conn, incident_id)
-    return access.incident_view(user, row)
+    return access.incident_view(user, row, names=portal.directory.user_name)
 
 
 async def read_evidence(portal: Portal, user: User | None, incident_id: str, sha256: str, *,
@@ -294,7 +294,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             if change.kind == "resync":
                 await response.write(_event("snapshot", await snapshot(portal, user)))
             elif change.kind == "incident" and change.row is not None:
-                await response.write(_event("incident", access.incident_view(user, change.row)))
+                await response.write(_event("incident", access.incident_view(user, change.row, names=portal.directory.user_name)))
             elif change.kind == "camera" and change.row is not None:
                 await response.write(_event("camera", access.camera_tile(user, change.row, change.signals or [])))
     except ConnectionResetError:  # the browser went away

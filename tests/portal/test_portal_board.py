@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
+import aiohttp
 import asyncpg
 
 from portal_samples import (camera_status, clip_frames, incident_events, publish_frame, publish_incident,
@@ -209,3 +211,59 @@ async def test_board_is_refused_to_citizens(portal_url, start_portal):
     async with running.http.get(f"{running.base}/dieu-hanh", cookies={"rw_token": "demo-citizen"},
                                 allow_redirects=False) as r:
         assert r.status == 403
+
+
+async def test_a_change_on_one_replica_reaches_the_boards_of_another(portal_url, start_portal, js):
+    """Two replicas on one database: an operator acknowledging through replica A is seen live on a
+    board connected to replica B (PostgreSQL NOTIFY, not replica-local memory)."""
+    a = await start_portal(portal_url)
+    b = await start_portal(portal_url)
+    detected, _, _ = incident_events(a.camera, 4)
+    async with b.http.get(f"{b.base}/api/board/events", headers=b.headers("operations_centre")) as stream:
+        ((name, _),) = await _sse_events(stream, 1)
+        assert name == "snapshot"
+        await publish_incident(js, detected)  # taken by whichever replica's consumer fetches first
+        ((name, seen),) = await _sse_events(stream, 1)
+        assert name == "incident" and seen["status"] == "new"
+        async with a.http.post(f"{a.base}/api/incidents/{detected.incident_id}/acknowledge", json={"note": "tổ 5"},
+                               headers=a.headers("transport")) as r:
+            assert r.status == 200
+        ((name, seen),) = await _sse_events(stream, 1)
+        assert name == "incident" and seen["status"] == "acknowledged"
+        assert seen["acknowledged_by"] == "sxd-tuan" and seen["acknowledged_by_name"]
+
+
+async def test_page_forms_work_without_javascript(portal_url, start_portal, js, wait_for):
+    running = await start_portal(portal_url)
+    detected, _, _ = incident_events(running.camera, 5)
+    await publish_incident(js, detected)
+    origin = {"Origin": running.base}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.post(f"{running.base}/dang-nhap", data={"token": "demo-ops", "tiep": "/dieu-hanh"},
+                                headers=origin) as r:
+            assert r.status == 200 and r.url.path == "/dieu-hanh"
+
+        async def page_with_card():
+            async with browser.get(f"{running.base}/dieu-hanh") as r:
+                html = await r.text()
+                return html if f'id="inc-{detected.incident_id}"' in html else None
+
+        html = await wait_for(page_with_card, what="incident on the page")
+        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)[1]
+        action = f"{running.base}/dieu-hanh/su-co/{detected.incident_id}"
+        # Without the form token: refused.
+        async with browser.post(f"{action}/acknowledged", data={"note": "x"}, headers=origin,
+                                allow_redirects=False) as r:
+            assert r.status == 403
+        async with browser.post(f"{action}/acknowledged", data={"note": "đã thấy", "csrf_token": token},
+                                headers=origin, allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/dieu-hanh?da=acknowledged"
+        async with browser.post(f"{action}/closed", data={"note": "", "csrf_token": token}, headers=origin) as r:
+            assert r.status == 400 and "nhập ghi chú khi đóng sự cố" in await r.text()
+        async with browser.post(f"{action}/closed", data={"note": "đã thông xe", "csrf_token": token},
+                                headers=origin) as r:
+            html = await r.text()
+            assert r.status == 200 and "Đã đóng sự cố." in html and f'id="inc-{detected.incident_id}"' not in html
+    rows = [(a["action"], a["object"], a["purpose"]) for a in await _audit(portal_url)]
+    assert ("incident_acknowledged", detected.incident_id, "đã thấy") in rows
+    assert ("incident_closed", detected.incident_id, "đã thông xe") in rows

@@ -132,7 +132,7 @@ async def test_operator_sees_the_board_live_and_acknowledges(portal_url, start_p
                 await form.locator("input[name=note]").fill("Đã báo tổ CSGT 3 đến hiện trường")
                 await form.locator("button").click()
                 await expect(card.locator(".status")).to_have_text("Đã tiếp nhận")
-                await expect(card.locator(".ack")).to_contain_text("ttdh-lan")
+                await expect(card.locator(".ack")).to_contain_text("Đỗ Thị Lan (ttdh-lan)")
                 await expect(card.locator(".ack")).to_contain_text("Đã báo tổ CSGT 3 đến hiện trường")
                 await expect(card.locator("form.ack-form")).to_have_count(0)
                 # An update on the bus changes the card live.

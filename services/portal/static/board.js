@@ -16,6 +16,7 @@
   var pollers = new Map();     // camera_id -> poller state
   var photos = new Map();      // sha256 -> Promise<{url, ok}>
   var STATUS = { "new": "Mới", acknowledged: "Đã tiếp nhận", closed: "Đã đóng" };
+  var STALE_MS = 10000;
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -76,7 +77,9 @@
       mark.textContent = "✗ không tải được ảnh (" + error.message + ")";
       mark.className = "sha-check bad";
     });
-    return el("figure", { className: "incident-photo", "data-sha256": e.sha256 }, [img, mark]);
+    var figure = el("figure", { className: "incident-photo", "data-sha256": e.sha256, title: "Bấm để phóng to / thu nhỏ" }, [img, mark]);
+    img.addEventListener("click", function () { figure.classList.toggle("zoom"); });
+    return figure;
   }
 
   function actionForm(i, action) {
@@ -132,7 +135,8 @@
       children.push(el("p", { className: "cleared", text: "Đã kết thúc lúc " + localTime(i.cleared_at, true) + " (" + (i.clear_label || i.clear_reason) + ")" }));
     }
     if (i.acknowledged_at) {
-      children.push(el("p", { className: "ack", text: "Tiếp nhận: " + i.acknowledged_by + " lúc " + localTime(i.acknowledged_at, true) +
+      var who = i.acknowledged_by_name ? i.acknowledged_by_name + " (" + i.acknowledged_by + ")" : i.acknowledged_by;
+      children.push(el("p", { className: "ack", text: "Tiếp nhận: " + who + " lúc " + localTime(i.acknowledged_at, true) +
         (i.acknowledge_note ? " – “" + i.acknowledge_note + "”" : "") }));
     }
     if (i.evidence.length) {
@@ -259,9 +263,13 @@
           state.frames += 1;
           node.dataset.frames = state.frames;
           node.dataset.etag = state.etag;
-          stamp.textContent = captured ? localTime(captured) : "";
-          stamp.classList.remove("stale");
+          state.captured = captured ? Date.parse(captured) : null;
         });
+      }).then(function () {
+        // A picture older than STALE_MS (the camera stopped sending) is marked as such.
+        var old = state.captured && Date.now() - state.captured > STALE_MS;
+        stamp.textContent = state.captured ? (old ? "ảnh cũ " : "") + localTime(new Date(state.captured).toISOString()) : "";
+        stamp.classList.toggle("stale", !!old);
       }).catch(function (error) {
         stamp.textContent = error.message;
         stamp.classList.add("stale");
