@@ -271,7 +271,7 @@ async def audit_rows(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any
     return [dict(r) for r in rows]
 
 
-# --- incidents (migrations/005_incidents.sql; the folding rules are in incidents.py) -----------------
+# --- incidents (migrations/006_incidents.sql; the folding rules are in incidents.py) -----------------
 INCIDENT_COLUMNS = (
     "incident_id, camera_id, type, severity, detected, latitude, longitude, address, lane, zone, occurred_at, "
     "detected_at, updated_at, cleared_at, clear_reason, duration_s, track_ids, vehicle_class, traffic, parameters, "
