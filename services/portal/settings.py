@@ -54,8 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # a new one every BOARD_FRAME_REFRESH_S; a user watching a camera's live picture is audited
     # once per camera and BOARD_VIEW_AUDIT_S (per replica), not once per frame.
     board_frame_cache_s: float = 0.2
-    board_frame_refresh_s: float = 0.25
-    board_view_audit_s: float = 900.0
+    board_frame_refresh_s: float = 0.25   # each open board asks for each camera's frame this often
+    board_view_audit_s: float = 900.0     # audit a user watching a camera once per this period
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
