@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.portal import access, actions, cases, dataset, metrics, store
+from proto import subjects
+from services.portal import access, actions, board, cases, dataset, metrics, store
 from services.portal.context import KEY, Portal
 
 log = logging.getLogger("portal")
@@ -309,6 +310,74 @@ async def dataset_export(request: web.Request) -> web.Response:
         "Cache-Control": "no-store"})
 
 
+# --- the operations board ---------------------------------------------------------------------------
+def _incident_id(request: web.Request) -> str:
+    incident_id = request.match_info["incident_id"]
+    if len(incident_id) > 128:
+        raise actions.ActionError(400, "incident_id quá dài")
+    return incident_id
+
+
+async def board_snapshot(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    return json_response(await board.snapshot(portal, portal.user(request)))
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    state = request.query.get("state", "open")
+    if state not in ("open", "all"):
+        raise actions.ActionError(400, "state phải là open hoặc all")
+    return json_response(await board.list_incidents(
+        portal, portal.user(request), open_only=state == "open", camera_id=_text(request, "camera", max_len=64),
+        limit=_int(request, "limit", 200, 1, 1000)))
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    return json_response(await board.read_incident(portal, portal.user(request), _incident_id(request)))
+
+
+async def acknowledge_incident(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "incidents")
+    body = await _body(request, access.IncidentNote)
+    return json_response(await board.acknowledge(portal, user, _incident_id(request), note=body.note,
+                                                 client=portal.client(request)))
+
+
+async def close_incident(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "incidents")
+    body = await _body(request, access.IncidentNote)
+    return json_response(await board.close(portal, user, _incident_id(request), note=body.note,
+                                           client=portal.client(request)))
+
+
+async def incident_evidence(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    sha = _sha(request)
+    data, content_type = await board.read_evidence(portal, portal.user(request), _incident_id(request), sha,
+                                                   client=portal.client(request))
+    return _image(data, content_type, sha)
+
+
+async def camera_frame(request: web.Request) -> web.Response:
+    """The camera's newest frame. `If-None-Match` with the last ETag answers 304 while no newer
+    frame has arrived, so a wall polling faster than the camera sends no image twice."""
+    portal = _portal(request)
+    camera_id = request.match_info["camera_id"]
+    if len(camera_id) > 64 or not subjects.TOKEN.match(camera_id):
+        raise actions.ActionError(400, "camera_id không hợp lệ (chữ thường, chữ số, '-' hoặc '_')")
+    frame = await board.latest_frame(portal, portal.user(request), camera_id, client=portal.client(request))
+    etag = f'"{frame.seq}"'
+    headers = {"ETag": etag, "X-Frame-Seq": frame.frame_seq, "X-Captured-At": frame.captured_at,
+               "Cache-Control": "private, no-cache"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=frame.data, content_type=frame.content_type, headers=headers)
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/me", me),
@@ -329,4 +398,12 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/stats/cameras", stats_cameras),
         web.get("/api/inspection-holds", inspection_holds),
         web.get("/api/audit", audit_log),
+        web.get("/api/board", board_snapshot),
+        web.get("/api/board/events", board.events),
+        web.get("/api/incidents", list_incidents),
+        web.get("/api/incidents/{incident_id}", get_incident),
+        web.get("/api/incidents/{incident_id}/evidence/{sha256}", incident_evidence),
+        web.post("/api/incidents/{incident_id}/acknowledge", acknowledge_incident),
+        web.post("/api/incidents/{incident_id}/close", close_incident),
+        web.get("/api/cameras/{camera_id}/frame", camera_frame),
     ]
