@@ -50,7 +50,7 @@ def test_example_has_recipients_for_the_three_agencies():
     ("      cleared: true", "      clear: true", "incident_alerts.recipients[0].clear", "unknown key"),
     ('    short: "{minutes} phút {seconds} giây"', '    short: "{phut} phút"', "incident_alerts.durations.short",
      "unknown placeholder {phut}"),
-    ('  board_url: "http://127.0.0.1:8080/dieu-hanh?su-co={incident_id}"', '  board_url: "/dieu-hanh"',
+    ('  board_url: "http://127.0.0.1:8080/dieu-hanh#inc-{incident_id}"', '  board_url: "/dieu-hanh"',
      "incident_alerts.board_url", "http(s) URL"),
     ("    - name: so-xay-dung-giao-thong", "    - name: ttdh-truc-ban", "incident_alerts.recipients[1].name",
      "duplicate"),
@@ -155,7 +155,7 @@ def test_stopped_vehicle_wording():
         "Phát hiện lúc: 07 giờ 46 phút, ngày 20/11/2026 (đã kéo dài 1 phút 30 giây)",
         f"Mã sự cố: {incident().incident_id}",
         "",
-        f"Xem hình ảnh và theo dõi trên bảng điều hành: http://127.0.0.1:8080/dieu-hanh?su-co={incident().incident_id}",
+        f"Xem hình ảnh và theo dõi trên bảng điều hành: http://127.0.0.1:8080/dieu-hanh#inc-{incident().incident_id}",
     ]
 
 

@@ -126,7 +126,7 @@ async def test_one_alert_per_recipient_once_retried_and_failed_visibly(alerting,
                                           "Ngã tư Lạch Tray – Văn Cao, Ngô Quyền, Hải Phòng")
     for line in ("Cảnh báo: Phương tiện dừng, đỗ trên làn đường", "Làn đường: làn giữa",
                  "Loại phương tiện: Xe ô tô con", "Phát hiện lúc: 07 giờ 46 phút, ngày 20/11/2026",
-                 f"Camera: Camera giám sát {a.camera}", f"dieu-hanh?su-co={event.incident_id}"):
+                 f"Camera: Camera giám sát {a.camera}", f"dieu-hanh#inc-{event.incident_id}"):
         assert line in message.body, line
     shown = "".join(f"{name}: {message.message[name]}\n" for name in ("From", "To", "Subject", "Date", "Message-ID",
                                                                         "X-Roadwatch-Incident-Id"))
