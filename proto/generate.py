@@ -24,6 +24,7 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 PARAMETER_HELP = {
     "camera_id": "Camera id: lowercase letters and digits, '-' inside, no dots.",
     "type": "Violation type: red_light, wrong_way, wrong_lane, no_stopping, speeding or no_helmet.",
+    "incident_type": "Incident type: stopped_vehicle, pedestrian_on_carriageway, wrong_way_driving or congestion.",
     "decision": "Review decision: confirmed or rejected.",
     "channel": "Delivery channel: email, sms, post, webhook, inspection_registry or commune_police.",
     "intersection_id": "Intersection id, as named in the scene files.",

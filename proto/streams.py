@@ -95,6 +95,13 @@ TELEMETRY = Stream(
     description="Traffic counts, camera health and signal phases.",
     max_age_s=7 * DAY,
 )
+INCIDENTS = Stream(
+    name="INCIDENTS",
+    subjects=(subjects.ALL_INCIDENTS_DETECTED, subjects.ALL_INCIDENTS_UPDATED, subjects.ALL_INCIDENTS_CLEARED),
+    description="Incidents on the road (stopped vehicle, pedestrian on the carriageway, wrong way, congestion).",
+    max_age_s=90 * DAY,
+    duplicate_window_s=1 * DAY,
+)
 DEAD_LETTERS = Stream(
     name="DEAD_LETTERS",
     subjects=(subjects.ALL_DEAD_LETTERS,),
@@ -115,7 +122,9 @@ AUDIT_ANCHORS = Stream(
     deny_purge=True,
 )
 
-ALL: tuple[Stream, ...] = (FRAMES, DETECTIONS, VIOLATIONS, CASES, NOTICES, TELEMETRY, DEAD_LETTERS, AUDIT_ANCHORS)
+ALL: tuple[Stream, ...] = (
+    FRAMES, DETECTIONS, VIOLATIONS, CASES, NOTICES, TELEMETRY, INCIDENTS, DEAD_LETTERS, AUDIT_ANCHORS,
+)
 BY_NAME: dict[str, Stream] = {stream.name: stream for stream in ALL}
 
 # Durable consumers, named after the service that owns them.

@@ -52,6 +52,19 @@ def hotlist_hit(camera_id: str) -> str:
     return _event("hotlist", "hit", camera_id)
 
 
+# --- incidents ------------------------------------------------------------------------------------
+def incident_detected(camera_id: str, incident_type: str) -> str:
+    return _event("incident", "detected", camera_id, incident_type)
+
+
+def incident_updated(camera_id: str, incident_type: str) -> str:
+    return _event("incident", "updated", camera_id, incident_type)
+
+
+def incident_cleared(camera_id: str, incident_type: str) -> str:
+    return _event("incident", "cleared", camera_id, incident_type)
+
+
 # --- cases and notices ---------------------------------------------------------------------------
 def case_reviewed(camera_id: str, decision: str) -> str:
     return _event("case", "reviewed", camera_id, decision)
@@ -106,6 +119,9 @@ ALL_VIOLATIONS_DETECTED = f"traffic.violation.detected.{VERSION}.>"
 ALL_VIOLATIONS_IDENTIFIED = f"traffic.violation.identified.{VERSION}.>"
 ALL_VIOLATIONS_UNIDENTIFIED = f"traffic.violation.unidentified.{VERSION}.>"
 ALL_HOTLIST_HITS = f"traffic.hotlist.hit.{VERSION}.>"
+ALL_INCIDENTS_DETECTED = f"traffic.incident.detected.{VERSION}.>"
+ALL_INCIDENTS_UPDATED = f"traffic.incident.updated.{VERSION}.>"
+ALL_INCIDENTS_CLEARED = f"traffic.incident.cleared.{VERSION}.>"
 ALL_CASES_REVIEWED = f"traffic.case.reviewed.{VERSION}.>"
 ALL_CASES_RESOLVED = f"traffic.case.resolved.{VERSION}.>"
 ALL_NOTICES_SENT = f"traffic.notice.sent.{VERSION}.>"

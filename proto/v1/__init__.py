@@ -14,6 +14,7 @@ from proto.v1.common import Box, EvidenceRef, Location, PlateAlternative, PlateT
 from proto.v1.dead_letter import DeadLetter
 from proto.v1.detection import DetectedObject, DetectedPlate, DetectionMade, FrameRef
 from proto.v1.frame import FrameMeta
+from proto.v1.incident import IncidentCleared, IncidentDetected, IncidentUpdated, LaneTraffic
 from proto.v1.notice import NoticeFailed, NoticeHeld, NoticeSent
 from proto.v1.registry import OwnerLookupReply, OwnerLookupRequest
 from proto.v1.telemetry import CameraStatus, SignalPhase, VehicleCount, VehiclesCounted
@@ -73,6 +74,16 @@ MESSAGES: tuple[Message, ...] = (
             stream="TELEMETRY", summary="A camera's state change or heartbeat."),
     Message(name="signal_phase", type=SignalPhase, subject="traffic.signal.phase.v1.{intersection_id}",
             stream="TELEMETRY", summary="A traffic-signal head changed phase."),
+    Message(name="incident_detected", type=IncidentDetected,
+            subject="traffic.incident.detected.v1.{camera_id}.{incident_type}", stream="INCIDENTS",
+            summary="An incident on the road began (stopped vehicle, pedestrian on the carriageway, wrong-way "
+                    "driving, congestion): once per incident, with evidence frames."),
+    Message(name="incident_updated", type=IncidentUpdated,
+            subject="traffic.incident.updated.v1.{camera_id}.{incident_type}", stream="INCIDENTS",
+            summary="An open incident changed materially (congestion level, duration)."),
+    Message(name="incident_cleared", type=IncidentCleared,
+            subject="traffic.incident.cleared.v1.{camera_id}.{incident_type}", stream="INCIDENTS",
+            summary="An incident ended on the road, or can no longer be followed (track lost, stream break)."),
     Message(name="dead_letter", type=DeadLetter, subject="traffic.dlq.{service}", stream="DEAD_LETTERS",
             summary="A message a service could not use, with the reason and the original payload."),
     Message(name="audit_anchored", type=AuditAnchored, subject="traffic.audit.anchored.v1.{chain}",
@@ -117,4 +128,5 @@ __all__ = [
     "Measurement", "ViolationDetected", "Vehicle", "Owner", "ViolationIdentified", "ViolationUnidentified",
     "HotlistHit", "CaseReviewed", "CaseResolved", "NoticeSent", "NoticeFailed", "NoticeHeld",
     "VehicleCount", "VehiclesCounted", "CameraStatus", "SignalPhase", "DeadLetter",
+    "IncidentDetected", "IncidentUpdated", "IncidentCleared", "LaneTraffic",
 ]

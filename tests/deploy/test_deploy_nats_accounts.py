@@ -32,7 +32,8 @@ SERVICES = ("ingest", "detect", "track", "registry", "portal", "notify")
 AGENCIES = ("police", "commune_police", "transport", "operations_centre")
 CHANNELS = typing.get_args(Channel)
 PLACEHOLDERS = {"camera_id": "cam-07", "type": "red_light", "decision": "confirmed",
-                "intersection_id": "ix-03", "service": "track", "chain": "portal"}
+                "intersection_id": "ix-03", "service": "track", "chain": "portal",
+                "incident_type": "congestion"}
 LOOKUP_OWNER = subjects.request("registry", "lookup-owner")
 
 
@@ -51,15 +52,17 @@ def samples() -> dict[str, str]:
 SAMPLES = samples()
 ALL = set(SAMPLES)
 # DESIGN.md §5. police: everything, owner data included. commune_police: transfers to commune
-# units. transport: inspection holds, counts, camera health. operations_centre: statistics and
-# camera health, no owner data. citizen: no bus access at all (public lookup in the portal).
+# units. transport: inspection holds, counts, camera health, incidents. operations_centre:
+# statistics, camera health and incidents, no owner data. citizen: no bus access at all (public lookup in the portal).
 EXPECTED: dict[str, set[str]] = {
     "police": ALL,
     "commune_police": {"notice_sent:commune_police", "notice_failed:commune_police"},
     "transport": {"notice_sent:inspection_registry", "notice_failed:inspection_registry",
-                  "vehicles_counted", "camera_status", "signal_phase"},
+                  "vehicles_counted", "camera_status", "signal_phase",
+                  "incident_detected", "incident_updated", "incident_cleared"},
     "operations_centre": {"violation_detected", "violation_unidentified", "case_reviewed", "case_resolved",
-                          "vehicles_counted", "camera_status", "signal_phase"},
+                          "vehicles_counted", "camera_status", "signal_phase",
+                          "incident_detected", "incident_updated", "incident_cleared"},
 }
 # nats-py lowercases the server's -ERR text; subjects are lowercase anyway.
 PERMISSION = re.compile(r'permissions violation for (subscription|publish) to "([^"]+)"', re.IGNORECASE)

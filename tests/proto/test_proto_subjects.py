@@ -36,6 +36,9 @@ def _matches(pattern: str, subject: str) -> bool:
         subjects.signal_phase("lach-tray"),
         subjects.dlq("detect"),
         subjects.audit_anchored("portal"),
+        subjects.incident_detected("cam-07", "stopped_vehicle"),
+        subjects.incident_updated("cam-07", "congestion"),
+        subjects.incident_cleared("cam-07", "wrong_way_driving"),
     ],
 )
 def test_each_subject_is_kept_by_exactly_one_stream(subject: str) -> None:
@@ -47,7 +50,7 @@ def test_message_table_names_the_stream_that_keeps_it() -> None:
     for message in MESSAGES:
         example = message.subject.format(
             camera_id="cam-07", type="red_light", decision="confirmed", channel="email",
-            intersection_id="x-1", service="detect", chain="portal",
+            intersection_id="x-1", service="detect", chain="portal", incident_type="congestion",
         )
         assert any(_matches(p, example) for p in streams.BY_NAME[message.stream].subjects), message.name
 
