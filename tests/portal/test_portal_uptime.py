@@ -113,3 +113,32 @@ def test_daily_splits_at_local_midnight_not_utc() -> None:
     utc = {r.day: r.offline_s for r in uptime.daily(history, t(20, 0), t(22, 0), "UTC")}
     assert utc == {date(2026, 11, 19): 0, date(2026, 11, 20): 2 * H, date(2026, 11, 21): 0}  # both hours on one UTC day
     assert sum(r.observed_s for r in rows) == (t(22, 0) - t(20, 0)) / timedelta(seconds=1)
+
+
+async def test_uptime_page_from_events_on_the_bus(portal_url, start_portal, js, wait_for) -> None:
+    """camera.status over NATS → the portal's telemetry consumer → the uptime page, for the
+    operations centre and transport; citizens are refused."""
+    from proto import subjects
+    from services.runtime import bus
+
+    running = await start_portal(portal_url)
+    camera = running.camera
+    script = [status(camera, e.occurred_at, e.state, e.reason, e.heartbeat) for e in SCRIPT]
+    for event in script:
+        await bus.publish(js, subjects.camera_status(camera), event, service="tests")
+    conn = await asyncpg.connect(portal_url)
+    try:
+        await wait_for(lambda: conn.fetchval("SELECT count(*) = 7 FROM portal.camera_state_changes WHERE camera_id = $1",
+                                             camera), what="seven changes of state recorded")
+    finally:
+        await conn.close()
+    url = f"{running.base}/camera/hoat-dong?from=2026-11-20&to=2026-11-21"
+    for role in ("operations_centre", "transport"):
+        async with running.http.get(url, headers=running.headers(role)) as r:
+            assert r.status == 200, role
+            page = await r.text()
+        assert "fps 2.1 below 4.0; connect failed" in page and "stalled: no frame for 3.0 s" in page
+        assert "94,4 %" in page  # the 20th: 17 of 18 observed hours online
+        assert "23:00:00 20/11/2026" in page and "01:30:00 21/11/2026" in page
+    async with running.http.get(url, headers=running.headers("citizen")) as r:
+        assert r.status == 403
