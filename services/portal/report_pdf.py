@@ -33,6 +33,32 @@ def font_paths() -> tuple[Path, Path]:
     raise FileNotFoundError("DejaVuSans.ttf not found: install the Debian package fonts-dejavu-core")
 
 
+def summary_lines(data: ReportData) -> list[str]:
+    """The report's key figures in a few sentences (the PDF's summary, the e-mail's body)."""
+    lines = []
+    if "violations" in data.scope.sections:
+        t = data.totals
+        lines.append(f"Tổng số vi phạm camera phát hiện: {t['total']}; đã xác nhận: {t['confirmed']}; "
+                     f"đã loại bỏ: {t['rejected']}; đang chờ cán bộ xác minh: {t['awaiting_review']}.")
+    if "deadlines" in data.scope.sections:
+        n, r = data.notice_deadline, data.resolution_deadline
+        lines.append(f"Thông báo vi phạm ({data.deadlines.notice_within_days} ngày): {n['due']} vụ đến hạn, "
+                     f"{n['met']} đúng hạn, {n['late']} quá hạn.")
+        lines.append(f"Giải quyết sau thông báo ({data.deadlines.warning_after_days} ngày): {r['due']} vụ đến hạn, "
+                     f"{r['met']} đúng hạn, {r['late']} quá hạn ({r['warned']} đã cảnh báo đăng kiểm).")
+    if "incidents" in data.scope.sections:
+        lines.append("Sự cố giao thông: chưa có dữ liệu sự cố." if data.incidents is None
+                     else f"Sự cố giao thông phát hiện: {data.incidents.total}.")
+    if "uptime" in data.scope.sections and data.uptime_cameras:
+        observed = sum(c.observed_s for c in data.uptime_cameras)
+        online = sum(c.online_s for c in data.uptime_cameras)
+        lines.append(f"Camera: {len(data.uptime_cameras)} camera có số liệu, tỷ lệ hoạt động chung "
+                     f"{fmt.share(online, observed)}, {len(data.outages)} lần gián đoạn.")
+    if "traffic" in data.scope.sections:
+        lines.append(f"Lưu lượng phương tiện qua các tuyến đếm: {fmt.number(sum(r['vehicles'] for r in data.traffic))} lượt.")
+    return lines
+
+
 class _Pdf(FPDF):
     label = ""
 
@@ -118,31 +144,9 @@ class _Writer:
         pdf.ln(4)
 
     def summary(self) -> None:
-        data = self.data
         self.heading("Tóm tắt")
-        lines = []
-        if "violations" in data.scope.sections:
-            t = data.totals
-            lines.append(f"Tổng số vi phạm camera phát hiện: {t['total']}; đã xác nhận: {t['confirmed']}; "
-                         f"đã loại bỏ: {t['rejected']}; đang chờ cán bộ xác minh: {t['awaiting_review']}.")
-        if "deadlines" in data.scope.sections:
-            n, r = data.notice_deadline, data.resolution_deadline
-            lines.append(f"Thông báo vi phạm ({data.deadlines.notice_within_days} ngày): {n['due']} vụ đến hạn, "
-                         f"{n['met']} đúng hạn, {n['late']} quá hạn.")
-            lines.append(f"Giải quyết sau thông báo ({data.deadlines.warning_after_days} ngày): {r['due']} vụ đến hạn, "
-                         f"{r['met']} đúng hạn, {r['late']} quá hạn ({r['warned']} đã cảnh báo đăng kiểm).")
-        if "incidents" in data.scope.sections:
-            lines.append("Sự cố giao thông: chưa có dữ liệu sự cố." if data.incidents is None
-                         else f"Sự cố giao thông phát hiện: {data.incidents.total}.")
-        if "uptime" in data.scope.sections and data.uptime_cameras:
-            observed = sum(c.observed_s for c in data.uptime_cameras)
-            online = sum(c.online_s for c in data.uptime_cameras)
-            lines.append(f"Camera: {len(data.uptime_cameras)} camera có số liệu, tỷ lệ hoạt động chung "
-                         f"{fmt.share(online, observed)}, {len(data.outages)} lần gián đoạn.")
-        if "traffic" in data.scope.sections:
-            lines.append(f"Lưu lượng phương tiện qua các tuyến đếm: {fmt.number(sum(r['vehicles'] for r in data.traffic))} lượt.")
         self.pdf.set_font("dejavu", size=9.5)
-        for line in lines:
+        for line in summary_lines(self.data):
             self.pdf.multi_cell(0, 5.5, "• " + line, new_x="LMARGIN", new_y="NEXT")
         self.pdf.ln(2)
 
