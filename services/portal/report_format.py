@@ -41,3 +41,25 @@ def period(start: datetime, end: datetime, tz_name: str) -> str:
 
 def hour(h: int) -> str:
     return f"{h:02d}:00–{h:02d}:59"
+
+
+# ingest's reasons (services/ingest/health.py) as the meeting reads them; the original follows in
+# brackets, and a reason not listed is shown as it is.
+CAUSES = (
+    ("connected but no frame", "Có kết nối nhưng không nhận được hình ảnh"),
+    ("decode errors", "Lỗi giải mã hình ảnh"),
+    ("publishing lags", "Chậm truyền hình ảnh, mất khung hình"),
+    ("below the target", "Tốc độ khung hình thấp hơn yêu cầu"),
+    ("connect", "Không kết nối được camera"),
+    ("timed out", "Không kết nối được camera"),
+)
+
+
+def cause(reason: str) -> str:
+    lowered = reason.lower()
+    label = next((label for key, label in CAUSES if key in lowered), None)
+    return f"{label} ({reason})" if label else reason
+
+
+def causes(reasons: list[str]) -> str:
+    return "; ".join(cause(r) for r in reasons) or "–"

@@ -20,6 +20,7 @@ FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/de
 STATE_LABELS = {"online": "Hoạt động", "degraded": "Suy giảm", "offline": "Mất tín hiệu"}
 HEADING = FontFace(emphasis="BOLD", fill_color=(222, 230, 240))
 OUTAGES_SHOWN = 40
+SHORT = "%H:%M %d/%m"  # the outage table: the period's year is in the title
 TITLE = "BÁO CÁO TÌNH HÌNH VI PHẠM TRẬT TỰ AN TOÀN GIAO THÔNG QUA HỆ THỐNG CAMERA"
 
 
@@ -221,10 +222,10 @@ class _Writer:
         ongoing = "chưa khắc phục" if until < data.end else "còn tiếp sau cuối kỳ"
         longest = sorted(data.outages, key=lambda o: -o.duration_s(until))[:OUTAGES_SHOWN]
         self.table(["Camera", "Bắt đầu", "Kết thúc", "Thời lượng", "Tình trạng", "Nguyên nhân"],
-                   [[o.camera_id, fmt.local(o.start, self.tz), fmt.local(o.end, self.tz) if o.end else ongoing,
-                     fmt.duration(o.duration_s(until)), STATE_LABELS.get(o.state, o.state), o.cause or "–"]
+                   [[o.camera_id, fmt.local(o.start, self.tz, SHORT), fmt.local(o.end, self.tz, SHORT) if o.end else ongoing,
+                     fmt.duration(o.duration_s(until)), STATE_LABELS.get(o.state, o.state), fmt.causes(o.causes)]
                     for o in sorted(longest, key=lambda o: (o.camera_id, o.start))],
-                   [22, 30, 30, 24, 22, 50], ["LEFT"] * 6, empty="Không có gián đoạn trong kỳ.")
+                   [20, 28, 28, 22, 20, 60], ["LEFT"] * 6, empty="Không có gián đoạn trong kỳ.")
         if len(data.outages) > OUTAGES_SHOWN:
             self.note(f"Chỉ liệt kê {OUTAGES_SHOWN} lần gián đoạn dài nhất trên tổng số {len(data.outages)}; "
                       "danh sách đầy đủ trong tệp CSV kèm theo.")

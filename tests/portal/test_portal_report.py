@@ -217,7 +217,9 @@ async def test_weekly_report_matches_the_database(seeded: str) -> None:
     outage = ("outages", "hp-cam-03", "2026-11-21T14:00:00+07:00")
     assert found[(*outage, "end")] == "" and found[(*outage, "state")] == "offline"
     flat = " ".join(text.split())
-    assert "Mất tín hiệu connect failed: connection refused" in flat and "còn tiếp sau cuối kỳ" in flat
+    assert "Mất tín hiệu Không kết nối được camera (connect failed: connection refused)" in flat
+    assert "Tốc độ khung hình thấp hơn yêu cầu (source delivers 1.8 fps, below the target 5 fps)" in flat
+    assert "còn tiếp sau cuối kỳ" in flat
 
     # Traffic by count line.
     expected_traffic = {(r["camera_id"], r["lane"], r["vehicle_class"]): r["n"] for r in traffic}

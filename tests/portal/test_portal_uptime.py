@@ -137,7 +137,8 @@ async def test_uptime_page_from_events_on_the_bus(portal_url, start_portal, js, 
         async with running.http.get(url, headers=running.headers(role)) as r:
             assert r.status == 200, role
             page = await r.text()
-        assert "fps 2.1 below 4.0; connect failed" in page and "stalled: no frame for 3.0 s" in page
+        assert "fps 2.1 below 4.0; Không kết nối được camera (connect failed)" in page
+        assert "stalled: no frame for 3.0 s" in page
         assert "94,4 %" in page  # the 20th: 17 of 18 observed hours online
         assert "23:00:00 20/11/2026" in page and "01:30:00 21/11/2026" in page
     async with running.http.get(url, headers=running.headers("citizen")) as r:
