@@ -225,7 +225,7 @@ class _Writer:
                    [[o.camera_id, fmt.local(o.start, self.tz, SHORT), fmt.local(o.end, self.tz, SHORT) if o.end else ongoing,
                      fmt.duration(o.duration_s(until)), STATE_LABELS.get(o.state, o.state), fmt.causes(o.causes)]
                     for o in sorted(longest, key=lambda o: (o.camera_id, o.start))],
-                   [20, 28, 28, 22, 20, 60], ["LEFT"] * 6, empty="Không có gián đoạn trong kỳ.")
+                   [20, 20, 26, 22, 22, 68], ["LEFT"] * 6, empty="Không có gián đoạn trong kỳ.")
         if len(data.outages) > OUTAGES_SHOWN:
             self.note(f"Chỉ liệt kê {OUTAGES_SHOWN} lần gián đoạn dài nhất trên tổng số {len(data.outages)}; "
                       "danh sách đầy đủ trong tệp CSV kèm theo.")
