@@ -154,7 +154,13 @@ PORTAL_TELEMETRY = Consumer(
     filter_subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS),
 )
 NOTIFY = Consumer(name="notify", stream="CASES", filter_subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED))
+# Alerts for new incidents (and their end): from new ones on, since an alert about last week's
+# stopped vehicle is noise when the durable is first created. Recording is one insert: no long ack wait.
+NOTIFY_INCIDENTS = Consumer(
+    name="notify-incidents", stream="INCIDENTS",
+    filter_subjects=(subjects.ALL_INCIDENTS_DETECTED, subjects.ALL_INCIDENTS_CLEARED), max_deliver=20, deliver="new",
+)
 
 CONSUMERS: tuple[Consumer, ...] = (
-    DETECT, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, NOTIFY,
+    DETECT, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, NOTIFY, NOTIFY_INCIDENTS,
 )

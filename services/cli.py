@@ -52,6 +52,9 @@ VERBS: dict[str, Verb] = {
     "report": Verb("services.portal.report:main",
                    "the coordination report of an agency for a period, PDF and CSV, optionally mailed "
                    "(roadwatch report --from D --to D --agency ID [--send])", own_help=True),
+    "dataset": Verb("services.portal.dataset:main",
+                    "export reviewed cases as training data (police token; audited): roadwatch dataset export",
+                    own_help=True),
     "audit": Verb("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)",
                   own_help=True),
     "localdb": Verb("services.firstrun:localdb_main",

@@ -80,7 +80,8 @@ class Cases:
             log.info("case already resolved; no notice", extra={"fields": {"case": case.case_id}})
             return
         try:
-            vehicle, owner = await owners.lookup(self.nc, self.lookup_subject, case.plate, self.lookup_timeout_s)
+            vehicle, owner = await owners.lookup(self.nc, self.lookup_subject, case.plate, self.lookup_timeout_s,
+                                                case_id=case.case_id)
         except owners.NotRegistered as exc:
             metrics.OWNER_LOOKUPS.labels("not_registered").inc()
             raise bus.Invalid(str(exc)) from exc

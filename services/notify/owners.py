@@ -1,6 +1,7 @@
 """The owner of a confirmed case, asked of the registry (nats.micro `registry`, endpoint
 `lookup-owner`) rather than carried on case events: CASES may be imported by agencies that must
-not see owners, so personal data travels only on this police-only request."""
+not see owners, so personal data travels only on this police-only request. The request names the
+case and the purpose, so that the registry's audit line says which case the owner was read for."""
 
 from __future__ import annotations
 
@@ -8,17 +9,10 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
 
-from proto.v1 import Owner, Vehicle
+from proto import codec
+from proto.v1 import Owner, OwnerLookupReply, OwnerLookupRequest, Vehicle
 
-
-class OwnerReply(msgspec.Struct, frozen=True, kw_only=True):
-    """The registry's reply (services/registry/owners.py), read without importing that service."""
-
-    plate: str
-    found: bool
-    vehicle: Vehicle | None = None
-    owner: Owner | None = None
-    near: tuple[str, ...] = ()
+REQUESTED_BY = "notify"
 
 
 class NotRegistered(Exception):
@@ -29,12 +23,15 @@ class RegistryUnavailable(Exception):
     """No answer or an error answer: worth retrying later."""
 
 
-_decoder = msgspec.json.Decoder(OwnerReply)
+_decoder = msgspec.json.Decoder(OwnerLookupReply)
 
 
-async def lookup(nc: NATS, subject: str, plate: str, timeout_s: float) -> tuple[Vehicle, Owner]:
+async def lookup(nc: NATS, subject: str, plate: str, timeout_s: float, *, case_id: str,
+                 purpose: str = "notice") -> tuple[Vehicle, Owner]:
+    """The vehicle and owner registered for `plate`, asked for case `case_id` (audited)."""
+    request = OwnerLookupRequest(plate=plate, case_id=case_id, requested_by=REQUESTED_BY, purpose=purpose)
     try:
-        reply = await nc.request(subject, msgspec.json.encode({"plate": plate}), timeout=timeout_s)
+        reply = await nc.request(subject, codec.encode(request), timeout=timeout_s)
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
         raise RegistryUnavailable(f"registry did not answer on {subject}: {exc!r}") from exc
     code = (reply.headers or {}).get("Nats-Service-Error-Code")

@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The durable consumer on CASES; another name and filter run a second, independent notify.
     consumer_name: str = streams.NOTIFY.name
     consumer_filter: tuple[str, ...] = streams.NOTIFY.filter_subjects
+    # The durable consumer on INCIDENTS (alerts); likewise renamable.
+    incident_consumer_name: str = streams.NOTIFY_INCIDENTS.name
+    incident_consumer_filter: tuple[str, ...] = streams.NOTIFY_INCIDENTS.filter_subjects
     # A case event not acked in this time (notify died while recording it) goes to another replica.
     ack_wait_s: float = 60.0
     # Case events handled at once (each waits for the registry, evidence and its letter), and
@@ -90,3 +93,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingError(variable, f"{value} is not a file (install fonts-dejavu-core, or point to a TTF)")
         if not self.consumer_filter:
             raise SettingError("CONSUMER_FILTER", "needs at least one subject")
+        if not self.incident_consumer_filter:
+            raise SettingError("INCIDENT_CONSUMER_FILTER", "needs at least one subject")

@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "uptime": frozenset({"police", "operations_centre", "transport"}),       # camera uptime and outages
     "holds": frozenset({"police", "transport"}),                             # vehicle-inspection holds
     "audit": frozenset({"police"}),
+    "appeal": frozenset({"police"}),                                         # record an owner's appeal
+    "dataset": frozenset({"police"}),                                        # export reviewed cases as labels
 }
 
 
@@ -198,6 +200,15 @@ class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ResolveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     resolution: Literal["paid", "cancelled", "appealed_upheld"]
+
+
+class AppealRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    note: str  # what the owner contests, as received (e.g. the appeal's reference and date)
+
+
+class AppealResult(msgspec.Struct, kw_only=True):
+    case_id: str
+    appeal_lodged_at: str
 
 
 class DecisionResult(msgspec.Struct, kw_only=True):

@@ -7,12 +7,13 @@ import io
 import logging
 import time
 import zoneinfo
+from datetime import date
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from services.portal import access, actions, cases, metrics, store
+from services.portal import access, actions, cases, dataset, metrics, store
 from services.portal.context import KEY, Portal
 
 log = logging.getLogger("portal")
@@ -280,6 +281,34 @@ async def audit_log(request: web.Request) -> web.Response:
     return json_response([access.AuditView(**r) for r in rows])
 
 
+async def appeal(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "appeal")
+    body = await _body(request, access.AppealRequest)
+    return json_response(await actions.appeal(portal, user, request.match_info["case_id"], note=body.note,
+                                              client=portal.client(request)))
+
+
+async def dataset_export(request: web.Request) -> web.Response:
+    """The reviewed cases since a date as a zip of labelled frames and plate crops (dataset.py)."""
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "dataset")
+    since_text = _text(request, "since", default="", max_len=10) or ""
+    try:
+        since = date.fromisoformat(since_text)
+    except ValueError as exc:
+        raise actions.ActionError(400, "since phải có dạng YYYY-MM-DD") from exc
+    try:
+        result = await dataset.export(portal, user, since=since, purpose=request.query.get("purpose", ""),
+                                      client=portal.client(request))
+    except dataset.ExportError as exc:
+        raise actions.ActionError(exc.status, exc.message) from exc
+    return web.Response(body=result.data, content_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="roadwatch-dataset-{since.isoformat()}.zip"',
+        "X-Export-Id": result.export_id, "X-Manifest-Sha256": result.manifest_sha256,
+        "Cache-Control": "no-store"})
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/me", me),
@@ -290,6 +319,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/cases/{case_id}/resolve", resolve),
         web.post("/api/cases/{case_id}/merge", merge),
         web.post("/api/cases/{case_id}/not-duplicate", not_duplicate),
+        web.post("/api/cases/{case_id}/appeal", appeal),
+        web.get("/api/dataset/export", dataset_export),
         web.get("/api/reject-reasons", reject_reasons),
         web.get("/api/public/lookup", public_lookup),
         web.get("/api/public/cases/{case_id}/evidence/{sha256}", public_evidence),

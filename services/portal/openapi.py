@@ -12,7 +12,7 @@ from aiohttp import web
 from services.portal import access, cases
 
 _TYPES = [access.Me, access.CaseList, access.CaseView, access.PublicLookup, access.ReviewRequest,
-          access.MergeRequest, access.NotDuplicateRequest, access.ResolveRequest, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
+          access.MergeRequest, access.NotDuplicateRequest, access.ResolveRequest, access.AppealRequest, access.AppealResult, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
           access.CountStat, access.CameraView, access.HoldView, access.AuditView, access.Problem]
 
 
@@ -115,6 +115,23 @@ def document() -> dict[str, Any]:
             "security": SECURED, "parameters": [case_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ResolveRequest")}}},
             "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/cases/{case_id}/appeal": {"post": {
+            "summary": "Police: record the owner's appeal (khiếu nại) against a confirmed or notified case (audited); "
+                       "while it is open the case is left out of dataset exports",
+            "security": SECURED, "parameters": [case_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("AppealRequest")}}},
+            "responses": {"200": _json(_ref("AppealResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/dataset/export": {"get": {
+            "summary": "Police: cases reviewed since a date as training data (zip: frames with the confirmed vehicle's "
+                       "box in YOLO format, plate crops with the confirmed text, manifest with SHA-256); audited "
+                       "with its purpose; cases under appeal are left out",
+            "security": SECURED,
+            "parameters": [
+                _query("since", {"type": "string", "format": "date"}, "first review date (portal's local date)", True),
+                _query("purpose", {"type": "string", "minLength": 10, "maxLength": 500}, "why (audited)", True)],
+            "responses": {"200": {"description": "the dataset",
+                                  "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                          **_errors(400, 401, 403)}}},
         "/api/reject-reasons": {"get": {"summary": "Reasons an officer may give to reject a case", "security": SECURED,
                                         "responses": {"200": _json(_array("RejectReasonView")), **_errors(401)}}},
         "/api/public/lookup": {"get": {

@@ -1,6 +1,8 @@
 """The owner of a corrected plate, asked of the registry (nats.micro `registry`, endpoint
 `lookup-owner`, police only on the bus): when an officer corrects a misread plate, the owner the
-camera's read matched is someone else, and the case must show the corrected plate's owner."""
+camera's read matched is someone else, and the case must show the corrected plate's owner. The
+request names the case and the officer, so that the registry's audit line says who read which
+owner for which case."""
 
 from __future__ import annotations
 
@@ -9,17 +11,8 @@ from dataclasses import dataclass
 import msgspec
 import nats.errors
 
-from proto.v1 import Owner, Vehicle
-
-
-class OwnerReply(msgspec.Struct, frozen=True, kw_only=True):
-    """The registry's reply (services/registry/owners.py), read without importing that service."""
-
-    plate: str
-    found: bool
-    vehicle: Vehicle | None = None
-    owner: Owner | None = None
-    near: tuple[str, ...] = ()
+from proto import codec
+from proto.v1 import Owner, OwnerLookupReply, OwnerLookupRequest, Vehicle
 
 
 @dataclass(frozen=True)
@@ -33,14 +26,16 @@ class Found:
     unavailable: str = ""
 
 
-_decoder = msgspec.json.Decoder(OwnerReply)
+_decoder = msgspec.json.Decoder(OwnerLookupReply)
 
 
-async def lookup(nc, subject: str, plate: str, timeout_s: float) -> Found:
+async def lookup(nc, subject: str, plate: str, timeout_s: float, *, case_id: str, requested_by: str,
+                 purpose: str = "review") -> Found:
     if nc is None:
         return Found(unavailable="no NATS connection")
+    request = OwnerLookupRequest(plate=plate, case_id=case_id, requested_by=requested_by[:128], purpose=purpose)
     try:
-        reply = await nc.request(subject, msgspec.json.encode({"plate": plate}), timeout=timeout_s)
+        reply = await nc.request(subject, codec.encode(request), timeout=timeout_s)
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
         return Found(unavailable=f"registry did not answer on {subject}: {exc!r}")
     code = (reply.headers or {}).get("Nats-Service-Error-Code")

@@ -15,7 +15,7 @@ CASE_COLUMNS = (
     "inspection_status, match, mismatches, unidentified_reason, owner_commune, evidence, state, reviewer, "
     "reviewer_agency, reviewed_at, reject_reason, notified_at, respond_by, warned_at, resolved_at, resolution, "
     "created_at, updated_at, duplicate_of, merged_into, merged_by, merged_at, distinct_from, notice_hold, "
-    "notice_hold_detail, plate_class_override"
+    "notice_hold_detail, plate_class_override, appeal_lodged_at, appeal_note"
 )
 OWNER_COLUMNS = ("kind", "name", "national_id", "address", "commune_code", "province", "phone", "email")
 JSON_COLUMNS = {"measurement", "plate_alternatives", "evidence"}

@@ -316,7 +316,12 @@ async def test_services_run_with_the_manifests_and_export_every_metric_used(
     cameras.write_text(yaml.safe_dump({"cameras": [{
         "id": f"cam-{unique}", "name": "test camera", "url": f"rtsp://127.0.0.1:{closed_port}/stream",
         "scene": "scenes/test.yaml", "location": {"latitude": 20.84, "longitude": 106.68}}]}))
+    audit_key = tmp_path / "audit"  # the dev overlay's audit-anchor-key Secret, as the pod sees it mounted
+    audit_key.mkdir()
+    (anchor_secret,) = [values for name, values in secrets.items() if name.startswith("audit-anchor-key")]
+    (audit_key / "anchor.key").write_text(anchor_secret["anchor.key"])
     paths = {  # the pods' mounts -> this test's files (the base's cameras point at a real camera network)
+        "/etc/roadwatch/audit": str(audit_key),
         "/etc/roadwatch/cameras": str(cameras.parent),
         "/etc/roadwatch/scenes": str(REPO / "deploy" / "base" / "config" / "scenes"),
         "/etc/roadwatch/agencies": str(REPO / "deploy" / "overlays" / "dev" / "config"),

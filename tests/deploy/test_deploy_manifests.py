@@ -29,7 +29,8 @@ OVERLAYS = ("dev", "prod")
 WORKLOADS = ("Deployment", "StatefulSet")
 CRD_KINDS = {"ScaledObject", "ServiceMonitor", "PrometheusRule", "Cluster"}
 # Secrets that are not in the repository: CloudNativePG writes the first; prod creates the others.
-EXTERNAL_SECRETS = {"dev": {"roadwatch-db-app"}, "prod": {"roadwatch-db-app", "nats-users", "notify-credentials"}}
+EXTERNAL_SECRETS = {"dev": {"roadwatch-db-app"},
+                    "prod": {"roadwatch-db-app", "nats-users", "notify-credentials", "audit-anchor-key"}}
 
 
 def by_kind(overlay: str, *kinds: str) -> list[dict]:
@@ -40,6 +41,13 @@ def one(overlay: str, kind: str, name: str) -> dict:
     found = [doc for doc in resources(overlay) if doc["kind"] == kind and doc["metadata"]["name"] == name]
     assert len(found) == 1, f"{overlay}: {kind}/{name} rendered {len(found)} times"
     return found[0]
+
+
+def pods(overlay: str) -> list[tuple[dict, dict]]:
+    """(workload, pod spec) for every Deployment, StatefulSet, Job and CronJob."""
+    out = [(doc, doc["spec"]["template"]["spec"]) for doc in by_kind(overlay, *WORKLOADS, "Job")]
+    out += [(doc, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]) for doc in by_kind(overlay, "CronJob")]
+    return out
 
 
 def env_of(container: dict) -> dict[str, dict]:
@@ -114,9 +122,8 @@ def test_containers_set_only_settings_the_services_read(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_resources_and_security(overlay: str) -> None:
-    for workload in by_kind(overlay, *WORKLOADS, "Job"):
+    for workload, pod in pods(overlay):
         name = workload["metadata"]["name"]
-        pod = workload["spec"]["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["runAsUser"] == 10001, name
@@ -128,7 +135,7 @@ def test_probes_resources_and_security(overlay: str) -> None:
             assert security["capabilities"] == {"drop": ["ALL"]}, name
             limits, requests = container["resources"]["limits"], container["resources"]["requests"]
             assert {"cpu", "memory"} <= set(requests) and "memory" in limits, name
-            if workload["kind"] != "Job":
+            if workload["kind"] not in ("Job", "CronJob"):
                 assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
                 assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, name
                 assert container["startupProbe"]["httpGet"]["path"] == "/healthz", name
@@ -167,11 +174,12 @@ def test_references_resolve(overlay: str) -> None:
     config_maps = {doc["metadata"]["name"] for doc in by_kind(overlay, "ConfigMap")}
     secrets = {doc["metadata"]["name"] for doc in by_kind(overlay, "Secret")} | EXTERNAL_SECRETS[overlay]
     claims = {doc["metadata"]["name"] for doc in by_kind(overlay, "PersistentVolumeClaim")}
-    for workload in by_kind(overlay, *WORKLOADS, "Job"):
-        pod = workload["spec"]["template"]["spec"]
+    for workload, pod in pods(overlay):
         for volume in pod["volumes"]:
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in config_maps
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in secrets, f"{workload['metadata']['name']}: Secret volume"
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in claims
         for container in pod["containers"]:
@@ -181,6 +189,41 @@ def test_references_resolve(overlay: str) -> None:
                     assert ref["name"] in secrets, f"{workload['metadata']['name']}: Secret {ref['name']}"
     cluster = one(overlay, "Cluster", "roadwatch-db")
     assert f"{cluster['metadata']['name']}-app" in EXTERNAL_SECRETS[overlay]  # the name CloudNativePG gives it
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_retention_purge_runs_nightly_with_the_portals_settings(overlay: str) -> None:
+    """retention.py's purge is a CronJob of the portal image: portal settings only, the portal's
+    NATS user and database, the portal's retention periods where the Deployment sets any."""
+    job = one(overlay, "CronJob", "portal-purge")
+    assert job["spec"]["concurrencyPolicy"] == "Forbid" and job["spec"]["timeZone"] == "Asia/Ho_Chi_Minh"
+    (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["portal", "purge"]
+    env = env_of(container)
+    fields = {f.name.upper() for f in msgspec.structs.fields(settings_class("portal"))}
+    assert set(env) - {"NATS_PASSWORD"} <= fields, sorted(set(env) - fields)
+    assert env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "nats-users", "key": "portal"}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "roadwatch-db-app", "key": "uri"}
+    portal = env_of(one(overlay, "Deployment", "portal")["spec"]["template"]["spec"]["containers"][0])
+    for name in (n for n in env if n.startswith("RETENTION_")):
+        assert name not in portal or portal[name]["value"] == env[name]["value"], name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_portal_signs_its_audit_anchors_and_detect_reads_the_scenes(overlay: str) -> None:
+    portal = one(overlay, "Deployment", "portal")["spec"]["template"]["spec"]
+    env = env_of(portal["containers"][0])
+    mounts = {m["name"]: m["mountPath"] for m in portal["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in portal["volumes"]}
+    key_dir = str(Path(env["AUDIT_ANCHOR_KEY_FILE"]["value"]).parent)
+    (key_volume,) = [name for name, path in mounts.items() if path == key_dir]
+    assert volumes[key_volume]["secret"]["secretName"].startswith("audit-anchor-key")  # dev: a hashed name
+    for service in ("detect", "track"):
+        workload = next(doc for doc in by_kind(overlay, *WORKLOADS) if doc["metadata"]["name"] == service)
+        pod = workload["spec"]["template"]["spec"]
+        scenes_dir = env_of(pod["containers"][0])["SCENES_DIR"]["value"]
+        (mounted,) = [m["name"] for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == scenes_dir]
+        assert {v["name"]: v for v in pod["volumes"]}[mounted]["configMap"]["name"].startswith("scenes"), service
 
 
 def nats_service_users() -> set[str]:

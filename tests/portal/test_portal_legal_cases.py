@@ -127,6 +127,14 @@ async def test_the_corrected_plates_owner_is_shown(portal_url, start_portal, js,
         assert "<dt>Chưa xác định chủ xe</dt>" not in page  # (the timeline still lists the state it was in)
         # The lookup of the owner was a read of personal data: audited.
         assert ("owner_read", case["case_id"], "tra cứu chủ xe theo biển số đã sửa") in await audit_actions(portal_url)
+        # ... and in the registry's own audit of the bus lookup: which case, which officer, why.
+        conn = await asyncpg.connect(portal_url)
+        try:
+            lookups = await conn.fetch("SELECT case_id, requested_by, purpose, plate_normalised, outcome "
+                                       "FROM registry.owner_lookup_audit WHERE case_id = $1", case["case_id"])
+        finally:
+            await conn.close()
+        assert [tuple(r) for r in lookups] == [(case["case_id"], "portal:csgt-binh", "plate_correction", plate, "found")]
         # A corrected plate nobody registered: the case says so, with no one's data.
         other = unidentified(running.camera, 2, plate="15A-999.98", at=datetime(2026, 11, 22, 8, 0, tzinfo=ICT))
         await publish_violation(js, other)

@@ -122,6 +122,27 @@ async def test_a_service_lookup_is_audited_as_the_services_account(nats_server, 
     ]
 
 
+async def test_notify_names_the_case_it_reads_the_owner_for(nats_server, registry_running) -> None:
+    """notify's own lookup (services/notify/owners.py), not a hand-made request: its audit line
+    carries the case, the service and the purpose."""
+    from services.notify import owners
+
+    port, passwords = nats_server
+    notify = await Client.as_user(port, "notify", passwords)
+    try:
+        vehicle, owner = await owners.lookup(notify.nc, LOOKUP, "30A-123.45", 10, case_id="HP-2026-000127")
+        with pytest.raises(owners.NotRegistered):
+            await owners.lookup(notify.nc, LOOKUP, "99Z-999.99", 10, case_id="HP-2026-000128")
+    finally:
+        await notify.nc.close()
+    assert vehicle.plate == "30A12345" and owner.national_id == "001090123456"
+    rows = await audit_rows(registry_running)
+    assert [(r["requested_by"], r["purpose"], r["case_id"], r["plate_normalised"], r["outcome"]) for r in rows] == [
+        ("notify", "notice", "HP-2026-000127", "30A12345", "found"),
+        ("notify", "notice", "HP-2026-000128", "99Z99999", "not_found"),
+    ]
+
+
 async def test_transport_cannot_subscribe_to_owner_data_nor_call_the_lookup(nats_server, registry_running) -> None:
     port, passwords = nats_server
     transport = await Client.as_user(port, "transport", passwords)
