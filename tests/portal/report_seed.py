@@ -127,19 +127,29 @@ async def seed_telemetry(conn: asyncpg.Connection, seed: int = 19) -> None:
                                       counts=counts)
 
 
-INCIDENTS_TABLE = """CREATE TABLE portal.incidents (
+INCIDENTS_TABLE = """CREATE TABLE IF NOT EXISTS portal.incidents (
     incident_id text PRIMARY KEY, camera_id text NOT NULL, type text NOT NULL, detected_at timestamptz NOT NULL,
     acknowledged_at timestamptz, closed_at timestamptz)"""
 
 
 async def seed_incidents(conn: asyncpg.Connection, seed: int = 19) -> None:
-    """What the operations board's table will hold (created here as the board will create it)."""
+    """Incidents as the operations board records them: into its table (migration 006) when the
+    database has it, else into a table of the columns the report reads."""
     rng = random.Random(seed)
     await conn.execute(INCIDENTS_TABLE)
+    columns = {r["column_name"] for r in await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'portal' AND table_name = 'incidents'")}
     for n in range(30):
         detected = WEEK[0] - timedelta(days=1) + timedelta(seconds=rng.uniform(0, 9 * 86400))
         ack = detected + timedelta(seconds=rng.uniform(20, 900)) if rng.random() < 0.85 else None
         closed = (ack + timedelta(minutes=rng.uniform(5, 120))) if ack and rng.random() < 0.8 else None
-        await conn.execute("INSERT INTO portal.incidents VALUES ($1, $2, $3, $4, $5, $6)", f"inc-{n}",
-                           rng.choice(list(CAMERAS)), rng.choice(("stopped_vehicle", "congestion", "wrong_way_driving")),
-                           detected, ack, closed)
+        row = {"incident_id": f"inc-{n}", "camera_id": rng.choice(list(CAMERAS)),
+               "type": rng.choice(("stopped_vehicle", "congestion", "wrong_way_driving")), "detected_at": detected,
+               "acknowledged_at": ack, "closed_at": closed}
+        board = {"last_event_id": f"seed-{n}", "acknowledged_by": "ttdh-lan" if ack else None,
+                 "closed_by": "ttdh-lan" if closed else None, "close_note": "đã xử lý" if closed else None,
+                 "detected": True, "occurred_at": detected}
+        row.update({k: v for k, v in board.items() if k in columns})
+        names = list(row)
+        await conn.execute(f"INSERT INTO portal.incidents ({', '.join(names)}) "
+                           f"VALUES ({', '.join(f'${i + 1}' for i in range(len(names)))})", *row.values())
