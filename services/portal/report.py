@@ -88,7 +88,7 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description="Write the coordination report (sơ kết) of an agency for a period, from the database "
                                "(any past period); --send mails it to the agency's recipients in NOTIFY_CONFIG.")
-    p.add_argument("--from", dest="start", help="first local day, YYYY-MM-DD (default: 7 days before --to)")
+    p.add_argument("--from", dest="start", help="first local day, YYYY-MM-DD (default: the 7 days ending --to)")
     p.add_argument("--to", dest="end", help="last local day, YYYY-MM-DD (default: yesterday)")
     p.add_argument("--agency", help="agency id in AGENCIES_FILE (its scope and sections); omitted: the full report")
     p.add_argument("--format", choices=("pdf", "csv", "both"), default="both")

@@ -136,7 +136,8 @@ async def notice_deadline(conn: asyncpg.Connection, start: datetime, end: dateti
         f"""WITH due AS (
                 SELECT violation_at + make_interval(days => $3) AS deadline, notified_at FROM portal.cases
                 WHERE state NOT IN ('rejected', 'merged') AND NOT (state = 'resolved' AND notified_at IS NULL)
-                  AND violation_at + make_interval(days => $3) >= $1 AND violation_at + make_interval(days => $3) < $2
+                  AND violation_at >= $1::timestamptz - make_interval(days => $3)
+                  AND violation_at < $2::timestamptz - make_interval(days => $3)
                   AND {SCOPE})
             SELECT count(*) AS due, count(*) FILTER (WHERE notified_at <= deadline) AS met,
                    count(*) FILTER (WHERE notified_at IS NULL OR notified_at > deadline) AS late,
@@ -153,7 +154,8 @@ async def resolution_deadline(conn: asyncpg.Connection, start: datetime, end: da
         f"""WITH due AS (
                 SELECT notified_at + make_interval(days => $3) AS deadline, resolved_at, warned_at FROM portal.cases
                 WHERE notified_at IS NOT NULL AND state <> 'merged'
-                  AND notified_at + make_interval(days => $3) >= $1 AND notified_at + make_interval(days => $3) < $2
+                  AND notified_at >= $1::timestamptz - make_interval(days => $3)
+                  AND notified_at < $2::timestamptz - make_interval(days => $3)
                   AND {SCOPE})
             SELECT count(*) AS due, count(*) FILTER (WHERE resolved_at <= deadline) AS met,
                    count(*) FILTER (WHERE resolved_at IS NULL OR resolved_at > deadline) AS late,
