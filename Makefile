@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video deploy-check deploy-generate clean finetune finetune-smoke
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per su
 
 eval-video: venv ## vehicle recall/precision, crossings, violations, ID switches on the labelled clips -> docs/ACCURACY.md
 	$(BIN)/python eval/eval_video.py --shared $(SHARED) --write docs/ACCURACY.md
+
+report: venv ## the coordination report of an agency: make report FROM=2026-11-16 TO=2026-11-22 AGENCY=ttdh-ubnd [SEND=1] (DATABASE_URL)
+	$(BIN)/roadwatch report --from $(FROM) --to $(TO) --agency $(AGENCY) --out var/reports $(if $(SEND),--send)
 
 deploy-check: venv system-deps ## lint, render and validate deploy/ (yamllint, kustomize, kubernetes-validate, CRDs, promtool, hadolint)
 	bash deploy/check

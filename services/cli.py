@@ -32,7 +32,7 @@ SERVICE_TOOLS = {
     "registry": "roadwatch registry import FILE...     import a registry extract (roadwatch registry import --help)\n"
                 "roadwatch registry synth [OPTIONS]    write a synthetic registry (roadwatch registry synth --help)",
     "portal": "roadwatch portal token                 make an API token and its SHA-256 for the agencies file\n"
-              "roadwatch portal report [OPTIONS]     the statistics report (roadwatch portal report --help)",
+              "roadwatch portal report [OPTIONS]     the coordination report, as roadwatch report (--help)",
 }
 LOCAL_ENV = ("ROADWATCH_BIND   address of every HTTP port and nats-server (default 127.0.0.1)\n"
              "NATS_PORT        nats-server port (default 4222, or a free one when taken)\n"
@@ -49,6 +49,9 @@ VERBS: dict[str, Verb] = {
     "replay": Verb("services.replay.cli:main",
                    "a video file through detect and track, no bus (roadwatch replay VIDEO --scene S.yaml)",
                    own_help=True),
+    "report": Verb("services.portal.report:main",
+                   "the coordination report of an agency for a period, PDF and CSV, optionally mailed "
+                   "(roadwatch report --from D --to D --agency ID [--send])", own_help=True),
     "dataset": Verb("services.portal.dataset:main",
                     "export reviewed cases as training data (police token; audited): roadwatch dataset export",
                     own_help=True),

@@ -174,6 +174,27 @@ class Email(_Strict, kw_only=True):
     sender_name: str = ""
 
 
+REPORT_FIELDS = ("agency", "period_name", "period", "generated_at", "files", "summary")
+REPORT_ROLES = ("police", "operations_centre", "transport", "commune_police")
+
+
+class ReportSchedule(_Strict, kw_only=True):
+    """The coordination report (sơ kết) of one agency, mailed after each week (Monday to Sunday)
+    or calendar month, at `at` local time on the day after it ends."""
+
+    agency: str  # an agency id of the agencies file; it decides the report's scope and sections
+    every: Literal["week", "month"]
+    at: str = "07:00"
+
+
+class Reports(_Strict, kw_only=True):
+    schedules: tuple[ReportSchedule, ...] = ()
+    recipients: dict[str, tuple[str, ...]] = {}  # agency id -> addresses (also for `roadwatch report --send`)
+    formats: tuple[Literal["pdf", "csv"], ...] = ("pdf", "csv")
+    period_names: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"week": "tuần", "month": "tháng", "custom": "kỳ"})
+    subject: str = "Báo cáo sơ kết {period_name} {period} – {agency}"
+    body: str = "Kính gửi {agency},\n\n{summary}\n\nTệp đính kèm: {files}.\n"
 class AlertRecipient(_Strict, kw_only=True):
     """An office that wants to hear of incidents at once (a duty desk, a control room): which
     types, from which severity up, by e-mail (one message to all `email` addresses) and/or by a
@@ -239,6 +260,7 @@ class Config(_Strict, kw_only=True):
     webhooks: tuple[Subscriber, ...] = ()
     formats: Formats
     templates: Templates
+    reports: Reports = Reports()
     incident_alerts: IncidentAlerts | None = None
 
     # Filled by load(): secrets read from the environment, never from the file, and the units'
@@ -490,6 +512,7 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
         secrets[subscriber.secret_env] = environ.get(subscriber.secret_env, "")
         if not secrets[subscriber.secret_env]:
             raise fail(("webhooks", index, "secret_env"), f"environment variable {subscriber.secret_env} is not set")
+    _check_reports(config.reports, fail, directory[1] if directory is not None else None)
     if config.incident_alerts is not None:
         _check_alerts(config.incident_alerts, environ, secrets, fail)
     issuing: dict[str, IssuingUnit] = {}
@@ -514,6 +537,31 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
                            f"no agency {recipient.agency!r} with role {' / '.join(ALERT_ROLES)} in the agencies file "
                            f"{agencies_path}")
     return msgspec.structs.replace(config, secrets=secrets, issuing=issuing)
+
+
+def _check_reports(reports: Reports, fail, directory: Any) -> None:
+    for name in ("subject", "body"):
+        problem = _check_template(getattr(reports, name), REPORT_FIELDS)
+        if problem:
+            raise fail(("reports", name), problem)
+    roles = {agency.id: agency.role for agency in directory.agencies} if directory is not None else None
+    seen: set[tuple[str, str]] = set()
+    for index, schedule in enumerate(reports.schedules):
+        where = ("reports", "schedules", index)
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", schedule.at):
+            raise fail(where + ("at",), f"{schedule.at!r} is not a time of day HH:MM")
+        if (schedule.agency, schedule.every) in seen:
+            raise fail(where, f"{schedule.agency} already has a report every {schedule.every}")
+        seen.add((schedule.agency, schedule.every))
+        if not reports.recipients.get(schedule.agency):
+            raise fail(where + ("agency",), f"no recipients for {schedule.agency!r} in reports.recipients")
+    for agency, addresses in reports.recipients.items():
+        if roles is not None and roles.get(agency) not in REPORT_ROLES:
+            raise fail(("reports", "recipients", agency),
+                       f"no agency {agency!r} that receives reports ({', '.join(REPORT_ROLES)}) in the agencies file")
+        for index, address in enumerate(addresses):
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+                raise fail(("reports", "recipients", agency, index), f"{address!r} is not an e-mail address")
 
 
 def _check_alerts(alerts: IncidentAlerts, environ: dict[str, str], secrets: dict[str, str], fail) -> None:

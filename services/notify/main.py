@@ -25,7 +25,8 @@ import msgspec
 
 from proto import streams
 from services.notify import config as notify_config
-from services.notify import cases, incidents, letter, mail, metrics, outbox, scheduler, store, subscribers
+from services.notify import (cases, incidents, letter, mail, metrics, outbox, report_schedule, scheduler, store,
+                             subscribers)
 from services.notify.sender import Sender, utc_now
 from services.notify.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, migrations, settings
@@ -143,6 +144,12 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
                                                 config.poll_interval_s), name="webhooks"),
             asyncio.create_task(_gauge(pool, stop), name="gauge"),
         ]
+        if config.reports_enabled and rules.reports.schedules:
+            from services.portal import agencies  # noqa: PLC0415 (the portal owns the agencies file)
+
+            tasks.append(asyncio.create_task(report_schedule.run(
+                pool, rules, agencies.load(config.agencies_file), sender.smtp, clock, stop,
+                config.report_interval_s), name="reports"))
         publisher_task = asyncio.create_task(publisher(), name="publisher")
         log.info("ready", extra={"fields": {
             "consumer": config.consumer_name, "incident_consumer": config.incident_consumer_name,

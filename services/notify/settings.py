@@ -58,6 +58,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     send_concurrency: int = 8
     poll_interval_s: float = 1.0
     lease_s: float = 120.0  # a send not finished in this time is retried by any replica
+    # Mail the coordination reports of NOTIFY_CONFIG `reports.schedules` (report_schedule.py). Off
+    # unless a deployment turns it on (deploy/base does), so that a test or demo stack sharing the
+    # example configuration mails no reports of its own; the period claim keeps replicas to one send.
+    reports_enabled: bool = False
+    report_interval_s: float = 60.0  # how often a replica looks for a report that is due
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -77,6 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("RENDER_PROCESSES", self.render_processes, 0, 64),
             ("POLL_INTERVAL_S", self.poll_interval_s, 0.01, 600),
             ("LEASE_S", self.lease_s, 1, 86_400),
+            ("REPORT_INTERVAL_S", self.report_interval_s, 1, 3600),
         ):
             if not low <= value <= high:
                 raise SettingError(variable, f"{value} is not between {low} and {high}")

@@ -23,6 +23,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "review": frozenset({"police"}),                                         # confirm / reject, correct the plate
     "resolve": frozenset({"police"}),
     "stats": frozenset({"police", "operations_centre", "transport"}),        # statistics, counts, cameras, report
+    "uptime": frozenset({"police", "operations_centre", "transport"}),       # camera uptime and outages
     "holds": frozenset({"police", "transport"}),                             # vehicle-inspection holds
     "audit": frozenset({"police"}),
     "appeal": frozenset({"police"}),                                         # record an owner's appeal

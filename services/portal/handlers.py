@@ -158,7 +158,9 @@ async def on_telemetry(pool: asyncpg.Pool, event: VehiclesCounted | CameraStatus
                 conn, event_id=event.id, camera_id=event.camera_id, window_start=event.window_start,
                 window_end=event.occurred_at, counts=[(c.vehicle_class, count_place(c), c.count) for c in event.counts])
         else:
-            await store.record_camera_status(conn, event)
+            async with conn.transaction():
+                await store.record_camera_status(conn, event)
+                await store.record_camera_change(conn, event, event.id)
 
 
 async def on_incident(pool: asyncpg.Pool, event: incidents.Event) -> bool:

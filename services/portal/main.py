@@ -1,7 +1,7 @@
 """The portal service: settings → agencies → NATS → PostgreSQL → consumers, outbox and HTTP → drain.
 
 `roadwatch portal` runs it; `roadwatch portal token` prints a new bearer token and the digest to
-put in the agencies file; `roadwatch portal report` writes the periodic PDF report;
+put in the agencies file; `roadwatch portal report` is `roadwatch report` (the coordination report);
 `roadwatch portal purge` applies the retention periods once (a cron job), an audit line per purge.
 
 SIGHUP re-reads the agencies file, so that a token is revoked or a user added without a restart;
@@ -30,13 +30,14 @@ log = logging.getLogger(SERVICE)
 
 def build_app(portal: Portal) -> web.Application:
     """The aiohttp application with every portal route (the runtime adds /healthz, /readyz, /metrics)."""
-    from services.portal import openapi, pages, report  # noqa: PLC0415 (templates, fonts: loaded with the app)
+    from services.portal import openapi, pages, report, uptime_page  # noqa: PLC0415 (templates, fonts: loaded with the app)
 
     app = web.Application(middlewares=[api.errors_and_metrics, csrf.protect], client_max_size=api.MAX_BODY)
     app[KEY] = portal
     app.add_routes(api.routes())
     app.add_routes(openapi.routes())
     app.add_routes(report.routes())
+    app.add_routes(uptime_page.routes())
     pages.setup(app, portal.config.timezone)
     return app
 
@@ -156,7 +157,7 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "report":
         from services.portal import report  # noqa: PLC0415
 
-        return report.main(argv[1:])
+        return report.main(argv[1:], prog="roadwatch portal report")
     if argv:
         print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report | portal purge)", file=sys.stderr)
         return 2

@@ -206,10 +206,15 @@ def document() -> dict[str, Any]:
                 "304": {"description": "No newer frame than the one named by If-None-Match"},
                 **_errors(400, 401, 403, 404)}}},
         "/api/reports/summary.pdf": {"get": {
-            "summary": "The periodic PDF report for the agencies' coordination meeting", "security": SECURED,
+            "summary": "The coordination report (sơ kết) of the caller's agency for the period, PDF", "security": SECURED,
             "parameters": PERIOD,
             "responses": {"200": {"description": "PDF", "content": {"application/pdf": {
                 "schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 401, 403)}}},
+        "/api/reports/summary.csv": {"get": {
+            "summary": "The same report as CSV: one figure per row (section, key, subkey, label, measure, value)",
+            "security": SECURED, "parameters": PERIOD,
+            "responses": {"200": {"description": "CSV", "content": {"text/csv": {
+                "schema": {"type": "string"}}}}, **_errors(400, 401, 403)}}},
     }
     return {
         "openapi": "3.1.0",

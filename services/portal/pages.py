@@ -49,7 +49,7 @@ def _render(request: web.Request, template: str, status: int = 200, **context) -
     html = ENV.get_template(template).render(
         user=user, role_label=ROLE_LABELS.get(user.role, "") if user else "",
         can_cases=access.can(user, "cases"), can_stats=access.can(user, "stats"), can_board=access.can(user, "board"),
-        csrf_token=csrf.session_token(request),
+        can_uptime=access.can(user, "uptime"), csrf_token=csrf.session_token(request),
         flash=context.pop("flash", flash), flash_kind=context.pop("flash_kind", "ok"), **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 

@@ -13,6 +13,7 @@ from services.portal.origins import origin_of as csrf_origin
 from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
 
 EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
+EXAMPLE_NOTIFY_CONFIG = str(Path(__file__).resolve().parents[1] / "notify" / "notify.example.yaml")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     board_frame_cache_s: float = 0.2
     board_frame_refresh_s: float = 0.25   # each open board asks for each camera's frame this often
     board_view_audit_s: float = 900.0     # audit a user watching a camera once per this period
+    # notify's configuration file (the same ConfigMap): the report reads its `deadlines:` only.
+    notify_config: str = EXAMPLE_NOTIFY_CONFIG
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -64,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("DB_POOL_SIZE", f"{self.db_pool_size} is not between 1 and 100")
         if not Path(self.agencies_file).is_file():
             raise SettingError("AGENCIES_FILE", f"{self.agencies_file} is not a file")
+        if not Path(self.notify_config).is_file():
+            raise SettingError("NOTIFY_CONFIG", f"{self.notify_config} is not a file")
         if not self.evidence_bucket.replace("-", "").replace("_", "").isalnum():
             raise SettingError("EVIDENCE_BUCKET", f"{self.evidence_bucket!r} is not a bucket name")
         try:

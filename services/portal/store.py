@@ -221,6 +221,36 @@ async def record_camera_status(conn: asyncpg.Connection, status: Any) -> None:
         await notify_board(conn, "camera", status.camera_id)
 
 
+async def record_camera_change(conn: asyncpg.Connection, status: Any, event_id: str) -> bool:
+    """Keep the report in the camera's history when its state differs from the state before it in
+    time (a heartbeat repeating the state adds nothing); True when a row was added."""
+    return await conn.fetchval(
+        """INSERT INTO portal.camera_state_changes (camera_id, occurred_at, state, reason, event_id)
+           SELECT $1, $2, $3, $4, $5
+           WHERE NOT EXISTS (
+               SELECT 1 FROM (SELECT state FROM portal.camera_state_changes
+                              WHERE camera_id = $1 AND occurred_at <= $2
+                              ORDER BY occurred_at DESC LIMIT 1) AS prev
+               WHERE prev.state = $3)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        status.camera_id, status.occurred_at, status.state, status.reason, event_id) is True
+
+
+async def camera_changes(conn: asyncpg.Connection, start: datetime, end: datetime,
+                         camera_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every change in [start, end) and, per camera, the last one before `start` (the state the
+    period began in)."""
+    rows = await conn.fetch(
+        """(SELECT camera_id, occurred_at, state, reason FROM portal.camera_state_changes
+            WHERE occurred_at >= $1 AND occurred_at < $2 AND ($3::text[] IS NULL OR camera_id = ANY($3)))
+           UNION ALL
+           (SELECT DISTINCT ON (camera_id) camera_id, occurred_at, state, reason FROM portal.camera_state_changes
+            WHERE occurred_at < $1 AND ($3::text[] IS NULL OR camera_id = ANY($3))
+            ORDER BY camera_id, occurred_at DESC)
+           ORDER BY camera_id, occurred_at""", start, end, camera_ids)
+    return [dict(r) for r in rows]
+
+
 # --- statistics ---------------------------------------------------------------------------------------
 GROUPS = {"type": "violation_type", "camera": "camera_id",
           "day": "to_char(violation_at AT TIME ZONE $3, 'YYYY-MM-DD')"}
