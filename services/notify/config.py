@@ -512,7 +512,6 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
         secrets[subscriber.secret_env] = environ.get(subscriber.secret_env, "")
         if not secrets[subscriber.secret_env]:
             raise fail(("webhooks", index, "secret_env"), f"environment variable {subscriber.secret_env} is not set")
-    _check_reports(config.reports, fail, directory[1] if directory is not None else None)
     if config.incident_alerts is not None:
         _check_alerts(config.incident_alerts, environ, secrets, fail)
     issuing: dict[str, IssuingUnit] = {}
@@ -536,6 +535,9 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
                 raise fail(("incident_alerts", "recipients", index, "agency"),
                            f"no agency {recipient.agency!r} with role {' / '.join(ALERT_ROLES)} in the agencies file "
                            f"{agencies_path}")
+    # After the units: the reports section comes later in the file, and an agency missing from the
+    # agencies file is then reported where a reader looks first.
+    _check_reports(config.reports, fail, directory[1] if directory is not None else None)
     return msgspec.structs.replace(config, secrets=secrets, issuing=issuing)
 
 
