@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video deploy-check deploy-generate clean finetune finetune-smoke
+.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ lock: venv ## re-pin requirements.lock from the installed environment
 	@(echo "# Pinned dependency tree for Python 3.11 (regenerate: make lock)"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e') > requirements.lock
 
-bench: bench-ingest bench-detect bench-track bench-registry bench-portal bench-notify bench-e2e bench-bad-input ## run every benchmark (figures as ratios to a baseline of the same run)
+bench: bench-ingest bench-detect bench-track bench-registry bench-portal bench-board bench-notify bench-e2e bench-bad-input ## run every benchmark (figures as ratios to a baseline of the same run)
 
 bench-ingest: venv ## CPU per camera-minute vs a bare PyAV decode
 	$(BIN)/python bench/ingest_cpu.py --shared $(SHARED)
@@ -62,6 +62,9 @@ bench-track: venv ## tracker detections/s per camera vs decode-only
 
 bench-portal: venv ## portal cases/s, public lookups/s, decisions/s vs bare SQL
 	$(BIN)/python bench/portal_throughput.py
+
+bench-board: venv ## camera wall refresh per camera (8 cameras at 5 fps) and API p95 with the wall vs without
+	$(BIN)/python bench/portal_board.py --shared $(SHARED)
 
 bench-notify: venv ## notices/s end to end vs bare PDF rendering and bare SMTP sends
 	$(BIN)/python bench/notify_throughput.py --shared $(SHARED)
@@ -86,6 +89,9 @@ eval-plates: venv ## exact-match plate accuracy on ../shared/data/plates, per su
 
 eval-video: venv ## vehicle recall/precision, crossings, violations, ID switches on the labelled clips -> docs/ACCURACY.md
 	$(BIN)/python eval/eval_video.py --shared $(SHARED) --write docs/ACCURACY.md
+
+report: venv ## the coordination report of an agency: make report FROM=2026-11-16 TO=2026-11-22 AGENCY=ttdh-ubnd [SEND=1] (DATABASE_URL)
+	$(BIN)/roadwatch report --from $(FROM) --to $(TO) --agency $(AGENCY) --out var/reports $(if $(SEND),--send)
 
 deploy-check: venv system-deps ## lint, render and validate deploy/ (yamllint, kustomize, kubernetes-validate, CRDs, promtool, hadolint)
 	bash deploy/check

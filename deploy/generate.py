@@ -212,6 +212,17 @@ def cameras() -> Board:
                  (f"sum by (camera) ({sel('roadwatch_ingest_fps_in', cam)})", "{{camera}} in"),
                  (f"sum by (camera) ({sel('roadwatch_ingest_fps_out', cam)})", "{{camera}} out"),
                  width=16, height=10, unit="fps")
+    b.row("Uptime")
+    online = f"max by (camera) ({sel('roadwatch_ingest_camera_state', eq('state', 'online'), cam)})"
+    b.timeseries("Availability, rolling 24 h", (f"avg_over_time(({online})[1d:1m])", "{{camera}}"),
+                 width=12, unit="percentunit",
+                 description="Share of the last 24 h each camera was online (degraded and offline count as "
+                             "down). The portal's uptime page has the same per local day, with each outage's cause.")
+    b.table("Availability, last 7 days", (f"avg_over_time(({online})[7d:5m])", ""), width=6, unit="percentunit")
+    b.timeseries("Down for", (f"min by (camera) (time() - ({sel('roadwatch_ingest_camera_down_since_timestamp_seconds', cam)} > 0))",
+                              "{{camera}}"), width=6, unit="s",
+                 description="How long each camera has been degraded or offline. Alert: CameraDownTooLong, after "
+                             "roadwatch:camera_down_alert_after_seconds.")
     b.row("Trouble")
     b.timeseries("Seconds since the last frame",
                  (f"min by (camera) ({sel('roadwatch_ingest_last_frame_age_seconds', cam)})", "{{camera}}"), unit="s")

@@ -33,6 +33,9 @@ class Stream(msgspec.Struct, frozen=True, kw_only=True):
     # Nothing may be taken out of the stream but by its limits (the audit anchors: none).
     deny_delete: bool = False
     deny_purge: bool = False
+    # Any server of the stream answers "the last message on this subject" itself (direct get):
+    # the portal's camera wall reads each camera's newest frame so, without a consumer.
+    allow_direct: bool = False
 
 
 class Consumer(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +59,7 @@ FRAMES = Stream(
     max_age_s=10 * MINUTE,
     max_bytes=4 * 1024**3,
     max_msg_size=8 * 1024**2,
+    allow_direct=True,
 )
 DETECTIONS = Stream(
     name="DETECTIONS",
@@ -164,10 +168,22 @@ PORTAL_NOTICES = Consumer(name="portal-notices", stream="NOTICES",
                                            subjects.ALL_NOTICES_HELD))
 PORTAL_TELEMETRY = Consumer(
     name="portal-telemetry", stream="TELEMETRY",
-    filter_subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS),
+    filter_subjects=(subjects.ALL_VEHICLES_COUNTED, subjects.ALL_CAMERA_STATUS, subjects.ALL_SIGNAL_PHASES),
+)
+# The operations board's incidents (detected, updated, cleared), folded into portal.incidents.
+PORTAL_INCIDENTS = Consumer(
+    name="portal-incidents", stream="INCIDENTS",
+    filter_subjects=(subjects.ALL_INCIDENTS_DETECTED, subjects.ALL_INCIDENTS_UPDATED, subjects.ALL_INCIDENTS_CLEARED),
 )
 NOTIFY = Consumer(name="notify", stream="CASES", filter_subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED))
+# Alerts for new incidents (and their end): from new ones on, since an alert about last week's
+# stopped vehicle is noise when the durable is first created. Recording is one insert: no long ack wait.
+NOTIFY_INCIDENTS = Consumer(
+    name="notify-incidents", stream="INCIDENTS",
+    filter_subjects=(subjects.ALL_INCIDENTS_DETECTED, subjects.ALL_INCIDENTS_CLEARED), max_deliver=20, deliver="new",
+)
 
 CONSUMERS: tuple[Consumer, ...] = (
-    DETECT, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, NOTIFY,
+    DETECT, REGISTRY, REGISTRY_HOTLIST, PORTAL, PORTAL_NOTICES, PORTAL_TELEMETRY, PORTAL_INCIDENTS, NOTIFY,
+    NOTIFY_INCIDENTS,
 )

@@ -32,7 +32,7 @@ SERVICE_TOOLS = {
     "registry": "roadwatch registry import FILE...     import a registry extract (roadwatch registry import --help)\n"
                 "roadwatch registry synth [OPTIONS]    write a synthetic registry (roadwatch registry synth --help)",
     "portal": "roadwatch portal token                 make an API token and its SHA-256 for the agencies file\n"
-              "roadwatch portal report [OPTIONS]     the statistics report (roadwatch portal report --help)",
+              "roadwatch portal report [OPTIONS]     the coordination report, as roadwatch report (--help)",
 }
 LOCAL_ENV = ("ROADWATCH_BIND   address of every HTTP port and nats-server (default 127.0.0.1)\n"
              "NATS_PORT        nats-server port (default 4222, or a free one when taken)\n"
@@ -52,6 +52,12 @@ VERBS: dict[str, Verb] = {
     "model": Verb("services.detect.model_cli:main",
                   "detector models as versioned artefacts (roadwatch model add|list|shadow|promote|rollback)",
                   own_help=True),
+    "report": Verb("services.portal.report:main",
+                   "the coordination report of an agency for a period, PDF and CSV, optionally mailed "
+                   "(roadwatch report --from D --to D --agency ID [--send])", own_help=True),
+    "dataset": Verb("services.portal.dataset:main",
+                    "export reviewed cases as training data (police token; audited): roadwatch dataset export",
+                    own_help=True),
     "audit": Verb("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)",
                   own_help=True),
     "localdb": Verb("services.firstrun:localdb_main",

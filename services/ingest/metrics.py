@@ -3,6 +3,8 @@ heartbeat on `traffic.camera.status.v1.<camera>`, for dashboards and alerts."""
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge
 
 STATES = ("online", "degraded", "offline")
@@ -22,6 +24,8 @@ LAST_FRAME_AGE = Gauge("roadwatch_ingest_last_frame_age_seconds", "Seconds since
                        ["camera"])
 STATE = Gauge("roadwatch_ingest_camera_state", "1 for the camera's current state, 0 for the others.",
               ["camera", "state"])
+DOWN_SINCE = Gauge("roadwatch_ingest_camera_down_since_timestamp_seconds",
+                   "Unix time the camera left the online state (degraded or offline); 0 while online.", ["camera"])
 QUEUE = Gauge("roadwatch_ingest_queue_frames", "Frames waiting to be published.", ["camera"])
 LEASED = Gauge("roadwatch_ingest_cameras_leased", "Cameras this replica holds a lease for and reads.")
 CONFIGURED = Gauge("roadwatch_ingest_cameras_configured", "Cameras in the cameras file.")
@@ -34,6 +38,7 @@ class CameraMetrics:
 
     def __init__(self, camera: str) -> None:
         self.camera = camera
+        self._down_since: float | None = None
         self._seen = {"in": 0, "still": 0, "decode": 0, "reconnects": 0, "dropped": 0}
 
     def update(self, *, frames_in: int, still: int, decode_errors: int, reconnects: int, dropped: int,
@@ -50,14 +55,22 @@ class CameraMetrics:
         if age is not None:
             LAST_FRAME_AGE.labels(self.camera).set(age)
 
-    def state(self, state: str) -> None:
+    def state(self, state: str, at: float | None = None) -> None:
+        """The camera's new state; `at` (Unix time, default now) starts an outage when it leaves
+        online, so that the alert on a long outage measures from there (degraded to offline
+        keeps the start)."""
         for name in STATES:
             STATE.labels(self.camera, name).set(1.0 if name == state else 0.0)
+        if state == "online":
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = time.time() if at is None else at
+        DOWN_SINCE.labels(self.camera).set(self._down_since or 0)
 
     def remove(self) -> None:
         """Forget a camera that this replica no longer reads, so that dashboards do not show it twice."""
         for metric in (FRAMES_IN, FRAMES_OUT, FRAMES_STILL, DECODE_ERRORS, RECONNECTS, FPS_IN, FPS_OUT,
-                       LAST_FRAME_AGE, QUEUE):
+                       LAST_FRAME_AGE, QUEUE, DOWN_SINCE):
             try:
                 metric.remove(self.camera)
             except KeyError:

@@ -22,6 +22,7 @@ import msgspec
 import yaml
 
 from proto.v1.common import ViolationType
+from proto.v1.incident import CongestionLevel, IncidentType, Severity
 
 EXIT_BAD_CONFIG = 2
 # The portal's agencies file: the one source of each unit's name, address and phone.
@@ -173,6 +174,68 @@ class Email(_Strict, kw_only=True):
     sender_name: str = ""
 
 
+REPORT_FIELDS = ("agency", "period_name", "period", "generated_at", "files", "summary")
+REPORT_ROLES = ("police", "operations_centre", "transport", "commune_police")
+
+
+class ReportSchedule(_Strict, kw_only=True):
+    """The coordination report (sơ kết) of one agency, mailed after each week (Monday to Sunday)
+    or calendar month, at `at` local time on the day after it ends."""
+
+    agency: str  # an agency id of the agencies file; it decides the report's scope and sections
+    every: Literal["week", "month"]
+    at: str = "07:00"
+
+
+class Reports(_Strict, kw_only=True):
+    schedules: tuple[ReportSchedule, ...] = ()
+    recipients: dict[str, tuple[str, ...]] = {}  # agency id -> addresses (also for `roadwatch report --send`)
+    formats: tuple[Literal["pdf", "csv"], ...] = ("pdf", "csv")
+    period_names: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"week": "tuần", "month": "tháng", "custom": "kỳ"})
+    subject: str = "Báo cáo sơ kết {period_name} {period} – {agency}"
+    body: str = "Kính gửi {agency},\n\n{summary}\n\nTệp đính kèm: {files}.\n"
+class AlertRecipient(_Strict, kw_only=True):
+    """An office that wants to hear of incidents at once (a duty desk, a control room): which
+    types, from which severity up, by e-mail (one message to all `email` addresses) and/or by a
+    signed webhook. `agency` is the agency id in the agencies file (operations centre, transport
+    or police)."""
+
+    name: str  # unique; part of each alert's id, so renaming a recipient re-sends open incidents
+    agency: str
+    types: tuple[IncidentType, ...] = ()  # empty: every type
+    min_severity: Severity = "info"
+    email: tuple[str, ...] = ()
+    webhook: WebhookTarget | None = None
+    cleared: bool = False  # also say when the incident is over
+
+
+class Durations(_Strict, kw_only=True):
+    """How a duration reads; placeholders {hours} {minutes} {seconds}."""
+
+    short: str  # under an hour, e.g. "{minutes} phút {seconds} giây"
+    long: str  # an hour or more, e.g. "{hours} giờ {minutes} phút"
+
+
+class IncidentAlerts(_Strict, kw_only=True):
+    """Alerts for incidents (incident.detected, and incident.cleared where a recipient wants it):
+    their wording and who receives them."""
+
+    board_url: str = ""  # the portal's operations board; placeholders {incident_id} {camera_id}
+    email: Email | None = None  # From: of the alerts; none: the notices' `email`
+    types: dict[str, str]  # incident type -> its name in the alerts
+    severities: dict[str, str]
+    levels: dict[str, str]  # congestion level -> wording
+    clear_reasons: dict[str, str]  # incident.cleared reason -> wording
+    lanes: dict[str, str] = {}  # a scene's lane id -> how alerts name it (else the id itself)
+    durations: Durations
+    subject: str
+    body: str
+    cleared_subject: str = ""
+    cleared_body: str = ""
+    recipients: tuple[AlertRecipient, ...] = ()
+
+
 class Config(_Strict, kw_only=True):
     timezone: str = "Asia/Ho_Chi_Minh"
     lookup_url: str = ""  # public case lookup, quoted in notices
@@ -197,6 +260,8 @@ class Config(_Strict, kw_only=True):
     webhooks: tuple[Subscriber, ...] = ()
     formats: Formats
     templates: Templates
+    reports: Reports = Reports()
+    incident_alerts: IncidentAlerts | None = None
 
     # Filled by load(): secrets read from the environment, never from the file, and the units'
     # contact details read from the agencies file.
@@ -234,6 +299,15 @@ TEMPLATE_FIELDS = (
     "notice_date_long", "commune", "lookup_url", "warned_since", "page", "pages",
 )
 FORMAT_FIELDS = ("hour", "minute", "day", "month", "year")
+# Fields an incident alert's subject and body may use (services/notify/incidents.py fills them).
+INCIDENT_FIELDS = (
+    "incident_id", "type", "type_code", "severity", "severity_code", "camera_id", "device", "place", "lane", "zone",
+    "vehicle_class", "began_at", "detected_at", "cleared_at", "duration", "level", "occupancy", "queue_vehicles",
+    "vehicles", "mean_speed", "board_url", "clear_reason", "recipient",
+)
+DURATION_FIELDS = ("hours", "minutes", "seconds")
+ALERT_ROLES = ("operations_centre", "transport", "police")
+_EMAIL = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+")
 
 
 # --- YAML with line numbers ------------------------------------------------------------------
@@ -438,6 +512,8 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
         secrets[subscriber.secret_env] = environ.get(subscriber.secret_env, "")
         if not secrets[subscriber.secret_env]:
             raise fail(("webhooks", index, "secret_env"), f"environment variable {subscriber.secret_env} is not set")
+    if config.incident_alerts is not None:
+        _check_alerts(config.incident_alerts, environ, secrets, fail)
     issuing: dict[str, IssuingUnit] = {}
     if directory is not None:
         agencies_path, found = directory
@@ -453,7 +529,94 @@ def parse(text: str, path: str | Path = "<config>", environ: dict[str, str] | No
             issuing[agency_id] = IssuingUnit(
                 agency=agency_id, name=agency.name, parent=agency.parent, address=agency.address, phone=agency.phone,
                 working_hours=agency.working_hours, place=unit.place, signer=unit.signer, communes=unit.communes)
+        for index, recipient in enumerate(config.incident_alerts.recipients if config.incident_alerts else ()):
+            agency = by_id.get(recipient.agency)
+            if agency is None or agency.role not in ALERT_ROLES:
+                raise fail(("incident_alerts", "recipients", index, "agency"),
+                           f"no agency {recipient.agency!r} with role {' / '.join(ALERT_ROLES)} in the agencies file "
+                           f"{agencies_path}")
+    # After the units: the reports section comes later in the file, and an agency missing from the
+    # agencies file is then reported where a reader looks first.
+    _check_reports(config.reports, fail, directory[1] if directory is not None else None)
     return msgspec.structs.replace(config, secrets=secrets, issuing=issuing)
+
+
+def _check_reports(reports: Reports, fail, directory: Any) -> None:
+    for name in ("subject", "body"):
+        problem = _check_template(getattr(reports, name), REPORT_FIELDS)
+        if problem:
+            raise fail(("reports", name), problem)
+    roles = {agency.id: agency.role for agency in directory.agencies} if directory is not None else None
+    seen: set[tuple[str, str]] = set()
+    for index, schedule in enumerate(reports.schedules):
+        where = ("reports", "schedules", index)
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", schedule.at):
+            raise fail(where + ("at",), f"{schedule.at!r} is not a time of day HH:MM")
+        if (schedule.agency, schedule.every) in seen:
+            raise fail(where, f"{schedule.agency} already has a report every {schedule.every}")
+        seen.add((schedule.agency, schedule.every))
+        if not reports.recipients.get(schedule.agency):
+            raise fail(where + ("agency",), f"no recipients for {schedule.agency!r} in reports.recipients")
+    for agency, addresses in reports.recipients.items():
+        if roles is not None and roles.get(agency) not in REPORT_ROLES:
+            raise fail(("reports", "recipients", agency),
+                       f"no agency {agency!r} that receives reports ({', '.join(REPORT_ROLES)}) in the agencies file")
+        for index, address in enumerate(addresses):
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+                raise fail(("reports", "recipients", agency, index), f"{address!r} is not an e-mail address")
+
+
+def _check_alerts(alerts: IncidentAlerts, environ: dict[str, str], secrets: dict[str, str], fail) -> None:
+    where = ("incident_alerts",)
+    for name, known in (("types", typing.get_args(IncidentType)), ("severities", typing.get_args(Severity)),
+                        ("levels", typing.get_args(CongestionLevel)),
+                        ("clear_reasons", ("resolved", "track_lost", "stream_break"))):
+        wording = getattr(alerts, name)
+        for key in known:
+            if key in wording and not wording[key].strip():
+                raise fail(where + (name, key), "must not be empty")
+            if key not in wording:
+                raise fail(where + (name,), f"no wording for {key!r}")
+        for key in wording:
+            if key not in known:
+                raise fail(where + (name, key), f"unknown (known: {', '.join(known)})")
+    for name in ("subject", "body", "cleared_subject", "cleared_body"):
+        problem = _check_template(getattr(alerts, name), INCIDENT_FIELDS)
+        if problem:
+            raise fail(where + (name,), problem)
+    if not alerts.subject.strip():
+        raise fail(where + ("subject",), "must not be empty")
+    for name in ("short", "long"):
+        problem = _check_template(getattr(alerts.durations, name), DURATION_FIELDS)
+        if problem:
+            raise fail(where + ("durations", name), problem)
+    problem = _check_template(alerts.board_url, ("incident_id", "camera_id"))
+    if problem:
+        raise fail(where + ("board_url",), problem)
+    if alerts.board_url and not re.match(r"^https?://", alerts.board_url):
+        raise fail(where + ("board_url",), "must be an http(s) URL")
+    names: set[str] = set()
+    for index, recipient in enumerate(alerts.recipients):
+        at = where + ("recipients", index)
+        if recipient.name in names or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", recipient.name):
+            raise fail(at + ("name",), f"{recipient.name!r} is a duplicate or not lowercase letters, digits, - and _")
+        names.add(recipient.name)
+        if not recipient.email and recipient.webhook is None:
+            raise fail(at, "needs an email or a webhook")
+        for number, address in enumerate(recipient.email):
+            if not _EMAIL.fullmatch(address):
+                raise fail(at + ("email", number), f"{address!r} is not an e-mail address")
+        if recipient.cleared and not (alerts.cleared_subject.strip() and alerts.cleared_body.strip()):
+            raise fail(at + ("cleared",), "needs incident_alerts.cleared_subject and cleared_body")
+        if len(set(recipient.types)) != len(recipient.types):
+            raise fail(at + ("types",), "lists a type twice")
+        if recipient.webhook is not None:
+            if not re.match(r"^https?://", recipient.webhook.url):
+                raise fail(at + ("webhook", "url"), "must be an http(s) URL")
+            secrets[recipient.webhook.secret_env] = environ.get(recipient.webhook.secret_env, "")
+            if not secrets[recipient.webhook.secret_env]:
+                raise fail(at + ("webhook", "secret_env"),
+                           f"environment variable {recipient.webhook.secret_env} is not set")
 
 
 def load(path: str | Path, environ: dict[str, str] | None = None,

@@ -16,7 +16,8 @@ from proto import ids
 from proto.v1 import CaseReviewed, Owner, Vehicle
 from services.notify.config import Config, LegalText, Recipient
 
-Kind = Literal["owner_notice", "commune_transfer", "inspection_warning", "inspection_lifted"]
+Kind = Literal["owner_notice", "commune_transfer", "inspection_warning", "inspection_lifted", "incident_alert",
+               "incident_cleared"]
 Channel = Literal["email", "sms", "post", "webhook", "inspection_registry", "commune_police"]
 Transport = Literal["smtp", "sms", "spool", "webhook"]
 Document = Literal["owner_letter", "transfer_letter", ""]
@@ -26,12 +27,13 @@ INSPECTION_REGISTRY = "inspection-registry"
 
 class Planned(msgspec.Struct, frozen=True, kw_only=True):
     notice_id: str
-    case_id: str
+    case_id: str  # "" for an incident alert
+    incident_id: str = ""  # "" for a case's notice
     kind: Kind
     channel: Channel
-    recipient: str  # "owner", a commune code, or "inspection-registry"
+    recipient: str  # "owner", a commune code, "inspection-registry", or an alert recipient's name
     transport: Transport
-    address: str  # email address, phone number, webhook URL, or "" for the print spool
+    address: str  # email address(es), phone number, webhook URL, or "" for the print spool
     secret_env: str = ""  # for webhook transports
     document: Document = ""
 

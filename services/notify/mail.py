@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formataddr, format_datetime
 from datetime import datetime
@@ -27,20 +29,72 @@ class Smtp:
     timeout_s: float = 30.0
 
 
+class _Prefolded(str):
+    """A header the policy stores as it is and that folds itself. CPython 3.11's default folding
+    of long non-ASCII headers mangles the spaces where it splits encoded words: "dừng, đỗ"
+    arrived as "dừng,đỗ". Here every space stays inside an encoded word (RFC 2047), and a
+    sender's name is cut between words only (a cut inside one read as "H ải Phòng")."""
+
+    def __new__(cls, header: str, text: str, folded: Callable[[str], str]) -> _Prefolded:
+        made = super().__new__(cls, text)
+        made.name, made._folded = header, folded
+        return made
+
+    def fold(self, *, policy) -> str:
+        return f"{self.name}: {self._folded(policy.linesep)}{policy.linesep}"
+
+
+def _subject(subject: str) -> str:
+    if subject.isascii():
+        return subject
+    return _Prefolded("Subject", subject,
+                      lambda linesep: Header(subject, "utf-8", header_name="Subject").encode(linesep=linesep))
+
+
+def _encoded_phrase(text: str, linesep: str) -> str:
+    """A display name as RFC 2047 encoded words cut between words, each space kept inside the
+    word before it: decoders ignore the folding whitespace between encoded words, so a cut in
+    the middle of a word or before a space would join or split words ("H ải Phòng")."""
+    chunks: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and len(f"{candidate} ".encode()) > 45:  # base64 of 45 bytes + 12: under 75 characters
+            chunks.append(current + " ")
+            current = word
+        else:
+            current = candidate
+    chunks.append(current)
+    return f"{linesep} ".join(f"=?utf-8?b?{base64.b64encode(chunk.encode()).decode()}?=" for chunk in chunks)
+
+
+def _from(sender: str, sender_name: str) -> str:
+    if not sender_name:
+        return sender
+    if sender_name.isascii():
+        return formataddr((sender_name, sender))
+    return _Prefolded("From", formataddr((sender_name, sender)),
+                      lambda linesep: f"{_encoded_phrase(sender_name, linesep)} <{sender}>")
+
+
 def message_id(notice_id: str) -> str:
     return f"<{notice_id}@{DOMAIN}>"
 
 
 def compose(*, sender: str, sender_name: str, to: str, subject: str, body: str, notice_id: str, case_id: str,
-            sent_at: datetime, attachments: Sequence[tuple[str, bytes]] = ()) -> EmailMessage:
+            sent_at: datetime, attachments: Sequence[tuple[str, bytes]] = (),
+            headers: dict[str, str] | None = None) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = formataddr((sender_name, sender)) if sender_name else sender
+    message["From"] = _from(sender, sender_name)
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = _subject(subject)
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = message_id(notice_id)
     message["X-Roadwatch-Notice-Id"] = notice_id
-    message["X-Roadwatch-Case-Id"] = case_id
+    if case_id:
+        message["X-Roadwatch-Case-Id"] = case_id
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(body, charset="utf-8")
     for filename, content in attachments:
         message.add_attachment(content, maintype="application", subtype="pdf", filename=filename)

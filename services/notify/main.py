@@ -1,8 +1,9 @@
-"""`roadwatch notify`: case events → notices, deadlines and webhooks.
+"""`roadwatch notify`: case events → notices, deadlines and webhooks; incidents → alerts.
 
-Tasks: the CASES consumer (records what is owed), the sender (delivers notices), the deadline
-scheduler, the outbox publisher (notice.sent / notice.failed) and the subscriber webhooks. They
-share nothing but PostgreSQL, so any number of replicas may run. All subscriptions are here.
+Tasks: the CASES consumer (records what is owed), the INCIDENTS consumer (records the alerts
+owed), the sender (delivers notices and alerts), the deadline scheduler, the outbox publisher
+(notice.sent / notice.failed) and the subscriber webhooks. They share nothing but PostgreSQL, so
+any number of replicas may run. All subscriptions are here.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+import msgspec
 
 from proto import streams
 from services.notify import config as notify_config
-from services.notify import cases, letter, mail, metrics, outbox, scheduler, store, subscribers
+from services.notify import (cases, incidents, letter, mail, metrics, outbox, report_schedule, scheduler, store,
+                             subscribers)
 from services.notify.sender import Sender, utc_now
 from services.notify.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, migrations, settings
@@ -37,6 +40,11 @@ def consumer_spec(config: Settings) -> streams.Consumer:
         name=config.consumer_name, stream=streams.NOTIFY.stream, filter_subjects=tuple(config.consumer_filter),
         # A case event waits for an owner lookup, evidence and PDF rendering, never for a send.
         ack_wait_s=config.ack_wait_s, max_deliver=streams.NOTIFY.max_deliver, max_ack_pending=streams.NOTIFY.max_ack_pending)
+
+
+def incident_consumer_spec(config: Settings) -> streams.Consumer:
+    return msgspec.structs.replace(streams.NOTIFY_INCIDENTS, name=config.incident_consumer_name,
+                                   filter_subjects=tuple(config.incident_consumer_filter))
 
 
 async def _gauge(pool, stop: asyncio.Event) -> None:
@@ -115,6 +123,13 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
         # holds up the next.
         consumers = [bus.Consumer(js, service=SERVICE, consumer=consumer_spec(config), decode=cases.decode,
                                   handle=handler.handle, batch=4) for _ in range(config.case_workers)]
+        # Incidents: recording one is an insert, so one loop keeps up; the durable starts at "new"
+        # and is created here, before we say ready, so that no incident published after start is missed.
+        alert_handler = incidents.Incidents(pool, rules, clock=clock, on_notices=sender.wake.set)
+        incident_spec = incident_consumer_spec(config)
+        await bus.ensure_consumer(js, incident_spec)
+        consumers.append(bus.Consumer(js, service=SERVICE, consumer=incident_spec, decode=incidents.decode,
+                                      handle=alert_handler.handle, batch=16))
         publish_stop = asyncio.Event()
 
         async def publisher() -> None:
@@ -129,9 +144,17 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
                                                 config.poll_interval_s), name="webhooks"),
             asyncio.create_task(_gauge(pool, stop), name="gauge"),
         ]
+        if config.reports_enabled and rules.reports.schedules:
+            from services.portal import agencies  # noqa: PLC0415 (the portal owns the agencies file)
+
+            tasks.append(asyncio.create_task(report_schedule.run(
+                pool, rules, agencies.load(config.agencies_file), sender.smtp, clock, stop,
+                config.report_interval_s), name="reports"))
         publisher_task = asyncio.create_task(publisher(), name="publisher")
-        log.info("ready", extra={"fields": {"consumer": config.consumer_name, "units": list(rules.units),
-                                            "subscribers": [s.name for s in rules.webhooks]}})
+        log.info("ready", extra={"fields": {
+            "consumer": config.consumer_name, "incident_consumer": config.incident_consumer_name,
+            "units": list(rules.units), "subscribers": [s.name for s in rules.webhooks],
+            "alert_recipients": [r.name for r in rules.incident_alerts.recipients] if rules.incident_alerts else []}})
         if ready is not None:
             ready.set_result(handler)
         await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -28,3 +28,9 @@ NOTICE_DELAY_SECONDS = Histogram(
     buckets=tuple(days * DAY_S for days in (1, 2, 3, 5, 7, 8, 9, 10, 12, 15, 20, 30)))
 LATE_NOTICES = Counter("roadwatch_notify_late_notices_total",
                        "Cases recorded for notice after deadlines.notice_within_days had passed.")
+INCIDENTS = Counter("roadwatch_notify_incidents_total", "Incident events handled, by event (detected, cleared) and "
+                    "outcome (alerts: new alerts recorded; none: nobody wants it or all were recorded before).",
+                    ["event", "outcome"])
+INCIDENT_ALERTS = Counter("roadwatch_notify_incident_alerts_total", "Delivery attempts of incident alerts, by kind "
+                          "(incident_alert, incident_cleared), channel (email, webhook) and result (sent, retry, "
+                          "failed).", ["kind", "channel", "result"])

@@ -20,8 +20,8 @@ import asyncpg
 import msgspec
 
 from proto import ids, subjects
-from proto.v1 import NoticeFailed, NoticeSent
-from services.notify import decisions, mail, metrics, post, sms, store, webhooks
+from proto.v1 import DeadLetter, NoticeFailed, NoticeSent
+from services.notify import alerts, decisions, mail, metrics, post, sms, store, webhooks
 from services.notify.config import Config, Retry
 from services.notify.outcome import DeliveryError
 
@@ -98,6 +98,9 @@ class Sender:
         self.on_events()
 
     async def attempt(self, notice: store.Claimed) -> None:
+        if notice.kind in alerts.KINDS:
+            await self.attempt_alert(notice)
+            return
         started = time.perf_counter()
         try:
             await self.deliver(notice)
@@ -137,6 +140,71 @@ class Sender:
         log.warning("notice not delivered", extra={"fields": {"notice": notice.notice_id, "kind": notice.kind,
                                                               "channel": notice.channel, "attempt": notice.attempts,
                                                               "will_retry": will_retry, "reason": error.reason}})
+
+    # --- incident alerts ----------------------------------------------------------------------------
+    async def attempt_alert(self, notice: store.Claimed) -> None:
+        """Deliver an incident alert with the notices' lease, retries and idempotency keys. It
+        publishes no notice.sent/failed (those are about cases, for the police and the portal);
+        a last failure leaves the row `failed` and a dead letter on traffic.dlq.notify."""
+        started = time.perf_counter()
+        error: DeliveryError | None = None
+        try:
+            await self.deliver_alert(notice)
+        except DeliveryError as exc:
+            error = exc
+        except Exception as exc:  # a bug in a template or transport must not stop the loop
+            log.exception("alert delivery crashed", extra={"fields": {"notice": notice.notice_id}})
+            error = DeliveryError(f"internal error: {exc!r}")
+        metrics.SEND_SECONDS.labels(notice.transport).observe(time.perf_counter() - started)
+        now = self.clock()
+        if error is None:
+            recorded = await store.mark_sent(self.pool, notice, now, "", None, (), None)
+            metrics.INCIDENT_ALERTS.labels(notice.kind, notice.channel, "sent" if recorded else "lease_lost").inc()
+            log.info("incident alert sent", extra={"fields": {
+                "notice": notice.notice_id, "incident": notice.incident_id, "kind": notice.kind,
+                "channel": notice.channel, "recipient": notice.recipient, "attempt": notice.attempts}})
+            return
+        will_retry = not error.permanent and notice.attempts < self.config.retry.attempts
+        retry_at = now + timedelta(seconds=backoff(self.config.retry, notice.attempts)) if will_retry else None
+        letter = None
+        if not will_retry and notice.incident is not None:
+            incident = notice.incident
+            payload = msgspec.json.encode(incident)
+            letter = DeadLetter(
+                id=ids.event_id("dlq", "notify-alert", notice.notice_id), occurred_at=now, service="notify",
+                error="gave_up", subject=subjects.incident_detected(incident.camera_id, incident.type),
+                consumer=f"alert:{notice.recipient}:{notice.channel}",
+                reason=f"{notice.kind} to {notice.address} failed {notice.attempts} times, last: {error.reason}"[:2000],
+                num_delivered=notice.attempts, headers={"Roadwatch-Alert-Id": notice.notice_id}, payload=payload,
+                payload_size=len(payload), camera_id=incident.camera_id)
+        await store.mark_failed(self.pool, notice, now, error.reason, retry_at, subjects.dlq("notify"), letter, ())
+        if letter is not None:
+            self.on_events()
+        metrics.INCIDENT_ALERTS.labels(notice.kind, notice.channel, "retry" if will_retry else "failed").inc()
+        log.warning("incident alert not delivered", extra={"fields": {
+            "notice": notice.notice_id, "incident": notice.incident_id, "kind": notice.kind, "channel": notice.channel,
+            "recipient": notice.recipient, "attempt": notice.attempts, "will_retry": will_retry,
+            "reason": error.reason}})
+
+    async def deliver_alert(self, notice: store.Claimed) -> None:
+        if notice.incident is None or self.config.incident_alerts is None:
+            raise DeliveryError("no incident or no incident_alerts in the configuration", permanent=True)
+        if notice.transport == "smtp":
+            subject, body = alerts.wording(self.config, notice.incident, notice.kind, recipient=notice.recipient,
+                                           cleared=notice.cleared)
+            sender = self.config.incident_alerts.email or self.config.email
+            message = mail.compose(
+                sender=sender.sender, sender_name=sender.sender_name, to=notice.address, subject=subject, body=body,
+                notice_id=notice.notice_id, case_id="", sent_at=self.clock(),
+                headers={"X-Roadwatch-Incident-Id": notice.incident_id})
+            await mail.send(self.smtp, message)
+        elif notice.transport == "webhook":
+            body = alerts.webhook_body(self.config, notice.incident, notice.kind, alert=notice.notice_id,
+                                       recipient=notice.recipient, cleared=notice.cleared)
+            await webhooks.post(self.session, notice.address, self.config.secrets.get(notice.secret_env, ""), body,
+                                event_id=notice.notice_id, attempt=notice.attempts)
+        else:
+            raise DeliveryError(f"unknown transport {notice.transport!r} for an alert", permanent=True)
 
     # --- what each notice says, on which transport -------------------------------------------------
     def values(self, notice: store.Claimed) -> dict[str, str]:

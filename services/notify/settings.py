@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The durable consumer on CASES; another name and filter run a second, independent notify.
     consumer_name: str = streams.NOTIFY.name
     consumer_filter: tuple[str, ...] = streams.NOTIFY.filter_subjects
+    # The durable consumer on INCIDENTS (alerts); likewise renamable.
+    incident_consumer_name: str = streams.NOTIFY_INCIDENTS.name
+    incident_consumer_filter: tuple[str, ...] = streams.NOTIFY_INCIDENTS.filter_subjects
     # A case event not acked in this time (notify died while recording it) goes to another replica.
     ack_wait_s: float = 60.0
     # Case events handled at once (each waits for the registry, evidence and its letter), and
@@ -55,6 +58,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     send_concurrency: int = 8
     poll_interval_s: float = 1.0
     lease_s: float = 120.0  # a send not finished in this time is retried by any replica
+    # Mail the coordination reports of NOTIFY_CONFIG `reports.schedules` (report_schedule.py). Off
+    # unless a deployment turns it on (deploy/base does), so that a test or demo stack sharing the
+    # example configuration mails no reports of its own; the period claim keeps replicas to one send.
+    reports_enabled: bool = False
+    report_interval_s: float = 60.0  # how often a replica looks for a report that is due
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -74,6 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("RENDER_PROCESSES", self.render_processes, 0, 64),
             ("POLL_INTERVAL_S", self.poll_interval_s, 0.01, 600),
             ("LEASE_S", self.lease_s, 1, 86_400),
+            ("REPORT_INTERVAL_S", self.report_interval_s, 1, 3600),
         ):
             if not low <= value <= high:
                 raise SettingError(variable, f"{value} is not between {low} and {high}")
@@ -84,3 +93,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingError(variable, f"{value} is not a file (install fonts-dejavu-core, or point to a TTF)")
         if not self.consumer_filter:
             raise SettingError("CONSUMER_FILTER", "needs at least one subject")
+        if not self.incident_consumer_filter:
+            raise SettingError("INCIDENT_CONSUMER_FILTER", "needs at least one subject")

@@ -14,6 +14,7 @@ import msgspec
 
 from proto import codec
 from proto.v1 import CaseReviewed, Owner, Vehicle
+from proto.v1.incident import IncidentCleared, IncidentDetected
 from services.notify.config import DuplicateRule, Subscriber, subject_matches
 
 # Failures to retry on the next poll: a PostgreSQL killed mid-query surfaces as any of these.
@@ -168,20 +169,22 @@ async def insert_notices(conn: asyncpg.Connection, planned: Iterable[Planned],
     for notice in planned:
         sha256 = documents[notice.document][0] if notice.document else None
         status = await conn.execute(
-            "INSERT INTO notify.notices (notice_id, case_id, kind, channel, recipient, transport, address, secret_env, "
-            "document_sha256, respond_by, next_attempt_at, created_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
-            notice.notice_id, notice.case_id, notice.kind, notice.channel, notice.recipient, notice.transport,
-            notice.address, notice.secret_env, sha256, respond_by if notice.kind == "owner_notice" else None, now)
+            "INSERT INTO notify.notices (notice_id, case_id, incident_id, kind, channel, recipient, transport, address, "
+            "secret_env, document_sha256, respond_by, next_attempt_at, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT DO NOTHING",
+            notice.notice_id, notice.case_id or None, notice.incident_id or None, notice.kind, notice.channel,
+            notice.recipient, notice.transport, notice.address, notice.secret_env, sha256,
+            respond_by if notice.kind == "owner_notice" else None, now)
         inserted += status.endswith(" 1")
     return inserted
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
-    """A notice one replica holds the lease on, with what it needs to send it."""
+    """A notice one replica holds the lease on, with what it needs to send it: a case's (case,
+    vehicle, owner) or an incident alert's (incident, and its end when it came)."""
 
     notice_id: str
-    case_id: str
+    case_id: str  # "" for an incident alert
     camera_id: str
     kind: str
     channel: str
@@ -194,10 +197,13 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     respond_by: datetime | None
     attempts: int
     created_at: datetime
-    case: CaseReviewed
-    vehicle: Vehicle
-    owner: Owner
+    case: CaseReviewed | None = None
+    vehicle: Vehicle | None = None
+    owner: Owner | None = None
     warned_since: datetime | None = None
+    incident_id: str = ""
+    incident: IncidentDetected | None = None
+    cleared: IncidentCleared | None = None
 
 
 CLAIM = """
@@ -212,11 +218,13 @@ WITH due AS (
     FROM due WHERE n.notice_id = due.notice_id
     RETURNING n.*
 )
-SELECT claimed.*, c.camera_id, c.reviewed, c.vehicle, c.owner, d.content AS document,
+SELECT claimed.*, coalesce(c.camera_id, i.camera_id) AS camera_id, c.reviewed, c.vehicle, c.owner,
+       i.detected, i.cleared, d.content AS document,
        (SELECT min(w.sent_at) FROM notify.notices w
         WHERE w.case_id = claimed.case_id AND w.kind = 'inspection_warning' AND w.status = 'sent') AS warned_since
 FROM claimed
-JOIN notify.cases c ON c.case_id = claimed.case_id
+LEFT JOIN notify.cases c ON c.case_id = claimed.case_id
+LEFT JOIN notify.incidents i ON i.incident_id = claimed.incident_id
 LEFT JOIN notify.documents d ON d.sha256 = claimed.document_sha256
 """
 
@@ -224,13 +232,18 @@ LEFT JOIN notify.documents d ON d.sha256 = claimed.document_sha256
 async def claim(pool: asyncpg.Pool, now: datetime, limit: int, lease_s: float) -> list[Claimed]:
     """Take due notices (and ones whose sender died: lease expired) for this replica."""
     rows = await pool.fetch(CLAIM, now, limit, now + timedelta(seconds=lease_s))
+
+    def decoded(value: str | None, type_):
+        return None if value is None else codec.decode(value.encode(), type_)
+
     return [Claimed(
-        notice_id=row["notice_id"], case_id=row["case_id"], camera_id=row["camera_id"], kind=row["kind"],
+        notice_id=row["notice_id"], case_id=row["case_id"] or "", camera_id=row["camera_id"], kind=row["kind"],
         channel=row["channel"], recipient=row["recipient"], transport=row["transport"], address=row["address"],
         secret_env=row["secret_env"], document_sha256=row["document_sha256"], document=row["document"],
         respond_by=row["respond_by"], attempts=row["attempts"], created_at=row["created_at"],
-        case=codec.decode(row["reviewed"].encode(), CaseReviewed), vehicle=codec.decode(row["vehicle"].encode(), Vehicle),
-        owner=codec.decode(row["owner"].encode(), Owner), warned_since=row["warned_since"],
+        case=decoded(row["reviewed"], CaseReviewed), vehicle=decoded(row["vehicle"], Vehicle),
+        owner=decoded(row["owner"], Owner), warned_since=row["warned_since"], incident_id=row["incident_id"] or "",
+        incident=decoded(row["detected"], IncidentDetected), cleared=decoded(row["cleared"], IncidentCleared),
     ) for row in rows]
 
 
@@ -251,9 +264,10 @@ async def add_event(conn: asyncpg.Connection, subject: str, event: msgspec.Struc
                 subscriber.name, event_id, subject, subscriber.url, subscriber.secret_env, payload, now)
 
 
-async def mark_sent(pool: asyncpg.Pool, notice: Claimed, now: datetime, subject: str, event: msgspec.Struct,
+async def mark_sent(pool: asyncpg.Pool, notice: Claimed, now: datetime, subject: str, event: msgspec.Struct | None,
                     subscribers: Sequence[Subscriber], warning_due: datetime | None) -> bool:
-    """Record a delivery; returns False when another replica already recorded it (lease lost)."""
+    """Record a delivery (and its event, if any); returns False when another replica already
+    recorded it (lease lost)."""
     async with pool.acquire() as conn, conn.transaction():
         status = await conn.execute(
             "UPDATE notify.notices SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL "
@@ -266,12 +280,13 @@ async def mark_sent(pool: asyncpg.Pool, notice: Claimed, now: datetime, subject:
                 "INSERT INTO notify.deadlines (case_id, kind, due_at) SELECT $1, 'inspection_warning', $2 "
                 "FROM notify.cases WHERE case_id = $1 AND status = 'open' ON CONFLICT DO NOTHING",
                 notice.case_id, warning_due)
-        await add_event(conn, subject, event, now, subscribers)
+        if event is not None:
+            await add_event(conn, subject, event, now, subscribers)
         return True
 
 
 async def mark_failed(pool: asyncpg.Pool, notice: Claimed, now: datetime, error: str, retry_at: datetime | None,
-                      subject: str, event: msgspec.Struct, subscribers: Sequence[Subscriber]) -> bool:
+                      subject: str, event: msgspec.Struct | None, subscribers: Sequence[Subscriber]) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         status = await conn.execute(
             "UPDATE notify.notices SET status = $2, next_attempt_at = coalesce($3, next_attempt_at), "
@@ -279,8 +294,59 @@ async def mark_failed(pool: asyncpg.Pool, notice: Claimed, now: datetime, error:
             notice.notice_id, "pending" if retry_at else "failed", retry_at, error[:2000], notice.attempts)
         if not status.endswith(" 1"):
             return False
-        await add_event(conn, subject, event, now, subscribers)
+        if event is not None:
+            await add_event(conn, subject, event, now, subscribers)
         return True
+
+
+# --- incidents --------------------------------------------------------------------------------
+async def _lock_incident(conn: asyncpg.Connection, incident_id: str) -> asyncpg.Record | None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 10))", incident_id)
+    return await conn.fetchrow("SELECT detected, cleared FROM notify.incidents WHERE incident_id = $1", incident_id)
+
+
+async def record_incident(pool: asyncpg.Pool, incident: IncidentDetected, now: datetime,
+                          alerts: Sequence[Planned], plan_cleared) -> int:
+    """Store the incident and the alerts it owes in one transaction; returns how many are new
+    (0 on a redelivery or a republished event). When its end came first (the two events are on
+    different subjects), the end messages are planned with the alerts: `plan_cleared(incident)`."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _lock_incident(conn, incident.incident_id)
+        planned = list(alerts)
+        if row is None:
+            await conn.execute(
+                "INSERT INTO notify.incidents (incident_id, camera_id, type, detected, received_at) "
+                "VALUES ($1, $2, $3, $4, $5)", incident.incident_id, incident.camera_id, incident.type,
+                _json(incident), now)
+        else:
+            if row["detected"] is None:
+                await conn.execute("UPDATE notify.incidents SET detected = $2 WHERE incident_id = $1",
+                                   incident.incident_id, _json(incident))
+            else:
+                # The first report is the one alerted on: a republished copy changes nothing.
+                incident = codec.decode(row["detected"].encode(), IncidentDetected)
+            if row["cleared"] is not None:
+                planned += plan_cleared(incident)
+        return await insert_notices(conn, planned, {}, now)
+
+
+async def record_incident_cleared(pool: asyncpg.Pool, cleared: IncidentCleared, now: datetime, plan_cleared) -> int:
+    """Store the end of an incident and the end messages owed for it (`plan_cleared(detected)`);
+    an end without its detection is kept until the detection comes."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _lock_incident(conn, cleared.incident_id)
+        if row is None:
+            await conn.execute(
+                "INSERT INTO notify.incidents (incident_id, camera_id, type, cleared, received_at) "
+                "VALUES ($1, $2, $3, $4, $5)", cleared.incident_id, cleared.camera_id, cleared.type, _json(cleared), now)
+            return 0
+        if row["cleared"] is None:
+            await conn.execute("UPDATE notify.incidents SET cleared = $2 WHERE incident_id = $1",
+                               cleared.incident_id, _json(cleared))
+        if row["detected"] is None:
+            return 0
+        return await insert_notices(conn, plan_cleared(codec.decode(row["detected"].encode(), IncidentDetected)),
+                                    {}, now)
 
 
 # --- outbox -----------------------------------------------------------------------------------

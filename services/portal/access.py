@@ -23,8 +23,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "review": frozenset({"police"}),                                         # confirm / reject, correct the plate
     "resolve": frozenset({"police"}),
     "stats": frozenset({"police", "operations_centre", "transport"}),        # statistics, counts, cameras, report
+    "uptime": frozenset({"police", "operations_centre", "transport"}),       # camera uptime and outages
     "holds": frozenset({"police", "transport"}),                             # vehicle-inspection holds
     "audit": frozenset({"police"}),
+    "appeal": frozenset({"police"}),                                         # record an owner's appeal
+    "dataset": frozenset({"police"}),                                        # export reviewed cases as labels
+    # The operations board (issue 19): incidents, camera health and signal phases; the centre and
+    # the transport department act on incidents (acknowledge, close), the police look on.
+    "board": frozenset({"police", "operations_centre", "transport"}),
+    "incidents": frozenset({"operations_centre", "transport"}),
+    # Live camera images on the board: the roles that may see evidence images without owner
+    # data (DESIGN §5); the transport department sees each camera's health and lights, no picture.
+    "camera_images": frozenset({"police", "operations_centre"}),
 }
 
 
@@ -199,6 +209,15 @@ class ResolveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     resolution: Literal["paid", "cancelled", "appealed_upheld"]
 
 
+class AppealRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    note: str  # what the owner contests, as received (e.g. the appeal's reference and date)
+
+
+class AppealResult(msgspec.Struct, kw_only=True):
+    case_id: str
+    appeal_lodged_at: str
+
+
 class DecisionResult(msgspec.Struct, kw_only=True):
     case_id: str
     state: str
@@ -325,3 +344,146 @@ def public_view(case: dict[str, Any], resolver: Agency | None, url_prefix: str =
                                  url=f"{url_prefix}/cases/{case['case_id']}/evidence/{e['sha256']}")
                   for e in _json(case["evidence"]) if privacy.has_public_copy(e)],
     )
+
+
+# --- the operations board ---------------------------------------------------------------------------
+class IncidentEvidenceView(msgspec.Struct, kw_only=True):
+    sha256: str
+    kind: str
+    size: int
+    captured_at: datetime | None = None
+    url: str | None = None  # None: the role may not see evidence images
+
+
+class LaneTrafficView(msgspec.Struct, kw_only=True):
+    lane: str
+    occupancy: float
+    queue_vehicles: int
+    vehicles: int
+    mean_speed: float | None = None
+    speed_unit: str = "px/s"
+    level: str
+    level_label: str
+
+
+class IncidentView(msgspec.Struct, kw_only=True):
+    incident_id: str
+    camera_id: str
+    type: str
+    type_label: str
+    severity: str
+    severity_label: str
+    # new (nobody has acknowledged it), acknowledged, closed; `cleared_at` says whether the
+    # condition has ended on the road, independently of the operators.
+    status: str
+    detected: bool  # false: an update or clearing arrived before the detection (shown as known so far)
+    address: str
+    latitude: float | None
+    longitude: float | None
+    lane: str | None
+    zone: str | None
+    occurred_at: datetime | None
+    detected_at: datetime | None
+    updated_at: datetime | None
+    cleared_at: datetime | None
+    clear_reason: str | None
+    clear_label: str | None
+    duration_s: float
+    track_ids: list[int]
+    vehicle_class: str | None
+    traffic: LaneTrafficView | None
+    last_change: str
+    evidence: list[IncidentEvidenceView]
+    evidence_status: str
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    acknowledge_note: str | None
+    closed_at: datetime | None
+    closed_by: str | None
+    close_note: str | None
+    changed_at: datetime
+    acknowledged_by_name: str | None = None  # the person, from the agencies file
+    closed_by_name: str | None = None
+
+
+class IncidentNote(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    note: str = ""  # acknowledging: optional; closing: required (what was done)
+
+
+class SignalView(msgspec.Struct, kw_only=True):
+    intersection_id: str
+    head: str
+    phase: str
+    phase_label: str
+    source: str
+    occurred_at: datetime
+    phase_since: datetime
+
+
+class CameraTile(msgspec.Struct, kw_only=True):
+    camera_id: str
+    state: str
+    state_label: str
+    reason: str
+    occurred_at: datetime
+    state_since: datetime
+    fps_out: float
+    last_frame_age_s: float | None
+    signals: list[SignalView]
+    frame_url: str | None = None  # None: the role may not see camera images
+
+
+class BoardSnapshot(msgspec.Struct, kw_only=True):
+    cameras: list[CameraTile]
+    incidents: list[IncidentView]
+    can_act: bool
+    can_see_images: bool
+
+
+def incident_view(user: User, row: dict[str, Any], url_prefix: str = "/api", names: Any = None) -> IncidentView:
+    """`names`: user id -> the person's name (Directory.user_name), for who acknowledged and closed."""
+    from services.portal import incidents  # noqa: PLC0415 (labels; incidents imports nothing of access)
+
+    images = can(user, "evidence")
+    traffic = _json(row["traffic"]) if row["traffic"] else None
+    status = "closed" if row["closed_at"] else "acknowledged" if row["acknowledged_at"] else "new"
+    return IncidentView(
+        incident_id=row["incident_id"], camera_id=row["camera_id"], type=row["type"],
+        type_label=incidents.TYPE_LABELS.get(row["type"], row["type"]), severity=row["severity"],
+        severity_label=incidents.SEVERITY_LABELS.get(row["severity"], row["severity"]), status=status,
+        detected=row["detected"], address=row["address"], latitude=row["latitude"], longitude=row["longitude"],
+        lane=row["lane"], zone=row["zone"], occurred_at=row["occurred_at"], detected_at=row["detected_at"],
+        updated_at=row["updated_at"], cleared_at=row["cleared_at"], clear_reason=row["clear_reason"],
+        clear_label=incidents.CLEAR_LABELS.get(row["clear_reason"] or ""), duration_s=row["duration_s"],
+        track_ids=list(row["track_ids"]), vehicle_class=row["vehicle_class"],
+        traffic=LaneTrafficView(**traffic, level_label=incidents.LEVEL_LABELS.get(traffic["level"], traffic["level"]))
+        if traffic else None,
+        last_change=row["last_change"],
+        evidence=[IncidentEvidenceView(
+            sha256=e["sha256"], kind=e["kind"], size=e["size"], captured_at=msgspec.convert(e.get("captured_at"), datetime | None),
+            url=f"{url_prefix}/incidents/{row['incident_id']}/evidence/{e['sha256']}" if images else None)
+            for e in _json(row["evidence"])],
+        evidence_status=row["evidence_status"], acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"], acknowledge_note=row["acknowledge_note"], closed_at=row["closed_at"],
+        closed_by=row["closed_by"], close_note=row["close_note"], changed_at=row["changed_at"],
+        acknowledged_by_name=names(row["acknowledged_by"]) if names else None,
+        closed_by_name=names(row["closed_by"]) if names else None)
+
+
+PHASE_LABELS = {"red": "Đỏ", "amber": "Vàng", "green": "Xanh", "off": "Tắt", "flashing": "Nhấp nháy",
+                "unknown": "Không rõ"}
+CAMERA_STATE_LABELS = {"online": "Hoạt động", "degraded": "Suy giảm", "offline": "Mất tín hiệu"}
+
+
+def camera_tile(user: User, health: dict[str, Any], signals: list[dict[str, Any]],
+                url_prefix: str = "/api") -> CameraTile:
+    return CameraTile(
+        camera_id=health["camera_id"], state=health["state"],
+        state_label=CAMERA_STATE_LABELS.get(health["state"], health["state"]), reason=health["reason"],
+        occurred_at=health["occurred_at"], state_since=health["state_since"], fps_out=health["fps_out"],
+        last_frame_age_s=health["last_frame_age_s"],
+        signals=[SignalView(intersection_id=s["intersection_id"], head=s["head"], phase=s["phase"],
+                            phase_label=PHASE_LABELS.get(s["phase"], s["phase"]), source=s["source"],
+                            occurred_at=s["occurred_at"], phase_since=s["phase_since"])
+                 for s in signals if s["camera_id"] == health["camera_id"]],
+        frame_url=f"{url_prefix}/cameras/{health['camera_id']}/frame" if can(user, "camera_images") else None)

@@ -331,6 +331,33 @@ async def resolve(portal: Portal, user: User | None, case_id: str, *, resolution
     return access.DecisionResult(case_id=case_id, state="resolved", event_id=event.id)
 
 
+APPEALABLE = frozenset({"confirmed", "notified", "warned"})
+
+
+async def appeal(portal: Portal, user: User | None, case_id: str, *, note: str,
+                 client: str = "") -> access.AppealResult:
+    """Record that the owner appealed (khiếu nại) a case: audited; while the case is open the
+    appeal stands, and the case is left out of training-data exports (dataset.py)."""
+    user = require(user, "appeal")
+    note = note.strip()
+    if not note or len(note) > 500:
+        raise ActionError(400, "ghi chú khiếu nại là bắt buộc (tối đa 500 ký tự)")
+    now = datetime.now(timezone.utc)
+    async with portal.pool.acquire() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id, lock=True)
+        if case is None:
+            raise ActionError(404, f"không có vụ việc {case_id}")
+        if case["state"] not in APPEALABLE:
+            raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái '{cases.STATE_LABELS[case['state']]}', "
+                                   "không thể ghi nhận khiếu nại")
+        if case["appeal_lodged_at"] is not None:
+            raise ActionError(409, f"vụ việc {case_id} đã có khiếu nại ghi nhận lúc {case['appeal_lodged_at']:%Y-%m-%d %H:%M}")
+        await store.update_case(conn, case_id, appeal_lodged_at=now, appeal_note=note)
+        await audit.append(conn, user_id=user.id, agency=user.agency.id, role=user.role, action="appeal",
+                           object=case_id, purpose=note, client=client)
+    return access.AppealResult(case_id=case_id, appeal_lodged_at=now.isoformat())
+
+
 def parse_period(start: str | None, end: str | None, tz) -> tuple[datetime, datetime]:
     """[start, end) from YYYY-MM-DD local dates; the last 30 days by default."""
     from datetime import date, time as dtime, timedelta

@@ -85,6 +85,10 @@ class Directory:
                 return user
         return None
 
+    def user_name(self, user_id: str | None) -> str | None:
+        """The person's name for a user id (shown beside who acknowledged an incident)."""
+        return next((u.name for u in self._tokens.values() if u.id == user_id), None) if user_id else None
+
     @property
     def user_count(self) -> int:
         return len(self._tokens)

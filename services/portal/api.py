@@ -7,12 +7,14 @@ import io
 import logging
 import time
 import zoneinfo
+from datetime import date
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from services.portal import access, actions, cases, metrics, store
+from proto import subjects
+from services.portal import access, actions, board, cases, dataset, metrics, store
 from services.portal.context import KEY, Portal
 
 log = logging.getLogger("portal")
@@ -280,6 +282,102 @@ async def audit_log(request: web.Request) -> web.Response:
     return json_response([access.AuditView(**r) for r in rows])
 
 
+async def appeal(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "appeal")
+    body = await _body(request, access.AppealRequest)
+    return json_response(await actions.appeal(portal, user, request.match_info["case_id"], note=body.note,
+                                              client=portal.client(request)))
+
+
+async def dataset_export(request: web.Request) -> web.Response:
+    """The reviewed cases since a date as a zip of labelled frames and plate crops (dataset.py)."""
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "dataset")
+    since_text = _text(request, "since", default="", max_len=10) or ""
+    try:
+        since = date.fromisoformat(since_text)
+    except ValueError as exc:
+        raise actions.ActionError(400, "since phải có dạng YYYY-MM-DD") from exc
+    try:
+        result = await dataset.export(portal, user, since=since, purpose=request.query.get("purpose", ""),
+                                      client=portal.client(request))
+    except dataset.ExportError as exc:
+        raise actions.ActionError(exc.status, exc.message) from exc
+    return web.Response(body=result.data, content_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="roadwatch-dataset-{since.isoformat()}.zip"',
+        "X-Export-Id": result.export_id, "X-Manifest-Sha256": result.manifest_sha256,
+        "Cache-Control": "no-store"})
+
+
+# --- the operations board ---------------------------------------------------------------------------
+def _incident_id(request: web.Request) -> str:
+    incident_id = request.match_info["incident_id"]
+    if len(incident_id) > 128:
+        raise actions.ActionError(400, "incident_id quá dài")
+    return incident_id
+
+
+async def board_snapshot(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    return json_response(await board.snapshot(portal, portal.user(request)))
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    state = request.query.get("state", "open")
+    if state not in ("open", "all"):
+        raise actions.ActionError(400, "state phải là open hoặc all")
+    return json_response(await board.list_incidents(
+        portal, portal.user(request), open_only=state == "open", camera_id=_text(request, "camera", max_len=64),
+        limit=_int(request, "limit", 200, 1, 1000)))
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    return json_response(await board.read_incident(portal, portal.user(request), _incident_id(request)))
+
+
+async def acknowledge_incident(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "incidents")
+    body = await _body(request, access.IncidentNote)
+    return json_response(await board.acknowledge(portal, user, _incident_id(request), note=body.note,
+                                                 client=portal.client(request)))
+
+
+async def close_incident(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    user = actions.require(portal.user(request), "incidents")
+    body = await _body(request, access.IncidentNote)
+    return json_response(await board.close(portal, user, _incident_id(request), note=body.note,
+                                           client=portal.client(request)))
+
+
+async def incident_evidence(request: web.Request) -> web.Response:
+    portal = _portal(request)
+    sha = _sha(request)
+    data, content_type = await board.read_evidence(portal, portal.user(request), _incident_id(request), sha,
+                                                   client=portal.client(request))
+    return _image(data, content_type, sha)
+
+
+async def camera_frame(request: web.Request) -> web.Response:
+    """The camera's newest frame. `If-None-Match` with the last ETag answers 304 while no newer
+    frame has arrived, so a wall polling faster than the camera sends no image twice."""
+    portal = _portal(request)
+    camera_id = request.match_info["camera_id"]
+    if len(camera_id) > 64 or not subjects.TOKEN.match(camera_id):
+        raise actions.ActionError(400, "camera_id không hợp lệ (chữ thường, chữ số, '-' hoặc '_')")
+    frame = await board.latest_frame(portal, portal.user(request), camera_id, client=portal.client(request))
+    etag = f'"{frame.seq}"'
+    headers = {"ETag": etag, "X-Frame-Seq": frame.frame_seq, "X-Captured-At": frame.captured_at,
+               "Cache-Control": "private, no-cache"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=frame.data, content_type=frame.content_type, headers=headers)
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/me", me),
@@ -290,6 +388,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/cases/{case_id}/resolve", resolve),
         web.post("/api/cases/{case_id}/merge", merge),
         web.post("/api/cases/{case_id}/not-duplicate", not_duplicate),
+        web.post("/api/cases/{case_id}/appeal", appeal),
+        web.get("/api/dataset/export", dataset_export),
         web.get("/api/reject-reasons", reject_reasons),
         web.get("/api/public/lookup", public_lookup),
         web.get("/api/public/cases/{case_id}/evidence/{sha256}", public_evidence),
@@ -298,4 +398,12 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/stats/cameras", stats_cameras),
         web.get("/api/inspection-holds", inspection_holds),
         web.get("/api/audit", audit_log),
+        web.get("/api/board", board_snapshot),
+        web.get("/api/board/events", board.events),
+        web.get("/api/incidents", list_incidents),
+        web.get("/api/incidents/{incident_id}", get_incident),
+        web.get("/api/incidents/{incident_id}/evidence/{sha256}", incident_evidence),
+        web.post("/api/incidents/{incident_id}/acknowledge", acknowledge_incident),
+        web.post("/api/incidents/{incident_id}/close", close_incident),
+        web.get("/api/cameras/{camera_id}/frame", camera_frame),
     ]

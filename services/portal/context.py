@@ -9,6 +9,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import nats.js.errors
@@ -73,6 +74,9 @@ class Portal:
     limiter: RateLimiter
     nc: NATS | None = None  # the NATS connection, for the registry's owner lookup
     anchor_key: Key | None = None  # signs the audit chain's head (anchors.py); None: not anchored
+    frames: Any = None  # frames.LatestFrames: each camera's newest frame for the board
+    board: Any = None   # board.BoardHub: changes heard from PostgreSQL, fanned out to live boards
+    views: Any = None   # board.ViewAudit: who watched which camera's live picture
     _evidence: ObjectStore | None = field(default=None, repr=False)
 
     def user(self, request: web.Request) -> User | None:

@@ -10,9 +10,9 @@ import asyncpg
 from nats.aio.msg import Msg
 
 from proto import codec
-from proto.v1 import (CameraStatus, NoticeFailed, NoticeHeld, NoticeSent, VehiclesCounted, ViolationIdentified,
-                      ViolationUnidentified)
-from services.portal import cases, materialise, metrics, store
+from proto.v1 import (CameraStatus, IncidentCleared, IncidentDetected, IncidentUpdated, NoticeFailed, NoticeHeld,
+                      NoticeSent, SignalPhase, VehiclesCounted, ViolationIdentified, ViolationUnidentified)
+from services.portal import cases, incidents, materialise, metrics, store
 from services.runtime import bus
 
 log = logging.getLogger("portal")
@@ -36,11 +36,21 @@ def decode_notice(msg: Msg) -> NoticeSent | NoticeFailed | NoticeHeld:
     raise bus.Invalid(f"unexpected subject {msg.subject}")
 
 
-def decode_telemetry(msg: Msg) -> VehiclesCounted | CameraStatus:
+def decode_telemetry(msg: Msg) -> VehiclesCounted | CameraStatus | SignalPhase:
     if msg.subject.startswith("traffic.vehicles.counted."):
         return codec.decode(msg.data, VehiclesCounted)
     if msg.subject.startswith("traffic.camera.status."):
         return codec.decode(msg.data, CameraStatus)
+    if msg.subject.startswith("traffic.signal.phase."):
+        return codec.decode(msg.data, SignalPhase)
+    raise bus.Invalid(f"unexpected subject {msg.subject}")
+
+
+def decode_incident(msg: Msg) -> incidents.Event:
+    for prefix, type_ in (("traffic.incident.detected.", IncidentDetected), ("traffic.incident.updated.", IncidentUpdated),
+                          ("traffic.incident.cleared.", IncidentCleared)):
+        if msg.subject.startswith(prefix):
+            return codec.decode(msg.data, type_)
     raise bus.Invalid(f"unexpected subject {msg.subject}")
 
 
@@ -139,11 +149,31 @@ def count_place(count) -> str:
     return f"{count.line}:{count.direction}" if count.line else ""
 
 
-async def on_telemetry(pool: asyncpg.Pool, event: VehiclesCounted | CameraStatus) -> None:
+async def on_telemetry(pool: asyncpg.Pool, event: VehiclesCounted | CameraStatus | SignalPhase) -> None:
     async with pool.acquire() as conn:
-        if isinstance(event, VehiclesCounted):
+        if isinstance(event, SignalPhase):
+            await store.record_signal_phase(conn, event)
+        elif isinstance(event, VehiclesCounted):
             await store.record_counts(
                 conn, event_id=event.id, camera_id=event.camera_id, window_start=event.window_start,
                 window_end=event.occurred_at, counts=[(c.vehicle_class, count_place(c), c.count) for c in event.counts])
         else:
-            await store.record_camera_status(conn, event)
+            async with conn.transaction():
+                await store.record_camera_status(conn, event)
+                await store.record_camera_change(conn, event, event.id)
+
+
+async def on_incident(pool: asyncpg.Pool, event: incidents.Event) -> bool:
+    """Fold an incident event into its row (incidents.py: any order, each event once); the live
+    boards of every replica hear of it when the transaction commits. False: applied before."""
+    kind = incidents.kind_of(event)
+    async with pool.acquire() as conn, conn.transaction():
+        fresh = await store.apply_incident(conn, kind, event.id, event.occurred_at, incidents.opening_row(event),
+                                           lambda row: incidents.changes(row, event))
+    if not fresh:
+        metrics.DUPLICATES.labels("incident").inc()
+        return False
+    metrics.INCIDENT_EVENTS.labels(kind, event.type).inc()
+    log.info("incident event applied", extra={"fields": {"incident": event.incident_id, "kind": kind,
+                                                          "camera": event.camera_id, "type": event.type}})
+    return True

@@ -1,7 +1,7 @@
 """The portal service: settings → agencies → NATS → PostgreSQL → consumers, outbox and HTTP → drain.
 
 `roadwatch portal` runs it; `roadwatch portal token` prints a new bearer token and the digest to
-put in the agencies file; `roadwatch portal report` writes the periodic PDF report;
+put in the agencies file; `roadwatch portal report` is `roadwatch report` (the coordination report);
 `roadwatch portal purge` applies the retention periods once (a cron job), an audit line per purge.
 
 SIGHUP re-reads the agencies file, so that a token is revoked or a user added without a restart;
@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from proto import streams
-from services.portal import agencies, anchors, api, csrf, handlers
+from services.portal import agencies, anchors, api, board, csrf, frames, handlers
 from services.portal.context import KEY, Portal, RateLimiter
 from services.portal.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
@@ -30,13 +30,14 @@ log = logging.getLogger(SERVICE)
 
 def build_app(portal: Portal) -> web.Application:
     """The aiohttp application with every portal route (the runtime adds /healthz, /readyz, /metrics)."""
-    from services.portal import openapi, pages, report  # noqa: PLC0415 (templates, fonts: loaded with the app)
+    from services.portal import openapi, pages, report, uptime_page  # noqa: PLC0415 (templates, fonts: loaded with the app)
 
     app = web.Application(middlewares=[api.errors_and_metrics, csrf.protect], client_max_size=api.MAX_BODY)
     app[KEY] = portal
     app.add_routes(api.routes())
     app.add_routes(openapi.routes())
     app.add_routes(report.routes())
+    app.add_routes(uptime_page.routes())
     pages.setup(app, portal.config.timezone)
     return app
 
@@ -45,7 +46,8 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
               ready: asyncio.Future | None = None,
               violations_consumer: streams.Consumer = streams.PORTAL,
               notices_consumer: streams.Consumer = streams.PORTAL_NOTICES,
-              telemetry_consumer: streams.Consumer = streams.PORTAL_TELEMETRY, reload_on_hup: bool = False) -> int:
+              telemetry_consumer: streams.Consumer = streams.PORTAL_TELEMETRY,
+              incidents_consumer: streams.Consumer = streams.PORTAL_INCIDENTS, reload_on_hup: bool = False) -> int:
     """Run until stopped. The consumer arguments exist for tests, which share one nats-server
     (and run the service in their own process, where SIGHUP is not the portal's to take)."""
     stop = stop or lifecycle.stop_event()
@@ -58,7 +60,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         stack.push_async_callback(pool.close)
         key = anchors.load_key(config.audit_anchor_key_file) if config.audit_anchor_key_file else None
         portal = Portal(config=config, pool=pool, js=js, directory=directory,
-                        limiter=RateLimiter(config.public_rate_per_minute), nc=nc, anchor_key=key)
+                        limiter=RateLimiter(config.public_rate_per_minute), nc=nc, anchor_key=key,
+                        frames=frames.LatestFrames(js, max_age_s=config.board_frame_cache_s),
+                        board=board.BoardHub(config.database_url, pool), views=board.ViewAudit(config.board_view_audit_s))
         checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
         runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal),
                                         host=config.http_host)
@@ -76,6 +80,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         async def on_telemetry(event, _msg) -> None:
             await handlers.on_telemetry(pool, event)
 
+        async def on_incident(event, _msg) -> None:
+            await handlers.on_incident(pool, event)
+
         consumers = [
             bus.Consumer(js, service=SERVICE, consumer=violations_consumer, decode=handlers.decode_violation,
                          handle=on_violation),
@@ -83,6 +90,8 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
                          handle=on_notice),
             bus.Consumer(js, service=SERVICE, consumer=telemetry_consumer, decode=handlers.decode_telemetry,
                          handle=on_telemetry, batch=64),
+            bus.Consumer(js, service=SERVICE, consumer=incidents_consumer, decode=handlers.decode_incident,
+                         handle=on_incident),
         ]
         if reload_on_hup:
             loop = asyncio.get_running_loop()
@@ -90,6 +99,11 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
             stack.callback(loop.remove_signal_handler, signal.SIGHUP)
         tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
         tasks.append(asyncio.create_task(portal.outbox_loop(stop)))
+        tasks.append(asyncio.create_task(portal.board.run(stop)))
+        try:  # listening before ready, so that no board change of a just-started replica goes unheard
+            await asyncio.wait_for(portal.board.listening.wait(), timeout=10)
+        except asyncio.TimeoutError:
+            log.warning("board: not listening to PostgreSQL yet; live boards start when it is")
         if key is not None:
             tasks.append(asyncio.create_task(anchors.anchor_loop(js, pool, key, config.audit_anchor_interval_s, stop,
                                                                    config.audit_chain)))
@@ -143,7 +157,7 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "report":
         from services.portal import report  # noqa: PLC0415
 
-        return report.main(argv[1:])
+        return report.main(argv[1:], prog="roadwatch portal report")
     if argv:
         print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report | portal purge)", file=sys.stderr)
         return 2

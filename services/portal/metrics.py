@@ -31,3 +31,12 @@ AUDIT_ANCHOR_FAILURES = Counter("roadwatch_portal_audit_anchor_failures_total",
                                 "Audit anchors that could not be published (retried at the next interval).")
 PURGED = Counter("roadwatch_portal_purged_total", "Objects removed by the retention purge, by data class.",
                  ["data_class"])
+INCIDENT_EVENTS = Counter("roadwatch_portal_incident_events_total", "Incident events applied to the board, by kind "
+                          "(detected, updated, cleared) and incident type.", ["kind", "type"])
+FRAME_GETS = Counter("roadwatch_portal_frame_gets_total", "Latest-frame reads for the camera wall, by how they were "
+                     "answered (cached, shared with a read in flight, fetched from FRAMES, missing).", ["result"])
+FRAME_GET_SECONDS = Histogram("roadwatch_portal_frame_get_seconds", "Time to read a camera's newest frame from FRAMES.",
+                              buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+BOARD_STREAMS = Gauge("roadwatch_portal_board_streams", "Live board connections (server-sent events) open.")
+BOARD_NOTIFICATIONS = Counter("roadwatch_portal_board_notifications_total", "Board changes heard from PostgreSQL "
+                              "(NOTIFY portal_board), by kind.", ["kind"])

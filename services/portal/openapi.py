@@ -12,8 +12,9 @@ from aiohttp import web
 from services.portal import access, cases
 
 _TYPES = [access.Me, access.CaseList, access.CaseView, access.PublicLookup, access.ReviewRequest,
-          access.MergeRequest, access.NotDuplicateRequest, access.ResolveRequest, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
-          access.CountStat, access.CameraView, access.HoldView, access.AuditView, access.Problem]
+          access.MergeRequest, access.NotDuplicateRequest, access.ResolveRequest, access.AppealRequest, access.AppealResult, access.DecisionResult, access.RejectReasonView, access.ViolationStat,
+          access.CountStat, access.CameraView, access.HoldView, access.AuditView, access.Problem,
+          access.BoardSnapshot, access.IncidentView, access.IncidentNote]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -64,6 +65,7 @@ def _table(name: str, description: str) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(_TYPES, ref_template="#/components/schemas/{name}")
     case_id = _path("case_id", {"type": "string", "maxLength": 64})
+    incident_id = _path("incident_id", {"type": "string", "maxLength": 128})
     paths: dict[str, Any] = {
         "/api/me": {"get": {"summary": "The caller's user, agency, role and permissions", "security": SECURED,
                             "responses": {"200": _json(_ref("Me")), **_errors(401)}}},
@@ -115,6 +117,23 @@ def document() -> dict[str, Any]:
             "security": SECURED, "parameters": [case_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ResolveRequest")}}},
             "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/cases/{case_id}/appeal": {"post": {
+            "summary": "Police: record the owner's appeal (khiếu nại) against a confirmed or notified case (audited); "
+                       "while it is open the case is left out of dataset exports",
+            "security": SECURED, "parameters": [case_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("AppealRequest")}}},
+            "responses": {"200": _json(_ref("AppealResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/dataset/export": {"get": {
+            "summary": "Police: cases reviewed since a date as training data (zip: frames with the confirmed vehicle's "
+                       "box in YOLO format, plate crops with the confirmed text, manifest with SHA-256); audited "
+                       "with its purpose; cases under appeal are left out",
+            "security": SECURED,
+            "parameters": [
+                _query("since", {"type": "string", "format": "date"}, "first review date (portal's local date)", True),
+                _query("purpose", {"type": "string", "minLength": 10, "maxLength": 500}, "why (audited)", True)],
+            "responses": {"200": {"description": "the dataset",
+                                  "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                          **_errors(400, 401, 403)}}},
         "/api/reject-reasons": {"get": {"summary": "Reasons an officer may give to reject a case", "security": SECURED,
                                         "responses": {"200": _json(_array("RejectReasonView")), **_errors(401)}}},
         "/api/public/lookup": {"get": {
@@ -144,11 +163,58 @@ def document() -> dict[str, Any]:
             "summary": "Police: the latest audit rows", "security": SECURED,
             "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "rows")],
             "responses": {"200": _json(_array("AuditView")), **_errors(400, 401, 403)}}},
+        # The board's live stream, GET /api/board/events (text/event-stream: `snapshot`, then
+        # `incident` and `camera` events carrying the BoardSnapshot, IncidentView and CameraTile
+        # below), is left out of this document: it never ends, which request-response tools
+        # cannot check. The README describes it.
+        "/api/board": {"get": {
+            "summary": "The operations board: camera tiles (health, signal phases, frame URL for the roles that may "
+                       "see camera images) and the open incidents",
+            "security": SECURED, "responses": {"200": _json(_ref("BoardSnapshot")), **_errors(401, 403)}}},
+        "/api/incidents": {"get": {
+            "summary": "Incidents: open (not closed by an operator) or all, newest first", "security": SECURED,
+            "parameters": [_query("state", {"type": "string", "enum": ["open", "all"], "default": "open"}, "which"),
+                           _query("camera", {"type": "string", "maxLength": 64}, "camera id"),
+                           _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200}, "rows")],
+            "responses": {"200": _json(_array("IncidentView")), **_errors(400, 401, 403)}}},
+        "/api/incidents/{incident_id}": {"get": {
+            "summary": "One incident", "security": SECURED, "parameters": [incident_id],
+            "responses": {"200": _json(_ref("IncidentView")), **_errors(400, 401, 403, 404)}}},
+        "/api/incidents/{incident_id}/evidence/{sha256}": {"get": {
+            "summary": "An evidence image of an incident, SHA-256 checked; audited", "security": SECURED,
+            "parameters": [incident_id, _path("sha256", SHA)],
+            "responses": {"200": IMAGE, **_errors(400, 401, 403, 404, 502)}}},
+        "/api/incidents/{incident_id}/acknowledge": {"post": {
+            "summary": "Operations centre, transport: take the incident on, with an optional note (audited; the "
+                       "first acknowledgement stands)",
+            "security": SECURED, "parameters": [incident_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("IncidentNote")}}},
+            "responses": {"200": _json(_ref("IncidentView")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/incidents/{incident_id}/close": {"post": {
+            "summary": "Operations centre, transport: close the incident with a note saying what was done "
+                       "(required; audited)",
+            "security": SECURED, "parameters": [incident_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("IncidentNote")}}},
+            "responses": {"200": _json(_ref("IncidentView")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/cameras/{camera_id}/frame": {"get": {
+            "summary": "The camera's newest frame from FRAMES (police, operations centre); ETag is its stream "
+                       "sequence: If-None-Match answers 304 until a newer frame comes; watching is audited once per "
+                       "camera and period",
+            "security": SECURED, "parameters": [_path("camera_id", {"type": "string", "maxLength": 64})],
+            "responses": {"200": {"description": "The newest frame", "content": {"image/jpeg": {
+                "schema": {"type": "string", "format": "binary"}}}},
+                "304": {"description": "No newer frame than the one named by If-None-Match"},
+                **_errors(400, 401, 403, 404)}}},
         "/api/reports/summary.pdf": {"get": {
-            "summary": "The periodic PDF report for the agencies' coordination meeting", "security": SECURED,
+            "summary": "The coordination report (sơ kết) of the caller's agency for the period, PDF", "security": SECURED,
             "parameters": PERIOD,
             "responses": {"200": {"description": "PDF", "content": {"application/pdf": {
                 "schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 401, 403)}}},
+        "/api/reports/summary.csv": {"get": {
+            "summary": "The same report as CSV: one figure per row (section, key, subkey, label, measure, value)",
+            "security": SECURED, "parameters": PERIOD,
+            "responses": {"200": {"description": "CSV", "content": {"text/csv": {
+                "schema": {"type": "string"}}}}, **_errors(400, 401, 403)}}},
     }
     return {
         "openapi": "3.1.0",

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from services.portal import access, actions, cases, csrf, store
+from services.portal import access, actions, board, cases, csrf, store
 from services.portal.agencies import ROLE_LABELS, User
 from services.portal.api import check_rate
 from services.portal.context import COOKIE, KEY, Portal
@@ -36,6 +36,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 FLASH = {"confirmed": "Đã xác nhận vi phạm {case}.", "rejected": "Đã loại bỏ vụ việc {case}.",
+         "acknowledged": "Đã tiếp nhận sự cố.", "closed": "Đã đóng sự cố.",
          "merged": "Đã gộp vụ việc {case} vào vụ việc trùng.",
          "resolved": "Đã đánh dấu vụ việc {case} đã xử lý."}
 
@@ -47,7 +48,8 @@ def _render(request: web.Request, template: str, status: int = 200, **context) -
     flash = FLASH[done].format(case=request.query.get("ma", "")) if done in FLASH else None
     html = ENV.get_template(template).render(
         user=user, role_label=ROLE_LABELS.get(user.role, "") if user else "",
-        can_cases=access.can(user, "cases"), can_stats=access.can(user, "stats"), csrf_token=csrf.session_token(request),
+        can_cases=access.can(user, "cases"), can_stats=access.can(user, "stats"), can_board=access.can(user, "board"),
+        can_uptime=access.can(user, "uptime"), csrf_token=csrf.session_token(request),
         flash=context.pop("flash", flash), flash_kind=context.pop("flash_kind", "ok"), **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
@@ -68,6 +70,8 @@ def _user(request: web.Request, permission: str) -> User:
 def _home(user: User) -> str:
     if access.can(user, "review"):
         return "/hang-cho"
+    if access.can(user, "incidents"):  # the operations centre and the transport department
+        return "/dieu-hanh"
     if access.can(user, "cases"):
         return "/hang-cho?state=confirmed"
     if access.can(user, "stats"):
@@ -231,6 +235,40 @@ async def stats(request: web.Request) -> web.Response:
                    start=start.date().isoformat(), end=last_day.isoformat())
 
 
+async def board_page(request: web.Request) -> web.Response:
+    """The operations board: the page renders the state at load; board.js keeps it live."""
+    user = _user(request, "board")
+    portal: Portal = request.app[KEY]
+    view = await board.snapshot(portal, user)
+    return _render(request, "board.html", b=view, timezone=portal.config.timezone,
+                   refresh_ms=round(portal.config.board_frame_refresh_s * 1000))
+
+
+async def _incident_form(request: web.Request, run) -> web.Response:
+    form = await request.post()
+    try:
+        await run(str(form.get("note", "")))
+    except actions.ActionError as exc:
+        portal: Portal = request.app[KEY]
+        user = portal.user(request)
+        view = await board.snapshot(portal, user)
+        return _render(request, "board.html", status=exc.status, flash=exc.message, flash_kind="error", b=view,
+                       timezone=portal.config.timezone, refresh_ms=round(portal.config.board_frame_refresh_s * 1000))
+    raise web.HTTPSeeOther(f"/dieu-hanh?da={request.match_info['action']}")
+
+
+async def incident_action(request: web.Request) -> web.Response:
+    """The board's forms without JavaScript (board.js sends the same through the JSON API)."""
+    user = _user(request, "incidents")
+    portal: Portal = request.app[KEY]
+    incident_id = request.match_info["incident_id"]
+    client = portal.client(request)
+    if request.match_info["action"] == "acknowledged":
+        return await _incident_form(request, lambda note: board.acknowledge(portal, user, incident_id, note=note,
+                                                                             client=client))
+    return await _incident_form(request, lambda note: board.close(portal, user, incident_id, note=note, client=client))
+
+
 def setup(app: web.Application, timezone_name: str) -> None:
     tz = zoneinfo.ZoneInfo(timezone_name)
     ENV.filters["localtime"] = lambda value: value.astimezone(tz).strftime("%H:%M:%S %d/%m/%Y") if value else ""
@@ -247,5 +285,7 @@ def setup(app: web.Application, timezone_name: str) -> None:
         web.post("/ho-so/{case_id}/khong-trung", not_duplicate),
         web.get("/tra-cuu", lookup),
         web.get("/thong-ke", stats),
+        web.get("/dieu-hanh", board_page),
+        web.post(r"/dieu-hanh/su-co/{incident_id}/{action:acknowledged|closed}", incident_action),
         web.static("/static", HERE / "static", append_version=False),
     ])

@@ -1,165 +1,73 @@
-"""The periodic PDF report for the agencies' coordination meetings (Vietnamese, DejaVu fonts).
+"""The coordination report (sơ kết) per agency and period, PDF and CSV: served to the portal's
+users, written by `roadwatch report` for any past period, and mailed on schedule by notify.
 
-Served at /api/reports/summary.pdf for a period and written by `roadwatch portal report`, so
-that a cron job (or a person) files the same document the meeting looks at on screen. Only
-aggregates: no plate, no owner, so it may be handed to every agency at the table.
+    roadwatch report --from 2026-11-16 --to 2026-11-22 --agency ttdh-ubnd [--format pdf|csv|both]
+                     [--out DIR] [--send]
+
+`roadwatch portal report` is the same command (older name; `--out FILE.pdf` still writes one file).
+The figures are in report_data.py, the layouts in report_pdf.py and report_csv.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import zoneinfo
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from aiohttp import web
-from fpdf import FPDF
 
-from services.portal import actions, anchors, cases, metrics, store
+from services.portal import actions, agencies, anchors, metrics, report_csv, report_data, report_pdf
 from services.portal.context import KEY
+from services.portal.report_data import Deadlines, ReportData
+from services.portal.settings import EXAMPLE_AGENCIES, EXAMPLE_NOTIFY_CONFIG
 
 log = logging.getLogger("portal")
 
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
-CAMERA_LABELS = {"online": "Hoạt động", "degraded": "Suy giảm", "offline": "Mất tín hiệu"}
+FORMATS = ("pdf", "csv")
+CONTENT_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}
 
 
-def font_paths() -> tuple[Path, Path]:
-    """DejaVu Sans (regular, bold) from the system (Debian: fonts-dejavu-core): it has every
-    Vietnamese glyph; fonts are read at run time, never shipped in the repository."""
-    for folder in FONT_DIRS:
-        regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
-        if regular.is_file() and bold.is_file():
-            return regular, bold
-    raise FileNotFoundError("DejaVuSans.ttf not found: install the Debian package fonts-dejavu-core")
+def file_name(data: ReportData, kind: str) -> str:
+    tz = zoneinfo.ZoneInfo(data.timezone)
+    last = (data.end - timedelta(seconds=1)).astimezone(tz)
+    agency = f"-{data.scope.agency_id}" if data.scope.agency_id else ""
+    return f"bao-cao-so-ket{agency}-{data.start.astimezone(tz):%Y%m%d}-{last:%Y%m%d}.{kind}"
 
 
-@dataclass
-class ReportData:
-    start: datetime
-    end: datetime  # exclusive
-    generated_at: datetime
-    by_type: list[dict[str, Any]] = field(default_factory=list)
-    by_camera: list[dict[str, Any]] = field(default_factory=list)
-    by_day: list[dict[str, Any]] = field(default_factory=list)
-    counts: list[dict[str, Any]] = field(default_factory=list)
-    cameras: list[dict[str, Any]] = field(default_factory=list)
-    open_cases: int = 0
-    holds: int = 0
+def render(data: ReportData, kinds: tuple[str, ...] = FORMATS) -> dict[str, bytes]:
+    """File name -> content, for each format asked."""
+    writers = {"pdf": report_pdf.render, "csv": report_csv.render}
+    return {file_name(data, kind): writers[kind](data) for kind in kinds}
 
 
-async def gather(conn: asyncpg.Connection, start: datetime, end: datetime, tz_name: str) -> ReportData:
-    tz = zoneinfo.ZoneInfo(tz_name)
-    data = ReportData(start=start, end=end, generated_at=datetime.now(tz))
-    data.by_type = await store.violations_by(conn, "type", start, end, tz_name)
-    data.by_camera = await store.violations_by(conn, "camera", start, end, tz_name)
-    data.by_day = await store.violations_by(conn, "day", start, end, tz_name)
-    data.counts = await store.counts_by(conn, start, end, tz_name)
-    data.cameras = await store.cameras(conn)
-    data.open_cases = await conn.fetchval("SELECT count(*) FROM portal.cases WHERE state = ANY($1)", sorted(cases.OPEN))
-    data.holds = len(await store.inspection_holds(conn))
-    return data
+async def build(conn: asyncpg.Connection, agency: agencies.Agency | None, start: datetime, end: datetime,
+                tz_name: str, deadlines: Deadlines, now: datetime | None = None) -> ReportData:
+    """The figures for `agency` (None: the full report) over [start, end)."""
+    scope = report_data.scope_for(agency)
+    return await report_data.gather(conn, scope, start, end, tz_name, deadlines, now or datetime.now(timezone.utc))
 
 
-class _Report(FPDF):
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font("dejavu", size=8)
-        self.cell(0, 6, f"roadwatch – báo cáo phục vụ giao ban liên ngành – trang {self.page_no()}/{{nb}}", align="C")
-
-
-def _table(pdf: FPDF, title: str, header: list[str], rows: list[list[Any]], widths: list[int]) -> None:
-    pdf.set_font("dejavu", "B", 11)
-    pdf.cell(0, 8, title, new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("dejavu", "B", 8)
-    for text, width in zip(header, widths):
-        pdf.cell(width, 6, text, border=1)
-    pdf.ln()
-    pdf.set_font("dejavu", size=8)
-    if not rows:
-        pdf.cell(sum(widths), 6, "Không có dữ liệu trong kỳ.", border=1, new_x="LMARGIN", new_y="NEXT")
-    for row in rows:
-        for value, width in zip(row, widths):
-            pdf.cell(width, 6, str(value)[:70], border=1)
-        pdf.ln()
-    pdf.ln(3)
-
-
-def render(data: ReportData, tz_name: str) -> bytes:
-    tz = zoneinfo.ZoneInfo(tz_name)
-    regular, bold = font_paths()
-    pdf = _Report(orientation="P", unit="mm", format="A4")
-    pdf.set_title("Báo cáo vi phạm giao thông qua hình ảnh")
-    pdf.set_creator("roadwatch portal")
-    pdf.add_font("dejavu", "", str(regular))
-    pdf.add_font("dejavu", "B", str(bold))
-    pdf.alias_nb_pages()
-    pdf.add_page()
-    last_day = (data.end - timedelta(seconds=1)).astimezone(tz)
-    pdf.set_font("dejavu", "B", 15)
-    pdf.multi_cell(0, 8, "BÁO CÁO TÌNH HÌNH VI PHẠM TRẬT TỰ AN TOÀN GIAO THÔNG QUA HỆ THỐNG CAMERA", align="C",
-                   new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("dejavu", size=10)
-    pdf.cell(0, 7, f"Kỳ báo cáo: {data.start.astimezone(tz):%d/%m/%Y} – {last_day:%d/%m/%Y}", align="C",
-             new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 6, f"Lập lúc {data.generated_at:%H:%M %d/%m/%Y}", align="C", new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-    total = sum(r["total"] for r in data.by_type)
-    confirmed = sum(r["confirmed"] for r in data.by_type)
-    rejected = sum(r["rejected"] for r in data.by_type)
-    waiting = sum(r["awaiting_review"] for r in data.by_type)
-    offline = sum(1 for c in data.cameras if c["state"] != "online")
-    pdf.set_font("dejavu", "B", 11)
-    pdf.cell(0, 8, "1. Tóm tắt", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("dejavu", size=10)
-    for line in (
-        f"Tổng số vi phạm camera phát hiện: {total}; đã xác nhận: {confirmed}; đã loại bỏ: {rejected}; "
-        f"đang chờ cán bộ xác minh: {waiting}.",
-        f"Vụ việc đang chờ chủ phương tiện giải quyết: {data.open_cases}; phương tiện bị cảnh báo đăng kiểm: {data.holds}.",
-        f"Camera: {len(data.cameras)} đang theo dõi, {offline} không hoạt động bình thường.",
-    ):
-        pdf.multi_cell(0, 6, "• " + line, new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(3)
-    stat_header = ["Tổng", "Đã xác nhận", "Đã loại bỏ", "Chờ xác minh"]
-
-    def stat_rows(rows, label=lambda k: k):
-        return [[label(r["key"]), r["total"], r["confirmed"], r["rejected"], r["awaiting_review"]] for r in rows]
-
-    _table(pdf, "2. Vi phạm theo loại", ["Loại vi phạm", *stat_header],
-           stat_rows(data.by_type, lambda k: cases.VIOLATION_LABELS.get(k, k)), [90, 20, 25, 25, 25])
-    _table(pdf, "3. Vi phạm theo camera", ["Camera", *stat_header], stat_rows(data.by_camera), [90, 20, 25, 25, 25])
-    _table(pdf, "4. Vi phạm theo ngày", ["Ngày", *stat_header], stat_rows(data.by_day), [90, 20, 25, 25, 25])
-    per_camera: dict[str, int] = {}
-    for row in data.counts:
-        per_camera[row["camera_id"]] = per_camera.get(row["camera_id"], 0) + row["vehicles"]
-    _table(pdf, "5. Lưu lượng phương tiện", ["Camera", "Số lượt phương tiện"],
-           [[cam, n] for cam, n in sorted(per_camera.items())], [90, 50])
-    _table(pdf, "6. Tình trạng camera", ["Camera", "Trạng thái", "Từ lúc", "Số lần đổi", "Ghi chú"],
-           [[c["camera_id"], CAMERA_LABELS.get(c["state"], c["state"]), f"{c['state_since'].astimezone(tz):%H:%M %d/%m}",
-             c["changes"], c["reason"]] for c in data.cameras], [50, 28, 28, 22, 57])
-    return bytes(pdf.output())
-
-
+# --- HTTP -----------------------------------------------------------------------------------------
 async def serve(request: web.Request) -> web.Response:
     portal = request.app[KEY]
-    actions.require(portal.user(request), "stats")
+    user = actions.require(portal.user(request), "stats")
+    kind = request.match_info["kind"]
     tz = zoneinfo.ZoneInfo(portal.config.timezone)
     start, end = actions.parse_period(request.query.get("from"), request.query.get("to"), tz)
+    deadlines = report_data.load_deadlines(portal.config.notify_config)
     async with portal.pool.acquire() as conn:
-        data = await gather(conn, start, end, portal.config.timezone)
+        data = await build(conn, user.agency, start, end, portal.config.timezone, deadlines)
         if portal.anchor_key is not None:
             await anchor_with_report(portal.js, conn, portal.anchor_key, portal.config.audit_chain)
-    body = await asyncio.get_running_loop().run_in_executor(None, render, data, portal.config.timezone)
-    name = f"bao-cao-{start:%Y%m%d}-{(end - timedelta(days=1)):%Y%m%d}.pdf"
-    return web.Response(body=body, content_type="application/pdf",
-                        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"})
+    ((name, body),) = (await asyncio.get_running_loop().run_in_executor(None, render, data, (kind,))).items()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPES[kind], "Cache-Control": "no-store",
+                                            "Content-Disposition": f'inline; filename="{name}"'})
 
 
 async def anchor_with_report(js, conn: asyncpg.Connection, key, chain: str = anchors.CHAIN) -> None:
@@ -172,45 +80,80 @@ async def anchor_with_report(js, conn: asyncpg.Connection, key, chain: str = anc
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/api/reports/summary.pdf", serve)]
+    return [web.get(r"/api/reports/summary.{kind:pdf|csv}", serve)]
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="roadwatch portal report",
-                                     description="Write the periodic PDF report (last 7 days by default).")
-    parser.add_argument("--from", dest="start", help="first local day, YYYY-MM-DD")
-    parser.add_argument("--to", dest="end", help="last local day, YYYY-MM-DD (default: yesterday)")
-    parser.add_argument("--out", required=True, type=Path, help="PDF file to write")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
-    parser.add_argument("--timezone", default=os.environ.get("TIMEZONE", "Asia/Ho_Chi_Minh"))
-    args = parser.parse_args(argv)
-    if not args.database_url:
-        print("roadwatch portal report: DATABASE_URL is not set", file=sys.stderr)
+# --- command line -----------------------------------------------------------------------------------
+def parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog, description="Write the coordination report (sơ kết) of an agency for a period, from the database "
+                               "(any past period); --send mails it to the agency's recipients in NOTIFY_CONFIG.")
+    p.add_argument("--from", dest="start", help="first local day, YYYY-MM-DD (default: the 7 days ending --to)")
+    p.add_argument("--to", dest="end", help="last local day, YYYY-MM-DD (default: yesterday)")
+    p.add_argument("--agency", help="agency id in AGENCIES_FILE (its scope and sections); omitted: the full report")
+    p.add_argument("--format", choices=("pdf", "csv", "both"), default="both")
+    p.add_argument("--out", type=Path, default=Path("."),
+                   help="folder to write to (default: .); a path ending in .pdf or .csv writes that one file")
+    p.add_argument("--send", action="store_true", help="also e-mail it (SMTP_* settings, recipients and wording "
+                                                       "from NOTIFY_CONFIG reports:)")
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    p.add_argument("--timezone", default=os.environ.get("TIMEZONE", "Asia/Ho_Chi_Minh"))
+    p.add_argument("--agencies-file", default=os.environ.get("AGENCIES_FILE", EXAMPLE_AGENCIES))
+    p.add_argument("--notify-config", default=os.environ.get("NOTIFY_CONFIG", EXAMPLE_NOTIFY_CONFIG),
+                   help="where the deadlines (and, for --send, recipients and wording) are")
+    return p
+
+
+def main(argv: list[str], prog: str = "roadwatch report") -> int:
+    args = parser(prog).parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"{prog}: {message}", file=sys.stderr)
         return 2
+
+    if not args.database_url:
+        return fail("DATABASE_URL is not set")
     tz = zoneinfo.ZoneInfo(args.timezone)
     end = args.end or (datetime.now(tz).date() - timedelta(days=1)).isoformat()
-    start = args.start or (datetime.fromisoformat(end).date() - timedelta(days=6)).isoformat()
     try:
+        start = args.start or (datetime.fromisoformat(end).date() - timedelta(days=6)).isoformat()
         period = actions.parse_period(start, end, tz)
-    except actions.ActionError as exc:
-        print(f"roadwatch portal report: {exc.message}", file=sys.stderr)
-        return 2
-
+    except (ValueError, actions.ActionError) as exc:
+        return fail(getattr(exc, "message", str(exc)))
+    try:
+        directory = agencies.load(args.agencies_file)
+    except agencies.AgencyFileError as exc:
+        return fail(f"invalid agencies file {exc}")
+    agency = None
+    if args.agency:
+        agency = next((a for a in directory.agencies if a.id == args.agency), None)
+        if agency is None:
+            return fail(f"no agency {args.agency!r} in {args.agencies_file}")
+    elif args.send:
+        return fail("--send needs --agency (the recipients are per agency)")
+    try:
+        report_data.scope_for(agency)
+        deadlines = report_data.load_deadlines(args.notify_config)
+    except (report_data.ReportRefused, OSError, ValueError) as exc:
+        return fail(str(exc))
+    kinds = FORMATS if args.format == "both" else (args.format,)
+    single = args.out.suffix in (".pdf", ".csv")
+    if single:
+        kinds = (args.out.suffix[1:],)
     key_file, nats_url = os.environ.get("AUDIT_ANCHOR_KEY_FILE"), os.environ.get("NATS_URL")
     try:
         key = anchors.load_key(key_file) if key_file else None
     except anchors.AnchorKeyError as exc:
-        print(f"roadwatch portal report: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
 
     async def run() -> ReportData:
         conn = await asyncpg.connect(args.database_url)
         try:
-            data = await gather(conn, *period, args.timezone)
+            data = await build(conn, agency, *period, args.timezone, deadlines)
             if key is not None and nats_url:
                 import nats  # noqa: PLC0415
 
-                nc = await nats.connect(nats_url, name="roadwatch-portal-report", connect_timeout=10)
+                nc = await nats.connect(nats_url, name="roadwatch-report", connect_timeout=10)
                 try:
                     await anchor_with_report(nc.jetstream(), conn, key, os.environ.get("AUDIT_CHAIN", anchors.CHAIN))
                 finally:
@@ -219,6 +162,20 @@ def main(argv: list[str]) -> int:
         finally:
             await conn.close()
 
-    args.out.write_bytes(render(asyncio.run(run()), args.timezone))
-    print(f"wrote {args.out}")
+    data = asyncio.run(run())
+    files = render(data, kinds)
+    if single:
+        ((_, body),) = files.items()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(body)
+        print(f"wrote {args.out}")
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, body in files.items():
+            (args.out / name).write_bytes(body)
+            print(f"wrote {args.out / name}")
+    if args.send:
+        from services.notify import report_mail  # noqa: PLC0415 (the mailer and its settings are notify's)
+
+        return report_mail.send_from_command_line(data, files, args.notify_config, args.agencies_file, prog)
     return 0

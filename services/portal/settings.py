@@ -13,6 +13,7 @@ from services.portal.origins import origin_of as csrf_origin
 from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
 
 EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
+EXAMPLE_NOTIFY_CONFIG = str(Path(__file__).resolve().parents[1] / "notify" / "notify.example.yaml")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +50,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_closed_evidence_days: int = 1825
     retention_owner_snapshot_days: int = 365
     audit_chain: str = "portal"  # the chain's name in the anchors' subject (one per deployment)
+    # The operations board's camera wall: each camera's newest frame is read from FRAMES at most
+    # once per BOARD_FRAME_CACHE_S per replica, whatever the number of viewers; each page asks for
+    # a new one every BOARD_FRAME_REFRESH_S; a user watching a camera's live picture is audited
+    # once per camera and BOARD_VIEW_AUDIT_S (per replica), not once per frame.
+    board_frame_cache_s: float = 0.2
+    board_frame_refresh_s: float = 0.25   # each open board asks for each camera's frame this often
+    board_view_audit_s: float = 900.0     # audit a user watching a camera once per this period
+    # notify's configuration file (the same ConfigMap): the report reads its `deadlines:` only.
+    notify_config: str = EXAMPLE_NOTIFY_CONFIG
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -57,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("DB_POOL_SIZE", f"{self.db_pool_size} is not between 1 and 100")
         if not Path(self.agencies_file).is_file():
             raise SettingError("AGENCIES_FILE", f"{self.agencies_file} is not a file")
+        if not Path(self.notify_config).is_file():
+            raise SettingError("NOTIFY_CONFIG", f"{self.notify_config} is not a file")
         if not self.evidence_bucket.replace("-", "").replace("_", "").isalnum():
             raise SettingError("EVIDENCE_BUCKET", f"{self.evidence_bucket!r} is not a bucket name")
         try:
@@ -87,5 +99,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingError(name.upper(), f"{getattr(self, name)} is not between 0 (keep) and 36500 days")
         if not 1 <= self.audit_anchor_interval_s <= 86_400:
             raise SettingError("AUDIT_ANCHOR_INTERVAL_S", f"{self.audit_anchor_interval_s} is not between 1 and 86400")
+        if not 0.0 <= self.board_frame_cache_s <= 5:
+            raise SettingError("BOARD_FRAME_CACHE_S", f"{self.board_frame_cache_s} is not between 0 and 5")
+        if not 0.1 <= self.board_frame_refresh_s <= 10:
+            raise SettingError("BOARD_FRAME_REFRESH_S", f"{self.board_frame_refresh_s} is not between 0.1 and 10")
+        if not 10 <= self.board_view_audit_s <= 86_400:
+            raise SettingError("BOARD_VIEW_AUDIT_S", f"{self.board_view_audit_s} is not between 10 and 86400")
         if not 0.5 <= self.outbox_retry_s <= 3600:
             raise SettingError("OUTBOX_RETRY_S", f"{self.outbox_retry_s} is not between 0.5 and 3600")

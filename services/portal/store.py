@@ -15,7 +15,7 @@ CASE_COLUMNS = (
     "inspection_status, match, mismatches, unidentified_reason, owner_commune, evidence, state, reviewer, "
     "reviewer_agency, reviewed_at, reject_reason, notified_at, respond_by, warned_at, resolved_at, resolution, "
     "created_at, updated_at, duplicate_of, merged_into, merged_by, merged_at, distinct_from, notice_hold, "
-    "notice_hold_detail, plate_class_override"
+    "notice_hold_detail, plate_class_override, appeal_lodged_at, appeal_note"
 )
 OWNER_COLUMNS = ("kind", "name", "national_id", "address", "commune_code", "province", "phone", "email")
 JSON_COLUMNS = {"measurement", "plate_alternatives", "evidence"}
@@ -201,8 +201,8 @@ async def record_counts(conn: asyncpg.Connection, *, event_id: str, camera_id: s
 
 
 async def record_camera_status(conn: asyncpg.Connection, status: Any) -> None:
-    """Keep the latest report per camera (an older one arriving late is ignored)."""
-    await conn.execute(
+    """Keep the latest report per camera (an older one arriving late is ignored); the live board hears of it."""
+    changed = await conn.fetchval(
         """INSERT INTO portal.camera_health AS h (camera_id, state, reason, occurred_at, state_since, fps_in, fps_out,
                frames_dropped, decode_errors, reconnects, last_frame_age_s, changes)
            VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, 0)
@@ -213,9 +213,42 @@ async def record_camera_status(conn: asyncpg.Connection, status: Any) -> None:
                fps_in = EXCLUDED.fps_in, fps_out = EXCLUDED.fps_out, frames_dropped = EXCLUDED.frames_dropped,
                decode_errors = EXCLUDED.decode_errors, reconnects = EXCLUDED.reconnects,
                last_frame_age_s = EXCLUDED.last_frame_age_s
-           WHERE h.occurred_at <= EXCLUDED.occurred_at""",
+           WHERE h.occurred_at <= EXCLUDED.occurred_at
+           RETURNING true""",
         status.camera_id, status.state, status.reason, status.occurred_at, status.fps_in, status.fps_out,
         status.frames_dropped, status.decode_errors, status.reconnects, status.last_frame_age_s)
+    if changed:
+        await notify_board(conn, "camera", status.camera_id)
+
+
+async def record_camera_change(conn: asyncpg.Connection, status: Any, event_id: str) -> bool:
+    """Keep the report in the camera's history when its state differs from the state before it in
+    time (a heartbeat repeating the state adds nothing); True when a row was added."""
+    return await conn.fetchval(
+        """INSERT INTO portal.camera_state_changes (camera_id, occurred_at, state, reason, event_id)
+           SELECT $1, $2, $3, $4, $5
+           WHERE NOT EXISTS (
+               SELECT 1 FROM (SELECT state FROM portal.camera_state_changes
+                              WHERE camera_id = $1 AND occurred_at <= $2
+                              ORDER BY occurred_at DESC LIMIT 1) AS prev
+               WHERE prev.state = $3)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        status.camera_id, status.occurred_at, status.state, status.reason, event_id) is True
+
+
+async def camera_changes(conn: asyncpg.Connection, start: datetime, end: datetime,
+                         camera_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every change in [start, end) and, per camera, the last one before `start` (the state the
+    period began in)."""
+    rows = await conn.fetch(
+        """(SELECT camera_id, occurred_at, state, reason FROM portal.camera_state_changes
+            WHERE occurred_at >= $1 AND occurred_at < $2 AND ($3::text[] IS NULL OR camera_id = ANY($3)))
+           UNION ALL
+           (SELECT DISTINCT ON (camera_id) camera_id, occurred_at, state, reason FROM portal.camera_state_changes
+            WHERE occurred_at < $1 AND ($3::text[] IS NULL OR camera_id = ANY($3))
+            ORDER BY camera_id, occurred_at DESC)
+           ORDER BY camera_id, occurred_at""", start, end, camera_ids)
+    return [dict(r) for r in rows]
 
 
 # --- statistics ---------------------------------------------------------------------------------------
@@ -265,4 +298,119 @@ async def inspection_holds(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 async def audit_rows(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT seq, at, user_id, agency, role, action, object, purpose, client, hash "
                             "FROM portal.audit ORDER BY seq DESC LIMIT $1", limit)
+    return [dict(r) for r in rows]
+
+
+# --- incidents (migrations/006_incidents.sql; the folding rules are in incidents.py) -----------------
+INCIDENT_COLUMNS = (
+    "incident_id, camera_id, type, severity, detected, latitude, longitude, address, lane, zone, occurred_at, "
+    "detected_at, updated_at, cleared_at, clear_reason, duration_s, track_ids, vehicle_class, traffic, parameters, "
+    "evidence, evidence_status, last_change, acknowledged_at, acknowledged_by, acknowledge_note, closed_at, closed_by, "
+    "close_note, last_event_id, created_at, changed_at"
+)
+INCIDENT_JSON = {"traffic", "parameters", "evidence"}
+BOARD_CHANNEL = "portal_board"  # NOTIFY channel: every replica's board streams hear every change
+
+
+async def notify_board(conn: asyncpg.Connection, kind: str, key: str) -> None:
+    """Tell every replica's live board that `key` (an incident id, a camera id) changed; sent by
+    PostgreSQL when the transaction commits, never for a change rolled back."""
+    await conn.execute("SELECT pg_notify($1, $2)", BOARD_CHANNEL, f"{kind}:{key}")
+
+
+async def apply_incident(conn: asyncpg.Connection, kind: str, event_id: str, occurred_at: datetime,
+                         opening: dict[str, Any], fold) -> bool:
+    """Apply one incident event in the caller's transaction; False when it was applied before.
+
+    The row is opened by whichever event of the incident comes first (`opening`), locked, and
+    `fold(row)` says which columns this event changes (incidents.changes)."""
+    incident_id = opening["incident_id"]
+    await conn.execute(
+        "INSERT INTO portal.incidents (incident_id, camera_id, type, last_event_id) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (incident_id) DO NOTHING",
+        incident_id, opening["camera_id"], opening["type"], opening["last_event_id"])
+    fresh = await conn.fetchval(
+        "INSERT INTO portal.incident_events (event_id, incident_id, kind, occurred_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING true", event_id, incident_id, kind, occurred_at)
+    if not fresh:
+        return False
+    row = await conn.fetchrow(f"SELECT {INCIDENT_COLUMNS} FROM portal.incidents WHERE incident_id = $1 FOR UPDATE",
+                              incident_id)
+    columns = fold(dict(row))
+    sets = ", ".join(f"{name} = ${i + 2}{'::jsonb' if name in INCIDENT_JSON else ''}"
+                     for i, name in enumerate(columns))
+    await conn.execute(f"UPDATE portal.incidents SET {sets}, changed_at = now() WHERE incident_id = $1",
+                       incident_id, *columns.values())
+    await notify_board(conn, "incident", incident_id)
+    return True
+
+
+async def get_incident(conn: asyncpg.Connection, incident_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {INCIDENT_COLUMNS} FROM portal.incidents WHERE incident_id = $1"
+                              + (" FOR UPDATE" if lock else ""), incident_id)
+    return dict(row) if row else None
+
+
+async def list_incidents(conn: asyncpg.Connection, *, open_only: bool = True, camera_id: str | None = None,
+                         limit: int = 200) -> list[dict[str, Any]]:
+    """Incidents not closed by an operator (open_only), newest change first."""
+    where, args = ["true"], []
+    if open_only:
+        where.append("closed_at IS NULL")
+    if camera_id:
+        args.append(camera_id)
+        where.append(f"camera_id = ${len(args)}")
+    rows = await conn.fetch(
+        f"SELECT {INCIDENT_COLUMNS} FROM portal.incidents WHERE {' AND '.join(where)} "
+        f"ORDER BY (cleared_at IS NULL) DESC, coalesce(detected_at, updated_at, created_at) DESC, incident_id "
+        f"LIMIT ${len(args) + 1}", *args, limit)
+    return [dict(r) for r in rows]
+
+
+async def acknowledge_incident(conn: asyncpg.Connection, incident_id: str, *, user_id: str, note: str,
+                               at: datetime) -> bool:
+    """False when it is already acknowledged or closed (the first operator's acknowledgement stands)."""
+    done = await conn.fetchval(
+        "UPDATE portal.incidents SET acknowledged_at = $2, acknowledged_by = $3, acknowledge_note = $4, "
+        "changed_at = now() WHERE incident_id = $1 AND acknowledged_at IS NULL AND closed_at IS NULL RETURNING true",
+        incident_id, at, user_id, note)
+    if done:
+        await notify_board(conn, "incident", incident_id)
+    return done is True
+
+
+async def close_incident(conn: asyncpg.Connection, incident_id: str, *, user_id: str, note: str, at: datetime) -> bool:
+    """False when it is already closed. Closing acknowledges too, if nobody had."""
+    done = await conn.fetchval(
+        "UPDATE portal.incidents SET closed_at = $2, closed_by = $3, close_note = $4, "
+        "acknowledged_at = coalesce(acknowledged_at, $2), acknowledged_by = coalesce(acknowledged_by, $3), "
+        "changed_at = now() WHERE incident_id = $1 AND closed_at IS NULL RETURNING true",
+        incident_id, at, user_id, note)
+    if done:
+        await notify_board(conn, "incident", incident_id)
+    return done is True
+
+
+# --- signal phases ----------------------------------------------------------------------------------
+async def record_signal_phase(conn: asyncpg.Connection, phase: Any) -> bool:
+    """Keep the newest phase per head (an older one arriving late is ignored); True when it changed."""
+    changed = await conn.fetchval(
+        """INSERT INTO portal.signal_phases AS s (intersection_id, head, camera_id, phase, source, occurred_at, phase_since)
+           VALUES ($1, $2, $3, $4, $5, $6, $6)
+           ON CONFLICT (intersection_id, head) DO UPDATE SET
+               camera_id = EXCLUDED.camera_id, phase = EXCLUDED.phase, source = EXCLUDED.source,
+               occurred_at = EXCLUDED.occurred_at,
+               phase_since = CASE WHEN s.phase = EXCLUDED.phase THEN s.phase_since ELSE EXCLUDED.occurred_at END
+           WHERE s.occurred_at < EXCLUDED.occurred_at
+           RETURNING true""",
+        phase.intersection_id, phase.head, phase.camera_id, phase.phase, phase.source, phase.occurred_at)
+    if changed and phase.camera_id:
+        await notify_board(conn, "camera", phase.camera_id)
+    return changed is True
+
+
+async def signal_phases(conn: asyncpg.Connection, camera_id: str | None = None) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT intersection_id, head, camera_id, phase, source, occurred_at, phase_since "
+                            "FROM portal.signal_phases WHERE $1::text IS NULL OR camera_id = $1 "
+                            "ORDER BY intersection_id, head", camera_id)
     return [dict(r) for r in rows]

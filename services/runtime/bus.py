@@ -110,6 +110,7 @@ def stream_config(stream: streams.Stream, *, replicas: int = 1) -> api.StreamCon
         num_replicas=replicas,
         deny_delete=stream.deny_delete or None,
         deny_purge=stream.deny_purge or None,
+        allow_direct=stream.allow_direct or None,
     )
 
 

@@ -61,6 +61,12 @@ def variable_metrics() -> set[str]:
     return found
 
 
+def recorded_metrics() -> set[str]:
+    """Series the rule file records itself (recording rules), not exported by any service."""
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
+
+
 def rule_queries() -> list[str]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     return [rule["expr"] for group in groups for rule in group["rules"]]
@@ -354,7 +360,7 @@ async def test_services_run_with_the_manifests_and_export_every_metric_used(
     assert "roadwatch_messages_total" in available and "roadwatch_consumer_pending" in available
     used = used_metrics()
     assert len(used) > 40
-    missing = sorted(used - available - NOT_FROM_SERVICES)
+    missing = sorted(used - available - NOT_FROM_SERVICES - recorded_metrics())
     assert not missing, f"used in deploy/ but exported by no service: {missing}"
 
 

@@ -24,15 +24,19 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([promtool(), *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120)
 
 
-def alerts() -> list[dict]:
+def rules() -> list[dict]:
     groups = yaml.safe_load((PROMETHEUS / "rules.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def alerts() -> list[dict]:
+    return [rule for rule in rules() if "alert" in rule]
 
 
 def test_rules_check() -> None:
     done = run("check", "rules", "rules.yml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"SUCCESS: {len(alerts())} rules found" in done.stdout
+    assert f"SUCCESS: {len(rules())} rules found" in done.stdout
 
 
 def test_rule_unit_tests_pass() -> None:
@@ -76,3 +80,26 @@ def test_prometheus_rule_resource_carries_the_same_groups() -> None:
     assert resource["spec"]["groups"] == yaml.safe_load((PROMETHEUS / "rules.yml").read_text())["groups"]
     kustomization = yaml.safe_load((REPO / "deploy" / "base" / "kustomization.yaml").read_text())
     assert "prometheusrule.yaml" in kustomization["resources"]
+
+
+def test_camera_down_alert_follows_its_configured_threshold(tmp_path: Path) -> None:
+    """CameraDownTooLong reads its threshold from the recording rule: the unit test that fires it
+    at 31 minutes down passes with 1800 s, and fails once the threshold is raised to an hour
+    (promtool runs the same tests against the edited rule)."""
+    groups = yaml.safe_load((PROMETHEUS / "rules.yml").read_text())
+    (threshold,) = [rule for group in groups["groups"] for rule in group["rules"]
+                    if rule.get("record") == "roadwatch:camera_down_alert_after_seconds"]
+    assert threshold["expr"] == "vector(1800)"
+    tests = yaml.safe_load((PROMETHEUS / "tests.yml").read_text())
+    (uptime,) = [test for test in tests["tests"]
+                 if any(case["alertname"] == "CameraDownTooLong" for case in test.get("alert_rule_test", []))]
+    only = {**tests, "rule_files": ["rules.yml"], "tests": [uptime]}
+    for value, passes in (("vector(1800)", True), ("vector(3600)", False)):
+        threshold["expr"] = value
+        folder = tmp_path / value.strip("vector()")
+        folder.mkdir()
+        (folder / "rules.yml").write_text(yaml.safe_dump(groups, allow_unicode=True))
+        (folder / "tests.yml").write_text(yaml.safe_dump(only, allow_unicode=True))
+        done = subprocess.run([promtool(), "test", "rules", "tests.yml"], cwd=folder, capture_output=True, text=True,
+                              timeout=120)
+        assert (done.returncode == 0) is passes, (value, done.stdout + done.stderr)

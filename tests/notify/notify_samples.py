@@ -8,6 +8,7 @@ from pathlib import Path
 
 from proto import ids
 from proto.v1 import CaseResolved, CaseReviewed, EvidenceRef, Location, Owner, Vehicle
+from proto.v1.incident import IncidentCleared, IncidentDetected, LaneTraffic
 from services.notify import config as notify_config
 from services.notify.letter import Fonts
 
@@ -63,3 +64,27 @@ def owner(*, commune: str = "11311", email: str = "tran.thi.hue@example.vn", pho
           national_id: str = "031190012345") -> Owner:
     return Owner(kind="person", name=name, national_id=national_id, address=address, commune_code=commune,
                  province="Hải Phòng", phone=phone, email=email)
+
+
+# --- incidents ------------------------------------------------------------------------------------
+DETECTED_AT = datetime(2026, 11, 20, 7, 46, 42, tzinfo=ICT)
+
+
+def incident(incident_type: str = "stopped_vehicle", *, camera: str = "hp-lach-tray-01", severity: str = "warning",
+             incident_id: str | None = None, lane: str | None = "middle", vehicle_class: str | None = "car",
+             zone: str | None = None, traffic: LaneTraffic | None = None, duration_s: float = 90.0) -> IncidentDetected:
+    incident_id = incident_id or ids.event_id("incident", camera, incident_type, DETECTED_AT.isoformat())
+    return IncidentDetected(
+        id=ids.event_id("inc", incident_id, "detected"), incident_id=incident_id, camera_id=camera,
+        occurred_at=DETECTED_AT - timedelta(seconds=duration_s), detected_at=DETECTED_AT, type=incident_type,
+        severity=severity, location=Location(latitude=20.8449, longitude=106.6881, address=ADDRESS,
+                                             commune_code="11311"),
+        lane=lane, zone=zone, track_ids=(412,) if vehicle_class else (), vehicle_class=vehicle_class,
+        duration_s=duration_s, traffic=traffic)
+
+
+def incident_cleared(detected: IncidentDetected, *, after_s: float = 300.0, reason: str = "resolved") -> IncidentCleared:
+    return IncidentCleared(
+        id=ids.event_id("inc", detected.incident_id, "cleared"), incident_id=detected.incident_id,
+        camera_id=detected.camera_id, occurred_at=detected.detected_at + timedelta(seconds=after_s),
+        type=detected.type, started_at=detected.occurred_at, duration_s=detected.duration_s + after_s, reason=reason)

@@ -72,11 +72,15 @@ async def start_portal(nats_url: str, unique: str) -> AsyncIterator:
                              subjects.notice_held(camera)))
         telemetry = streams.Consumer(
             name=f"portal-telemetry-{unique}", stream="TELEMETRY",
-            filter_subjects=(subjects.vehicles_counted(camera), subjects.camera_status(camera)))
+            filter_subjects=(subjects.vehicles_counted(camera), subjects.camera_status(camera),
+                             subjects.camera_status(f"{camera}-2"), subjects.signal_phase(f"int-{unique}")))
+        incidents = streams.Consumer(
+            name=f"portal-incidents-{unique}", stream="INCIDENTS", max_deliver=4,
+            filter_subjects=(f"traffic.incident.*.v1.{camera}.>",))
         stop, ready = asyncio.Event(), asyncio.get_running_loop().create_future()
         task = asyncio.create_task(portal_main.run(
             config, directory=directory, stop=stop, ready=ready, violations_consumer=violations,
-            notices_consumer=notices, telemetry_consumer=telemetry))
+            notices_consumer=notices, telemetry_consumer=telemetry, incidents_consumer=incidents))
         done, _ = await asyncio.wait([ready, task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
         assert ready in done, f"portal did not start: {task.result() if task.done() else 'timeout'}"
         portal, port = ready.result()

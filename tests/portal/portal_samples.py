@@ -8,10 +8,13 @@ from pathlib import Path
 
 import asyncpg
 import cv2
+import msgspec
 import nats.js.api
 
-from proto import ids, subjects
-from proto.v1 import ViolationIdentified, ViolationUnidentified
+from proto import codec, ids, subjects
+from proto.v1 import (CameraStatus, IncidentCleared, IncidentDetected, IncidentUpdated, LaneTraffic, SignalPhase,
+                      ViolationIdentified, ViolationUnidentified)
+from proto.v1.frame import FrameMeta, frame_headers, frame_id
 from proto.v1.common import Box, EvidenceRef, Location, PlateAlternative, PlateText
 from proto.v1.violation import Measurement, Owner, Vehicle, ViolationDetected
 from services.runtime import bus
@@ -110,3 +113,83 @@ async def case_for(database_url: str, violation_id: str) -> dict | None:
         return dict(row) if row else None
     finally:
         await conn.close()
+
+
+# --- incidents (proto/v1/incident.py) -------------------------------------------------------------
+def incident_events(camera: str, n: int, *, type_: str = "stopped_vehicle", evidence: tuple[EvidenceRef, ...] = (),
+                    start: datetime | None = None) -> tuple[IncidentDetected, IncidentUpdated, IncidentCleared]:
+    """One incident's three events as track would publish them: a vehicle stopped in lane 2 for
+    30 s is reported (critical after 2 min), then it drives off."""
+    start = start or datetime(2026, 11, 20, 8, 5, 0, tzinfo=ICT) + timedelta(minutes=n)
+    incident_id = ids.event_id("inc", camera, type_, n)
+    place = Location(latitude=20.8449, longitude=106.6881, address="Ngã tư Lạch Tray – Văn Cao, Ngô Quyền, Hải Phòng",
+                     commune_code=LACH_TRAY)
+    congestion = type_ == "congestion"
+    lane = LaneTraffic(lane="lane-2", occupancy=0.62, queue_vehicles=9, vehicles=14, mean_speed=3.5, level="heavy")
+    detected_ = IncidentDetected(
+        id=ids.event_id("incd", incident_id), incident_id=incident_id, camera_id=camera, occurred_at=start,
+        detected_at=start + timedelta(seconds=30), type=type_, severity="warning", location=place, lane="lane-2",
+        zone=None if congestion else "no-stopping-1", track_ids=() if congestion else (40 + n,),
+        vehicle_class=None if congestion else "car", duration_s=30.0, traffic=lane if congestion else None,
+        parameters={"max_dwell_s": 30.0}, evidence=evidence, evidence_status="complete" if evidence else "not_collected")
+    updated = IncidentUpdated(
+        id=ids.event_id("incu", incident_id, 1), incident_id=incident_id, camera_id=camera,
+        occurred_at=start + timedelta(seconds=120), type=type_, severity="critical", duration_s=120.0,
+        traffic=msgspec.structs.replace(lane, level="jammed", occupancy=0.9) if congestion else None,
+        track_ids=() if congestion else (40 + n,), change="level heavy -> jammed" if congestion else "dwell 120 s")
+    cleared = IncidentCleared(
+        id=ids.event_id("incc", incident_id), incident_id=incident_id, camera_id=camera,
+        occurred_at=start + timedelta(seconds=200), type=type_, started_at=start, duration_s=200.0, reason="resolved")
+    return detected_, updated, cleared
+
+
+async def publish_incident(js, event: IncidentDetected | IncidentUpdated | IncidentCleared, *,
+                           msg_id: str | None = None) -> None:
+    subject = {IncidentDetected: subjects.incident_detected, IncidentUpdated: subjects.incident_updated,
+               IncidentCleared: subjects.incident_cleared}[type(event)](event.camera_id, event.type)
+    await js.publish(subject, codec.encode(event), headers={bus.MSG_ID: msg_id or event.id}, timeout=5)
+
+
+# --- camera frames (FRAMES), as ingest publishes them ----------------------------------------------
+def clip_frames(path: Path, count: int, *, every: int = 5, width: int = 640) -> list[bytes]:
+    """`count` JPEG frames of a real clip, one every `every` decoded frames, `width` pixels wide."""
+    capture = cv2.VideoCapture(str(path))
+    frames: list[bytes] = []
+    index = 0
+    try:
+        while len(frames) < count:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index % every == 0:
+                height = round(image.shape[0] * width / image.shape[1])
+                ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, (width, height)), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                assert ok
+                frames.append(jpeg.tobytes())
+            index += 1
+    finally:
+        capture.release()
+    assert len(frames) == count, f"{path} gave {len(frames)} frames, wanted {count}"
+    return frames
+
+
+async def publish_frame(js, camera: str, jpeg: bytes, *, at: datetime | None = None) -> int:
+    """Publish one frame with ingest's headers; returns its stream sequence."""
+    at = at or datetime.now(timezone.utc)
+    seq = int(at.timestamp() * 1000)
+    meta = FrameMeta(id=frame_id(camera, at, seq), camera_id=camera, frame_seq=seq, captured_at=at, width=640,
+                     height=360)
+    ack = await js.publish(subjects.frame_captured(camera), jpeg, headers=frame_headers(meta), timeout=5)
+    return ack.seq
+
+
+def camera_status(camera: str, state: str = "online", *, at: datetime | None = None) -> CameraStatus:
+    at = at or datetime.now(timezone.utc)
+    return CameraStatus(id=ids.event_id("cst", camera, at.isoformat()), camera_id=camera, occurred_at=at, state=state,
+                        fps_in=25.0, fps_out=5.0, last_frame_age_s=0.2)
+
+
+def signal_phase(intersection: str, camera: str, head: str, phase: str, *, at: datetime | None = None) -> SignalPhase:
+    at = at or datetime.now(timezone.utc)
+    return SignalPhase(id=ids.event_id("sig", intersection, head, at.isoformat()), intersection_id=intersection,
+                       camera_id=camera, occurred_at=at, head=head, phase=phase, source="vision")

@@ -59,10 +59,12 @@ async def test_role_matrix(portal_url, start_portal, js, street_dir, wait_for):
         ("GET", "/api/audit", expect({"police"})),
         ("GET", "/api/openapi.json", ALL),
         ("GET", "/api/reports/summary.pdf", expect(STATS)),
+        ("GET", "/api/reports/summary.csv", expect(STATS)),
         ("POST", f"/api/cases/{c_unknown}/review", expect({"police"}, ok=400)),   # police: empty body → 400
         ("POST", f"/api/cases/{c_other}/resolve", expect({"police"}, ok=400)),
         ("GET", "/hang-cho", {**expect(CASE_READERS), None: 303}),
         ("GET", "/thong-ke", {**expect(STATS), None: 303}),
+        ("GET", "/camera/hoat-dong", {**expect({"police", "operations_centre", "transport"}), None: 303}),
         ("GET", "/tra-cuu?plate=15A67890", ALL),
         ("GET", f"/ho-so/{c_mine}", {**expect(CASE_READERS), None: 303}),
         ("GET", f"/ho-so/{c_other}", {**no_commune, None: 303}),

@@ -9,7 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-from portal_samples import case_for, identified, publish_violation, put_evidence, unidentified
+from portal_samples import (case_for, clip_frames, identified, incident_events, publish_frame, publish_incident,
+                            publish_violation, put_evidence, unidentified)
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
@@ -37,13 +38,17 @@ async def test_no_server_errors_and_conformance(portal_url, start_portal, js, st
         await publish_violation(js, event)
     for event in events:
         await wait_for(lambda: case_for(portal_url, event.violation.id))
+    # Something on the board: an incident with evidence, and a frame of the camera.
+    detected, _, _ = incident_events(running.camera, 1, evidence=evidence)
+    await publish_incident(js, detected)
+    await publish_frame(js, running.camera, clip_frames(street_dir.parent / "video" / "vn_haiphong_intersection.mp4", 1)[0])
     folder = repo_dir / "var" / "artifacts" / "portal"
     folder.mkdir(parents=True, exist_ok=True)
     code, text = await run_schemathesis(running.base, "demo-police", folder / "schemathesis-police.txt", 25, tmp_path)
     assert code == 0, text[-6000:]
     summary = re.search(r"(\d+) generated, (\d+) passed", text)
     assert summary and summary[1] == summary[2] and int(summary[1]) > 300, text[-3000:]
-    assert "Tested: 17" in text  # every operation of the document was exercised
+    assert "Tested: 27" in text  # every operation of the document was exercised
     # The same against the role that sees the least, so that 403 paths are exercised too.
     code, text = await run_schemathesis(running.base, "demo-transport", folder / "schemathesis-transport.txt", 10, tmp_path)
     assert code == 0, text[-6000:]
