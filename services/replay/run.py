@@ -168,7 +168,8 @@ class Replay:
                 self._emitted["incident"] += 1
                 at = dict(draft.frames)["at"]
                 out.update({"t": self._seconds(e.detected_at.timestamp()),  # type: ignore[union-attr]
-                            "frame": int(at[2]), "started_t": self._seconds(e.occurred_at.timestamp()),
+                            "frame": int(at[2]), "started_frame": int(draft.frames[0][1][2]),
+                            "started_t": self._seconds(e.occurred_at.timestamp()),
                             "lane": e.lane, "zone": e.zone, "tracks": list(e.track_ids),  # type: ignore[union-attr]
                             "class": e.vehicle_class, "duration_s": e.duration_s,  # type: ignore[union-attr]
                             "box": [_r(v, 1) for v in at[3:7]] if draft.box_roles else None,

@@ -18,6 +18,8 @@ from proto import codec
 from proto.v1.common import Box
 from proto.v1.detection import DetectedObject, DetectionMade, FrameRef
 from proto.v1.incident import IncidentCleared, IncidentDetected, IncidentUpdated
+from services.replay.cli import Table
+from services.replay.run import Replay
 from services.track import scenes
 from services.track.camera import CameraTracker
 from services.track.incidents import IncidentDraft
@@ -381,3 +383,28 @@ def test_a_bad_incidents_block_names_the_file_line_and_field(tmp_path, old, new,
     assert error.field == field and problem in error.problem and error.line is not None
     assert str(error).startswith(f"{tmp_path / 'inc-cam.yaml'}:{error.line}: field {field!r}")
     assert line in text.splitlines()[error.line - 1]  # the line the mistake is on
+
+
+# --- roadwatch replay --------------------------------------------------------------------------------
+def test_replay_reports_each_incident_event_with_its_evidence_frames(tmp_path, capsys):
+    road = Road(scene(tmp_path))
+    road.light("green")
+    road.run(12, lambda t: [("car", box(250, 800))])
+    road.run(3, lambda t: [("car", box(250, 800 - 150 * (t - 12)))])
+    replay = Replay(road.engine.scene, None, road.engine, fps=FPS, epoch=T0)  # type: ignore[arg-type]
+    rows = list(replay._incidents(road.events, road.frame - 1))
+    assert [(r["action"], r["type"]) for r in rows] == [("detected", "stopped_vehicle"), ("cleared", "stopped_vehicle")]
+    detected, cleared = rows
+    assert detected["lane"] == "main" and detected["tracks"] == [1] and detected["class"] == "car"
+    assert detected["started_frame"] < detected["frame"] and detected["t"] - detected["started_t"] >= 10
+    assert [e["role"] for e in detected["evidence"]] == ["start", "at"] and detected["box"] == detected["evidence"][1]["box"]
+    assert cleared["reason"] == "resolved" and cleared["incident_id"] == detected["incident_id"]
+    assert replay._emitted["incident"] == 1  # the summary's count
+    table = Table("clip.mp4", "inc-cam")
+    for row in rows:
+        table.add(row)
+    table.summary = {"frames_processed": 1, "frames_read": 1, "fps": FPS, "detections": 1, "tracks": 1,
+                     "cpu_ms_per_frame": 0, "detect_cpu_ms_per_frame": 0, "track_cpu_ms_per_frame": 0, "wall_s": 0}
+    table.close()
+    out = capsys.readouterr().out
+    assert "stopped_vehicle detected  lane main  tracks 1 (car)" in out and "stopped_vehicle cleared (resolved)" in out
