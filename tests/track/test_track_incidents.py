@@ -408,3 +408,28 @@ def test_replay_reports_each_incident_event_with_its_evidence_frames(tmp_path, c
     table.close()
     out = capsys.readouterr().out
     assert "stopped_vehicle detected  lane main  tracks 1 (car)" in out and "stopped_vehicle cleared (resolved)" in out
+
+
+# --- plain state ------------------------------------------------------------------------------------
+def test_the_detector_state_survives_a_round_trip_through_json(tmp_path):
+    """The incident detector's state is plain data: encoded to JSON mid-incident and decoded back
+    (as a checkpoint would), the run goes on to the same events as one never interrupted."""
+    import msgspec
+
+    from services.track.incidents import IncidentState
+
+    def drive(checkpoint: bool) -> list[tuple[str, str]]:
+        road = Road(scene(tmp_path))
+        road.light("green")
+        road.run(12, lambda t: [("car", box(250, 800))] + cars_in_side_lane(8, t, 15))
+        if checkpoint:
+            state = road.engine.incidents.state
+            assert state.incidents and state.lanes["side"].samples
+            road.engine.incidents.state = msgspec.json.decode(msgspec.json.encode(state), type=IncidentState)
+        road.run(10, lambda t: [("car", box(250, 800 - 150 * max(0.0, t - 14)))] + cars_in_side_lane(8, t, 15))
+        road.finish()
+        return [(d.action, d.event.id) for d in road.events]
+
+    uninterrupted = drive(False)
+    assert {a for a, _ in uninterrupted} == {"detected", "cleared"} and len(uninterrupted) >= 3
+    assert drive(True) == uninterrupted
