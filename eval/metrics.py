@@ -218,6 +218,16 @@ def _same_incident(truth: dict, found: dict) -> bool:
     return True
 
 
+def _on(box: Box, vehicle: Box) -> bool:
+    """The reported box is that vehicle, or a part of it (its centre within the vehicle's box
+    grown by a tenth: a mirror, a wheel boxed by the detector)."""
+    if iou(box, vehicle) >= INCIDENT_IOU:
+        return True
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    gx, gy = 0.1 * (vehicle[2] - vehicle[0]), 0.1 * (vehicle[3] - vehicle[1])
+    return vehicle[0] - gx <= cx <= vehicle[2] + gx and vehicle[1] - gy <= cy <= vehicle[3] + gy
+
+
 def _at_red_queue(found: dict, queues: list[dict]) -> bool:
     for queue in queues:
         if queue.get("what") != "red_light_queue":
@@ -226,7 +236,7 @@ def _at_red_queue(found: dict, queues: list[dict]) -> bool:
             continue
         if found["type"] == "congestion" and found.get("lane") == queue.get("lane"):
             return True
-        if found.get("box") and any(iou(v["box"], found["box"]) >= INCIDENT_IOU for v in queue.get("vehicles", [])):
+        if found.get("box") and any(_on(found["box"], v["box"]) for v in queue.get("vehicles", [])):
             return True
     return False
 

@@ -13,6 +13,7 @@ junction differ in what "stopped too long" or "congested" means.
         still_window_s: 1.0            # ... over this long: standing still
         queue_gap_heights: 1.5         # within this many box heights behind a still vehicle, or of a held stop line: queued
         clear_after_s: 2               # moving this long ends the incident
+        min_height_px: 30              # a box shorter than this is no vehicle here (a mirror, a wheel): not judged
       pedestrian_on_carriageway:
         after_s: 3
         zones: [{id: approach, polygon: [[x, y], ...]}]
@@ -74,6 +75,7 @@ class StoppedVehicle:
     still_window_s: float = 1.0
     queue_gap_heights: float = 1.5
     clear_after_s: float = 2.0
+    min_height_px: float = 0.0  # shorter boxes are detector artefacts (a mirror, a wheel), never judged
 
 
 @dataclass(frozen=True)
@@ -160,14 +162,15 @@ def _lanes(r: _Reader, m: dict, prefix: str, lane_ids: tuple[str, ...]) -> tuple
 
 def _stopped(r: _Reader, node: _Node, lane_ids: tuple[str, ...]) -> StoppedVehicle:
     f = "incidents.stopped_vehicle"
-    m = r.mapping(node, f, ("after_s", "lanes", "still_heights", "still_window_s", "queue_gap_heights", "clear_after_s"),
-                  ("after_s",))
+    m = r.mapping(node, f, ("after_s", "lanes", "still_heights", "still_window_s", "queue_gap_heights", "clear_after_s",
+                            "min_height_px"), ("after_s",))
     return StoppedVehicle(after_s=r.number(m["after_s"], f"{f}.after_s", low=0, low_open=True),
                           lanes=_lanes(r, m, f, lane_ids),
                           still_heights=_positive(r, m, f, "still_heights", 0.25),
                           still_window_s=_positive(r, m, f, "still_window_s", 1.0),
                           queue_gap_heights=_positive(r, m, f, "queue_gap_heights", 1.5),
-                          clear_after_s=_positive(r, m, f, "clear_after_s", 2.0, zero=True))
+                          clear_after_s=_positive(r, m, f, "clear_after_s", 2.0, zero=True),
+                          min_height_px=_positive(r, m, f, "min_height_px", 0.0, zero=True))
 
 
 def _polygons(r: _Reader, node: _Node, field: str, frame_size: tuple[int, int], *, direction: bool) -> list:

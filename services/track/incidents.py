@@ -423,7 +423,7 @@ class IncidentDetector:
                 continue
             track = self.state.tracks[tid]
             lane = lanes[tid]
-            live = lane is not None and lane.id in cfg.lanes
+            live = lane is not None and lane.id in cfg.lanes and _height(marks[tid]) >= cfg.min_height_px
             if not (still[tid] and live and tid not in queued):
                 track.stopped_since = None
                 continue

@@ -69,10 +69,12 @@ def test_incidents_match_by_type_time_and_place_and_a_false_one_on_a_red_queue_i
         {"type": "stopped_vehicle", "frame": 40, "started_frame": 10, "box": [505, 500, 600, 600]},  # red queue
         {"type": "stopped_vehicle", "frame": 400, "started_frame": 350, "box": [0, 0, 100, 100]},  # after it ended
         {"type": "wrong_way_driving", "frame": 150, "started_frame": 140, "box": [0, 0, 100, 100]},  # not checked
+        {"type": "stopped_vehicle", "frame": 30, "started_frame": 20, "box": [598, 520, 612, 534]},  # its mirror
     ]
     score = metrics.score_incidents(truth, found)
     assert (score.truth, score.found, score.duplicate) == (1, 1, 1)
-    assert [e["frame"] for e in score.false] == [40, 400] and [e["frame"] for e in score.at_red_queue] == [40]
+    assert [e["frame"] for e in score.false] == [40, 400, 30]
+    assert [e["frame"] for e in score.at_red_queue] == [40, 30]
     assert metrics.score_incidents(truth, []).missed == truth["incidents"]
 
 

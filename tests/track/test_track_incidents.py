@@ -258,6 +258,19 @@ def test_a_track_lost_and_found_again_is_the_same_incident_lost_for_good_is_clea
     assert len(cleared) == 1 and cleared[0].reason == "track_lost"
 
 
+def test_a_box_too_small_to_be_a_vehicle_here_is_not_judged(tmp_path):
+    """A detector artefact (a car's mirror boxed as `car`, 17 px tall, as the fine-tuned detector
+    does on the Sai Gon clip) standing in a lane: not a stopped vehicle once the scene says how
+    small a vehicle can be there; without `min_height_px` it would be."""
+    mirror = (18.0, 17.0)
+    for text, expected in ((SCENE, ["stopped_vehicle"]),
+                           (SCENE.replace("    clear_after_s: 1\n", "    clear_after_s: 1\n    min_height_px: 30\n", 1), [])):
+        road = Road(scene(tmp_path, text))
+        road.light("green")
+        road.run(15, lambda t: [("car", box(250, 800, mirror))])
+        assert [e.type for e in road.of("detected")] == expected
+
+
 # --- pedestrians -------------------------------------------------------------------------------------
 def test_a_person_walking_across_the_carriageway_is_one_incident(tmp_path):
     road = Road(scene(tmp_path))
