@@ -8,8 +8,10 @@ For every clip with a truth file (eval/truth/<clip stem>.json, format in docs/AC
   (riders whose vehicle a vehicle-class box matches at IoU >= 0.3; a `person` box does not
   count), CPU per frame;
 - `roadwatch replay` of the clip at each camera fps, per variant: stop-line crossings and
-  violations found / missed / false / duplicate, ID switches and fragmentation on the truth
-  crossings' track boxes, CPU per frame (detect with plates, and track).
+  violations found / missed / false / duplicate, incidents likewise against
+  eval/truth/<clip stem>.incidents.json (and how many false ones are a vehicle waiting at a red
+  light), ID switches and fragmentation on the truth crossings' track boxes, CPU per frame
+  (detect with plates, and track).
 
 A clip without a truth file yet falls back to the partial vehicle truth that came with the clips
 (recall only: vehicles the person saw but did not box count as missed; no precision).
@@ -112,6 +114,7 @@ def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, va
     events = list(Replay(scene, detector, engine, fps=fps, on_frame=on_frame, breaks=tuple(truth.cuts)).events(video))
     summary = events[-1]
     crossings = metrics.score_events(truth.crossings, [e for e in events if e["kind"] == "crossing"], "line")
+    found_i = incidents_cell(truth, events)
     violations = metrics.score_events(truth.violations, [e for e in events if e["kind"] == "violation"], "type")
     ids = metrics.identity(truth.tracks, seen)
 
@@ -126,8 +129,19 @@ def replay_row(truth: truth_files.ClipTruth, video: str, scene: scenes.Scene, va
     tallies = ", ".join(f"{c.get('line')} {c.get('direction', 'both')} {c.get('class')}: "
                         f"{counted.get((c.get('line'), c.get('direction', 'both'), c.get('class')), 0)}/{c['n']}"
                         for c in truth.counts) or "–"
-    return (f"| {variant} | {fps:g} | {summary['frames_processed']} | {found_c} | {found_v} | {switches} "
+    return (f"| {variant} | {fps:g} | {summary['frames_processed']} | {found_c} | {found_v} | {found_i} | {switches} "
             f"| {tallies} | {summary['tracks']} | {summary['cpu_ms_per_frame']:.0f} |")
+
+
+def incidents_cell(truth: truth_files.ClipTruth, events: list[dict]) -> str:
+    """Incidents found / missed / false / duplicate, and the false ones at a red-light queue."""
+    detected = [e for e in events if e["kind"] == "incident" and e["action"] == "detected"]
+    if truth.incidents is None:
+        return f"{len(detected)} (no truth)"
+    score = metrics.score_incidents(truth.incidents, detected)
+    false = ", ".join(f"{e['type']} f{e['frame']}" for e in score.false)
+    return (f"{score.found} / {len(score.missed)} / {len(score.false)} / {score.duplicate}; "
+            f"at red queue {len(score.at_red_queue)}" + (f" ({false})" if false else ""))
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -158,9 +172,13 @@ def clip_section(truth: truth_files.ClipTruth, video_dir: Path, variants: list[s
         raise ClipError(f"its scene does not load: {exc}") from None
     source = f"partial truth ({Path(truth.path).name})" if truth.partial else f"`{Path(truth.path).name}`"
     n_vehicles = sum(len(f["vehicles"]) for f in truth.frames) + sum(truth.unboxed.values())
+    incidents = (f"{len(truth.incidents['incidents'])} incidents and "
+                 f"{sum(len(q.get('vehicles', [])) for q in truth.incidents['not_incidents'] if q.get('what') == 'red_light_queue')} "
+                 f"vehicles waiting at a red light (`{Path(truth.path).stem}.incidents.json`)"
+                 if truth.incidents is not None else "no incident truth")
     lines = [f"Truth: {source}; {len(truth.frames)} labelled frames, {n_vehicles} vehicles; "
              f"{len(truth.crossings)} line crossings, {len(truth.violations)} violations, "
-             f"{sum(c['n'] for c in truth.counts)} vehicles counted.", ""]
+             f"{sum(c['n'] for c in truth.counts)} vehicles counted; {incidents}.", ""]
     settings = {name: stack.detect_settings(**VARIANTS[name].settings()) for name in variants}
     if truth.frames:
         detectors = {f"bare {Path(settings[variants[0]].vehicle_model).stem} (full frame)": bare(settings[variants[0]])}
@@ -172,12 +190,13 @@ def clip_section(truth: truth_files.ClipTruth, video_dir: Path, variants: list[s
         lines += detection_rows(truth, video, detectors)
     if scene is not None:
         lines += ["", f"Replay with `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`: crossings "  # type: ignore[union-attr]
-                      "and violations found / missed / false / duplicate; ID switches / distinct track ids per truth "
+                      "and violations found / missed / false / duplicate; incidents likewise, with the false ones "
+                      "on a vehicle waiting at a red light; ID switches / distinct track ids per truth "
                       "vehicle (truth vehicles followed); counts found/truth; CPU per frame of detect (plates "
                       "included) and track:", "",
-                  "| variant | fps | frames | crossings f / m / fa / d | violations f / m / fa / d | ID switches / fragments "
-                  "| counts | tracks | CPU ms/frame |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| variant | fps | frames | crossings f / m / fa / d | violations f / m / fa / d "
+                  "| incidents f / m / fa / d | ID switches / fragments | counts | tracks | CPU ms/frame |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for fps in fps_list:
             for name in variants:
                 lines.append(replay_row(truth, video, scene, name, settings[name], fps))

@@ -188,3 +188,78 @@ def count_totals(events: list[dict]) -> dict[tuple[str | None, str, str | None],
             key = (e.get("line"), direction, e.get("class"))
             totals[key] = totals.get(key, 0) + int(e["n"])
     return totals
+
+
+# --- incidents ------------------------------------------------------------------------------------
+INCIDENT_IOU = 0.2  # a reported incident's box and the truth's (taken at other frames of a still subject)
+
+
+@dataclass
+class IncidentScore:
+    truth: int = 0
+    found: int = 0
+    missed: list[dict] = field(default_factory=list)
+    false: list[dict] = field(default_factory=list)
+    duplicate: int = 0
+    at_red_queue: list[dict] = field(default_factory=list)  # false ones that are a vehicle waiting at a red light
+
+
+def _same_incident(truth: dict, found: dict) -> bool:
+    if truth["type"] != found["type"]:
+        return False
+    start = int(found.get("started_frame", found["frame"]))
+    if start > int(truth["to_frame"]) or int(found["frame"]) < int(truth["from_frame"]):
+        return False
+    for key in ("lane", "zone"):
+        if truth.get(key) and found.get(key) and truth[key] != found[key]:
+            return False
+    if truth.get("box") and found.get("box"):
+        return iou(truth["box"], found["box"]) >= INCIDENT_IOU
+    return True
+
+
+def _on(box: Box, vehicle: Box) -> bool:
+    """The reported box is that vehicle, or a part of it (its centre within the vehicle's box
+    grown by a tenth: a mirror, a wheel boxed by the detector)."""
+    if iou(box, vehicle) >= INCIDENT_IOU:
+        return True
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    gx, gy = 0.1 * (vehicle[2] - vehicle[0]), 0.1 * (vehicle[3] - vehicle[1])
+    return vehicle[0] - gx <= cx <= vehicle[2] + gx and vehicle[1] - gy <= cy <= vehicle[3] + gy
+
+
+def _at_red_queue(found: dict, queues: list[dict]) -> bool:
+    for queue in queues:
+        if queue.get("what") != "red_light_queue":
+            continue
+        if int(found["frame"]) < int(queue["from_frame"]) or int(found.get("started_frame", found["frame"])) > int(queue["to_frame"]):
+            continue
+        if found["type"] == "congestion" and found.get("lane") == queue.get("lane"):
+            return True
+        if found.get("box") and any(_on(found["box"], v["box"]) for v in queue.get("vehicles", [])):
+            return True
+    return False
+
+
+def score_incidents(truth: dict, found: list[dict]) -> IncidentScore:
+    """Reported incidents (replay's `detected` events, with `frame`, `started_frame`, `box`, `lane`,
+    `zone`) against a clip's incident truth: one-to-one by type, overlapping frames, same lane or
+    zone and overlapping boxes where both say; a second report of a found incident is a duplicate;
+    a false report on a vehicle of a red-light queue is also listed apart."""
+    wanted = [i for i in truth["incidents"] if i["type"] in truth["types_checked"]]
+    found = [f for f in found if f["type"] in truth["types_checked"]]
+    table = [[1.0 if _same_incident(t, f) else 0.0 for f in found] for t in wanted]
+    pairs = greedy_pairs(table, lambda s: s > 0)
+    used = {c for _, c in pairs}
+    score = IncidentScore(truth=len(wanted), found=len(pairs),
+                          missed=[t for r, t in enumerate(wanted) if r not in {r for r, _ in pairs}])
+    for j, event in enumerate(found):
+        if j in used:
+            continue
+        if any(_same_incident(t, event) for t in wanted):
+            score.duplicate += 1
+        else:
+            score.false.append(event)
+            if _at_red_queue(event, truth.get("not_incidents", [])):
+                score.at_red_queue.append(event)
+    return score

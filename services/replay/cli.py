@@ -1,7 +1,7 @@
 """`roadwatch replay VIDEO --scene SCENE.yaml [--fps N] [--json] [--annotate OUT.mp4]`.
 
 Runs a video file once through the detect and track code of the services (no NATS, no
-PostgreSQL) and prints what they found: stop-line crossings, violations, signal phases, counts
+PostgreSQL) and prints what they found: stop-line crossings, violations, incidents, signal phases, counts
 and a summary. Models and detector settings come from the same environment variables as the
 detect service (MODELS_DIR, VEHICLE_*, ...); tracker settings from the track service's.
 """
@@ -148,4 +148,13 @@ def _detail(e: Event) -> str:
         return f"head {e['head']} {e['state']} until {e['to_t']} s (frame {e['to_frame']})"
     if kind == "count":
         return f"line {e['line']}  {e['class']} × {e['n']}"
+    if kind == "incident":
+        where = " ".join(f"{k} {e[k]}" for k in ("lane", "zone") if e.get(k))
+        if e["action"] == "detected":
+            who = f"  tracks {','.join(map(str, e['tracks']))} ({e['class']})" if e.get("tracks") else ""
+            level = f"  level {e['level']}" if e.get("level") else ""
+            return f"{e['type']} detected  {where}{who}{level}  since {e['started_t']} s  {e['incident_id']}"
+        if e["action"] == "updated":
+            return f"{e['type']} updated  {e['change']}  {e['incident_id']}"
+        return f"{e['type']} cleared ({e['reason']}) after {e['duration_s']} s  {e['incident_id']}"
     return json.dumps(e, ensure_ascii=False)

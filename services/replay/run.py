@@ -17,6 +17,7 @@ import numpy as np
 
 from services.replay import stack
 from services.track.camera import CameraTracker, ViolationDraft
+from services.track.incidents import IncidentDraft
 from services.track.scenes import Scene
 
 Event = dict[str, object]
@@ -59,7 +60,7 @@ class Replay:
         self.totals = Totals()
         self._watch = stack.CrossingWatch()
         self._crossed: dict[tuple[int, str], float] = {}  # (track, line) -> x where it crossed
-        self._emitted = {"crossing": 0, "violation": 0}
+        self._emitted = {"crossing": 0, "violation": 0, "incident": 0}
         self._signal: dict[str, tuple[str, float, int]] = {}  # head -> (state, since t, since frame)
         self._last: tuple[float, int] = (0.0, 0)
 
@@ -74,6 +75,7 @@ class Replay:
         drafts, counts = stack.finish(self.engine)
         yield from self._drafts(drafts)
         yield from self._counts(counts)
+        yield from self._incidents(stack.finish_incidents(self.engine), index)
         for head, (state, since, since_frame) in sorted(self._signal.items()):
             yield self._phase(head, state, since, since_frame, t, index)
         totals = self.totals
@@ -114,6 +116,7 @@ class Replay:
             yield self._crossing(crossing)
         yield from self._drafts(step.drafts)
         yield from self._counts(step.counts)
+        yield from self._incidents(step.incidents, frame.index)
         if self.on_frame is not None:
             self.on_frame(frame, image, self.engine, event)
 
@@ -154,6 +157,34 @@ class Replay:
                    "evidence": [{"role": role, "frame": o.frame_seq, "t": self._seconds(o.t),
                                  "box": [_r(v, 1) for v in o.box]} for role, o in draft.frames]}
 
+    def _incidents(self, drafts: list[IncidentDraft], index: int) -> Iterator[Event]:
+        """Incident events as the track service would publish them (`detected` with the frames it
+        would store as evidence, `updated`, `cleared`)."""
+        for draft in drafts:
+            e = draft.event
+            out: Event = {"kind": "incident", "action": draft.action, "type": e.type, "incident_id": e.incident_id,
+                          "id": e.id}
+            if draft.action == "detected":
+                self._emitted["incident"] += 1
+                at = dict(draft.frames)["at"]
+                out.update({"t": self._seconds(e.detected_at.timestamp()),  # type: ignore[union-attr]
+                            "frame": int(at[2]), "started_frame": int(draft.frames[0][1][2]),
+                            "started_t": self._seconds(e.occurred_at.timestamp()),
+                            "lane": e.lane, "zone": e.zone, "tracks": list(e.track_ids),  # type: ignore[union-attr]
+                            "class": e.vehicle_class, "duration_s": e.duration_s,  # type: ignore[union-attr]
+                            "box": [_r(v, 1) for v in at[3:7]] if draft.box_roles else None,
+                            "level": e.traffic.level if e.traffic else None,  # type: ignore[union-attr]
+                            "evidence": [{"role": role, "frame": int(m[2]), "t": self._seconds(m[0]),
+                                          "box": [_r(v, 1) for v in m[3:7]] if draft.box_roles else None}
+                                         for role, m in draft.frames]})
+            elif draft.action == "updated":
+                out.update({"t": self._seconds(e.occurred_at.timestamp()), "frame": index, "change": e.change,  # type: ignore[union-attr]
+                            "level": e.traffic.level if e.traffic else None})  # type: ignore[union-attr]
+            else:
+                out.update({"t": self._seconds(e.occurred_at.timestamp()), "frame": index, "reason": e.reason,  # type: ignore[union-attr]
+                            "started_t": self._seconds(e.started_at.timestamp()), "duration_s": e.duration_s})  # type: ignore[union-attr]
+            yield out
+
     def _phase(self, head: str, state: str, since: float, since_frame: int, until: float, until_frame: int) -> Event:
         return {"kind": "signal", "head": head, "state": state, "from_t": self._seconds(since),
                 "to_t": self._seconds(until), "from_frame": since_frame, "to_frame": until_frame}
@@ -165,6 +196,7 @@ class Replay:
                 "frames_read": totals.frames_read, "frames_processed": totals.frames_processed,
                 "detections": totals.detections, "objects": totals.objects, "tracks": len(totals.tracks),
                 "crossings": self._emitted["crossing"], "violations": self._emitted["violation"],
+                "incidents": self._emitted["incident"],
                 "unjudged_crossings": totals.unjudged,
                 "cpu_ms_per_frame": _r(1000 * (totals.detect_cpu_s + totals.track_cpu_s) / n, 1),
                 "detect_cpu_ms_per_frame": _r(1000 * totals.detect_cpu_s / n, 1),

@@ -34,6 +34,7 @@ from services.ingest.sources import Counters, ReaderOptions, SourceError, read_a
 from services.runtime.settings import parse
 from services.track import evidence
 from services.track.camera import CameraTracker, Step, ViolationDraft
+from services.track.incidents import IncidentDraft
 from services.track.rules import Observation
 from services.track.scenes import Scene
 from services.track.settings import Settings as TrackSettings
@@ -215,6 +216,11 @@ def finish(engine: CameraTracker) -> tuple[list[ViolationDraft], list[VehiclesCo
     """At the end of the clip, as the track worker at shutdown: pending violations and the open
     count windows."""
     return engine.finish(), engine.flush_counts()
+
+
+def finish_incidents(engine: CameraTracker) -> list[IncidentDraft]:
+    """At the end of the clip, as the track worker at shutdown: the open incidents, cleared."""
+    return engine.finish_incidents()
 
 
 @dataclass(frozen=True)

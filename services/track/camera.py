@@ -28,6 +28,7 @@ from proto.v1.telemetry import VehiclesCounted
 from services.track import counts, signals
 from services.track.counts import CountWindows
 from services.track.events import EmittedEvents, EventParams
+from services.track.incidents import IncidentDetector, IncidentDraft, Seen
 from services.track.plates import PlateSighting, PlateVotes
 from services.track.riders import TWO_WHEELER, LoneRiderParams, PersonVerdict
 from services.track.rules import Crossing, Finding, Observation, RuleState, evaluate, resolve
@@ -92,6 +93,7 @@ class Step:
     signal_changes: list[tuple[str, float, str]] = field(default_factory=list)  # (head, since, phase) read off the image
     discontinuity: str | None = None  # this frame began a new stretch of the stream
     counted: list[Counted] = field(default_factory=list)  # vehicles counted at count lines in this step
+    incidents: list[IncidentDraft] = field(default_factory=list)  # incident events (incidents.py)
 
 
 class CameraTracker:
@@ -114,6 +116,7 @@ class CameraTracker:
         self.riders = riders
         self.events = EmittedEvents(events)
         self.duplicates = 0  # findings not emitted: the same event as a violation already emitted
+        self.incidents = IncidentDetector(scene)
 
     # --- signals -------------------------------------------------------------------------------------
     @property
@@ -146,6 +149,7 @@ class CameraTracker:
         close the count windows, forget the phases read off the image."""
         step = Step(discontinuity=kind)
         step.drafts += self.finish()
+        step.incidents += self.incidents.discontinuity(t)
         step.counts += self.counts.flush()
         for head in self.vision.values():
             head.reset()
@@ -169,6 +173,7 @@ class CameraTracker:
         step.signal_changes = opening.signal_changes  # the gap's unknown first, then what this frame shows
         step.counted = opening.counted + step.counted
         step.discontinuity = opening.discontinuity
+        step.incidents = opening.incidents + step.incidents
         return step
 
     def _track(self, event: DetectionMade, t: float) -> Step:
@@ -190,6 +195,7 @@ class CameraTracker:
                 box = (plate.box.x1 * sx, plate.box.y1 * sy, plate.box.x2 * sx, plate.box.y2 * sy)
                 self._info(track, t).plates.add(PlateSighting(plate.read, event.frame.stream_seq, box))
         self.counts.seen(t)
+        seen: list[Seen] = []
         for track in matched:
             info = self._info(track, t)
             previous = info.observations[-1] if info.observations else None
@@ -198,6 +204,8 @@ class CameraTracker:
             info.observations.append(current)
             self.events.seen(track.id, current)
             vehicle_class = self._vehicle_class(track, info, previous, current)
+            seen.append(Seen(track.id, info.key, vehicle_class or "person", box if vehicle_class else track.box,
+                             track.hits >= self.min_hits))
             if vehicle_class is None:
                 continue  # a pedestrian (so far): no rule, no count
             # Judged from the second frame on (a vehicle may cross the line while its track is
@@ -230,6 +238,9 @@ class CameraTracker:
                 before = info.rules.unjudged
                 step.drafts += self._ready(track, info, finished=True)
                 step.unjudged += info.rules.unjudged - before
+        ended = [track.id for track in finished] + [young for young, _ in self.tracker.merged]
+        step.incidents = self.incidents.step(t, event.frame.stream_seq, event.frame.frame_seq, seen, ended,
+                                             self.signals.at, [d.box for d in detections if d.class_name != "person"])
         step.counts = self.counts.close(t)
         return step
 
@@ -249,6 +260,10 @@ class CameraTracker:
     def flush_counts(self) -> list[VehiclesCounted]:
         """At shutdown or the end of a replay: close the open count windows with what they saw."""
         return self.counts.flush()
+
+    def finish_incidents(self) -> list[IncidentDraft]:
+        """At shutdown or the end of a replay: the open incidents, cleared (nothing more is known)."""
+        return self.incidents.finish()
 
     def finish(self) -> list[ViolationDraft]:
         """At shutdown: every pending violation, with the frames there are."""

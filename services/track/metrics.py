@@ -26,3 +26,7 @@ STEP_SECONDS = Histogram("roadwatch_track_step_seconds", "Time to track and judg
 UNJUDGED = Counter("roadwatch_track_red_light_unjudged_total",
                    "Stop-line crossings not judged because the signal phase was unknown (feed down, lamps unread).",
                    ["camera"])
+INCIDENTS = Counter("roadwatch_track_incidents_total", "Incident events published, by type and action "
+                    "(detected, updated, cleared).", ["camera", "type", "action"])
+INCIDENTS_PENDING = Gauge("roadwatch_track_incidents_unpublished",
+                          "Incident events not yet published (object store or NATS failing).", ["camera"])

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from proto.subjects import TOKEN
-from services.track import geometry
+from services.track import geometry, incident_scene
 from services.track.geometry import Point, Segment
 from services.track.signals import LAMP_PHASE, LAYOUTS
 
@@ -149,6 +149,7 @@ class Scene:
     movements: tuple[Movement, ...] = ()
     rules: RuleParams = field(default_factory=RuleParams)
     count_lines: tuple[CountLine, ...] = ()
+    incidents: incident_scene.Incidents | None = None  # what track reports as incidents (incident_scene.py)
 
     def lane(self, lane_id: str) -> Lane:
         return next(lane for lane in self.lanes if lane.id == lane_id)
@@ -299,7 +300,7 @@ def load(path: str | Path, *, camera: str | None = None) -> Scene:
     r = _Reader(path)
     top = r.mapping(_convert(root), "", ("camera", "name", "location", "frame_size", "lanes", "stop_lines",
                                           "no_stopping", "speed_traps", "signal", "movements", "rules",
-                                          "count_lines", "detection"),
+                                          "count_lines", "detection", "incidents"),
                     ("camera", "frame_size"))
     camera_id = r.token(top["camera"], "camera")
     if camera is not None and camera_id != camera:
@@ -354,8 +355,14 @@ def load(path: str | Path, *, camera: str | None = None) -> Scene:
     if judged and location is None:
         raise r.fail(f"is required when the scene has {', '.join(judged)} (violations name their place)",
                      "location", top[judged[0]])
+    incidents = None
+    if "incidents" in top:
+        incidents = incident_scene.read(r, top["incidents"], tuple(lane.id for lane in lanes), frame_size)
+        if location is None:
+            raise r.fail("is required when the scene has incidents (incidents name their place)", "location",
+                         top["incidents"])
     return Scene(str(path), camera_id, name, location, frame_size, lanes, stop_lines, tuple(zones), tuple(traps),
-                 signal, movements, rules, count_lines)
+                 signal, movements, rules, count_lines, incidents)
 
 
 def _location(r: _Reader, node: _Node) -> Location:

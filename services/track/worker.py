@@ -28,8 +28,9 @@ from proto.v1.frame import DISCONTINUITIES, HEADER_CAMERA_ID, HEADER_CAPTURED_AT
 from proto.v1.telemetry import SignalPhase
 from proto.v1.violation import ViolationDetected
 from services.runtime import bus
-from services.track import evidence, metrics
+from services.track import evidence, incident_evidence, metrics
 from services.track.camera import CameraTracker, ViolationDraft
+from services.track.incidents import IncidentDraft
 from services.track.reorder import ReorderBuffer
 
 log = logging.getLogger("track")
@@ -49,6 +50,9 @@ class CameraWorker:
         self.lock = asyncio.Lock()
         self.outbox: list[ViolationDraft] = []
         self.published: list[ViolationDetected] = []  # the last few, for tests and /cameras
+        # Incident events in the order they happened: published strictly in that order (a
+        # `cleared` never before its `detected`), retried from the first that failed.
+        self.incident_outbox: list[IncidentDraft] = []
         self.late = 0
         self.last_input = time.monotonic()
         # A stream silent for a whole count window (a clip played once, a camera gone) gets its
@@ -79,6 +83,7 @@ class CameraWorker:
                     and time.monotonic() - self.last_input >= self.idle_flush_s):
                 await self._publish_counts(self.engine.flush_counts())
             await self._flush_outbox()
+            await self._flush_incidents()
 
     async def observe_phase(self, phase: SignalPhase) -> None:
         async with self.lock:
@@ -91,8 +96,10 @@ class CameraWorker:
         async with self.lock:
             await self._run(self.buffer.drain())
             self.outbox += self.engine.finish()
+            self.incident_outbox += self.engine.finish_incidents()
             await self._publish_counts(self.engine.flush_counts())
             await self._flush_outbox()
+            await self._flush_incidents()
 
     # --- processing ----------------------------------------------------------------------------------
     async def _run(self, released: list[DetectionMade]) -> None:
@@ -115,10 +122,13 @@ class CameraWorker:
                     "camera": self.camera_id, "kind": step.discontinuity, "frame_seq": event.frame.frame_seq}})
             await self._publish_phases(event, step.signal_changes)
             self.outbox += step.drafts
+            self.incident_outbox += step.incidents
             await self._publish_counts(step.counts)
         metrics.BUFFERED.labels(self.camera_id).set(len(self.buffer))
         if self.outbox:
             await self._flush_outbox()
+        if self.incident_outbox:
+            await self._flush_incidents()
 
     async def _flush_outbox(self) -> None:
         remaining = []
@@ -131,6 +141,43 @@ class CameraWorker:
                 remaining.append(draft)
         self.outbox = remaining
         metrics.VIOLATIONS_PENDING.labels(self.camera_id).set(len(remaining))
+
+    async def _flush_incidents(self) -> None:
+        while self.incident_outbox:
+            draft = self.incident_outbox[0]
+            try:
+                await self._publish_incident(draft)
+            except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+                log.warning("incident event not published yet; will retry", extra={"fields": {
+                    "camera": self.camera_id, "id": draft.event.id, "error": repr(exc)}})
+                break
+            self.incident_outbox.pop(0)
+        metrics.INCIDENTS_PENDING.labels(self.camera_id).set(len(self.incident_outbox))
+
+    async def _publish_incident(self, draft: IncidentDraft) -> None:
+        event = draft.event
+        if draft.action == "detected":
+            wanted = incident_evidence.wanted_frames(draft)
+            frames: dict[int, evidence.StoredFrame] = {}
+            missing: list[int] = []
+            for seq in wanted:
+                frame = await self._frame(seq)
+                if frame is None:
+                    missing.append(seq)
+                else:
+                    frames[seq] = frame
+            objects, undecodable = incident_evidence.build(draft, self.engine.scene, frames)
+            refs = [await self._store(obj) for obj in objects]
+            event = incident_evidence.detected_event(draft, refs, sorted(missing + undecodable), len(wanted))
+            subject = subjects.incident_detected(self.camera_id, event.type)
+        elif draft.action == "updated":
+            subject = subjects.incident_updated(self.camera_id, event.type)
+        else:
+            subject = subjects.incident_cleared(self.camera_id, event.type)
+        await bus.publish(self.js, subject, event, service=SERVICE)
+        metrics.INCIDENTS.labels(self.camera_id, event.type, draft.action).inc()
+        log.info("incident", extra={"fields": {"camera": self.camera_id, "action": draft.action, "type": event.type,
+                                               "incident": event.incident_id, "id": event.id}})
 
     async def _publish_counts(self, counted: list) -> None:
         for event in counted:

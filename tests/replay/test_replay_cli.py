@@ -70,7 +70,10 @@ def of(events: list[dict], kind: str) -> list[dict]:
 def test_json_lines_have_the_documented_shapes(haiphong) -> None:
     events = haiphong["events"]
     scene = scenes.load(SCENE)
-    assert {e["kind"] for e in events} <= {"crossing", "violation", "signal", "count", "summary"}
+    assert {e["kind"] for e in events} <= {"crossing", "violation", "signal", "count", "incident", "summary"}
+    # The cars and motorbikes standing in the approach all wait at the red light
+    # (eval/truth/vn_haiphong_intersection.incidents.json): no incident.
+    assert of(events, "incident") == [] and events[-1]["incidents"] == 0
     assert [e["kind"] for e in events].count("summary") == 1 and events[-1]["kind"] == "summary"
     summary = events[-1]
     processed = sampled_frames(haiphong["video"], FPS)
@@ -122,7 +125,7 @@ def test_the_readable_table_lists_every_event_and_the_summary(haiphong) -> None:
     with redirect_stdout(out):
         table.close()
     lines = out.getvalue().splitlines()
-    kinds = {"crossing", "violation", "signal", "count"}  # a count row has no time or frame
+    kinds = {"crossing", "violation", "signal", "count", "incident"}  # a count row has no time or frame
     assert len([line for line in lines if kinds & set(line.split()[:3])]) == len(haiphong["events"]) - 1
     assert "36 of 142 frames at 5 fps" in lines[-1]
 

@@ -13,6 +13,9 @@ sys.path.insert(0, str(REPO))  # eval/ is a directory of scripts, not an install
 from eval import eval_video, metrics  # noqa: E402
 
 
+TRUTH = Path(__file__).parents[2] / "eval" / "truth"
+
+
 def v(box, difficult=False, riders=0):
     return {"box": box, "class": "motorcycle", "difficult": difficult, "riders": riders}
 
@@ -55,6 +58,26 @@ def test_id_switches_and_fragments_from_a_truth_track() -> None:
     assert metrics.interpolate_box(track, 4) == [40, 0, 50, 10]
 
 
+def test_incidents_match_by_type_time_and_place_and_a_false_one_on_a_red_queue_is_named() -> None:
+    truth = {"types_checked": ["stopped_vehicle", "congestion"],
+             "incidents": [{"type": "stopped_vehicle", "from_frame": 100, "to_frame": 300, "box": [0, 0, 100, 100]}],
+             "not_incidents": [{"what": "red_light_queue", "lane": "left", "from_frame": 0, "to_frame": 50,
+                                "vehicles": [{"box": [500, 500, 600, 600]}]}]}
+    found = [
+        {"type": "stopped_vehicle", "frame": 150, "started_frame": 120, "box": [5, 5, 100, 100]},  # the one
+        {"type": "stopped_vehicle", "frame": 200, "started_frame": 180, "box": [0, 0, 95, 95]},  # reported twice
+        {"type": "stopped_vehicle", "frame": 40, "started_frame": 10, "box": [505, 500, 600, 600]},  # red queue
+        {"type": "stopped_vehicle", "frame": 400, "started_frame": 350, "box": [0, 0, 100, 100]},  # after it ended
+        {"type": "wrong_way_driving", "frame": 150, "started_frame": 140, "box": [0, 0, 100, 100]},  # not checked
+        {"type": "stopped_vehicle", "frame": 30, "started_frame": 20, "box": [598, 520, 612, 534]},  # its mirror
+    ]
+    score = metrics.score_incidents(truth, found)
+    assert (score.truth, score.found, score.duplicate) == (1, 1, 1)
+    assert [e["frame"] for e in score.false] == [40, 400, 30]
+    assert [e["frame"] for e in score.at_red_queue] == [40, 30]
+    assert metrics.score_incidents(truth, []).missed == truth["incidents"]
+
+
 def test_eval_video_on_one_clip_writes_the_table(shared_dir: Path, tmp_path: Path, capsys) -> None:
     """Small: one clip, 2 fps, one variant; the truth a labeller would write for two frames."""
     truth_dir = tmp_path / "truth"
@@ -66,6 +89,8 @@ def test_eval_video_on_one_clip_writes_the_table(shared_dir: Path, tmp_path: Pat
         "frames": [{"frame": f["frame"], "vehicles": [v(b["box"]) for b in f["boxed"]], "ignore": []} for f in frames],
         "crossings": [], "violations": [],
     }))
+    incidents = TRUTH / "vn_haiphong_intersection.incidents.json"
+    (truth_dir / incidents.name).write_text(incidents.read_text(encoding="utf-8"), encoding="utf-8")
     doc = tmp_path / "ACCURACY.md"
     doc.write_text(f"# Accuracy\n\nintro\n\n{eval_video.BEGIN}\nold\n{eval_video.END}\n\nafter\n")
     assert eval_video.main(["--shared", str(shared_dir), "--truth-dir", str(truth_dir), "--fps", "2",
@@ -82,6 +107,10 @@ def test_eval_video_on_one_clip_writes_the_table(shared_dir: Path, tmp_path: Pat
     assert f"/{n})" in bare and recall >= n // 2
     assert full.count("%") == 4 and replayed.split("|")[3].strip() == "15"  # 7.08 s at 2 fps
     assert re.fullmatch(r"0 / 0 / \d+ / 0", replayed.split("|")[4].strip())  # no truth crossing: any found is false
+    # No incident on the clip (eval/truth/vn_haiphong_intersection.incidents.json): the cars at the
+    # red light are not reported.
+    assert replayed.split("|")[6].strip() == "0 / 0 / 0 / 0; at red queue 0"
+    assert "0 incidents and 7 vehicles waiting at a red light" in text
     assert capsys.readouterr().out.count("| full | 2 |") == 1
 
 
