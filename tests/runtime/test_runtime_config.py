@@ -1,0 +1,66 @@
+"""runtime.config: YAML into msgspec Structs, every mistake as file:line: field: reason."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+import pytest
+
+from services.runtime import config
+
+
+class Location(msgspec.Struct, forbid_unknown_fields=True):
+    latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+
+
+class Camera(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    fps: Annotated[float, msgspec.Meta(gt=0, le=30)] = 5.0
+    location: Location | None = None
+
+    def __post_init__(self) -> None:
+        if self.id == "bad":
+            raise ValueError("id may not be 'bad'")
+
+
+class Unit(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+
+
+class File(msgspec.Struct, forbid_unknown_fields=True):
+    cameras: list[Camera] = []
+    units: dict[str, Unit] = {}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("cameras:\n  - id: a\n    fps: 40\n", "f.yaml:3: cameras[0].fps: expected float <= 30.0, got 40"),
+    ("cameras:\n  - id: a\n  - id: b\n    jpeg_qualty: 3\n", "f.yaml:4: cameras[1].jpeg_qualty: unknown field"),
+    ("cameras:\n  - id: a\n    location:\n      latitude: 100\n",
+     "f.yaml:4: cameras[0].location.latitude: expected float <= 90.0, got 100"),
+    ("units:\n  u1:\n    email: x\n  u2:\n    emial: y\n", "f.yaml:5: units.u2.emial: unknown field"),
+    ("units:\n  u1: {email: x}\n  u2: {email: 3}\n", "f.yaml:3: units.u2.email: expected str, got int"),
+    ("cameras:\n  - id: a\n  - id: bad\n", "f.yaml:3: cameras[1]: id may not be 'bad'"),
+    ("cameras:\n  - fps: 3\n", "f.yaml:2: cameras[0]: required field id is missing"),
+    ("cameras: [\n", "f.yaml:2: not valid YAML: expected the node content, but found '<stream end>'"),
+])
+def test_a_bad_file_is_named_by_line_and_field(text: str, message: str) -> None:
+    with pytest.raises(config.ConfigFileError) as caught:
+        config.convert(config.parse_text(text, "f.yaml"), File)
+    assert str(caught.value) == message
+
+
+def test_a_good_file_decodes_and_keeps_its_lines(tmp_path) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_text("cameras:\n  - id: a\n    location: {latitude: 10.5}\n  - id: b\n", encoding="utf-8")
+    value, doc = config.load(path, File)
+    assert [c.id for c in value.cameras] == ["a", "b"]
+    assert value.cameras[0].location == Location(latitude=10.5)
+    assert doc.line(("cameras", 1, "id")) == 4
+    error = config.ConfigFileError.at(doc, ("cameras", 1, "id"), "duplicate id")
+    assert str(error) == f"{path}:4: cameras[1].id: duplicate id"
+
+
+def test_a_missing_file_says_so(tmp_path) -> None:
+    with pytest.raises(config.ConfigFileError, match="file not found"):
+        config.load(tmp_path / "nope.yaml", File)
