@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -172,7 +173,7 @@ def _explain(message: str, data: Any, type_: Any, info: Any,
         elif isinstance(bare, msgspec.inspect.LiteralType):
             reason = "expected one of " + ", ".join(map(str, bare.values))
     if reason.startswith("expected") and ", got" not in reason and found is not ...:
-        reason += f", got {found!r}"
+        reason += f", got {found.isoformat() if isinstance(found, (date, time)) else repr(found)}"
     return (f"key: {reason}" if is_key else reason), path
 
 

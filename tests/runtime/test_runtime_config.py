@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -40,6 +41,7 @@ class File(msgspec.Struct, forbid_unknown_fields=True):
     codes: dict[Annotated[str, msgspec.Meta(pattern="^[a-z]+$")], int] = {}
     contact: Email | None = None
     names: list[config.Text] = []
+    since: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -66,6 +68,7 @@ class File(msgspec.Struct, forbid_unknown_fields=True):
     ("contact: x\n", "f.yaml:1: contact: expected an e-mail address, got 'x'"),
     ("contact: 3\n", "f.yaml:1: contact: expected an e-mail address, got 3"),
     ("names: [a, '  ']\n", "f.yaml:1: names[1]: expected a non-empty text, got ''"),
+    ("since: 2026-11-28T07:00:00\n", "f.yaml:1: since: expected datetime with a timezone component, got 2026-11-28T07:00:00"),
 ])
 def test_a_bad_file_is_named_by_line_and_field(text: str, message: str) -> None:
     with pytest.raises(config.ConfigFileError) as caught:
