@@ -5,7 +5,8 @@ at start with `file:line: field: reason`, and nothing is guessed: the Structs fo
 (a typo such as `jpeg_qualty` would otherwise fall back to a default without a word). Each reader
 declares its file as Structs (types, `msgspec.Meta` constraints, `__post_init__` for rules across
 fields) and calls `load`; rules that need more than one object (unique ids, references between
-sections) call `ConfigFileError.at(doc, path, reason)` so that they are reported the same way.
+sections) call `ConfigFileError.at(doc, path, reason)` (or `unique`) so that they are reported the
+same way.
 A constrained type with `msgspec.Meta(description="an e-mail address")` is named by it in the
 message ("expected an e-mail address, got 'x'"); `Text` is the non-empty, stripped string.
 """
@@ -13,7 +14,7 @@ message ("expected an e-mail address, got 'x'"); `Text` is the non-empty, stripp
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -144,6 +145,17 @@ def load(path: str | Path, type_: type[T], *, dec_hook: Callable[[type, Any], An
     """Read a YAML file into `type_`; returns the value and the document (for later checks' lines)."""
     doc = read(path, error=error)
     return convert(doc, type_, dec_hook=dec_hook, error=error), doc
+
+
+def unique(doc: Document, items: Iterable[tuple[tuple[Key, ...], Hashable]], reason: str, *,
+           error: type[ConfigFileError] = ConfigFileError) -> None:
+    """Refuse a value given twice (ids, codes...): `items` are (path, value); `reason` is formatted
+    with `value` and `line`, the line where the value was first given."""
+    first: dict[Hashable, int | None] = {}
+    for path, value in items:
+        if value in first:
+            raise error.at(doc, path, reason.format(value=value, line=first[value]))
+        first[value] = doc.line(path)
 
 
 def _explain(message: str, data: Any, type_: Any, info: Any,

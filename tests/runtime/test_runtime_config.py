@@ -95,3 +95,12 @@ def test_a_missing_file_says_so(tmp_path) -> None:
 def test_text_is_stripped() -> None:
     value = config.convert(config.parse_text("names: [' a ', b]\ncontact: x@y\n", "f.yaml"), File)
     assert value.names == ["a", "b"] and value.contact == "x@y"
+
+
+def test_a_value_given_twice_is_named_with_its_first_line() -> None:
+    doc = config.parse_text("cameras:\n  - id: a\n  - id: b\n  - id: a\n", "f.yaml")
+    value = config.convert(doc, File)
+    with pytest.raises(config.ConfigFileError) as caught:
+        config.unique(doc, [(("cameras", i, "id"), c.id) for i, c in enumerate(value.cameras)],
+                      "{value!r} is listed twice (first at line {line})")
+    assert str(caught.value) == "f.yaml:4: cameras[2].id: 'a' is listed twice (first at line 2)"
