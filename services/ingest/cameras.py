@@ -127,15 +127,13 @@ def parse(text: str, path: str | Path = "<cameras>") -> list[Camera]:
 
 def _cameras(doc: config.Document, base: Path) -> list[Camera]:
     entries = config.convert(doc, _File, error=CamerasError).cameras or []
+    config.unique(doc, [(("cameras", i, "id"), entry.id) for i, entry in enumerate(entries)],
+                  "duplicate id (first defined at line {line})", error=CamerasError)
     cameras: list[Camera] = []
-    first: dict[str, int | None] = {}
     for index, entry in enumerate(entries):
         def fail(field: str, reason: str) -> config.ConfigFileError:
             return CamerasError.at(doc, ("cameras", index, field), reason)
 
-        if entry.id in first:
-            raise fail("id", f"duplicate id (first defined at line {first[entry.id]})")
-        first[entry.id] = doc.line(("cameras", index, "id"))
         try:
             kind = classify_url(_local(entry.url, base))
         except ValueError as exc:
