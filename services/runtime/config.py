@@ -131,10 +131,11 @@ def convert(doc: Document, type_: type[T], *, data: Any = ..., at: tuple[Key, ..
     naming the line and field of the offending value."""
     value = doc.data if data is ... else data
     info = msgspec.inspect.type_info(type_)
+    clean = _stripped(value, info)
     try:
-        return msgspec.convert(_stripped(value, info), type_, dec_hook=dec_hook)
+        return msgspec.convert(clean, type_, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
-        reason, path = _explain(str(exc), _stripped(value, info), type_, info, dec_hook)
+        reason, path = _explain(str(exc), clean, type_, info, dec_hook)
         if data is ... and value is None and not path:
             reason = "the file is empty"
         raise error(doc.path, reason, field=field_name(at + path), line=doc.line(at + path)) from None
@@ -175,10 +176,13 @@ def _explain(message: str, data: Any, type_: Any, info: Any,
     if unknown:
         return "unknown field", path + (unknown.group(1),)
     reason = _plain(reason)
-    found = (path[-1] if path else ...) if is_key else _value_at(data, path)
+    if is_key:
+        found = path[-1] if len(path) == len(tokens) else ...
+    else:
+        found = _value_at(data, path)
     if reason.startswith(("expected", "invalid enum value")) and not is_key:
         expected = _info_at(info, data, path)
-        description = expected.extra_json_schema.get("description") if isinstance(expected, Metadata) else None
+        description = (expected.extra_json_schema or {}).get("description") if isinstance(expected, Metadata) else None
         bare = expected.type if isinstance(expected, Metadata) else expected
         if description:
             reason = f"expected {description}"

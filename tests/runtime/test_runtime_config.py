@@ -36,6 +36,7 @@ class File(msgspec.Struct, forbid_unknown_fields=True):
     cameras: list[Camera] = []
     units: dict[str, Unit] = {}
     limits: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}
+    groups: dict[str, dict[str, Annotated[int, msgspec.Meta(ge=0)]]] = {}
     roles: dict[str, Literal["police", "transport"]] = {}
     points: dict[str, tuple[float, float]] = {}
     codes: dict[Annotated[str, msgspec.Meta(pattern="^[a-z]+$")], int] = {}
@@ -61,6 +62,7 @@ class File(msgspec.Struct, forbid_unknown_fields=True):
     ("# nothing yet\n", "f.yaml:1: the file is empty"),
     # a mapping's entry is found, and keeps its constraint
     ("limits:\n  a: 1\n  b: -1\n", "f.yaml:3: limits.b: expected int >= 0, got -1"),
+    ("groups:\n  a: {x: 1}\n  b:\n    y: 2\n    z: -3\n", "f.yaml:5: groups.b.z: expected int >= 0, got -3"),
     ("roles:\n  a: police\n  b: sheriff\n", "f.yaml:3: roles.b: expected one of police, transport, got 'sheriff'"),
     ("points:\n  a: [1, 2]\n  b: [1]\n", "f.yaml:3: points.b: expected array of length 2, got 1"),
     ("codes:\n  ab: 1\n  A1: 2\n", "f.yaml:3: codes.A1: key: expected str matching regex '^[a-z]+$', got 'A1'"),
