@@ -134,8 +134,9 @@ def _cameras(doc: config.Document, base: Path) -> list[Camera]:
         def fail(field: str, reason: str) -> config.ConfigFileError:
             return CamerasError.at(doc, ("cameras", index, field), reason)
 
+        url = _local(entry.url, base)  # network URLs come back as they are
         try:
-            kind = classify_url(_local(entry.url, base))
+            kind = classify_url(url)
         except ValueError as exc:
             raise fail("url", str(exc)) from None
         if entry.image_fps is not None and kind != "folder":
@@ -144,8 +145,7 @@ def _cameras(doc: config.Document, base: Path) -> list[Camera]:
             raise fail("start_at", "only applies to a video file or a folder of images")
         motion = entry.motion if isinstance(entry.motion, Motion) else Motion(enabled=bool(entry.motion))
         fields = {name: getattr(entry, name) for name in entry.__struct_fields__}
-        cameras.append(Camera(**{**fields, "url": _local(entry.url, base) if kind in ("file", "folder") else entry.url,
-                                 "kind": kind, "motion": motion,
+        cameras.append(Camera(**{**fields, "url": url, "kind": kind, "motion": motion,
                                  "start_at": entry.start_at.timestamp() if entry.start_at else None}))
     return cameras
 
