@@ -190,8 +190,7 @@ def main(argv: list[str]) -> int:
     except CamerasError as exc:
         print(f"roadwatch ingest: invalid cameras file: {exc}", file=sys.stderr)
         log.error("invalid cameras file", extra={"fields": {"error": str(exc), "file": exc.path,
-                                                            "camera": exc.camera, "field": exc.field,
-                                                            "line": exc.line}})
+                                                            "field": exc.field, "line": exc.line}})
         return EXIT_BAD_CAMERAS
     asyncio.run(run(config, cameras))
     return 0
