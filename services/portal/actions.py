@@ -147,6 +147,17 @@ def _registration(case: dict, found: owners.Found) -> tuple[dict, dict | None]:
             None)
 
 
+async def _same_event(portal: Portal, conn, case: dict, printed: str, distinct: list[str]) -> str | None:
+    """The open case that `case`, confirmed with the plate `printed`, may repeat."""
+    return await store.same_event(conn, {**case, "plate_key": cases.plate_key(printed)},
+                                  portal.config.duplicate_window_s, portal.config.duplicate_radius_m, exclude=distinct)
+
+
+def _possible_repeat(case_id: str, earlier: str) -> ActionError:
+    return ActionError(409, f"vụ việc {case_id} có thể trùng với {earlier}: gộp vào {earlier}, hoặc "
+                            "xác nhận đây là vụ việc khác (not_duplicate)")
+
+
 async def review(portal: Portal, user: User | None, case_id: str, *, decision: str, plate: str | None,
                  reason: str | None, plate_override_reason: str | None = None, not_duplicate: bool = False,
                  client: str = "") -> access.DecisionResult:
@@ -186,6 +197,13 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
         raise ActionError(400, f"biển số {printed} không phải {cases.PLATE_KIND_LABELS[wanted]}, trong khi camera "
                                f"ghi nhận {cases.VEHICLE_LABELS.get(before['vehicle_class'], before['vehicle_class'])}: "
                                "sửa biển số, hoặc xác nhận kèm lý do (plate_override_reason)")
+    if corrected and decision == "confirmed" and not not_duplicate and before["state"] in cases.REVIEWABLE:
+        # A repeat is refused before the registry is asked: a review that cannot pass reads no
+        # owner data (nor writes a line in the registry's audit at every retry).
+        async with portal.pool.acquire() as conn:
+            earlier = await _same_event(portal, conn, before, printed, list(before["distinct_from"]))
+        if earlier is not None:
+            raise _possible_repeat(case_id, earlier)
     # The lookup waits for the registry: before the transaction, so that no row stays locked meanwhile.
     found = (await owners.lookup(portal.nc, portal.config.registry_lookup_subject, printed,
                                  portal.config.registry_timeout_s, case_id=case_id,
@@ -200,12 +218,9 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
                 raise ActionError(409, f"vụ việc {case_id} vừa được thay đổi, mở lại để xác minh")
             distinct: list[str] = list(case["distinct_from"])
             if decision == "confirmed" and case["state"] in cases.REVIEWABLE:
-                earlier = await store.same_event(
-                    conn, {**case, "plate_key": cases.plate_key(printed)}, portal.config.duplicate_window_s,
-                    portal.config.duplicate_radius_m, exclude=distinct)
+                earlier = await _same_event(portal, conn, case, printed, distinct)
                 if earlier is not None and not not_duplicate:
-                    raise ActionError(409, f"vụ việc {case_id} có thể trùng với {earlier}: gộp vào {earlier}, hoặc "
-                                           "xác nhận đây là vụ việc khác (not_duplicate)")
+                    raise _possible_repeat(case_id, earlier)
                 if earlier is not None:
                     distinct.append(earlier)
                     await _audit(conn, user, "not_duplicate", f"{case_id}/{earlier}",
