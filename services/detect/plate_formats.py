@@ -26,7 +26,7 @@ Vehicle = Literal["car", "motorcycle", "any"]
 
 Cost = Annotated[float, msgspec.Meta(gt=0, description="a cost above 0")]
 Count = Annotated[int, msgspec.Meta(ge=0, description="a count of 0 or more")]
-CountryCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$", description="a country code, 2-3 lower-case letters")]
+CountryCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$", description="a 2-3 letter lower-case country code")]
 
 
 class FormatsError(runtime_config.ConfigFileError):
@@ -191,9 +191,8 @@ def _compiled(doc: runtime_config.Document) -> PlateFormats:
     for code, country in spec.countries.items():
         where = ("countries", code)
         positions = _classes(country, where, fail)
-        for index, fmt in enumerate(country.formats):
-            if fmt.name in {f.name for f in country.formats[:index]}:
-                raise fail(where + ("formats", index, "name"), f"format {fmt.name!r} is described twice")
+        runtime_config.unique(doc, [(where + ("formats", i, "name"), f.name) for i, f in enumerate(country.formats)],
+                              "format {value!r} is described twice (first on line {line})", error=FormatsError)
         countries[code] = tuple(_compile(code, fmt, country, positions, where + ("formats", index), fail)
                                 for index, fmt in enumerate(country.formats))
     return PlateFormats(doc.path, spec.repair, countries, {c: s.name for c, s in spec.countries.items()})

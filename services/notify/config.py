@@ -397,11 +397,13 @@ def _check(doc: runtime_config.Document, environ: dict[str, str], agencies_path:
     webhooks = [(("inspection_registry", "webhook"), config.inspection_registry.webhook)]
     webhooks += [(("communes", code, "webhook"), recipient.webhook) for code, recipient in config.communes.items()]
     webhooks += [(("webhooks", index), subscriber) for index, subscriber in enumerate(config.webhooks)]
-    for index, subscriber in enumerate(config.webhooks):
-        if subscriber.name in {s.name for s in config.webhooks[:index]}:
-            raise fail(("webhooks", index, "name"), f"duplicate subscriber {subscriber.name!r}")
+    runtime_config.unique(doc, [(("webhooks", i, "name"), s.name) for i, s in enumerate(config.webhooks)],
+                          "duplicate subscriber {value!r} (first on line {line})", error=ConfigError)
     if (alerts := config.incident_alerts) is not None:
         _check_alerts(alerts, fail)
+        runtime_config.unique(doc, [(("incident_alerts", "recipients", i, "name"), r.name)
+                                    for i, r in enumerate(alerts.recipients)],
+                              "duplicate recipient {value!r} (first on line {line})", error=ConfigError)
         webhooks += [(("incident_alerts", "recipients", index, "webhook"), recipient.webhook)
                      for index, recipient in enumerate(alerts.recipients)]
     secrets: dict[str, str] = {}
@@ -465,8 +467,6 @@ def _check_alerts(alerts: IncidentAlerts, fail) -> None:
                         ("clear_reasons", ("resolved", "track_lost", "stream_break"))):
         _check_keys(fail, where + (name,), getattr(alerts, name), known)
     for index, recipient in enumerate(alerts.recipients):
-        if recipient.name in {r.name for r in alerts.recipients[:index]}:
-            raise fail(where + ("recipients", index, "name"), f"duplicate recipient {recipient.name!r}")
         if recipient.cleared and not (alerts.cleared_subject.strip() and alerts.cleared_body.strip()):
             raise fail(where + ("recipients", index, "cleared"),
                        "needs incident_alerts.cleared_subject and cleared_body")
