@@ -363,6 +363,10 @@ def _check(doc: runtime_config.Document, environ: dict[str, str], agencies_path:
     """Convert the file and check what its types cannot say; fills `secrets` and `issuing`."""
     def fail(where: tuple[Any, ...], problem: str) -> ConfigError:
         return ConfigError.at(doc, where, problem)
+
+    def unique(items: list[tuple[tuple[Any, ...], Any]], reason: str) -> None:
+        runtime_config.unique(doc, items, reason, error=ConfigError)
+
     data = doc.data if isinstance(doc.data, dict) else {}
     for agency, unit in (data.get("units") or {}).items():
         for key in CONTACT_KEYS:
@@ -382,13 +386,9 @@ def _check(doc: runtime_config.Document, environ: dict[str, str], agencies_path:
             if problem := _placeholder_problem(template, known):
                 raise fail(where, problem)
     _check_keys(fail, ("violations",), config.violations, typing.get_args(ViolationType))
-    seen_types: dict[str, str] = {}
-    for name, types in config.vehicle_classes.items():
-        for index, vehicle_type in enumerate(types):
-            if vehicle_type in seen_types:
-                raise fail(("vehicle_classes", name, index), f"{vehicle_type!r} is already in class "
-                           f"{seen_types[vehicle_type]!r}: a vehicle has one class")
-            seen_types[vehicle_type] = name
+    unique([(("vehicle_classes", name, i), vehicle_type) for name, types in config.vehicle_classes.items()
+            for i, vehicle_type in enumerate(types)], "{value!r} is already in the class on line {line}: a vehicle "
+           "has one class")
     for kind, text in config.violations.items():
         for name in text.by_class:
             if name not in config.vehicle_classes:
@@ -397,13 +397,12 @@ def _check(doc: runtime_config.Document, environ: dict[str, str], agencies_path:
     webhooks = [(("inspection_registry", "webhook"), config.inspection_registry.webhook)]
     webhooks += [(("communes", code, "webhook"), recipient.webhook) for code, recipient in config.communes.items()]
     webhooks += [(("webhooks", index), subscriber) for index, subscriber in enumerate(config.webhooks)]
-    runtime_config.unique(doc, [(("webhooks", i, "name"), s.name) for i, s in enumerate(config.webhooks)],
-                          "duplicate subscriber {value!r} (first on line {line})", error=ConfigError)
+    unique([(("webhooks", i, "name"), s.name) for i, s in enumerate(config.webhooks)],
+           "duplicate subscriber {value!r} (first on line {line})")
     if (alerts := config.incident_alerts) is not None:
         _check_alerts(alerts, fail)
-        runtime_config.unique(doc, [(("incident_alerts", "recipients", i, "name"), r.name)
-                                    for i, r in enumerate(alerts.recipients)],
-                              "duplicate recipient {value!r} (first on line {line})", error=ConfigError)
+        unique([(("incident_alerts", "recipients", i, "name"), r.name) for i, r in enumerate(alerts.recipients)],
+               "duplicate recipient {value!r} (first on line {line})")
         webhooks += [(("incident_alerts", "recipients", index, "webhook"), recipient.webhook)
                      for index, recipient in enumerate(alerts.recipients)]
     secrets: dict[str, str] = {}
@@ -432,6 +431,8 @@ def _check(doc: runtime_config.Document, environ: dict[str, str], agencies_path:
                        f"{' / '.join(ALERT_ROLES)} in the agencies file {agencies_path}")
     # After the units: the reports section comes later in the file, and an agency missing from the
     # agencies file is then reported where a reader looks first.
+    unique([(("reports", "schedules", i), (s.agency, s.every)) for i, s in enumerate(config.reports.schedules)],
+           "the same agency and period as the schedule on line {line}")
     _check_reports(config.reports, fail, {agency.id: agency.role for agency in directory.agencies})
     return msgspec.structs.replace(config, secrets=secrets, issuing=issuing)
 
@@ -446,14 +447,10 @@ def _check_keys(fail, where: tuple[str, ...], wording: dict[str, str] | dict[str
 
 
 def _check_reports(reports: Reports, fail, roles: dict[str, str]) -> None:
-    seen: set[tuple[str, str]] = set()
     for index, schedule in enumerate(reports.schedules):
-        where = ("reports", "schedules", index)
-        if (schedule.agency, schedule.every) in seen:
-            raise fail(where, f"{schedule.agency} already has a report every {schedule.every}")
-        seen.add((schedule.agency, schedule.every))
         if not reports.recipients.get(schedule.agency):
-            raise fail(where + ("agency",), f"no recipients for {schedule.agency!r} in reports.recipients")
+            raise fail(("reports", "schedules", index, "agency"),
+                       f"no recipients for {schedule.agency!r} in reports.recipients")
     for agency in reports.recipients:
         if roles.get(agency) not in REPORT_ROLES:
             raise fail(("reports", "recipients", agency),

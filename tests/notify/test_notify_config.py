@@ -40,7 +40,7 @@ def line_of(text: str, needle: str) -> int:
      "        fine: \"\"\n        extra_penalty: Trừ 04", "violations.red_light.by_class.motorbike.fine",
      "expected a non-empty text, got ''"),
     ("  motorbike: [motorcycle, moped]", "  motorbike: [motorcycle, moped, van]", "vehicle_classes.motorbike[2]",
-     "already in class 'car'"),
+     "'van' is already in the class on line "),
     ("  window_s: 600", "  window_s: -1", "duplicates.window_s", "from 0 to 604800, got -1"),
     ('  sms: "CSGT: xe {plate}', '  sms: "CSGT: xe {bien_so}', "templates.sms", "unknown placeholder {bien_so}"),
     ('    communes: ["11311", "11312", "11314"]', '    communes: ["11311", "1131"]',
