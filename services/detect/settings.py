@@ -148,7 +148,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         try:
             return formats.expect(self.plate_countries)
         except FormatsError as exc:
-            raise SettingError("PLATE_COUNTRIES", exc.problem) from None
+            raise SettingError("PLATE_COUNTRIES", exc.reason) from None
 
     def model_path(self, name: str) -> Path:
         path = Path(name)
