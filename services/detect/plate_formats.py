@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import msgspec
-import yaml
+
+from services.runtime import config as config_files
+from services.runtime.config import ConfigFileError
 
 SHIPPED = Path(__file__).with_name("plate_formats.yaml")
 SEPARATORS = frozenset("-. ")
@@ -23,11 +25,12 @@ PLATE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 Vehicle = Literal["car", "motorcycle", "any"]
 
 
-class FormatsError(ValueError):
-    def __init__(self, path: str | Path, field: str, problem: str, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
-        self.path, self.field, self.problem, self.line = str(path), field, problem, line
+class FormatsError(ConfigFileError):
+    """`file:line: field: problem`, as every configuration file's mistakes are reported."""
+
+    @property
+    def problem(self) -> str:
+        return self.reason
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -152,11 +155,11 @@ class PlateFormats:
     def expect(self, codes) -> Expected:
         codes = tuple(dict.fromkeys(c.strip().lower() for c in codes if c.strip()))
         if not codes:
-            raise FormatsError(self.path, "countries", "at least one country must be expected")
+            raise FormatsError(self.path, "at least one country must be expected", field="countries")
         unknown = [c for c in codes if c not in self.countries]
         if unknown:
-            raise FormatsError(self.path, "countries",
-                               f"no formats for {', '.join(unknown)} (the file has {', '.join(sorted(self.countries))})")
+            raise FormatsError(self.path, f"no formats for {', '.join(unknown)} "
+                                          f"(the file has {', '.join(sorted(self.countries))})", field="countries")
         return Expected(
             codes,
             tuple(f for c in codes for f in self.countries[c]),
@@ -167,27 +170,6 @@ class PlateFormats:
 
 
 # --- loading -------------------------------------------------------------------------------------
-class _Lines:
-    def __init__(self, node: yaml.Node) -> None:
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self._walk(node, ())
-
-    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                self.lines[path + (key.value,)] = key.start_mark.line + 1
-                self._walk(value, path + (key.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self._walk(item, path + (index,))
-
-    def of(self, path: tuple[Any, ...]) -> int | None:
-        while path not in self.lines and path:
-            path = path[:-1]
-        return self.lines.get(path)
-
-
 _MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`")
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|'[^']*'|\"[^\"]*\")\]")
 _RANGE = re.compile(r"([0-9]+)-([0-9]+)")
@@ -197,24 +179,14 @@ def _split(path: str) -> tuple[Any, ...]:
     return tuple(name or (int(index) if index.isdigit() else index[1:-1]) for name, index in _PATH_PART.findall(path))
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
-
-
 def parse(text: str, path: str | Path = "<formats>") -> PlateFormats:
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FormatsError(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                           mark.line + 1 if mark is not None else None) from None
-    if not isinstance(data, dict) or node is None:
-        raise FormatsError(path, "", "the file must be a mapping with `countries`", 1)
-    lines = _Lines(node)
+    doc = config_files.parse_text(text, path, error=FormatsError)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise FormatsError(path, "the file must be a mapping with `countries`", line=1)
 
     def fail(where: tuple[Any, ...], problem: str) -> FormatsError:
-        return FormatsError(path, _dotted(where), problem, lines.of(where))
+        return FormatsError(path, problem, field=config_files.field_name(where), line=doc.line(where))
 
     def convert(value: Any, type_: Any, prefix: tuple[Any, ...]) -> Any:
         try:
@@ -329,5 +301,5 @@ def load(path: str | Path = SHIPPED) -> PlateFormats:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise FormatsError(path, "", f"cannot read the plate formats file: {exc.strerror or exc}") from None
+        raise FormatsError(path, f"cannot read the plate formats file: {exc.strerror or exc}") from None
     return parse(text, path)
