@@ -19,6 +19,7 @@ from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError,
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
 DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+_RIDERS = RiderRules()
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,15 +46,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # detection plan. Empty: every camera gets the whole-frame path.
     scenes_dir: str = ""
 
-    # A person on a motorcycle/bicycle box becomes that two-wheeler's rider (riders.py).
+    # A person on a motorcycle/bicycle box becomes that two-wheeler's rider (riders.py); the
+    # defaults are RiderRules' own.
     rider_fusion: bool = True
-    rider_min_x_overlap: float = 0.5
-    rider_min_foot_depth: float = 0.25
-    rider_max_foot_below: float = 0.35
-    rider_max_head_depth: float = 0.5
-    rider_max_width_ratio: float = 2.0
-    rider_max_per_vehicle: int = 3
-    rider_weak_bike_score: float = 0.05  # a motorcycle/bicycle box this weak is kept only with a rider on it
+    rider_min_x_overlap: float = _RIDERS.min_x_overlap
+    rider_min_foot_depth: float = _RIDERS.min_foot_depth
+    rider_max_foot_below: float = _RIDERS.max_foot_below
+    rider_max_head_depth: float = _RIDERS.max_head_depth
+    rider_max_width_ratio: float = _RIDERS.max_width_ratio
+    rider_max_per_vehicle: int = _RIDERS.max_riders
+    rider_weak_bike_score: float = _RIDERS.weak_bike_score  # a two-wheeler box this weak is kept only with a rider on it
 
     plate_model: str = "y5fu_640x_sim.onnx"
     plate_conf: float = 0.3
