@@ -3,10 +3,10 @@
 One YAML file per camera, `<camera_id>.yaml` in SCENES_DIR. The file is drawn by a person over
 a frame of the camera, so every mistake is reported with the file, the line and the field, and
 nothing is guessed: unknown keys are errors, a lane named in a movement must exist, a polygon
-must not cross itself. The file is decoded into msgspec Structs (the parts in scene_types.py, the
-`incidents:` block in incident_scene.py) by services/runtime/config.py; the rules across parts are
-the Scene's own. A violation is a legal claim; a scene that silently means something else
-than its author thought would make false ones.
+must not cross itself. A violation is a legal claim; a scene that silently means something else
+than its author thought would make false ones. The file is decoded by services/runtime/config.py
+into msgspec Structs: the parts in scene_types.py, the `incidents:` block in incident_scene.py,
+and here the Scene with the rules across parts.
 
 Coordinates are pixels of a frame of `frame_size`; detections of another size (a camera whose
 ingest downscales) are scaled to it.
@@ -28,7 +28,7 @@ from services.runtime import config
 from services.runtime.config import FieldError, Key
 from services.track import geometry
 from services.track.geometry import Point
-from services.track.incident_scene import Incidents
+from services.track.incident_scene import TYPES, Incidents
 from services.track.scene_types import (SIGNAL_SOURCES, VEHICLE_CLASSES, CountLine, Id, Lane, Location, Movement,  # noqa: F401
                                         NoStoppingZone, Part, RuleParams, Signal, SignalHead, SpeedTrap, StopLine,
                                         known_names, unique_ids)
@@ -98,8 +98,8 @@ class SceneFile(Part, kw_only=True):
         head_ids = {head.id for head in self.signal.heads} if self.signal else set()
         default_of: dict[str, str] = {}  # lane -> its movement without an exit line
         for n, movement in enumerate(self.movements):
+            known_names(movement.lanes, lane_ids, ("movements", n, "lanes"), "lane")
             for i, lane in enumerate(movement.lanes):
-                known_names(movement.lanes[:i + 1], lane_ids, ("movements", n, "lanes"), "lane")
                 if movement.exit is None and lane in default_of:
                     raise FieldError(("movements", n, "lanes", i), f"lane {lane!r} is already in movement "
                                      f"{default_of[lane]!r}, which has no exit line either: give one of them an exit")
@@ -114,7 +114,6 @@ class SceneFile(Part, kw_only=True):
             raise FieldError("stop_lines", "stop lines need a signal section (red_light cannot be judged without it)")
 
     def _incidents(self, incidents: Incidents) -> None:
-        from services.track.incident_scene import TYPES
         if not any(getattr(incidents, key) is not None for key in TYPES):
             raise FieldError("incidents", f"names no incident type ({', '.join(TYPES)})")
         lane_ids = tuple(lane.id for lane in self.lanes)
