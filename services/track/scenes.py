@@ -61,9 +61,6 @@ class SceneFile(Part, kw_only=True):
             unique_ids(getattr(self, key), key)
         self._inside_frame()
         self._signal_and_movements()
-        judged = [key for key in ("lanes", "stop_lines", "no_stopping", "speed_traps") if getattr(self, key)]
-        if judged and self.location is None:
-            raise FieldError("location", f"is required when the scene has {', '.join(judged)} (violations name their place)")
         if self.incidents is not None:
             self._incidents(self.incidents)
 
@@ -126,8 +123,6 @@ class SceneFile(Part, kw_only=True):
             known_names(part.lanes, lane_ids, ("incidents", key, "lanes"), "lane")
             if not part.lanes:
                 msgspec.structs.force_setattr(part, "lanes", lane_ids)
-        if self.location is None:
-            raise FieldError("location", "is required when the scene has incidents (incidents name their place)")
 
 
 class Scene(SceneFile, kw_only=True):
@@ -153,6 +148,10 @@ def load(path: str | Path, *, camera: str | None = None) -> Scene:
     parsed, doc = config.load(path, SceneFile, error=SceneError)
     if camera is not None and parsed.camera != camera:
         raise SceneError.at(doc, ("camera",), f"is {parsed.camera!r} but the file is for camera {camera!r}")
+    judged = [key for key in ("lanes", "stop_lines", "no_stopping", "speed_traps", "incidents") if getattr(parsed, key)]
+    if judged and parsed.location is None:  # named at the first section that needs it
+        raise SceneError(path, f"is required when the scene has {', '.join(judged)} (violations and incidents name "
+                               "their place)", field="location", line=doc.line((judged[0],)))
     return Scene(**msgspec.structs.asdict(parsed), path=str(path))
 
 
