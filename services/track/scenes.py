@@ -25,7 +25,7 @@ import msgspec
 from msgspec import Meta
 
 from services.runtime import config
-from services.runtime.config import FieldError, Key
+from services.runtime.config import FieldError, Key, Text
 from services.track import geometry
 from services.track.geometry import Point
 from services.track.incident_scene import TYPES, Incidents
@@ -41,7 +41,7 @@ class SceneError(config.ConfigFileError):
 class SceneFile(Part, kw_only=True):
     camera: Id
     frame_size: tuple[Annotated[int, Meta(ge=1)], Annotated[int, Meta(ge=1)]]
-    name: Annotated[str, Meta(pattern=r"\S")] = ""  # default: the camera id
+    name: Text = ""  # default: the camera id
     location: Location | None = None  # required when the scene can make violations or incidents
     lanes: tuple[Lane, ...] = ()
     stop_lines: tuple[StopLine, ...] = ()

@@ -50,7 +50,7 @@ def test_missing_distance(tmp_path):
 
 @pytest.mark.parametrize("old, new, field, words", [
     ("    max_dwell_s: 10\n", "    max_dwell_s: -1\n", "no_stopping[0].max_dwell_s", "expected float > 0.0, got -1"),
-    ("    allowed: [bus]\n", "    allowed: [tank]\n", "lanes[1].allowed[0]", "invalid enum value 'tank' (expected one of: bicycle, bus,"),
+    ("    allowed: [bus]\n", "    allowed: [tank]\n", "lanes[1].allowed[0]", "expected one of bicycle, bus, car, motorcycle, other, truck, got 'tank'"),
     ("    head: bus\n", "    head: tram\n", "movements[1].head", "unknown signal head"),
     ("  intersection: test-junction\n", "", "signal.intersection", "required when the source is controller"),
     ("    direction: [0, -1]\n    allowed: [bus]", "    direction: [0, 0]\n    allowed: [bus]", "lanes[1].direction", "[0, 0]"),
@@ -145,11 +145,11 @@ def test_a_scene_with_only_count_lines_is_valid(tmp_path):
 @pytest.mark.parametrize("text, old, new, field, words", [
     (VISION, "      lamps: [red, amber, green]\n", "", "signal.heads[0].lamps", "is required when the source is vision"),
     (VISION, "lamps: [red, amber, green]", "lamps: [red, orange, green]", "signal.heads[0].lamps[1]",
-     "invalid enum value 'orange' (expected one of: amber, amber_arrow,"),
+     "expected one of amber, amber_arrow, green, green_arrow, red, red_arrow, got 'orange'"),
     (VISION, "lamps: [red, amber, green]", "lamps: [red, red]", "signal.heads[0].lamps[1]", "listed twice"),
     (VISION, "lamps: [red, amber, green]", "lamps: []", "signal.heads[0].lamps", "length >= 1"),
     (VISION, "layout: vertical", "layout: diagonal", "signal.heads[0].layout",
-     "expected one of: horizontal, vertical"),
+     "expected one of horizontal, vertical, got 'diagonal'"),
     (VISION, "region: [940, 10, 970, 40]\n      lamps: [green_arrow]",
      "region: [940, 10, 970, 11]\n      lamps: [green_arrow]", "signal.heads[1].region", "too small"),
     (COUNTING, "    direction: [0, 1]\n", "    direction: [1, 0]\n", "count_lines[0].direction", "runs along the line"),
