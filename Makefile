@@ -18,7 +18,7 @@ run: venv ## start NATS, PostgreSQL and every service on this machine (Ctrl-C st
 	@$(BIN)/honcho -d . -f var/Procfile -e var/run.env start
 
 test: venv system-deps ## run the test suite on real NATS, PostgreSQL and models (all but the `slow` whole-data-set runs)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadscope -m "not slow"
 
 test-slow: venv ## the `slow` tests: real models over whole data sets (every labelled plate, the whole Sai Gon clip)
 	$(BIN)/pytest -m slow
