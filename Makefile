@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
+.PHONY: help run test venv system-deps proto proto-check lock test-slow bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -17,8 +17,11 @@ run: venv ## start NATS, PostgreSQL and every service on this machine (Ctrl-C st
 	@$(BIN)/roadwatch stack-env var
 	@$(BIN)/honcho -d . -f var/Procfile -e var/run.env start
 
-test: venv system-deps ## run the whole test suite on real NATS, PostgreSQL and models
-	$(BIN)/pytest
+test: venv system-deps ## run the test suite on real NATS, PostgreSQL and models (all but the `slow` whole-data-set runs)
+	$(BIN)/pytest -n 2 --dist loadscope -m "not slow"
+
+test-slow: venv ## the `slow` tests: real models over whole data sets (every labelled plate, the whole Sai Gon clip)
+	$(BIN)/pytest -m slow
 
 venv: $(STAMP) ## create .venv with the pinned dependencies (done by run and test)
 

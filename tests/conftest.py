@@ -22,6 +22,34 @@ from services import localstack
 REPO = Path(__file__).resolve().parents[1]
 
 
+# --- parallel runs ---------------------------------------------------------------------------------
+# make test runs two pytest-xdist workers (`-n 2 --dist loadscope`), each with its own nats-server
+# and PostgreSQL: much of the suite waits on servers, processes and clocks, and the other worker
+# uses that time. A worker takes a whole module, so that module-scoped fixtures (a replay, a
+# clip's detections) run once; modules that share a session cache go to the same worker.
+SAME_WORKER = {
+    "tests/track/test_track_clips.py": "track-haiphong-detections",  # track_clips.clip_detections
+    "tests/track/test_track_counts.py": "track-haiphong-detections",
+    "tests/track/test_track_discontinuity.py": "track-haiphong-detections",
+}
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """--dist loadscope, by module and SAME_WORKER (xdist's own loadgroup marks do not take with
+    pytest 9, whose node ids it can no longer rewrite)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SAME_WORKER.get(module, module)
+
+    return ModuleScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -30,20 +31,36 @@ def pipeline(settings: Settings) -> Pipeline:
 
 @pytest.fixture(scope="session")
 def video_frame(shared_dir: Path):
-    """Frame `index` of a clip under data/video, as BGR; cached per (clip, index)."""
+    """Frame `index` of a clip under data/video, as BGR; cached per (clip, index).
+
+    Each clip stays open where the last frame was taken, so that asking for frames in increasing
+    order (0, 7, 14, ...) decodes the clip once instead of from its start for every frame."""
     cache: dict[tuple[str, int], np.ndarray] = {}
+    open_clips: dict[str, tuple[av.container.InputContainer, Iterator[tuple[int, av.VideoFrame]]]] = {}
 
     def frame(clip: str, index: int) -> np.ndarray:
         key = (clip, index)
-        if key not in cache:
-            with av.open(str(shared_dir / "data" / "video" / clip)) as container:
-                for i, decoded in enumerate(container.decode(video=0)):
-                    if i == index:
-                        cache[key] = decoded.to_ndarray(format="bgr24")
-                        break
-        return cache[key]
+        if key in cache:
+            return cache[key]
+        for attempt in range(2):
+            if clip not in open_clips:
+                container = av.open(str(shared_dir / "data" / "video" / clip))
+                open_clips[clip] = (container, enumerate(container.decode(video=0)))
+            container, decoded = open_clips[clip]
+            for i, picture in decoded:
+                if i == index:
+                    cache[key] = picture.to_ndarray(format="bgr24")
+                    return cache[key]
+                if i > index:
+                    break
+            # Past it (an earlier frame asked for after a later one) or at the end: from the start.
+            container.close()
+            del open_clips[clip]
+        raise IndexError(f"{clip} has no frame {index}")
 
-    return frame
+    yield frame
+    for container, _ in open_clips.values():
+        container.close()
 
 
 @pytest.fixture(scope="session")
