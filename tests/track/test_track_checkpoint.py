@@ -2,9 +2,10 @@
 (recovery.py), on the real detections of the Hai Phong clip (tests/track/data, 5 frames/s).
 
 The clip at 5 frames/s has two red-light runs (main head red all clip): one found mid-clip, one
-whose track is still alive at the end. A track process killed with SIGKILL half way through the
-clip, and started again, must publish the very same violation ids as a run never interrupted
-(with CHECKPOINT_BUCKET="" the restarted process has no tracks, and they differ).
+whose track is still alive at the end. A track process killed with SIGKILL a third of the way
+through the clip, started again, stopped with SIGTERM two thirds through and started again must
+publish the very same violation ids as a run never interrupted (with CHECKPOINT_BUCKET="" the
+restarted processes have no tracks: they publish neither).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from services import localstack
 from services.runtime import bus
 from services.track import checkpoint, scenes
 from services.track.camera import CameraTracker
+from services.track.worker import CameraWorker
 from services.track.reorder import ReorderBuffer
 from services.track.tracker import TrackerParams
 from track_bus import CONTROLLER
@@ -101,7 +103,7 @@ def controller_scene(repo_dir: Path, folder: Path, camera: str, intersection: st
     (folder / f"{camera}.yaml").write_text(text.replace("camera: demo-haiphong", f"camera: {camera}"), encoding="utf-8")
 
 
-async def killed_mid_clip(js, nats_url: str, repo_dir: Path, tmp_path: Path, unique: str, wait_for,
+async def restarted_mid_clip(js, nats_url: str, repo_dir: Path, tmp_path: Path, unique: str, wait_for,
                           bucket: str) -> tuple[list[str], list[str]]:
     """(violation ids published, ids of the same detections tracked without a restart)."""
     camera, intersection = f"hp-{unique}", f"x-{unique}"
@@ -124,11 +126,12 @@ async def killed_mid_clip(js, nats_url: str, repo_dir: Path, tmp_path: Path, uni
 
     port = localstack.free_port()
     env = {**os.environ, "NATS_URL": nats_url, "HTTP_PORT": str(port), "SCENES_DIR": str(tmp_path),
-           "CHECKPOINT_BUCKET": bucket, "CHECKPOINT_EVERY": "4", "FINISH_ON_STOP": "true", "LOG_LEVEL": "WARNING"}
+           "CHECKPOINT_BUCKET": bucket, "CHECKPOINT_EVERY": "4", "LOG_LEVEL": "WARNING"}
     log = (tmp_path / "track.log").open("ab")
 
-    def start() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", "track"], cwd=repo_dir, env=env,
+    def start(finish_on_stop: bool = False) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "services.cli", "track"], cwd=repo_dir,
+                                env={**env, "FINISH_ON_STOP": str(finish_on_stop).lower()},
                                 stdout=subprocess.DEVNULL, stderr=log)
 
     async def acked_through(seq: int):
@@ -138,22 +141,31 @@ async def killed_mid_clip(js, nats_url: str, repo_dir: Path, tmp_path: Path, uni
             return False
         return info.ack_floor.stream_seq >= seq and info.num_ack_pending == 0 and info.num_pending == 0
 
-    published = []
+    async def feed(part: list) -> int:
+        for event in part:
+            seq = (await js.publish(subjects.detection_made(camera), codec.encode(event))).seq
+        return seq
+
     process = start()
     try:
         await wait_for(lambda: acked_through(0), timeout=30, what="the camera's consumer")
-        # Half the clip (18 detections: the last checkpoint holds 16, the stream has 2 more); both
-        # violations' tracks are alive when the process is killed.
-        for event in frames[:18]:
-            published.append((await js.publish(subjects.detection_made(camera), codec.encode(event))).seq)
-        await wait_for(lambda: acked_through(published[-1]), timeout=20, what="the first half tracked")
+        # 14 detections, then kill -9: the last checkpoint holds 12, the stream 2 more; both
+        # violations' tracks are alive.
+        last = await feed(frames[:14])
+        await wait_for(lambda: acked_through(last), timeout=20, what="the first part tracked")
         process.send_signal(signal.SIGKILL)
         await asyncio.to_thread(process.wait, 10)
-        for event in frames[18:]:
-            published.append((await js.publish(subjects.detection_made(camera), codec.encode(event))).seq)
+        # Started again: 11 more, then SIGTERM (a checkpoint of the state as it is, buffer included).
+        last = await feed(frames[14:25])
         process = start()
-        await wait_for(lambda: acked_through(published[-1]), timeout=30, what="the second half tracked")
-        process.send_signal(signal.SIGTERM)  # FINISH_ON_STOP: the track still alive publishes its violation
+        await wait_for(lambda: acked_through(last), timeout=30, what="the second part tracked")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+        # And the rest; at this SIGTERM the track still alive is finished and its violation published.
+        last = await feed(frames[25:])
+        process = start(finish_on_stop=True)
+        await wait_for(lambda: acked_through(last), timeout=30, what="the rest tracked")
+        process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 20) == 0
     finally:
         if process.poll() is None:
@@ -172,9 +184,22 @@ async def killed_mid_clip(js, nats_url: str, repo_dir: Path, tmp_path: Path, uni
     return got, expected
 
 
-async def test_a_track_process_killed_mid_clip_publishes_the_same_violations(js, nats_url, repo_dir, tmp_path,
-                                                                             unique, wait_for):
-    published, expected = await killed_mid_clip(js, nats_url, repo_dir, tmp_path, unique, wait_for,
-                                                bucket=f"ckpt-{unique}")
+async def test_a_track_process_killed_then_stopped_mid_clip_publishes_the_same_violations(
+        js, nats_url, repo_dir, tmp_path, unique, wait_for):
+    published, expected = await restarted_mid_clip(js, nats_url, repo_dir, tmp_path, unique, wait_for,
+                                                   bucket=f"ckpt-{unique}")
     assert len(expected) == 2
     assert sorted(published) == sorted(expected)
+
+
+async def test_a_redelivery_of_a_detection_the_recovery_tracked_is_acked_untracked(clip):
+    """Delivered before a kill, never acked, read back by the recovery: when the server delivers it
+    again, it is not taken in a second time."""
+    recording, scene = clip
+    worker = CameraWorker(None, None, CameraTracker(scene, classes=CLASSES), bucket="evidence", reorder_window_s=1.0)
+    event = events(recording, 5, min_score=0.3, camera=scene.camera)[0]
+    worker.replayed_through = 7
+    await worker.take(event, 7)
+    assert len(worker.buffer) == 0 and worker.stream_seq == 0
+    await worker.take(event, 8)
+    assert len(worker.buffer) == 1 and worker.stream_seq == 8
