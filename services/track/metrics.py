@@ -37,4 +37,5 @@ CHECKPOINT_BYTES = Gauge("roadwatch_track_checkpoint_bytes", "Size of the camera
 CHECKPOINT_SECONDS = Histogram("roadwatch_track_checkpoint_seconds", "Time to take, encode and save one checkpoint.",
                                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
 RECOVERIES = Counter("roadwatch_track_recoveries_total", "Starts of a camera, by how its state was found "
-                     "(restored, none, discarded: another scene, settings or version).", ["camera", "result"])
+                     "(restored, none, discarded: another scene, settings or version, or ahead of the stream).",
+                     ["camera", "result"])

@@ -35,7 +35,7 @@ READ_TIMEOUT_S = 2.0
 
 @dataclass
 class Recovered:
-    result: str  # restored | none | discarded
+    result: str  # restored | none | discarded (another scene, settings or version; ahead of the stream)
     checkpoint_seq: int = 0
     through: int = 0  # the last sequence the durable consumer had delivered
     replayed: int = 0  # detections read back from the stream and fed to the worker
@@ -68,6 +68,10 @@ async def recover(js: JetStreamContext, kv: KeyValue, worker: CameraWorker, cons
         return _done(worker, Recovered("none"))
     if found.fingerprint != worker.fingerprint:
         log.warning("checkpoint discarded: the scene, a tracking setting or the track version changed",
+                    extra={"fields": {"camera": worker.camera_id, "stream_seq": found.stream_seq}})
+        return _done(worker, Recovered("discarded", found.stream_seq))
+    if found.stream_seq > (await js.stream_info(consumer.stream)).state.last_seq:
+        log.warning("checkpoint discarded: it is ahead of the stream (DETECTIONS was recreated)",
                     extra={"fields": {"camera": worker.camera_id, "stream_seq": found.stream_seq}})
         return _done(worker, Recovered("discarded", found.stream_seq))
     checkpoint.apply(worker, found, now=time.monotonic())
