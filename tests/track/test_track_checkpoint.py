@@ -34,7 +34,7 @@ from services.track.camera import CameraTracker
 from services.track.worker import CameraWorker
 from services.track.reorder import ReorderBuffer
 from services.track.tracker import TrackerParams
-from track_bus import CONTROLLER
+from track_bus import controller_scene
 
 DATA = Path(__file__).parent / "data"
 CLASSES = frozenset({"car", "motorcycle", "bus", "truck", "bicycle", "person"})
@@ -95,19 +95,11 @@ def test_the_fingerprint_changes_with_the_scene_and_the_tracking_settings(clip, 
 
 
 # --- the process, killed -----------------------------------------------------------------------------
-def controller_scene(repo_dir: Path, folder: Path, camera: str, intersection: str) -> None:
-    """The Hai Phong scene with its heads fed by a controller (the truth's phases), not read off frames."""
-    text = (repo_dir / "deploy/local/scenes/demo-haiphong.yaml").read_text(encoding="utf-8")
-    start, end = text.index("signal:\n"), text.index("movements:\n")
-    text = text[:start] + CONTROLLER.format(intersection=intersection) + "\n" + text[end:]
-    (folder / f"{camera}.yaml").write_text(text.replace("camera: demo-haiphong", f"camera: {camera}"), encoding="utf-8")
-
-
 async def restarted_mid_clip(js, nats_url: str, repo_dir: Path, tmp_path: Path, unique: str, wait_for,
                           bucket: str) -> tuple[list[str], list[str]]:
     """(violation ids published, ids of the same detections tracked without a restart)."""
     camera, intersection = f"hp-{unique}", f"x-{unique}"
-    controller_scene(repo_dir, tmp_path, camera, intersection)
+    controller_scene(repo_dir, tmp_path, camera, intersection, demo="demo-haiphong")
     scene = scenes.load(tmp_path / f"{camera}.yaml")
     recording = json.loads((DATA / "vn_haiphong_10fps.json").read_text(encoding="utf-8"))
     # Frames far past the end of FRAMES: their evidence is expired, the same in both runs.
