@@ -20,7 +20,6 @@ camera starts afresh, as it did before checkpoints existed.
 from __future__ import annotations
 
 import hashlib
-import heapq
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,6 @@ from services.track.counts import Window
 from services.track.events import Emitted
 from services.track.incidents import IncidentState
 from services.track.plates import PlateVotes
-from services.track.reorder import _Entry
 from services.track.riders import PersonVerdict
 from services.track.rules import Finding, Observation, RuleState
 from services.track.signals import HeadHistory, PhaseFilter
@@ -86,7 +84,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     emitted: list[Emitted]
     duplicates: int
     incidents: IncidentState
-    buffered: list[tuple[float, int, DetectionMade]]  # capture time, frame seq, detection
+    buffered: list[tuple[tuple[float, int], DetectionMade]]  # (capture time, frame seq), detection
     released: tuple[float, int] | None
     late: int
 
@@ -152,7 +150,7 @@ def take(worker: CameraWorker, *, fingerprint: str, saved_at: float) -> Snapshot
         vision={head: Vision(dark=list(reader.reader.dark), filter=reader.filter) for head, reader in engine.vision.items()},
         windows=engine.counts.windows, counts_t=engine.counts.last_t, counts_broken=engine.counts.broken,
         emitted=list(engine.events.recent), duplicates=engine.duplicates, incidents=engine.incidents.state,
-        buffered=[(entry.key[0], entry.key[1], entry.item) for entry in worker.buffer.heap],
+        buffered=worker.buffer.held(),
         released=worker.buffer.released, late=worker.late,
     )
 
@@ -192,10 +190,6 @@ def apply(worker: CameraWorker, snapshot: Snapshot, *, now: float) -> None:
     engine.events.recent = deque(snapshot.emitted)
     engine.duplicates = snapshot.duplicates
     engine.incidents.state = snapshot.incidents
-    # The buffered detections wait their reorder window again from now (wall time is not kept).
-    worker.buffer.heap = [_Entry((t, seq), now, item) for t, seq, item in snapshot.buffered]
-    heapq.heapify(worker.buffer.heap)
-    worker.buffer.seen = {(t, seq) for t, seq, _ in snapshot.buffered}
-    worker.buffer.released = snapshot.released
+    worker.buffer.restore(snapshot.buffered, snapshot.released, now=now)
     worker.late = snapshot.late
     worker.stream_seq = snapshot.stream_seq

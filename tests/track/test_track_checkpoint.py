@@ -61,20 +61,25 @@ def outputs(worker, step) -> list[str]:
 
 
 def test_a_state_restored_from_its_snapshot_at_every_frame_gives_the_same_events(clip):
-    """Snapshot, encode, decode into a freshly built worker after every frame: the run goes on to
-    the same violations, counts, incidents and crossings as the one never interrupted."""
+    """Snapshot, encode, decode into a freshly built worker after every frame (reorder buffer
+    included): the run goes on to the same violations, counts, incidents and crossings as the one
+    never interrupted."""
     recording, scene = clip
     frames = events(recording, 5, min_score=0.3, camera=scene.camera)
 
     def run(restore: bool) -> tuple[list[str], int]:
         worker, out, largest = engine(scene), [], 0
-        for event in frames:
-            out += outputs(worker, worker.engine.process(event))
+        for event in frames:  # through the reorder buffer (its clock: capture time), as the worker does
+            t = event.frame.captured_at.timestamp()
+            for item in worker.buffer.push(t, event.frame.frame_seq, event, now=t)[0]:
+                out += outputs(worker, worker.engine.process(item))
             if restore:
                 data = checkpoint.encode(checkpoint.take(worker, fingerprint="f", saved_at=0.0))
                 largest = max(largest, len(data))
                 worker = engine(scene)
                 checkpoint.apply(worker, checkpoint.decode(data), now=0.0)
+        for item in worker.buffer.drain():
+            out += outputs(worker, worker.engine.process(item))
         return out + [d.id for d in worker.engine.finish()], largest
 
     uninterrupted, _ = run(False)
