@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock test-slow bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
+.PHONY: help run test venv system-deps proto proto-check lock test-slow bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-track-checkpoint bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ lock: venv ## re-pin requirements.lock from the installed environment
 	@(echo "# Pinned dependency tree for Python 3.11 (regenerate: make lock)"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e') > requirements.lock
 
-bench: bench-ingest bench-detect bench-track bench-registry bench-portal bench-board bench-notify bench-e2e bench-bad-input ## run every benchmark (figures as ratios to a baseline of the same run)
+bench: bench-ingest bench-detect bench-track bench-track-checkpoint bench-registry bench-portal bench-board bench-notify bench-e2e bench-bad-input ## run every benchmark (figures as ratios to a baseline of the same run)
 
 bench-ingest: venv ## CPU per camera-minute vs a bare PyAV decode
 	$(BIN)/python bench/ingest_cpu.py --shared $(SHARED)
@@ -62,6 +62,9 @@ bench-registry: venv ## owner lookups/s over NATS vs pgbench -S, import time for
 
 bench-track: venv ## tracker detections/s per camera vs decode-only
 	$(BIN)/python bench/track_throughput.py --shared $(SHARED)
+
+bench-track-checkpoint: venv ## a camera's tracking checkpoint per frame (snapshot, put into the bucket) vs tracking the frame; its size
+	$(BIN)/python bench/track_checkpoint.py
 
 bench-portal: venv ## portal cases/s, public lookups/s, decisions/s vs bare SQL
 	$(BIN)/python bench/portal_throughput.py

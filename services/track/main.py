@@ -24,7 +24,7 @@ from nats.js import api
 from proto import streams, subjects
 from proto.v1.detection import DetectionMade
 from services.runtime import bus, http, lifecycle, logs, settings
-from services.track import metrics, partition, scenes
+from services.track import metrics, partition, recovery, scenes
 from services.track.camera import CameraTracker
 from services.track.settings import Settings
 from services.track.riders import LoneRiderParams
@@ -100,6 +100,12 @@ async def run(config: Settings, scene_map: dict[str, scenes.Scene], stop: asynci
                                                                opt_start_time=start))
             stack.push_async_callback(sub.unsubscribe)
 
+        # Each camera's last checkpoint and the detections after it (recovery.py), before consuming.
+        kv = await recovery.open_bucket(js, config.checkpoint_bucket) if config.checkpoint_bucket else None
+        for camera, worker in workers.items():
+            if kv is not None:
+                await recovery.recover(js, kv, worker, consumer_for(camera), every=config.checkpoint_every)
+
         consuming = asyncio.Event()
         tasks = []
         for camera, worker in workers.items():
@@ -141,7 +147,11 @@ async def run(config: Settings, scene_map: dict[str, scenes.Scene], stop: asynci
         await asyncio.gather(*tasks, return_exceptions=True)
         for worker in workers.values():
             try:
-                await worker.finish()
+                if kv is None or config.finish_on_stop:
+                    await worker.finish()
+                elif not await worker.suspend():
+                    log.warning("no checkpoint at shutdown; the next start recovers from the last one",
+                                extra={"fields": {"camera": worker.camera_id}})
             except Exception:
                 log.exception("finish failed", extra={"fields": {"camera": worker.camera_id}})
     log.info("stopped")

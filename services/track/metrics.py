@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 CAMERAS = Gauge("roadwatch_track_cameras_owned", "Cameras this replica tracks (its partition).")
 DETECTIONS = Counter("roadwatch_track_detections_total",
-                     "Detection events by outcome: tracked, late (older than what was already tracked), foreign.",
+                     "Detection events by outcome: tracked, late (older than what was already tracked), foreign, "
+                     "replayed (redelivered after a restart, already tracked by the recovery).",
                      ["camera", "outcome"])
 OBJECTS = Counter("roadwatch_track_vehicle_detections_total", "Vehicle boxes fed to the tracker.", ["camera"])
 TRACKS = Gauge("roadwatch_track_tracks_active", "Live tracks (seen or briefly lost).", ["camera"])
@@ -30,3 +31,11 @@ INCIDENTS = Counter("roadwatch_track_incidents_total", "Incident events publishe
                     "(detected, updated, cleared).", ["camera", "type", "action"])
 INCIDENTS_PENDING = Gauge("roadwatch_track_incidents_unpublished",
                           "Incident events not yet published (object store or NATS failing).", ["camera"])
+CHECKPOINTS = Counter("roadwatch_track_checkpoints_total", "Checkpoints of a camera's tracking state, by result "
+                      "(saved, failed).", ["camera", "result"])
+CHECKPOINT_BYTES = Gauge("roadwatch_track_checkpoint_bytes", "Size of the camera's last checkpoint.", ["camera"])
+CHECKPOINT_SECONDS = Histogram("roadwatch_track_checkpoint_seconds", "Time to take, encode and save one checkpoint.",
+                               buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
+RECOVERIES = Counter("roadwatch_track_recoveries_total", "Starts of a camera, by how its state was found "
+                     "(restored, none, discarded: another scene, settings or version, or ahead of the stream).",
+                     ["camera", "result"])

@@ -69,5 +69,17 @@ class ReorderBuffer(Generic[T]):
         self.seen.clear()
         return out
 
+    def held(self) -> list[tuple[tuple[float, int], T]]:
+        """What waits, as (capture time and frame seq, item): for a checkpoint."""
+        return [(entry.key, entry.item) for entry in self.heap]
+
+    def restore(self, held: list[tuple[tuple[float, int], T]], released: tuple[float, int] | None, *,
+                now: float) -> None:
+        """Back to a checkpoint's buffer; each item waits its window again from `now` (wall time is not kept)."""
+        self.heap = [_Entry(key, now, item) for key, item in held]
+        heapq.heapify(self.heap)
+        self.seen = {key for key, _ in held}
+        self.released = released
+
     def __len__(self) -> int:
         return len(self.heap)

@@ -35,6 +35,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # along its direction, at least this many of its box heights per second (walking is < 1).
     lone_rider_frames: int = 3
     lone_rider_speed: float = 0.5
+    # Each camera's tracking state is saved to this key-value bucket (key: the camera) every
+    # CHECKPOINT_EVERY detections, so that a restarted track carries on with the same tracks; empty: off.
+    checkpoint_bucket: str = "track_checkpoints"
+    checkpoint_every: int = 1
+    # At SIGTERM: finish every track and publish what is pending (true), or save a checkpoint and
+    # leave the tracks to the next start (false; always finished when checkpoints are off).
+    finish_on_stop: bool = False
 
     def __post_init__(self) -> None:
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
@@ -59,3 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingError("COUNT_WINDOW_S", f"must be positive, got {self.count_window_s}")
         if not self.evidence_bucket.replace("-", "").replace("_", "").isalnum():
             raise SettingError("EVIDENCE_BUCKET", f"{self.evidence_bucket!r} is not a bucket name (letters, digits, - and _)")
+        if self.checkpoint_bucket and not self.checkpoint_bucket.replace("-", "").replace("_", "").isalnum():
+            raise SettingError("CHECKPOINT_BUCKET", f"{self.checkpoint_bucket!r} is not a bucket name (letters, digits, - and _)")
+        if self.checkpoint_every < 1:
+            raise SettingError("CHECKPOINT_EVERY", f"must be at least 1, got {self.checkpoint_every}")

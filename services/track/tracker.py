@@ -451,6 +451,12 @@ class Tracker:
         p = self.params
         if self.last_t is not None and t < self.last_t:
             raise ValueError(f"frames must arrive in capture order ({t} after {self.last_t})")
+        gone: list[Track] = []
+        if self.last_t is not None and t - self.last_t > p.max_lost_s:
+            # Nothing was seen for longer than a track may stay lost (the stream stalled, or track
+            # resumed from an older checkpoint): every track ends before this frame is associated,
+            # as it would have at a frame in between, instead of taking a detection over the gap.
+            gone, self.tracks = self.tracks, []
         self.last_t = t
         self.merged = []
         for track in self.tracks:
@@ -504,7 +510,7 @@ class Tracker:
             alive.append(track)
         self.tracks = alive
         self._fold_young_into_lost(t)
-        return [tr for tr in self.tracks if tr.detection is not None], finished
+        return [tr for tr in self.tracks if tr.detection is not None], gone + finished
 
     def _fold_young_into_lost(self, t: float) -> None:
         """A young track born after an older one was lost, where the older one was heading and

@@ -28,7 +28,7 @@ from proto.v1.frame import DISCONTINUITIES, HEADER_CAMERA_ID, HEADER_CAPTURED_AT
 from proto.v1.telemetry import SignalPhase
 from proto.v1.violation import ViolationDetected
 from services.runtime import bus
-from services.track import evidence, incident_evidence, metrics
+from services.track import checkpoint, evidence, incident_evidence, metrics
 from services.track.camera import CameraTracker, ViolationDraft
 from services.track.incidents import IncidentDraft
 from services.track.reorder import ReorderBuffer
@@ -58,13 +58,38 @@ class CameraWorker:
         # A stream silent for a whole count window (a clip played once, a camera gone) gets its
         # open count window published with the time it covered, instead of never.
         self.idle_flush_s = engine.counts.window_s
+        # Checkpoints (checkpoint.py, recovery.py): the bucket (None: off), how often, and where
+        # the state stands in DETECTIONS.
+        self.kv = None
+        self.checkpoint_every = 1
+        self.fingerprint = ""
+        self.stream_seq = 0  # the last DETECTIONS sequence taken in (tracked or buffered)
+        self.replayed_through = 0  # redeliveries up to this sequence were tracked by the recovery
+        self.since_checkpoint = 0  # detections taken in since the last checkpoint
 
     # --- input -------------------------------------------------------------------------------------
     async def handle(self, event: DetectionMade, msg: Msg | None = None) -> None:
+        stream_seq = None
+        if msg is not None:
+            try:
+                stream_seq = msg.metadata.sequence.stream
+            except nats.errors.NotJSMessageError:  # a plain subscription (tests)
+                pass
+        await self.take(event, stream_seq)
+
+    async def take(self, event: DetectionMade, stream_seq: int | None) -> None:
+        """One detection (at this DETECTIONS sequence, when known)."""
         if event.camera_id != self.camera_id:
             metrics.DETECTIONS.labels(self.camera_id, "foreign").inc()
             raise bus.Invalid(f"detection of camera {event.camera_id!r} on the consumer of {self.camera_id!r}")
+        if stream_seq is not None and stream_seq <= self.replayed_through:
+            # Delivered before a restart and tracked again by the recovery: acked, not tracked twice.
+            metrics.DETECTIONS.labels(self.camera_id, "replayed").inc()
+            return
         async with self.lock:
+            if stream_seq is not None:
+                self.stream_seq = max(self.stream_seq, stream_seq)
+            self.since_checkpoint += 1
             self.last_input = time.monotonic()
             released, accepted = self.buffer.push(event.frame.captured_at.timestamp(), event.frame.frame_seq, event,
                                                   now=time.monotonic())
@@ -74,6 +99,8 @@ class CameraWorker:
                 log.info("detection too late to track", extra={"fields": {
                     "camera": self.camera_id, "frame_seq": event.frame.frame_seq, "id": event.id}})
             await self._run(released)
+            if self.since_checkpoint >= self.checkpoint_every:
+                await self._checkpoint()
 
     async def tick(self) -> None:
         """Release what waited long enough and retry the outbox; called every fraction of a second."""
@@ -100,6 +127,35 @@ class CameraWorker:
             await self._publish_counts(self.engine.flush_counts())
             await self._flush_outbox()
             await self._flush_incidents()
+
+    async def suspend(self) -> bool:
+        """At shutdown with checkpoints: publish what can be, then save the state as it is (tracks,
+        buffer, count windows) for the next start instead of finishing it. False when no
+        checkpoint could be saved (the last one and the stream after it still recover the state)."""
+        async with self.lock:
+            await self._flush_outbox()
+            await self._flush_incidents()
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> bool:
+        """Save the state; only with both outboxes empty (an unpublished event is not state the
+        snapshot keeps: it is made again from the detections after an older snapshot)."""
+        if self.kv is None or self.outbox or self.incident_outbox:
+            return False
+        started = time.perf_counter()
+        data = checkpoint.encode(checkpoint.take(self, fingerprint=self.fingerprint, saved_at=time.time()))
+        try:
+            await self.kv.put(self.camera_id, data)
+        except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+            metrics.CHECKPOINTS.labels(self.camera_id, "failed").inc()
+            log.warning("checkpoint not saved; the next one will be", extra={"fields": {
+                "camera": self.camera_id, "error": repr(exc)}})
+            return False
+        self.since_checkpoint = 0
+        metrics.CHECKPOINTS.labels(self.camera_id, "saved").inc()
+        metrics.CHECKPOINT_BYTES.labels(self.camera_id).set(len(data))
+        metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
+        return True
 
     # --- processing ----------------------------------------------------------------------------------
     async def _run(self, released: list[DetectionMade]) -> None:

@@ -103,3 +103,16 @@ def test_a_nats_restart_mid_clip_changes_no_violation(clip, undisturbed: video_r
     assert faulted.violations == undisturbed.violations  # the same ids, in the same order
     assert row[4:8] == [len(undisturbed.violations), 0, 0, 0]  # same id; same event, new id; missing; extra
     assert faulted.fault_s >= args.down_s
+
+
+def test_a_violation_judged_again_under_a_new_id_fails_the_run() -> None:
+    """The same red-light run (type, rule, time) under another id is no loss, but two cases: told
+    apart in the table, and a failure."""
+    reference = video_run.Run(name="undisturbed", fault=None, violations=["a", "b"],
+                              events={"a": ("red_light", "stop", 10.0), "b": ("red_light", "stop", 20.0)})
+    renamed = video_run.Run(name="kill -9 track", fault="track", violations=["a", "c"],
+                            events={"a": ("red_light", "stop", 10.0), "c": ("red_light", "stop", 20.2)})
+    row, failures = video_run.compare(reference, renamed, full=False)
+    assert row[4:8] == [1, 1, 0, 0]  # same id; same event, new id; missing; extra
+    assert failures == ["kill -9 track: 1 violations judged again under a new id, e.g. ['b']"]
+    assert video_run.compare(reference, reference, full=False)[1] == []

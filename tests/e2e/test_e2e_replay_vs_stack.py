@@ -58,7 +58,10 @@ def stack_run(tmp_path: Path, shared_dir: Path):
            "CAMERAS_FILE": str(cameras), "SCENES_DIR": str(SCENE.parent), "QUEUE_SIZE": "1000",
            # The clip is published flat out (realtime: false): detect must take every frame, not
            # shed the backlog as it does under overload, for the stack to see what replay sees.
-           "FRAMES_PER_CAMERA": "100000"}
+           "FRAMES_PER_CAMERA": "100000",
+           # At SIGTERM track finishes every track (replay does at the end of the clip) instead of
+           # saving a checkpoint for its next start.
+           "FINISH_ON_STOP": "true"}
     processes: dict[str, subprocess.Popen] = {}
     logs = tmp_path / "logs"
     logs.mkdir()

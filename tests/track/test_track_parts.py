@@ -13,7 +13,7 @@ from services.track.counts import CountWindows
 from services.track.plates import PlateSighting, PlateVotes
 from services.track.reorder import ReorderBuffer
 from services.track.signals import PhaseFilter, SignalState
-from services.track.tracker import Detection, Tracker, merge_duplicates
+from services.track.tracker import Detection, Tracker, TrackerParams, merge_duplicates
 
 
 # --- reorder ---------------------------------------------------------------------------------------
@@ -222,3 +222,16 @@ def test_lamp_reader_goes_by_position_and_uses_hue_only_for_ties():
     assert reader.read(head_image({0: red, 2: red})) == 0
     assert reader.read(head_image({0: green, 2: green})) == 2
     assert LampReader(("red", "amber", "green"), "vertical").read(head_image({0: red, 2: green})) == "tie"
+
+
+def test_a_gap_longer_than_max_lost_ends_every_track_before_the_next_frame():
+    """A track is never continued over a gap it could not have been lost for (a stalled stream, a
+    resume from an old checkpoint): it ends, and the next frame's car is a new track."""
+    tracker = Tracker(TrackerParams(max_lost_s=1.5))
+    car = Detection((100, 100, 200, 180), 0.9, "car", 0)
+    for i in range(4):
+        tracker.update(i * 0.2, [car])
+    (track,) = tracker.tracks
+    matched, finished = tracker.update(0.6 + 1.6, [car])
+    assert [t.id for t in finished] == [track.id]
+    assert [t.id for t in matched] == [t.id for t in tracker.tracks] == [track.id + 1]

@@ -25,11 +25,12 @@ CONTROLLER = """signal:
 """
 
 
-def controller_scene(repo_dir, folder, camera: str, intersection: str):
-    text = (repo_dir / "deploy/local/scenes/demo-saigon.yaml").read_text(encoding="utf-8")
+def controller_scene(repo_dir, folder, camera: str, intersection: str, demo: str = "demo-saigon"):
+    """A demo scene as `camera`, its heads fed by a controller (not read off the frames)."""
+    text = (repo_dir / f"deploy/local/scenes/{demo}.yaml").read_text(encoding="utf-8")
     start, end = text.index("signal:\n"), text.index("movements:\n")
     text = text[:start] + CONTROLLER.format(intersection=intersection) + "\n" + text[end:]
-    (folder / f"{camera}.yaml").write_text(text.replace("camera: demo-saigon", f"camera: {camera}"), encoding="utf-8")
+    (folder / f"{camera}.yaml").write_text(text.replace(f"camera: {demo}", f"camera: {camera}"), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
