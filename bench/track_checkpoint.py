@@ -6,7 +6,7 @@ that the engine sees a long session. Measured in one run, alternating (best of -
 thread:
   * tracking (the baseline): `CameraTracker.process` per frame, as the worker calls it;
   * snapshot: `checkpoint.take` + `checkpoint.encode` of the state after each frame (what the
-    worker does every CHECKPOINT_EVERY frames; CHECKPOINT_EVERY=1 is the default);
+    worker does every CHECKPOINT_EVERY frames; measured at CHECKPOINT_EVERY=1, the worst case; the default 5 divides it by five);
   * save: putting each encoded snapshot into a key-value bucket of a nats-server started for the
     run (file storage, history 1), one put per frame, awaited as the worker awaits it.
 Reported per frame and as a multiple of the tracking time, with the snapshot's size (median,

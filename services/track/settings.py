@@ -38,7 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Each camera's tracking state is saved to this key-value bucket (key: the camera) every
     # CHECKPOINT_EVERY detections, so that a restarted track carries on with the same tracks; empty: off.
     checkpoint_bucket: str = "track_checkpoints"
-    checkpoint_every: int = 1
+    checkpoint_every: int = 5  # one second at 5 frames/s: ~170 KiB/s per camera instead of ~860
     # At SIGTERM: finish every track and publish what is pending (true), or save a checkpoint and
     # leave the tracks to the next start (false; always finished when checkpoints are off).
     finish_on_stop: bool = False
