@@ -11,7 +11,6 @@ import asyncio
 import importlib
 import logging
 import sys
-import time
 from contextlib import AsyncExitStack
 
 import asyncpg
@@ -25,6 +24,7 @@ from services.registry import hotlist, lookup, metrics, owners, store
 from services.registry.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
 from services.runtime import metrics as runtime_metrics
+from services.runtime.retry import Backoff, retry
 
 SERVICE = "registry"
 LOOKUP_OWNER = subjects.request(SERVICE, "lookup-owner")
@@ -36,6 +36,7 @@ log = logging.getLogger(SERVICE)
 # Errors that mean "PostgreSQL is not there right now" (restart, failover), not "this is wrong".
 DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
                  asyncpg.exceptions.OperatorInterventionError)
+DATABASE_BACKOFF = Backoff(initial_s=0.25, max_s=2.0)  # waits for PostgreSQL within DB_RETRY_S
 
 
 class Registry:
@@ -64,17 +65,11 @@ class Registry:
         runtime_metrics.PUBLISHED.labels(SERVICE, "duplicate" if ack.duplicate else "stored").inc()
 
     async def _with_database(self, call):
-        deadline = time.monotonic() + self.config.db_retry_s
-        delay = 0.25
-        while True:
-            try:
-                return await call()
-            except DATABASE_DOWN as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("database unavailable; waiting", extra={"fields": {"error": repr(exc)}})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        def waiting(exc: BaseException, delay: float) -> None:
+            log.warning("database unavailable; waiting", extra={"fields": {"error": repr(exc)}})
+
+        return await retry(call, backoff=DATABASE_BACKOFF, retry_on=DATABASE_DOWN, deadline_s=self.config.db_retry_s,
+                           on_retry=waiting)
 
     async def _decide(self, violation: ViolationDetected) -> tuple[str, str, bytes]:
         outcome = await store.recorded(self.pool, violation.id)
