@@ -28,10 +28,6 @@ from services.runtime.retry import Backoff, retry
 
 SERVICE = "registry"
 LOOKUP_OWNER = subjects.request(SERVICE, "lookup-owner")
-TOOLS = {
-    "import": "services.registry.importer",
-    "synth": "services.registry.synth",
-}
 log = logging.getLogger(SERVICE)
 # Errors that mean "PostgreSQL is not there right now" (restart, failover), not "this is wrong".
 DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
@@ -198,28 +194,23 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         log.info("ready", extra={"fields": {"hotlist": len(registry.hotlist), "lookup_subject": lookup_subject}})
         if ready is not None:
             ready.set_result(registry)
-        await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
-        for result in failed:
-            log.error("task failed", exc_info=result)
+        code = await lifecycle.until_stopped(stop, tasks)
     log.info("stopped")
-    return 1 if failed else 0
+    return code
+
+
+def _tool(module: str):
+    """A sub-tool imported only when it runs (the importer pulls in CSV and plate parsing)."""
+    return lambda argv: importlib.import_module(module).main(argv)
+
+
+TOOLS = {"import": _tool("services.registry.importer"), "synth": _tool("services.registry.synth")}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in TOOLS:
-        return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     if argv:
-        print(f"roadwatch registry: unknown tool {argv[0]!r} (expected: {', '.join(TOOLS)}, "
-              "or no argument to run the service)", file=sys.stderr)
-        return 2
+        return lifecycle.tool(SERVICE, argv, TOOLS)
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
-    try:
-        return asyncio.run(run(config))
-    except ConnectionError as exc:  # PostgreSQL or NATS still unreachable after the start-up wait
-        print(f"roadwatch registry: {exc}", file=sys.stderr)
-        return 1
+    return lifecycle.run(SERVICE, run(config))

@@ -46,7 +46,7 @@ async def service(nats_url: str, js, pipeline, settings: Settings, unique: str, 
     port = localstack.free_port()
     live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=port, batch_size=4, batch_wait_ms=30)
     stop = asyncio.Event()
-    task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
+    task = asyncio.create_task(detect_main.run(live, pipeline, stop=stop, consumer_spec=spec))
 
     await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the detect consumer")
     yield SimpleNamespace(camera=camera, port=port)
@@ -325,7 +325,7 @@ async def test_frames_published_together_are_one_micro_batch(nats_url, nc, js, p
     live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=localstack.free_port(), batch_size=8,
                                    batch_wait_ms=500)
     stop = asyncio.Event()
-    task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
+    task = asyncio.create_task(detect_main.run(live, pipeline, stop=stop, consumer_spec=spec))
     detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
     try:
         await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the consumer")
