@@ -191,7 +191,7 @@ async def test_under_overload_every_camera_loses_frames_evenly(nats_url, nc, js,
     live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=localstack.free_port(), workers=1,
                                    batch_size=1, batch_wait_ms=20, frames_per_camera=1, max_frame_age_s=600)
     stop = asyncio.Event()
-    task = asyncio.create_task(detect_main.serve(live, SlowPipeline(pipeline, 0.2), stop, consumer_spec=spec))
+    task = asyncio.create_task(detect_main.run(live, SlowPipeline(pipeline, 0.2), stop=stop, consumer_spec=spec))
     offered = {cam_a: 90, cam_b: 30}
     try:
         with caplog.at_level("WARNING", logger="services.detect"):
