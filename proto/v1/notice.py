@@ -13,7 +13,9 @@ NoticeKind = Literal["owner_notice", "commune_transfer", "inspection_warning", "
 Channel = Literal["email", "sms", "post", "webhook", "inspection_registry", "commune_police"]
 
 
-class NoticeSent(msgspec.Struct, frozen=True, kw_only=True):
+class _NoticeDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields a notice's delivery events share; their subjects end in the channel."""
+
     id: EventId
     camera_id: CameraId
     occurred_at: Timestamp
@@ -21,19 +23,15 @@ class NoticeSent(msgspec.Struct, frozen=True, kw_only=True):
     notice_id: str
     kind: NoticeKind
     channel: Channel
+
+
+class NoticeSent(_NoticeDelivery, frozen=True, kw_only=True):
     recipient: str  # an agency or unit id; for owner notices "owner" (the address is not repeated here)
     document_sha256: Annotated[str, Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
     respond_by: Timestamp | None = None
 
 
-class NoticeFailed(msgspec.Struct, frozen=True, kw_only=True):
-    id: EventId
-    camera_id: CameraId
-    occurred_at: Timestamp
-    case_id: str
-    notice_id: str
-    kind: NoticeKind
-    channel: Channel
+class NoticeFailed(_NoticeDelivery, frozen=True, kw_only=True):
     reason: str
     attempt: Annotated[int, Meta(ge=1)]
     will_retry: bool

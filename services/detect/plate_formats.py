@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Literal, Mapping
 
 import msgspec
-import yaml
+
+from services.runtime import config as runtime_config
 
 SHIPPED = Path(__file__).with_name("plate_formats.yaml")
 SEPARATORS = frozenset("-. ")
@@ -23,11 +24,13 @@ PLATE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 Vehicle = Literal["car", "motorcycle", "any"]
 
 
-class FormatsError(ValueError):
-    def __init__(self, path: str | Path, field: str, problem: str, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
-        self.path, self.field, self.problem, self.line = str(path), field, problem, line
+Cost = Annotated[float, msgspec.Meta(gt=0, description="a cost above 0")]
+Count = Annotated[int, msgspec.Meta(ge=0, description="a count of 0 or more")]
+CountryCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$", description="a 2-3 letter lower-case country code")]
+
+
+class FormatsError(runtime_config.ConfigFileError):
+    """A plate formats file that cannot be used, or countries it does not describe."""
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -35,7 +38,8 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class CharClass(_Strict):
-    chars: str  # what may stand in a position of this class
+    # what may stand in a position of this class
+    chars: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+$", description="plate characters A-Z 0-9")]
     confusions: dict[str, str] = {}  # misread character -> what it is in this class
     values: tuple[str, ...] = ()  # allowed values of a run of this class; "11-99" is a range
 
@@ -43,7 +47,7 @@ class CharClass(_Strict):
 class FormatSpec(_Strict):
     name: str
     pattern: str  # class names and separators, "/" between the lines of a two-line plate
-    cost: float = 0.0  # how unusual the format is
+    cost: Annotated[float, msgspec.Meta(ge=0, description="a cost of 0 or more")] = 0.0  # how unusual the format is
     vehicle: Vehicle = "any"
     free_form: bool = False  # any read of this shape fits: never repaired toward, no evidence of a country
 
@@ -51,20 +55,20 @@ class FormatSpec(_Strict):
 class CountrySpec(_Strict):
     name: str
     classes: dict[str, CharClass]
-    formats: tuple[FormatSpec, ...]
+    formats: Annotated[tuple[FormatSpec, ...], msgspec.Meta(min_length=1)]
 
 
 class RepairSpec(_Strict):
-    table_cost: float = 0.8
-    alternative_cost_max: float = 0.8
-    trim_cost: float = 1.5
-    max_cost: float = 3.5
-    max_edits: int = 2
-    max_guesses: int = 1
+    table_cost: Cost = 0.8
+    alternative_cost_max: Cost = 0.8
+    trim_cost: Cost = 1.5
+    max_cost: Cost = 3.5
+    max_edits: Count = 2
+    max_guesses: Count = 1
 
 
 class FormatsFile(_Strict):
-    countries: dict[str, CountrySpec]
+    countries: Annotated[dict[CountryCode, CountrySpec], msgspec.Meta(min_length=1)]
     repair: RepairSpec = RepairSpec()
 
 
@@ -152,11 +156,11 @@ class PlateFormats:
     def expect(self, codes) -> Expected:
         codes = tuple(dict.fromkeys(c.strip().lower() for c in codes if c.strip()))
         if not codes:
-            raise FormatsError(self.path, "countries", "at least one country must be expected")
+            raise FormatsError(self.path, "at least one country must be expected", field="countries")
         unknown = [c for c in codes if c not in self.countries]
         if unknown:
-            raise FormatsError(self.path, "countries",
-                               f"no formats for {', '.join(unknown)} (the file has {', '.join(sorted(self.countries))})")
+            raise FormatsError(self.path, f"no formats for {', '.join(unknown)} (the file has "
+                               f"{', '.join(sorted(self.countries))})", field="countries")
         return Expected(
             codes,
             tuple(f for c in codes for f in self.countries[c]),
@@ -167,106 +171,31 @@ class PlateFormats:
 
 
 # --- loading -------------------------------------------------------------------------------------
-class _Lines:
-    def __init__(self, node: yaml.Node) -> None:
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self._walk(node, ())
-
-    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                self.lines[path + (key.value,)] = key.start_mark.line + 1
-                self._walk(value, path + (key.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self._walk(item, path + (index,))
-
-    def of(self, path: tuple[Any, ...]) -> int | None:
-        while path not in self.lines and path:
-            path = path[:-1]
-        return self.lines.get(path)
-
-
-_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`")
-_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|'[^']*'|\"[^\"]*\")\]")
 _RANGE = re.compile(r"([0-9]+)-([0-9]+)")
 
 
-def _split(path: str) -> tuple[Any, ...]:
-    return tuple(name or (int(index) if index.isdigit() else index[1:-1]) for name, index in _PATH_PART.findall(path))
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
+def load(path: str | Path = SHIPPED) -> PlateFormats:
+    return _compiled(runtime_config.read(path, error=FormatsError))
 
 
 def parse(text: str, path: str | Path = "<formats>") -> PlateFormats:
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FormatsError(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                           mark.line + 1 if mark is not None else None) from None
-    if not isinstance(data, dict) or node is None:
-        raise FormatsError(path, "", "the file must be a mapping with `countries`", 1)
-    lines = _Lines(node)
+    return _compiled(runtime_config.parse_text(text, path, error=FormatsError))
 
-    def fail(where: tuple[Any, ...], problem: str) -> FormatsError:
-        return FormatsError(path, _dotted(where), problem, lines.of(where))
 
-    def convert(value: Any, type_: Any, prefix: tuple[Any, ...]) -> Any:
-        try:
-            return msgspec.convert(value, type_)
-        except msgspec.ValidationError as exc:
-            message = str(exc)
-            match = _MSGSPEC_PATH.search(message)
-            where = prefix + (_split(match["path"]) if match else ())
-            problem = message[: match.start()] if match else message
-            unknown = re.match(r"Object contains unknown field `([^`]+)`", problem)
-            if unknown:
-                where, problem = where + (unknown[1],), "unknown key"
-            missing = re.match(r"Object missing required field `([^`]+)`", problem)
-            if missing:
-                where, problem = where + (missing[1],), "required but missing"
-            raise fail(where, problem) from None
+def _compiled(doc: runtime_config.Document) -> PlateFormats:
+    def fail(where: tuple[str | int, ...], problem: str) -> FormatsError:
+        return FormatsError.at(doc, where, problem)
 
-    # Each country on its own first, so that an error names the country it is in.
-    if isinstance(data.get("countries"), dict):
-        for code, country in data["countries"].items():
-            convert(country, CountrySpec, ("countries", code))
-    spec = convert(data, FormatsFile, ())
-    if not spec.countries:
-        raise fail(("countries",), "no country is described")
-    r = spec.repair
-    for name in ("table_cost", "alternative_cost_max", "trim_cost", "max_cost"):
-        if getattr(r, name) <= 0:
-            raise fail(("repair", name), f"must be above 0, got {getattr(r, name)}")
-    for name in ("max_edits", "max_guesses"):
-        if getattr(r, name) < 0:
-            raise fail(("repair", name), f"must be 0 or more, got {getattr(r, name)}")
-
+    spec = runtime_config.convert(doc, FormatsFile, error=FormatsError)
     countries: dict[str, tuple[PlateFormat, ...]] = {}
     for code, country in spec.countries.items():
         where = ("countries", code)
-        if not re.fullmatch(r"[a-z]{2,3}", str(code)):
-            raise fail(where, f"{code!r} is not a country code (2-3 lower-case letters, e.g. vn)")
         positions = _classes(country, where, fail)
-        seen: set[str] = set()
-        compiled = []
-        for index, fmt in enumerate(country.formats):
-            at = where + ("formats", index)
-            if fmt.name in seen:
-                raise fail(at + ("name",), f"format {fmt.name!r} is described twice")
-            seen.add(fmt.name)
-            if fmt.cost < 0:
-                raise fail(at + ("cost",), f"must be 0 or more, got {fmt.cost}")
-            compiled.append(_compile(code, fmt, country, positions, at, fail))
-        if not compiled:
-            raise fail(where + ("formats",), "a country needs at least one format")
-        countries[code] = tuple(compiled)
-    return PlateFormats(str(path), spec.repair, countries, {c: s.name for c, s in spec.countries.items()})
+        runtime_config.unique(doc, [(where + ("formats", i, "name"), f.name) for i, f in enumerate(country.formats)],
+                              "format {value!r} is described twice (first on line {line})", error=FormatsError)
+        countries[code] = tuple(_compile(code, fmt, country, positions, where + ("formats", index), fail)
+                                for index, fmt in enumerate(country.formats))
+    return PlateFormats(doc.path, spec.repair, countries, {c: s.name for c, s in spec.countries.items()})
 
 
 def _classes(country: CountrySpec, where, fail) -> dict[str, Position]:
@@ -275,9 +204,6 @@ def _classes(country: CountrySpec, where, fail) -> dict[str, Position]:
         at = where + ("classes", name)
         if len(name) != 1 or name in SEPARATORS or name == LINE_BREAK:
             raise fail(at, f"a class name is one character other than {' '.join(sorted(SEPARATORS))} and /, got {name!r}")
-        bad = sorted(set(cls.chars) - PLATE_CHARS)
-        if not cls.chars or bad:
-            raise fail(at + ("chars",), f"must list plate characters A-Z 0-9 (got {''.join(bad) or 'nothing'})")
         for wrong, right in cls.confusions.items():
             if len(wrong) != 1 or wrong not in PLATE_CHARS:
                 raise fail(at + ("confusions", wrong), f"{wrong!r} is not one plate character")
@@ -324,10 +250,3 @@ def _compile(code: str, fmt: FormatSpec, country: CountrySpec, positions, at, fa
         i = j
     return PlateFormat(code, fmt.name, fmt.pattern, tuple(lines), tuple(runs), fmt.cost, fmt.vehicle, fmt.free_form)
 
-
-def load(path: str | Path = SHIPPED) -> PlateFormats:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatsError(path, "", f"cannot read the plate formats file: {exc.strerror or exc}") from None
-    return parse(text, path)

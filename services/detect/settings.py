@@ -19,6 +19,7 @@ from services.runtime.settings import ServiceSettings, SettingError, check_choic
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
 DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+_RIDERS = RiderRules()
 
 
 class Settings(ServiceSettings, frozen=True, kw_only=True):
@@ -46,15 +47,18 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     scenes_dir: str = ""
 
     # A person on a motorcycle/bicycle box becomes that two-wheeler's rider (riders.py); the
-    # RIDER_* thresholds below decide who sits on what.
+    # RIDER_* thresholds below decide who sits on what; their defaults are RiderRules' own.
     rider_fusion: bool = True
-    rider_min_x_overlap: float = 0.5  # share of the narrower box's width the person and the bike must share
-    rider_min_foot_depth: float = 0.25  # the person's feet at least this share of the bike's height below its top
-    rider_max_foot_below: float = 0.35  # ... and at most this share below its bottom
-    rider_max_head_depth: float = 0.5  # the person's head above this share of the bike's height
-    rider_max_width_ratio: float = 2.0  # a person more than this many times wider than the bike does not ride it
-    rider_max_per_vehicle: int = 3  # riders per two-wheeler at most
-    rider_weak_bike_score: float = 0.05  # a motorcycle/bicycle box this weak is kept only with a rider on it
+    # share of the narrower box's width the person and the bike must share
+    rider_min_x_overlap: float = _RIDERS.min_x_overlap
+    # the person's feet at least this share of the bike's height below the bike's top
+    rider_min_foot_depth: float = _RIDERS.min_foot_depth
+    rider_max_foot_below: float = _RIDERS.max_foot_below  # ... and at most this share below its bottom
+    rider_max_head_depth: float = _RIDERS.max_head_depth  # the person's head above this share of the bike's height
+    # a person more than this many times wider than the bike does not ride it
+    rider_max_width_ratio: float = _RIDERS.max_width_ratio
+    rider_max_per_vehicle: int = _RIDERS.max_riders  # riders per two-wheeler at most
+    rider_weak_bike_score: float = _RIDERS.weak_bike_score  # a two-wheeler box this weak is kept only with a rider on it
 
     plate_model: str = "y5fu_640x_sim.onnx"  # plate detector with 4 corners, run on the whole frame
     plate_conf: float = 0.3  # plate objectness and score threshold
@@ -151,7 +155,7 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
         try:
             return formats.expect(self.plate_countries)
         except FormatsError as exc:
-            raise SettingError("PLATE_COUNTRIES", exc.problem) from None
+            raise SettingError("PLATE_COUNTRIES", exc.reason) from None
 
     def model_path(self, name: str) -> Path:
         path = Path(name)

@@ -197,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     except CamerasError as exc:
         print(f"roadwatch ingest: invalid cameras file: {exc}", file=sys.stderr)
         log.error("invalid cameras file", extra={"fields": {"error": str(exc), "file": exc.path,
-                                                            "camera": exc.camera, "field": exc.field,
-                                                            "line": exc.line}})
+                                                            "field": exc.field, "line": exc.line}})
         return EXIT_BAD_CAMERAS
     return lifecycle.run(SERVICE, run(config, cameras))

@@ -206,18 +206,25 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     cleared: IncidentCleared | None = None
 
 
-CLAIM = """
+def leased(table: str, key: str, busy: str) -> str:
+    """SQL (a WITH clause) taking due rows of `table` for this replica: those pending and due at $1,
+    or `busy` with an expired lease (the replica that took them died), oldest first, at most $2,
+    skipping rows another replica holds; `claimed` is them, now `busy`, attempts + 1, leased until $3."""
+    return f"""
 WITH due AS (
-    SELECT notice_id FROM notify.notices
-    WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)
+    SELECT {key} FROM {table}
+    WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = '{busy}' AND lease_until <= $1)
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE notify.notices n SET status = 'sending', attempts = n.attempts + 1, lease_until = $3
-    FROM due WHERE n.notice_id = due.notice_id
-    RETURNING n.*
-)
+    UPDATE {table} t SET status = '{busy}', attempts = t.attempts + 1, lease_until = $3
+    FROM due WHERE t.{key} = due.{key}
+    RETURNING t.*
+)"""
+
+
+CLAIM = leased("notify.notices", "notice_id", "sending") + """
 SELECT claimed.*, coalesce(c.camera_id, i.camera_id) AS camera_id, c.reviewed, c.vehicle, c.owner,
        i.detected, i.cleared, d.content AS document,
        (SELECT min(w.sent_at) FROM notify.notices w

@@ -23,17 +23,8 @@ from services.notify.sender import backoff
 
 log = logging.getLogger("notify.webhooks")
 
-CLAIM = """
-WITH due AS (
-    SELECT delivery_id FROM notify.webhook_deliveries
-    WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = 'delivering' AND lease_until <= $1)
-    ORDER BY next_attempt_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE notify.webhook_deliveries w SET status = 'delivering', attempts = w.attempts + 1, lease_until = $3
-FROM due WHERE w.delivery_id = due.delivery_id
-RETURNING w.delivery_id, w.subscriber, w.event_id, w.subject, w.url, w.secret_env, w.body, w.attempts
+CLAIM = store.leased("notify.webhook_deliveries", "delivery_id", "delivering") + """
+SELECT delivery_id, subscriber, event_id, subject, url, secret_env, body, attempts FROM claimed
 """
 
 

@@ -38,6 +38,27 @@ async def _audit(conn, user: User, action: str, obj: str, purpose: str, client: 
     metrics.AUDIT_ROWS.labels(action).inc()
 
 
+def evidence_ref(row: dict, sha256: str, *, of: str = "vụ việc") -> dict:
+    """The entry of a case's (or an incident's) evidence with this SHA-256; 404 when it has none."""
+    ref = next((e for e in access._json(row["evidence"]) if e["sha256"] == sha256), None)
+    if ref is None:
+        raise ActionError(404, f"hình ảnh không thuộc {of} này")
+    return ref
+
+
+async def _locked_case(conn, case_id: str) -> dict:
+    """The case's row, locked until the decision's transaction ends; 404 when there is none."""
+    case = await store.get_case(conn, case_id, lock=True)
+    if case is None:
+        raise ActionError(404, f"không có vụ việc {case_id}")
+    return case
+
+
+def _state_refuses(case: dict, what: str) -> ActionError:
+    """409: the case's state does not allow `what`."""
+    return ActionError(409, f"vụ việc {case['case_id']} đang ở trạng thái '{cases.STATE_LABELS[case['state']]}', {what}")
+
+
 async def _fetch(portal: Portal, sha256: str) -> bytes:
     try:
         return await portal.evidence(sha256)
@@ -80,9 +101,7 @@ async def read_evidence(portal: Portal, user: User | None, case_id: str, sha256:
         case = await store.get_case(conn, case_id)
         if case is None or not access.in_scope(user, case):
             raise ActionError(404, f"không có vụ việc {case_id}")
-        ref = next((e for e in access._json(case["evidence"]) if e["sha256"] == sha256), None)
-        if ref is None:
-            raise ActionError(404, "hình ảnh không thuộc vụ việc này")
+        ref = evidence_ref(case, sha256)
         await _audit(conn, user, "evidence_read", f"{case_id}/{sha256}", purpose, client)
         data = await _fetch(portal, sha256)
     return data, ref.get("content_type", "image/jpeg")
@@ -94,9 +113,7 @@ async def read_public_evidence(portal: Portal, case_id: str, sha256: str, *, cli
         case = await store.get_case(conn, case_id)
         if case is None or case["state"] not in cases.OPEN:
             raise ActionError(404, f"không có vụ việc {case_id} trong danh sách công khai")
-        ref = next((e for e in access._json(case["evidence"]) if e["sha256"] == sha256), None)
-        if ref is None:
-            raise ActionError(404, "hình ảnh không thuộc vụ việc này")
+        ref = evidence_ref(case, sha256)
         if not privacy.has_public_copy(ref):
             raise ActionError(404, "hình ảnh này không được công khai (không xác định được phương tiện vi phạm trong ảnh)")
         await audit.append(conn, user_id="public", agency="public", role="citizen", action="evidence_read",
@@ -147,6 +164,17 @@ def _registration(case: dict, found: owners.Found) -> tuple[dict, dict | None]:
             None)
 
 
+async def _same_event(portal: Portal, conn, case: dict, printed: str, distinct: list[str]) -> str | None:
+    """The open case that `case`, confirmed with the plate `printed`, may repeat."""
+    return await store.same_event(conn, {**case, "plate_key": cases.plate_key(printed)},
+                                  portal.config.duplicate_window_s, portal.config.duplicate_radius_m, exclude=distinct)
+
+
+def _possible_repeat(case_id: str, earlier: str) -> ActionError:
+    return ActionError(409, f"vụ việc {case_id} có thể trùng với {earlier}: gộp vào {earlier}, hoặc "
+                            "xác nhận đây là vụ việc khác (not_duplicate)")
+
+
 async def review(portal: Portal, user: User | None, case_id: str, *, decision: str, plate: str | None,
                  reason: str | None, plate_override_reason: str | None = None, not_duplicate: bool = False,
                  client: str = "") -> access.DecisionResult:
@@ -186,6 +214,13 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
         raise ActionError(400, f"biển số {printed} không phải {cases.PLATE_KIND_LABELS[wanted]}, trong khi camera "
                                f"ghi nhận {cases.VEHICLE_LABELS.get(before['vehicle_class'], before['vehicle_class'])}: "
                                "sửa biển số, hoặc xác nhận kèm lý do (plate_override_reason)")
+    if corrected and decision == "confirmed" and not not_duplicate and before["state"] in cases.REVIEWABLE:
+        # A repeat is refused before the registry is asked: a review that cannot pass reads no
+        # owner data (nor writes a line in the registry's audit at every retry).
+        async with portal.pool.acquire() as conn:
+            earlier = await _same_event(portal, conn, before, printed, list(before["distinct_from"]))
+        if earlier is not None:
+            raise _possible_repeat(case_id, earlier)
     # The lookup waits for the registry: before the transaction, so that no row stays locked meanwhile.
     found = (await owners.lookup(portal.nc, portal.config.registry_lookup_subject, printed,
                                  portal.config.registry_timeout_s, case_id=case_id,
@@ -193,19 +228,14 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
              if corrected and decision == "confirmed" else None)
     async with portal.pool.acquire() as conn:
         async with conn.transaction():
-            case = await store.get_case(conn, case_id, lock=True)
-            if case is None:
-                raise ActionError(404, f"không có vụ việc {case_id}")
+            case = await _locked_case(conn, case_id)
             if case["plate"] != before["plate"] or case["vehicle_class"] != before["vehicle_class"]:
                 raise ActionError(409, f"vụ việc {case_id} vừa được thay đổi, mở lại để xác minh")
             distinct: list[str] = list(case["distinct_from"])
             if decision == "confirmed" and case["state"] in cases.REVIEWABLE:
-                earlier = await store.same_event(
-                    conn, {**case, "plate_key": cases.plate_key(printed)}, portal.config.duplicate_window_s,
-                    portal.config.duplicate_radius_m, exclude=distinct)
+                earlier = await _same_event(portal, conn, case, printed, distinct)
                 if earlier is not None and not not_duplicate:
-                    raise ActionError(409, f"vụ việc {case_id} có thể trùng với {earlier}: gộp vào {earlier}, hoặc "
-                                           "xác nhận đây là vụ việc khác (not_duplicate)")
+                    raise _possible_repeat(case_id, earlier)
                 if earlier is not None:
                     distinct.append(earlier)
                     await _audit(conn, user, "not_duplicate", f"{case_id}/{earlier}",
@@ -234,8 +264,7 @@ async def review(portal: Portal, user: User | None, case_id: str, *, decision: s
                     distinct_from=distinct, **changes)
             except store.TransitionRefused as exc:
                 metrics.REFUSED.labels("review").inc()
-                raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái "
-                                       f"'{cases.STATE_LABELS[case['state']]}', không thể {decision}") from exc
+                raise _state_refuses(case, f"không thể {decision}") from exc
             subject, event = materialise.reviewed_event(
                 {**case, **changes, "plate": printed}, decision=decision, plate=printed, plate_corrected=corrected,
                 reason=reason_label, reviewer=user.id, agency=user.agency.id, at=now, distinct_from=distinct)
@@ -253,9 +282,7 @@ async def not_duplicate(portal: Portal, user: User | None, case_id: str, *, reas
     and notify, told by a case.reviewed naming the earlier case in `distinct_from`, sends it."""
     user = require(user, "review")
     async with portal.pool.acquire() as conn, conn.transaction():
-        case = await store.get_case(conn, case_id, lock=True)
-        if case is None:
-            raise ActionError(404, f"không có vụ việc {case_id}")
+        case = await _locked_case(conn, case_id)
         if case["state"] != "confirmed" or case["notice_hold"] != "possible_duplicate" or not case["duplicate_of"]:
             raise ActionError(409, f"vụ việc {case_id} không bị tạm giữ vì có thể trùng")
         earlier = case["duplicate_of"]
@@ -313,15 +340,12 @@ async def resolve(portal: Portal, user: User | None, case_id: str, *, resolution
         raise ActionError(400, "resolution phải là paid, cancelled hoặc appealed_upheld")
     now = datetime.now(timezone.utc)
     async with portal.pool.acquire() as conn, conn.transaction():
-        case = await store.get_case(conn, case_id, lock=True)
-        if case is None:
-            raise ActionError(404, f"không có vụ việc {case_id}")
+        case = await _locked_case(conn, case_id)
         try:
             await store.update_case(conn, case_id, state="resolved", resolved_at=now, resolution=resolution)
         except store.TransitionRefused as exc:
             metrics.REFUSED.labels("resolve").inc()
-            raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái '{cases.STATE_LABELS[case['state']]}', "
-                                   "không thể đánh dấu đã xử lý") from exc
+            raise _state_refuses(case, "không thể đánh dấu đã xử lý") from exc
         subject, event = materialise.resolved_event(case, resolution=resolution, resolved_by=user.id,
                                                     agency=user.agency.id, at=now)
         payload = codec.encode(event)
@@ -344,12 +368,9 @@ async def appeal(portal: Portal, user: User | None, case_id: str, *, note: str,
         raise ActionError(400, "ghi chú khiếu nại là bắt buộc (tối đa 500 ký tự)")
     now = datetime.now(timezone.utc)
     async with portal.pool.acquire() as conn, conn.transaction():
-        case = await store.get_case(conn, case_id, lock=True)
-        if case is None:
-            raise ActionError(404, f"không có vụ việc {case_id}")
+        case = await _locked_case(conn, case_id)
         if case["state"] not in APPEALABLE:
-            raise ActionError(409, f"vụ việc {case_id} đang ở trạng thái '{cases.STATE_LABELS[case['state']]}', "
-                                   "không thể ghi nhận khiếu nại")
+            raise _state_refuses(case, "không thể ghi nhận khiếu nại")
         if case["appeal_lodged_at"] is not None:
             raise ActionError(409, f"vụ việc {case_id} đã có khiếu nại ghi nhận lúc {case['appeal_lodged_at']:%Y-%m-%d %H:%M}")
         await store.update_case(conn, case_id, appeal_lodged_at=now, appeal_note=note)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal, get_args
 
-import yaml
+import msgspec
+from msgspec import Meta
 
-ROLES = ("police", "commune_police", "transport", "operations_centre", "citizen")
+from services.runtime import config
+from services.runtime.config import Text
+
+Role = Literal["police", "commune_police", "transport", "operations_centre", "citizen"]
+ROLES: tuple[str, ...] = get_args(Role)
 ROLE_LABELS = {
     "police": "Cảnh sát giao thông",
     "commune_police": "Công an xã, phường",
@@ -25,25 +29,23 @@ ROLE_LABELS = {
     "operations_centre": "Trung tâm điều hành",
     "citizen": "Công dân",
 }
-_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_COMMUNE = re.compile(r"^[0-9]{5}$")
+Id = Annotated[str, Meta(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", description="an id (lowercase, '-' inside)")]
+Commune = Annotated[str, Meta(pattern=r"^[0-9]{5}$", description="a 5-digit commune code (quote it)")]
+Digest = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$",
+                             description="64 lowercase hex digits (roadwatch portal token prints one)")]
 
 
-class AgencyFileError(Exception):
-    def __init__(self, path: Path, line: int, field_name: str, reason: str) -> None:
-        super().__init__(f"{path}:{line}: {field_name}: {reason}")
-        self.path, self.line, self.field, self.reason = path, line, field_name, reason
+class AgencyFileError(config.ConfigFileError):
+    """An agencies file that cannot be used; `str()` is `file:line: field: reason`."""
 
 
-@dataclass(frozen=True)
-class Agency:
-    id: str
-    name: str
-    role: str
+class Agency(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: Id
+    name: Text
+    role: Role
     phone: str = ""
     address: str = ""
-    communes: tuple[str, ...] = ()
+    communes: tuple[Commune, ...] = ()
     # The superior body (e.g. "Công an thành phố Hải Phòng") and opening hours. With name,
     # address and phone, the one source of a unit's contact details: the public pages show
     # them and notify prints them in the letters.
@@ -66,10 +68,9 @@ class User:
         return self.agency.role
 
 
-@dataclass(frozen=True)
-class RejectReason:
-    code: str
-    label: str
+class RejectReason(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    code: Annotated[str, Meta(pattern=r"^[a-z0-9_]+$", description="a code of lowercase letters, digits, _")]
+    label: Text
 
 
 @dataclass(frozen=True)
@@ -114,137 +115,36 @@ def new_token() -> tuple[str, str]:
     return token, hash_token(token)
 
 
-# --- loading with line numbers -------------------------------------------------------------------
-class _Node:
-    """A YAML value with the line it is on (1-based)."""
-
-    def __init__(self, value: Any, line: int) -> None:
-        self.value, self.line = value, line
+class _User(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: Id
+    name: Text
+    token_sha256: Digest
 
 
-def _located(node: yaml.Node) -> _Node:
-    line = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        return _Node({key.value: (_located(value), key.start_mark.line + 1) for key, value in node.value}, line)
-    if isinstance(node, yaml.SequenceNode):
-        return _Node([_located(item) for item in node.value], line)
-    return _Node(yaml.safe_load(yaml.serialize(node)), line)
+class _AgencyEntry(Agency, frozen=True, forbid_unknown_fields=True):
+    users: list[_User] = []
 
 
-class _Reader:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, line: int, name: str, reason: str) -> AgencyFileError:
-        return AgencyFileError(self.path, line, name, reason)
-
-    def mapping(self, node: _Node, name: str, known: set[str]) -> dict[str, tuple[_Node, int]]:
-        if not isinstance(node.value, dict):
-            raise self.fail(node.line, name, "expected a mapping")
-        for key, (_, line) in node.value.items():
-            if key not in known:
-                raise self.fail(line, f"{name}.{key}", f"unknown field (known: {', '.join(sorted(known))})")
-        return node.value
-
-    def text(self, fields: dict[str, tuple[_Node, int]], name: str, prefix: str, line: int, *,
-             required: bool = True, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
-        if name not in fields:
-            if required:
-                raise self.fail(line, f"{prefix}.{name}", "missing")
-            return ""
-        node, key_line = fields[name]
-        value = node.value
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or (required and not value.strip()):
-            raise self.fail(key_line, f"{prefix}.{name}", "expected a non-empty text")
-        if pattern is not None and not pattern.match(value):
-            raise self.fail(key_line, f"{prefix}.{name}", f"{value!r} is not valid{hint}")
-        return value
-
-    def sequence(self, fields: dict[str, tuple[_Node, int]], name: str, prefix: str, line: int,
-                 required: bool = True) -> list[_Node]:
-        if name not in fields:
-            if required:
-                raise self.fail(line, f"{prefix}.{name}", "missing")
-            return []
-        node, key_line = fields[name]
-        if node.value is None and not required:
-            return []
-        if not isinstance(node.value, list):
-            raise self.fail(key_line, f"{prefix}.{name}", "expected a list")
-        return node.value
+class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reject_reasons: Annotated[list[RejectReason], Meta(
+        min_length=1, description="a list of at least one reason (needed to reject a case)")]
+    agencies: Annotated[list[_AgencyEntry], Meta(min_length=1, description="a list of at least one agency")]
 
 
 def load(path: Path | str) -> Directory:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgencyFileError(path, 0, "file", f"cannot read: {exc}") from exc
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise AgencyFileError(path, mark.line + 1 if mark else 0, "yaml", str(exc).replace("\n", " ")) from exc
-    if root is None:
-        raise AgencyFileError(path, 1, "agencies", "the file is empty")
-    reader = _Reader(path)
-    top = reader.mapping(_located(root), "(top)", {"agencies", "reject_reasons"})
-
-    reasons: list[RejectReason] = []
-    for i, item in enumerate(reader.sequence(top, "reject_reasons", "(top)", 1)):
-        prefix = f"reject_reasons[{i}]"
-        fields = reader.mapping(item, prefix, {"code", "label"})
-        code = reader.text(fields, "code", prefix, item.line, pattern=re.compile(r"^[a-z0-9_]+$"),
-                           hint=" (lowercase letters, digits, _)")
-        if any(r.code == code for r in reasons):
-            raise reader.fail(fields["code"][1], f"{prefix}.code", f"{code!r} is listed twice")
-        reasons.append(RejectReason(code, reader.text(fields, "label", prefix, item.line)))
-    if not reasons:
-        raise reader.fail(1, "reject_reasons", "at least one reason is needed to reject a case")
-
-    agencies: list[Agency] = []
-    tokens: dict[str, User] = {}
-    user_ids: set[str] = set()
-    for i, item in enumerate(reader.sequence(top, "agencies", "(top)", 1)):
-        prefix = f"agencies[{i}]"
-        fields = reader.mapping(item, prefix, {"id", "name", "role", "phone", "address", "communes", "users",
-                                                      "parent", "working_hours"})
-        agency_id = reader.text(fields, "id", prefix, item.line, pattern=_ID, hint=" (lowercase, '-' inside)")
-        if any(a.id == agency_id for a in agencies):
-            raise reader.fail(fields["id"][1], f"{prefix}.id", f"{agency_id!r} is listed twice")
-        role = reader.text(fields, "role", prefix, item.line)
-        if role not in ROLES:
-            raise reader.fail(fields["role"][1], f"{prefix}.role", f"{role!r} is not one of {', '.join(ROLES)}")
-        communes = []
-        for j, node in enumerate(reader.sequence(fields, "communes", prefix, item.line, required=False)):
-            value = str(node.value) if node.value is not None else ""
-            if not _COMMUNE.match(value):
-                raise reader.fail(node.line, f"{prefix}.communes[{j}]", f"{value!r} is not a 5-digit commune code (quote it)")
-            communes.append(value)
-        if role == "commune_police" and not communes:
-            raise reader.fail(item.line, f"{prefix}.communes", "commune police needs the communes it covers")
-        agency = Agency(id=agency_id, name=reader.text(fields, "name", prefix, item.line), role=role,
-                        phone=reader.text(fields, "phone", prefix, item.line, required=False),
-                        address=reader.text(fields, "address", prefix, item.line, required=False),
-                        communes=tuple(communes),
-                        parent=reader.text(fields, "parent", prefix, item.line, required=False),
-                        working_hours=reader.text(fields, "working_hours", prefix, item.line, required=False))
-        agencies.append(agency)
-        for j, unode in enumerate(reader.sequence(fields, "users", prefix, item.line, required=False)):
-            uprefix = f"{prefix}.users[{j}]"
-            ufields = reader.mapping(unode, uprefix, {"id", "name", "token_sha256"})
-            user_id = reader.text(ufields, "id", uprefix, unode.line, pattern=_ID, hint=" (lowercase, '-' inside)")
-            if user_id in user_ids:
-                raise reader.fail(ufields["id"][1], f"{uprefix}.id", f"user {user_id!r} is listed twice")
-            user_ids.add(user_id)
-            digest = reader.text(ufields, "token_sha256", uprefix, unode.line, pattern=_SHA256,
-                                 hint=" (64 lowercase hex digits: roadwatch portal token prints one)")
-            if digest in tokens:
-                raise reader.fail(ufields["token_sha256"][1], f"{uprefix}.token_sha256",
-                                  "the same token is given to two users")
-            tokens[digest] = User(id=user_id, name=reader.text(ufields, "name", uprefix, unode.line), agency=agency)
-    if not agencies:
-        raise reader.fail(1, "agencies", "no agency is listed")
-    return Directory(agencies=tuple(agencies), reject_reasons=tuple(reasons), _tokens=tokens)
+    file, doc = config.load(path, _File, error=AgencyFileError)
+    reasons = [(("reject_reasons", i), reason) for i, reason in enumerate(file.reject_reasons)]
+    entries = [(("agencies", i), entry) for i, entry in enumerate(file.agencies)]
+    users = [(at + ("users", j), user) for at, entry in entries for j, user in enumerate(entry.users)]
+    twice = "{value!r} is listed twice"
+    config.unique(doc, [(at + ("code",), r.code) for at, r in reasons], twice, error=AgencyFileError)
+    config.unique(doc, [(at + ("id",), a.id) for at, a in entries], twice, error=AgencyFileError)
+    config.unique(doc, [(at + ("id",), u.id) for at, u in users], "user " + twice, error=AgencyFileError)
+    config.unique(doc, [(at + ("token_sha256",), u.token_sha256) for at, u in users],
+                  "the same token is given to two users", error=AgencyFileError)
+    for at, entry in entries:
+        if entry.role == "commune_police" and not entry.communes:
+            raise AgencyFileError.at(doc, at + ("communes",), "commune police needs the communes it covers")
+    agencies = {a.id: Agency(**{name: getattr(a, name) for name in Agency.__struct_fields__}) for a in file.agencies}
+    tokens = {u.token_sha256: User(id=u.id, name=u.name, agency=agencies[a.id]) for a in file.agencies for u in a.users}
+    return Directory(agencies=tuple(agencies.values()), reject_reasons=tuple(file.reject_reasons), _tokens=tokens)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from proto import subjects
 from services.portal import access, actions, board, cases, dataset, metrics, store
+from services.portal.agencies import User
 from services.portal.context import KEY, Portal
 
 log = logging.getLogger("portal")
@@ -93,6 +94,18 @@ async def _body(request: web.Request, type_: type) -> Any:
         raise actions.ActionError(400, "nội dung phải là JSON") from None
 
 
+def _user(request: web.Request, permission: str) -> tuple[Portal, User]:
+    """The portal and the signed-in user, who must hold `permission` (401 or 403 otherwise)."""
+    portal = _portal(request)
+    return portal, actions.require(portal.user(request), permission)
+
+
+async def _command(request: web.Request, permission: str, body_type: type) -> tuple[Portal, User, Any]:
+    """A command's portal, user and body; the permission is checked before the body is read."""
+    portal, user = _user(request, permission)
+    return portal, user, await _body(request, body_type)
+
+
 def _sha(request: web.Request) -> str:
     sha = request.match_info["sha256"]
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -148,9 +161,7 @@ async def case_evidence(request: web.Request) -> web.Response:
 
 
 async def review(request: web.Request) -> web.Response:
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "review")  # before reading the body
-    body = await _body(request, access.ReviewRequest)
+    portal, user, body = await _command(request, "review", access.ReviewRequest)
     result = await actions.review(portal, user, request.match_info["case_id"], decision=body.decision,
                                   plate=body.plate, reason=body.reason, plate_override_reason=body.plate_override_reason,
                                   not_duplicate=body.not_duplicate, client=portal.client(request))
@@ -158,25 +169,19 @@ async def review(request: web.Request) -> web.Response:
 
 
 async def not_duplicate(request: web.Request) -> web.Response:
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "review")
-    body = await _body(request, access.NotDuplicateRequest)
+    portal, user, body = await _command(request, "review", access.NotDuplicateRequest)
     return json_response(await actions.not_duplicate(portal, user, request.match_info["case_id"], reason=body.reason,
                                                      client=portal.client(request)))
 
 
 async def merge(request: web.Request) -> web.Response:
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "review")
-    body = await _body(request, access.MergeRequest)
+    portal, user, body = await _command(request, "review", access.MergeRequest)
     return json_response(await actions.merge(portal, user, request.match_info["case_id"], into=body.into,
                                              reason=body.reason, client=portal.client(request)))
 
 
 async def resolve(request: web.Request) -> web.Response:
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "resolve")
-    body = await _body(request, access.ResolveRequest)
+    portal, user, body = await _command(request, "resolve", access.ResolveRequest)
     return json_response(await actions.resolve(portal, user, request.match_info["case_id"], resolution=body.resolution))
 
 
@@ -216,11 +221,6 @@ async def public_evidence(request: web.Request) -> web.Response:
         "Cache-Control": "private, no-store"})
 
 
-def _stats_user(request: web.Request, permission: str = "stats"):
-    portal = _portal(request)
-    return portal, actions.require(portal.user(request), permission)
-
-
 def _tz(portal: Portal) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(portal.config.timezone)
 
@@ -243,7 +243,7 @@ def _table(request: web.Request, rows: list[Any], name: str) -> web.Response:
 
 
 async def stats_violations(request: web.Request) -> web.Response:
-    portal, _ = _stats_user(request)
+    portal, _ = _user(request, "stats")
     group = request.query.get("group", "type")
     if group not in store.GROUPS:
         raise actions.ActionError(400, "group phải là type, camera hoặc day")
@@ -254,7 +254,7 @@ async def stats_violations(request: web.Request) -> web.Response:
 
 
 async def stats_counts(request: web.Request) -> web.Response:
-    portal, _ = _stats_user(request)
+    portal, _ = _user(request, "stats")
     start, end = actions.parse_period(_text(request, "from", max_len=10), _text(request, "to", max_len=10), _tz(portal))
     async with portal.pool.acquire() as conn:
         rows = await store.counts_by(conn, start, end, portal.config.timezone)
@@ -262,38 +262,35 @@ async def stats_counts(request: web.Request) -> web.Response:
 
 
 async def stats_cameras(request: web.Request) -> web.Response:
-    portal, _ = _stats_user(request)
+    portal, _ = _user(request, "stats")
     async with portal.pool.acquire() as conn:
         rows = await store.cameras(conn)
     return _table(request, [access.CameraView(**r) for r in rows], "camera")
 
 
 async def inspection_holds(request: web.Request) -> web.Response:
-    portal, _ = _stats_user(request, "holds")
+    portal, _ = _user(request, "holds")
     async with portal.pool.acquire() as conn:
         rows = await store.inspection_holds(conn)
     return _table(request, [access.HoldView(**r) for r in rows], "tam-dung-dang-kiem")
 
 
 async def audit_log(request: web.Request) -> web.Response:
-    portal, _ = _stats_user(request, "audit")
+    portal, _ = _user(request, "audit")
     async with portal.pool.acquire() as conn:
         rows = await store.audit_rows(conn, _int(request, "limit", 100, 1, 1000))
     return json_response([access.AuditView(**r) for r in rows])
 
 
 async def appeal(request: web.Request) -> web.Response:
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "appeal")
-    body = await _body(request, access.AppealRequest)
+    portal, user, body = await _command(request, "appeal", access.AppealRequest)
     return json_response(await actions.appeal(portal, user, request.match_info["case_id"], note=body.note,
                                               client=portal.client(request)))
 
 
 async def dataset_export(request: web.Request) -> web.Response:
     """The reviewed cases since a date as a zip of labelled frames and plate crops (dataset.py)."""
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "dataset")
+    portal, user = _user(request, "dataset")
     since_text = _text(request, "since", default="", max_len=10) or ""
     try:
         since = date.fromisoformat(since_text)
@@ -338,20 +335,18 @@ async def get_incident(request: web.Request) -> web.Response:
     return json_response(await board.read_incident(portal, portal.user(request), _incident_id(request)))
 
 
+async def _incident_note(request: web.Request, act) -> web.Response:
+    """Acknowledge or close an incident (board.acknowledge / board.close) with the body's note."""
+    portal, user, body = await _command(request, "incidents", access.IncidentNote)
+    return json_response(await act(portal, user, _incident_id(request), note=body.note, client=portal.client(request)))
+
+
 async def acknowledge_incident(request: web.Request) -> web.Response:
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "incidents")
-    body = await _body(request, access.IncidentNote)
-    return json_response(await board.acknowledge(portal, user, _incident_id(request), note=body.note,
-                                                 client=portal.client(request)))
+    return await _incident_note(request, board.acknowledge)
 
 
 async def close_incident(request: web.Request) -> web.Response:
-    portal = _portal(request)
-    user = actions.require(portal.user(request), "incidents")
-    body = await _body(request, access.IncidentNote)
-    return json_response(await board.close(portal, user, _incident_id(request), note=body.note,
-                                           client=portal.client(request)))
+    return await _incident_note(request, board.close)
 
 
 async def incident_evidence(request: web.Request) -> web.Response:

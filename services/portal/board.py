@@ -197,6 +197,16 @@ def _note(note: str, *, required: bool) -> str:
     return note
 
 
+async def _open_incident(conn, incident_id: str) -> dict:
+    """The incident's row, locked until the transaction ends; 404 when there is none, 409 once closed."""
+    row = await store.get_incident(conn, incident_id, lock=True)
+    if row is None:
+        raise actions.ActionError(404, f"không có sự cố {incident_id}")
+    if row["closed_at"] is not None:
+        raise actions.ActionError(409, f"sự cố đã được {row['closed_by']} đóng")
+    return row
+
+
 async def acknowledge(portal: Portal, user: User | None, incident_id: str, *, note: str,
                       client: str) -> access.IncidentView:
     """An operator has seen the incident and takes it on: the first acknowledgement stands (409
@@ -204,11 +214,7 @@ async def acknowledge(portal: Portal, user: User | None, incident_id: str, *, no
     user = actions.require(user, "incidents")
     note = _note(note, required=False)
     async with portal.pool.acquire() as conn, conn.transaction():
-        row = await store.get_incident(conn, incident_id, lock=True)
-        if row is None:
-            raise actions.ActionError(404, f"không có sự cố {incident_id}")
-        if row["closed_at"] is not None:
-            raise actions.ActionError(409, f"sự cố đã được {row['closed_by']} đóng")
+        row = await _open_incident(conn, incident_id)
         if row["acknowledged_at"] is not None:
             raise actions.ActionError(409, f"sự cố đã được {row['acknowledged_by']} tiếp nhận")
         await store.acknowledge_incident(conn, incident_id, user_id=user.id, note=note, at=datetime.now(timezone.utc))
@@ -222,11 +228,7 @@ async def close(portal: Portal, user: User | None, incident_id: str, *, note: st
     user = actions.require(user, "incidents")
     note = _note(note, required=True)
     async with portal.pool.acquire() as conn, conn.transaction():
-        row = await store.get_incident(conn, incident_id, lock=True)
-        if row is None:
-            raise actions.ActionError(404, f"không có sự cố {incident_id}")
-        if row["closed_at"] is not None:
-            raise actions.ActionError(409, f"sự cố đã được {row['closed_by']} đóng")
+        row = await _open_incident(conn, incident_id)
         await store.close_incident(conn, incident_id, user_id=user.id, note=note, at=datetime.now(timezone.utc))
         await actions._audit(conn, user, "incident_closed", incident_id, note, client)
         row = await store.get_incident(conn, incident_id)
@@ -242,9 +244,7 @@ async def read_evidence(portal: Portal, user: User | None, incident_id: str, sha
         row = await store.get_incident(conn, incident_id)
         if row is None:
             raise actions.ActionError(404, f"không có sự cố {incident_id}")
-        ref = next((e for e in access._json(row["evidence"]) if e["sha256"] == sha256), None)
-        if ref is None:
-            raise actions.ActionError(404, "hình ảnh không thuộc sự cố này")
+        ref = actions.evidence_ref(row, sha256, of="sự cố")
         await actions._audit(conn, user, "evidence_read", f"incident:{incident_id}/{sha256}", "theo dõi sự cố", client)
         data = await actions._fetch(portal, sha256)
     return data, ref.get("content_type", "image/jpeg")

@@ -4,54 +4,47 @@ main.py). Idempotent on the event: a redelivery or a replay changes nothing."""
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import asyncpg
 from nats.aio.msg import Msg
 
 from proto import codec
-from proto.v1 import (CameraStatus, IncidentCleared, IncidentDetected, IncidentUpdated, NoticeFailed, NoticeHeld,
-                      NoticeSent, SignalPhase, VehiclesCounted, ViolationIdentified, ViolationUnidentified)
+from proto.v1 import (MESSAGES, CameraStatus, IncidentCleared, IncidentDetected, IncidentUpdated, NoticeFailed,
+                      NoticeHeld, NoticeSent, SignalPhase, VehiclesCounted, ViolationIdentified, ViolationUnidentified)
 from services.portal import cases, incidents, materialise, metrics, store
 from services.runtime import bus
 
 log = logging.getLogger("portal")
 
 
-def decode_violation(msg: Msg) -> ViolationIdentified | ViolationUnidentified:
-    if msg.subject.startswith("traffic.violation.identified."):
-        return codec.decode(msg.data, ViolationIdentified)
-    if msg.subject.startswith("traffic.violation.unidentified."):
-        return codec.decode(msg.data, ViolationUnidentified)
-    raise bus.Invalid(f"unexpected subject {msg.subject}")
+# The type each event subject carries, from the contract's table (`traffic.notice.sent.v1.` ...).
+_TYPE_BY_PREFIX: tuple[tuple[str, type], ...] = tuple(
+    (message.subject.partition("{")[0], message.type) for message in MESSAGES
+)
 
 
-def decode_notice(msg: Msg) -> NoticeSent | NoticeFailed | NoticeHeld:
-    if msg.subject.startswith("traffic.notice.sent."):
-        return codec.decode(msg.data, NoticeSent)
-    if msg.subject.startswith("traffic.notice.held."):
-        return codec.decode(msg.data, NoticeHeld)
-    if msg.subject.startswith("traffic.notice.failed."):
-        return codec.decode(msg.data, NoticeFailed)
-    raise bus.Invalid(f"unexpected subject {msg.subject}")
+def _decoder(*types: type) -> Callable[[Msg], Any]:
+    """A consumer's decode: the message's type chosen by its subject among the types the consumer
+    takes; any other subject is invalid (a dead letter)."""
+    prefixes = tuple((prefix, type_) for prefix, type_ in _TYPE_BY_PREFIX if type_ in types)
+    if len(prefixes) != len(types):
+        raise ValueError(f"not every one of {types} has a subject in proto.v1.MESSAGES")
+
+    def decode(msg: Msg) -> Any:
+        for prefix, type_ in prefixes:
+            if msg.subject.startswith(prefix):
+                return codec.decode(msg.data, type_)
+        raise bus.Invalid(f"unexpected subject {msg.subject}")
+
+    return decode
 
 
-def decode_telemetry(msg: Msg) -> VehiclesCounted | CameraStatus | SignalPhase:
-    if msg.subject.startswith("traffic.vehicles.counted."):
-        return codec.decode(msg.data, VehiclesCounted)
-    if msg.subject.startswith("traffic.camera.status."):
-        return codec.decode(msg.data, CameraStatus)
-    if msg.subject.startswith("traffic.signal.phase."):
-        return codec.decode(msg.data, SignalPhase)
-    raise bus.Invalid(f"unexpected subject {msg.subject}")
-
-
-def decode_incident(msg: Msg) -> incidents.Event:
-    for prefix, type_ in (("traffic.incident.detected.", IncidentDetected), ("traffic.incident.updated.", IncidentUpdated),
-                          ("traffic.incident.cleared.", IncidentCleared)):
-        if msg.subject.startswith(prefix):
-            return codec.decode(msg.data, type_)
-    raise bus.Invalid(f"unexpected subject {msg.subject}")
+decode_violation = _decoder(ViolationIdentified, ViolationUnidentified)
+decode_notice = _decoder(NoticeSent, NoticeFailed, NoticeHeld)
+decode_telemetry = _decoder(VehiclesCounted, CameraStatus, SignalPhase)
+decode_incident = _decoder(IncidentDetected, IncidentUpdated, IncidentCleared)
 
 
 class DuplicateRule(NamedTuple):

@@ -62,6 +62,13 @@ def _table(name: str, description: str) -> dict[str, Any]:
         "application/json": {"schema": _array(name)}, "text/csv": {"schema": {"type": "string"}}}}
 
 
+def _command(summary: str, parameters: list[dict[str, Any]], body: str, result: str) -> dict[str, Any]:
+    """A POST taking a JSON `body`, answering `result`; refused by role, state or size like the others."""
+    return {"post": {"summary": summary, "security": SECURED, "parameters": parameters,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+                     "responses": {"200": _json(_ref(result)), **_errors(400, 401, 403, 404, 409, 413)}}}
+
+
 def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(_TYPES, ref_template="#/components/schemas/{name}")
     case_id = _path("case_id", {"type": "string", "maxLength": 64})
@@ -93,36 +100,25 @@ def document() -> dict[str, Any]:
             "parameters": [case_id, _path("sha256", SHA), _query("purpose", {"type": "string", "maxLength": 200},
                                                                  "why (audit log)")],
             "responses": {"200": IMAGE, **_errors(400, 401, 403, 404, 502)}}},
-        "/api/cases/{case_id}/review": {"post": {
-            "summary": "Police: confirm (optionally correcting the plate; a plate of another format than "
-                       "the vehicle class's needs plate_override_reason, a possible duplicate not_duplicate) "
-                       "or reject with a listed reason",
-            "security": SECURED, "parameters": [case_id],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ReviewRequest")}}},
-            "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
-        "/api/cases/{case_id}/merge": {"post": {
-            "summary": "Police: merge a case into the open case of the same event (final; audited)",
-            "security": SECURED, "parameters": [case_id],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("MergeRequest")}}},
-            "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
-        "/api/cases/{case_id}/not-duplicate": {"post": {
-            "summary": "Police: a confirmed case notify holds as a possible duplicate is another event: send it "
-                       "(audited)",
-            "security": SECURED, "parameters": [case_id],
-            "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": _ref("NotDuplicateRequest")}}},
-            "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
-        "/api/cases/{case_id}/resolve": {"post": {
-            "summary": "Police: the case is resolved (fine paid, cancelled, appeal upheld)",
-            "security": SECURED, "parameters": [case_id],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ResolveRequest")}}},
-            "responses": {"200": _json(_ref("DecisionResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
-        "/api/cases/{case_id}/appeal": {"post": {
-            "summary": "Police: record the owner's appeal (khiếu nại) against a confirmed or notified case (audited); "
-                       "while it is open the case is left out of dataset exports",
-            "security": SECURED, "parameters": [case_id],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("AppealRequest")}}},
-            "responses": {"200": _json(_ref("AppealResult")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/cases/{case_id}/review": _command(
+            "Police: confirm (optionally correcting the plate; a plate of another format than "
+            "the vehicle class's needs plate_override_reason, a possible duplicate not_duplicate) "
+            "or reject with a listed reason",
+            [case_id], "ReviewRequest", "DecisionResult"),
+        "/api/cases/{case_id}/merge": _command(
+            "Police: merge a case into the open case of the same event (final; audited)",
+            [case_id], "MergeRequest", "DecisionResult"),
+        "/api/cases/{case_id}/not-duplicate": _command(
+            "Police: a confirmed case notify holds as a possible duplicate is another event: send it "
+            "(audited)",
+            [case_id], "NotDuplicateRequest", "DecisionResult"),
+        "/api/cases/{case_id}/resolve": _command(
+            "Police: the case is resolved (fine paid, cancelled, appeal upheld)",
+            [case_id], "ResolveRequest", "DecisionResult"),
+        "/api/cases/{case_id}/appeal": _command(
+            "Police: record the owner's appeal (khiếu nại) against a confirmed or notified case (audited); "
+            "while it is open the case is left out of dataset exports",
+            [case_id], "AppealRequest", "AppealResult"),
         "/api/dataset/export": {"get": {
             "summary": "Police: cases reviewed since a date as training data (zip: frames with the confirmed vehicle's "
                        "box in YOLO format, plate crops with the confirmed text, manifest with SHA-256); audited "
@@ -184,18 +180,14 @@ def document() -> dict[str, Any]:
             "summary": "An evidence image of an incident, SHA-256 checked; audited", "security": SECURED,
             "parameters": [incident_id, _path("sha256", SHA)],
             "responses": {"200": IMAGE, **_errors(400, 401, 403, 404, 502)}}},
-        "/api/incidents/{incident_id}/acknowledge": {"post": {
-            "summary": "Operations centre, transport: take the incident on, with an optional note (audited; the "
-                       "first acknowledgement stands)",
-            "security": SECURED, "parameters": [incident_id],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("IncidentNote")}}},
-            "responses": {"200": _json(_ref("IncidentView")), **_errors(400, 401, 403, 404, 409, 413)}}},
-        "/api/incidents/{incident_id}/close": {"post": {
-            "summary": "Operations centre, transport: close the incident with a note saying what was done "
-                       "(required; audited)",
-            "security": SECURED, "parameters": [incident_id],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("IncidentNote")}}},
-            "responses": {"200": _json(_ref("IncidentView")), **_errors(400, 401, 403, 404, 409, 413)}}},
+        "/api/incidents/{incident_id}/acknowledge": _command(
+            "Operations centre, transport: take the incident on, with an optional note (audited; the "
+            "first acknowledgement stands)",
+            [incident_id], "IncidentNote", "IncidentView"),
+        "/api/incidents/{incident_id}/close": _command(
+            "Operations centre, transport: close the incident with a note saying what was done "
+            "(required; audited)",
+            [incident_id], "IncidentNote", "IncidentView"),
         "/api/cameras/{camera_id}/frame": {"get": {
             "summary": "The camera's newest frame from FRAMES (police, operations centre); ETag is its stream "
                        "sequence: If-None-Match answers 304 until a newer frame comes; watching is audited once per "

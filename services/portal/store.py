@@ -367,28 +367,30 @@ async def list_incidents(conn: asyncpg.Connection, *, open_only: bool = True, ca
     return [dict(r) for r in rows]
 
 
-async def acknowledge_incident(conn: asyncpg.Connection, incident_id: str, *, user_id: str, note: str,
-                               at: datetime) -> bool:
-    """False when it is already acknowledged or closed (the first operator's acknowledgement stands)."""
-    done = await conn.fetchval(
-        "UPDATE portal.incidents SET acknowledged_at = $2, acknowledged_by = $3, acknowledge_note = $4, "
-        "changed_at = now() WHERE incident_id = $1 AND acknowledged_at IS NULL AND closed_at IS NULL RETURNING true",
-        incident_id, at, user_id, note)
+async def _operator_change(conn: asyncpg.Connection, sql: str, incident_id: str, *args: Any) -> bool:
+    """An operator's UPDATE of one incident (`... RETURNING true`); a change is announced to the boards."""
+    done = await conn.fetchval(sql, incident_id, *args)
     if done:
         await notify_board(conn, "incident", incident_id)
     return done is True
+
+
+async def acknowledge_incident(conn: asyncpg.Connection, incident_id: str, *, user_id: str, note: str,
+                               at: datetime) -> bool:
+    """False when it is already acknowledged or closed (the first operator's acknowledgement stands)."""
+    return await _operator_change(
+        conn, "UPDATE portal.incidents SET acknowledged_at = $2, acknowledged_by = $3, acknowledge_note = $4, "
+        "changed_at = now() WHERE incident_id = $1 AND acknowledged_at IS NULL AND closed_at IS NULL RETURNING true",
+        incident_id, at, user_id, note)
 
 
 async def close_incident(conn: asyncpg.Connection, incident_id: str, *, user_id: str, note: str, at: datetime) -> bool:
     """False when it is already closed. Closing acknowledges too, if nobody had."""
-    done = await conn.fetchval(
-        "UPDATE portal.incidents SET closed_at = $2, closed_by = $3, close_note = $4, "
+    return await _operator_change(
+        conn, "UPDATE portal.incidents SET closed_at = $2, closed_by = $3, close_note = $4, "
         "acknowledged_at = coalesce(acknowledged_at, $2), acknowledged_by = coalesce(acknowledged_by, $3), "
         "changed_at = now() WHERE incident_id = $1 AND closed_at IS NULL RETURNING true",
         incident_id, at, user_id, note)
-    if done:
-        await notify_board(conn, "incident", incident_id)
-    return done is True
 
 
 # --- signal phases ----------------------------------------------------------------------------------

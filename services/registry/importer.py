@@ -146,59 +146,58 @@ async def _drop_secondary(conn: asyncpg.Connection, tables: tuple[str, ...]) -> 
     return [row["create_sql"] for row in sorted(found, key=lambda r: r["rank"])]
 
 
+def _data_lines(reader: csv.reader, report: Report) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each row that is not blank, counted in the report. A file that
+    cannot be read on (broken CSV quoting, not UTF-8) ends there, rejected on the next line."""
+    line = reader.line_num
+    try:
+        for fields in reader:
+            line = reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            report.rows += 1
+            yield line, fields
+    except (csv.Error, UnicodeDecodeError) as exc:
+        report.rejected.append((line + 1, f"unreadable: {exc}"))
+
+
 def _vehicle_records(reader: csv.reader, index: dict[str, int], report: Report) -> Iterator[tuple]:
     """Validated staging tuples; bad rows are recorded in the report and skipped."""
     today = date.today()
     where = rows.positions(index)
     first_plate: dict[str, int] = {}
     owners: dict[str, tuple[int, int]] = {}  # national id -> (hash of the owner fields, first line)
-    line = reader.line_num
-    try:
-        for fields in reader:
-            line = reader.line_num
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue
-            report.rows += 1
-            record, errors = rows.vehicle(fields, where, today)
-            display, national_id = record[1], record[11]
-            if display:
-                seen = first_plate.setdefault(display, line)
-                if seen != line:
-                    errors.append(f"plate {display} is already on line {seen}")
-            first = False
-            if national_id and not errors:
-                owner_hash = hash(record[9:11] + record[12:])
-                seen_owner = owners.setdefault(national_id, (owner_hash, line))
-                first = seen_owner[1] == line
-                if seen_owner[0] != owner_hash:
-                    errors.append(f"owner {national_id} has different details on line {seen_owner[1]}")
-            if errors:
-                report.rejected.append((line, "; ".join(errors)))
-                continue
-            yield (*record, first)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        report.rejected.append((line + 1, f"unreadable: {exc}"))
+    for line, fields in _data_lines(reader, report):
+        record, errors = rows.vehicle(fields, where, today)
+        display, national_id = record[1], record[11]
+        if display:
+            seen = first_plate.setdefault(display, line)
+            if seen != line:
+                errors.append(f"plate {display} is already on line {seen}")
+        first = False
+        if national_id and not errors:
+            owner_hash = hash(record[9:11] + record[12:])
+            seen_owner = owners.setdefault(national_id, (owner_hash, line))
+            first = seen_owner[1] == line
+            if seen_owner[0] != owner_hash:
+                errors.append(f"owner {national_id} has different details on line {seen_owner[1]}")
+        if errors:
+            report.rejected.append((line, "; ".join(errors)))
+            continue
+        yield (*record, first)
 
 
 def _hotlist_records(reader: csv.reader, index: dict[str, int], report: Report) -> Iterator[tuple]:
     seen: dict[tuple, int] = {}
-    line = reader.line_num
-    try:
-        for fields in reader:
-            line = reader.line_num
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue
-            report.rows += 1
-            record, errors = rows.hotlist_entry(fields, index)
-            key = (record[0], record[3], record[4])
-            if not errors and seen.setdefault(key, line) != line:
-                errors.append(f"same plate, agency and valid_from as line {seen[key]}")
-            if errors:
-                report.rejected.append((line, "; ".join(errors)))
-                continue
-            yield record
-    except (csv.Error, UnicodeDecodeError) as exc:
-        report.rejected.append((line + 1, f"unreadable: {exc}"))
+    for line, fields in _data_lines(reader, report):
+        record, errors = rows.hotlist_entry(fields, index)
+        key = (record[0], record[3], record[4])
+        if not errors and seen.setdefault(key, line) != line:
+            errors.append(f"same plate, agency and valid_from as line {seen[key]}")
+        if errors:
+            report.rejected.append((line, "; ".join(errors)))
+            continue
+        yield record
 
 
 async def import_csv(conn: asyncpg.Connection, path: Path) -> Report:

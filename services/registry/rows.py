@@ -8,7 +8,9 @@ the whole file, instead of stopping at the first error or importing half of it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 from services.registry import plates
 
@@ -83,17 +85,24 @@ def _choice(value: str, choices: tuple[str, ...], what: str, errors: list[str]) 
     return value
 
 
-def _date(value: str, what: str, errors: list[str], required: bool = True) -> date | None:
+def _parsed(value: str, what: str, errors: list[str], required: bool, parse: Callable[[str], Any],
+            expected: str) -> Any:
+    """`parse` of the stripped value; None, with an error when required, for an empty one; None and
+    an error naming what was `expected` when it does not parse."""
     value = value.strip()
     if not value:
         if required:
             errors.append(f"{what} is empty")
         return None
     try:
-        return date.fromisoformat(value)
+        return parse(value)
     except ValueError:
-        errors.append(f"{what} {value!r} is not a date (YYYY-MM-DD)")
+        errors.append(f"{what} {value!r} is not {expected}")
         return None
+
+
+def _date(value: str, what: str, errors: list[str], required: bool = True) -> date | None:
+    return _parsed(value, what, errors, required, date.fromisoformat, "a date (YYYY-MM-DD)")
 
 
 def _text(value: str, what: str, errors: list[str], max_length: int = 200) -> str:
@@ -165,20 +174,16 @@ def vehicle(fields: list[str], index: dict[str, int] | tuple[int, ...], today: d
     return record, errors
 
 
-def _moment(value: str, what: str, errors: list[str], required: bool) -> datetime | None:
-    value = value.strip()
-    if not value:
-        if required:
-            errors.append(f"{what} is empty")
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), VIETNAM)
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        errors.append(f"{what} {value!r} is not a date or an ISO 8601 time")
-        return None
+def _vietnam_moment(value: str) -> datetime:
+    """A date (its midnight) or an ISO 8601 time; Vietnam's time when it names no offset."""
+    if len(value) == 10:
+        return datetime.combine(date.fromisoformat(value), time(), VIETNAM)
+    moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=VIETNAM)
+
+
+def _moment(value: str, what: str, errors: list[str], required: bool) -> datetime | None:
+    return _parsed(value, what, errors, required, _vietnam_moment, "a date or an ISO 8601 time")
 
 
 def hotlist_entry(fields: list[str], index: dict[str, int]) -> tuple[tuple, list[str]]:

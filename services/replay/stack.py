@@ -133,7 +133,7 @@ class VideoFrame:
 
 def file_camera(path: str, fps: float, camera_id: str) -> Camera:
     return Camera(id=camera_id, name=camera_id, url=path, kind="file", fps=fps, jpeg_quality=JPEG_QUALITY,
-                  location=Location(0.0, 0.0), scene="", motion=Motion(), loop=False, realtime=False)
+                  location=Location(0.0, 0.0), scene="", motion=Motion(enabled=False), loop=False, realtime=False)
 
 
 class Sampled:

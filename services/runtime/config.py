@@ -5,22 +5,29 @@ at start with `file:line: field: reason`, and nothing is guessed: the Structs fo
 (a typo such as `jpeg_qualty` would otherwise fall back to a default without a word). Each reader
 declares its file as Structs (types, `msgspec.Meta` constraints, `__post_init__` for rules across
 fields) and calls `load`; rules that need more than one object (unique ids, references between
-sections) call `ConfigFileError.at(doc, path, reason)` so that they are reported the same way.
+sections) call `ConfigFileError.at(doc, path, reason)` (or `unique`) so that they are reported the
+same way.
+A constrained type with `msgspec.Meta(description="an e-mail address")` is named by it in the
+message ("expected an e-mail address, got 'x'"); `Text` is the non-empty, stripped string.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from datetime import date, time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import yaml
+from msgspec.inspect import Metadata
 
 T = TypeVar("T")
 Key = str | int
+# A name, label, address...: a string with something in it, stripped of surrounding spaces.
+Text = Annotated[str, msgspec.Meta(pattern=r"\S", description="a non-empty text", extra={"strip": True})]
 _AT = re.compile(r"^(?P<reason>.*?) - at `(?P<path>[^`]*)`(?: in `(?P<outer>[^`]*)`)?$", re.S)
 _TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
@@ -95,6 +102,7 @@ def parse_text(text: str, path: str | Path = "<config>", *,
     lines: dict[tuple[Key, ...], int] = {}
     if node is not None:
         _walk(node, (), lines)
+    lines.setdefault((), 1)  # an empty file: its mistakes are on line 1
     return Document(str(path), data, lines)
 
 
@@ -122,15 +130,109 @@ def convert(doc: Document, type_: type[T], *, data: Any = ..., at: tuple[Key, ..
     """Decode the document (or `data`, found at `at` in it) into `type_`; a mismatch raises `error`
     naming the line and field of the offending value."""
     value = doc.data if data is ... else data
+    info = msgspec.inspect.type_info(type_)
+    clean = _stripped(value, info)
     try:
-        return msgspec.convert(value, type_, dec_hook=dec_hook)
+        return msgspec.convert(clean, type_, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
-        reason, path = _explain(str(exc), value, type_)
-        if reason.startswith("expected") and ", got" not in reason:
-            found = _value_at(value, path)
-            if found is not ...:
-                reason += f", got {found!r}"
+        reason, path = _explain(str(exc), clean, type_, info, dec_hook)
+        if data is ... and value is None and not path:
+            reason = "the file is empty"
         raise error(doc.path, reason, field=field_name(at + path), line=doc.line(at + path)) from None
+
+
+def load(path: str | Path, type_: type[T], *, dec_hook: Callable[[type, Any], Any] | None = None,
+         error: type[ConfigFileError] = ConfigFileError) -> tuple[T, Document]:
+    """Read a YAML file into `type_`; returns the value and the document (for later checks' lines)."""
+    doc = read(path, error=error)
+    return convert(doc, type_, dec_hook=dec_hook, error=error), doc
+
+
+def unique(doc: Document, items: Iterable[tuple[tuple[Key, ...], Hashable]], reason: str, *,
+           error: type[ConfigFileError] = ConfigFileError) -> None:
+    """Refuse a value given twice (ids, codes...): `items` are (path, value); `reason` is formatted
+    with `value` and `line`, the line where the value was first given."""
+    first: dict[Hashable, int | None] = {}
+    for path, value in items:
+        if value in first:
+            raise error.at(doc, path, reason.format(value=value, line=first[value]))
+        first[value] = doc.line(path)
+
+
+def _explain(message: str, data: Any, type_: Any, info: Any,
+             dec_hook: Callable[[type, Any], Any] | None) -> tuple[str, tuple[Key, ...]]:
+    """msgspec's "reason - at `$.a[0].b`" as (reason, path); `[...]` (a mapping's entry, which msgspec
+    does not name) and a failing key are resolved by converting the entries again one by one."""
+    match = _AT.match(message)
+    reason, raw = (match.group("reason"), match.group("outer") or match.group("path")) if match else (message, "$")
+    tokens: list[Key | None] = []
+    for name, index in _TOKEN.findall(raw[1:] if raw.startswith("$") else ""):
+        tokens.append(name if name else (None if index == "..." else int(index)))
+    is_key = bool(match and match.group("outer"))
+    if is_key:
+        tokens.append(None)
+    path = _resolve(tokens, data, lambda candidate: _fails_with(candidate, type_, dec_hook, message))
+    unknown = _UNKNOWN.search(reason)
+    if unknown:
+        return "unknown field", path + (unknown.group(1),)
+    reason = _plain(reason)
+    if is_key:
+        found = path[-1] if len(path) == len(tokens) else ...
+    else:
+        found = _value_at(data, path)
+    if reason.startswith(("expected", "invalid enum value")) and not is_key:
+        expected = _info_at(info, data, path)
+        description = (expected.extra_json_schema or {}).get("description") if isinstance(expected, Metadata) else None
+        bare = expected.type if isinstance(expected, Metadata) else expected
+        if description:
+            reason = f"expected {description}"
+        elif isinstance(bare, msgspec.inspect.LiteralType):
+            reason = "expected one of " + ", ".join(map(str, bare.values))
+    if reason.startswith("expected") and ", got" not in reason and found is not ...:
+        reason += f", got {found.isoformat() if isinstance(found, (date, time)) else repr(found)}"
+    return (f"key: {reason}" if is_key else reason), path
+
+
+def _fails_with(data: Any, type_: Any, dec_hook: Callable[[type, Any], Any] | None, message: str) -> bool:
+    try:
+        msgspec.convert(data, type_, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        return str(exc) == message
+    return False
+
+
+def _resolve(tokens: list[Key | None], data: Any, fails: Callable[[Any], bool]) -> tuple[Key, ...]:
+    """The path that msgspec's tokens stand for. A mapping's entry (None) is the first one whose
+    prefix of the mapping, put in place of the whole mapping, fails with the same message:
+    msgspec stops at the first failure, and an entry is checked with every constraint of its type."""
+    path: list[Key] = []
+    value = data
+    for token in tokens:
+        if token is None:
+            if not isinstance(value, dict):
+                break
+            items = list(value.items())
+            key = next((k for i, (k, _) in enumerate(items)
+                        if fails(_replaced(data, tuple(path), dict(items[:i + 1])))), None)
+            if key is None:
+                break
+            token = key
+        elif isinstance(token, int):
+            if not isinstance(value, list) or token >= len(value):
+                break
+        elif not isinstance(value, dict):
+            break
+        path.append(token)
+        value = value.get(token) if isinstance(value, dict) else value[token]
+    return tuple(path)
+
+
+def _replaced(data: Any, path: tuple[Key, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(data) if isinstance(data, dict) else list(data)
+    copy[path[0]] = _replaced(data[path[0]], path[1:], new)  # type: ignore[index]
+    return copy
 
 
 def _value_at(data: Any, path: tuple[Key, ...]) -> Any:
@@ -142,37 +244,6 @@ def _value_at(data: Any, path: tuple[Key, ...]) -> Any:
     return data
 
 
-def load(path: str | Path, type_: type[T], *, dec_hook: Callable[[type, Any], Any] | None = None,
-         error: type[ConfigFileError] = ConfigFileError) -> tuple[T, Document]:
-    """Read a YAML file into `type_`; returns the value and the document (for later checks' lines)."""
-    doc = read(path, error=error)
-    return convert(doc, type_, dec_hook=dec_hook, error=error), doc
-
-
-def _explain(message: str, data: Any, type_: Any) -> tuple[str, tuple[Key, ...]]:
-    """msgspec's "reason - at `$.a[0].b`" as (reason, path); `[...]` (a mapping's key, which msgspec
-    does not name) is resolved by finding the entry that fails on its own."""
-    match = _AT.match(message)
-    if match is None:
-        return message, ()
-    reason = match.group("reason")
-    raw = match.group("outer") or match.group("path")
-    tokens: list[Key | None] = []
-    for name, index in _TOKEN.findall(raw[1:] if raw.startswith("$") else ""):
-        if name:
-            tokens.append(name)
-        else:
-            tokens.append(None if index == "..." else int(index))
-    path = _resolve(tokens, data, msgspec.inspect.type_info(type_))
-    unknown = _UNKNOWN.search(reason)
-    if unknown:
-        path += (unknown.group(1),)
-        reason = "unknown field"
-    elif match.group("outer"):
-        reason = f"key: {reason}"
-    return _plain(reason), path
-
-
 def _plain(reason: str) -> str:
     """msgspec's wording, shortened for an operator: backticks off, `got` kept."""
     reason = reason.replace("`", "")
@@ -180,73 +251,54 @@ def _plain(reason: str) -> str:
     return reason[:1].lower() + reason[1:]
 
 
-def _resolve(tokens: list[Key | None], data: Any, info: Any) -> tuple[Key, ...]:
-    path: list[Key] = []
-    for token in tokens:
-        info = _concrete(info, data)
-        if token is None:  # a mapping's key: the first entry that does not convert on its own
-            if not isinstance(data, dict):
-                break
-            value_type = getattr(info, "value_type", None)
-            key = next((k for k, v in data.items() if not _converts(v, value_type)), None)
-            if key is None:
-                break
-            path.append(key)
-            data, info = data[key], value_type
-        elif isinstance(token, int):
-            if not isinstance(data, list) or token >= len(data):
-                break
-            path.append(token)
-            data, info = data[token], getattr(info, "item_type", None)
+def _info_at(info: Any, data: Any, path: tuple[Key, ...]) -> Any:
+    """The type (with its `Meta`) that the value at `path` was checked against, or None."""
+    for key in path:
+        info = _bare(_concrete(info, data))
+        data = _value_at(data, (key,))
+        if isinstance(info, msgspec.inspect.StructType):
+            info = next((f.type for f in info.fields if f.encode_name == key), None)
+        elif isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        elif isinstance(info, msgspec.inspect.TupleType) and isinstance(key, int) and key < len(info.item_types):
+            info = info.item_types[key]
         else:
-            if not isinstance(data, dict):
-                break
-            field = next((f for f in getattr(info, "fields", ()) if f.encode_name == token), None)
-            path.append(token)
-            data, info = data.get(token), field.type if field is not None else None
-    return tuple(path)
+            info = getattr(info, "item_type", None)
+    return _concrete(info, data)
+
+
+def _bare(info: Any) -> Any:
+    return info.type if isinstance(info, Metadata) else info
+
+
+_SHAPES: dict[type, tuple[type, ...]] = {
+    dict: (msgspec.inspect.DictType, msgspec.inspect.StructType),
+    list: (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType,
+           msgspec.inspect.SetType, msgspec.inspect.FrozenSetType),
+    str: (msgspec.inspect.StrType, msgspec.inspect.LiteralType),
+}
 
 
 def _concrete(info: Any, data: Any) -> Any:
-    """Of a union (e.g. `X | None`), the member that describes `data`."""
-    if isinstance(info, msgspec.inspect.UnionType):
-        for member in info.types:
-            if isinstance(data, dict) and isinstance(member, (msgspec.inspect.DictType, msgspec.inspect.StructType)):
-                return member
-            if isinstance(data, list) and hasattr(member, "item_type"):
-                return member
-        return info.types[0]
-    return info
+    """Of a union (e.g. `X | None`), the member that describes `data` (else the first that is not None)."""
+    if not isinstance(info, msgspec.inspect.UnionType):
+        return info
+    members = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+    shapes = _SHAPES.get(type(data), ())
+    return next((t for t in members if isinstance(_bare(t), shapes)), members[0] if members else None)
 
 
-def _converts(value: Any, info: Any) -> bool:
-    if info is None:
-        return True
-    try:
-        msgspec.convert(value, _python_type(info))
-    except msgspec.ValidationError:
-        return False
-    except TypeError:
-        return True
-    return True
-
-
-def _python_type(info: Any) -> Any:
-    if isinstance(info, msgspec.inspect.StructType):
-        return info.cls
-    if isinstance(info, msgspec.inspect.DictType):
-        return dict[_python_type(info.key_type), _python_type(info.value_type)]  # type: ignore[misc]
-    if isinstance(info, msgspec.inspect.ListType):
-        return list[_python_type(info.item_type)]  # type: ignore[misc]
-    if isinstance(info, msgspec.inspect.UnionType):
-        types = tuple(_python_type(t) for t in info.types)
-        out = types[0]
-        for t in types[1:]:
-            out = out | t
-        return out
-    simple = {msgspec.inspect.StrType: str, msgspec.inspect.IntType: int, msgspec.inspect.FloatType: float,
-              msgspec.inspect.BoolType: bool, msgspec.inspect.NoneType: type(None), msgspec.inspect.AnyType: Any}
-    for kind, py in simple.items():
-        if isinstance(info, kind):
-            return py
-    raise TypeError(f"no python type for {info!r}")
+def _stripped(data: Any, info: Any) -> Any:
+    """The data with every value declared as `Text` stripped of surrounding spaces."""
+    info = _concrete(info, data)
+    if isinstance(info, Metadata) and (info.extra or {}).get("strip") and isinstance(data, str):
+        return data.strip()
+    info = _bare(info)
+    if isinstance(info, msgspec.inspect.StructType) and isinstance(data, dict):
+        fields = {f.encode_name: f.type for f in info.fields}
+        return {k: _stripped(v, fields[k]) if k in fields else v for k, v in data.items()}
+    if isinstance(info, msgspec.inspect.DictType) and isinstance(data, dict):
+        return {k: _stripped(v, info.value_type) for k, v in data.items()}
+    if isinstance(data, list) and hasattr(info, "item_type"):
+        return [_stripped(v, info.item_type) for v in data]
+    return data

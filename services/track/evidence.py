@@ -78,30 +78,63 @@ def plate_crop(image: np.ndarray, box: tuple[float, float, float, float], scale:
     return image[y1:y2, x1:x2].copy()
 
 
-def render_overlay(image: np.ndarray, draft: ViolationDraft, scene: Scene, role: str, box: tuple[float, float, float, float],
-                   captured_at: datetime | None, crop: np.ndarray | None, plate_text: str | None) -> np.ndarray:
-    """The image a reviewer sees: facts in a banner on top, the vehicle boxed, the plate inset."""
-    out = image.copy()
-    h, w = out.shape[:2]
-    sx, sy = w / scene.frame_size[0], h / scene.frame_size[1]
-    colour = (0, 0, 255)
-    x1, y1, x2, y2 = (int(box[0] * sx), int(box[1] * sy), int(box[2] * sx), int(box[3] * sy))
-    cv2.rectangle(out, (x1, y1), (x2, y2), colour, 3)
-    for stop in scene.stop_lines if draft.finding.type == "red_light" else ():
-        (ax, ay), (bx, by) = stop.line
-        cv2.line(out, (int(ax * sx), int(ay * sy)), (int(bx * sx), int(by * sy)), (0, 255, 255), 2)
-    when = (captured_at or draft.occurred_at).astimezone(timezone.utc).isoformat(timespec="milliseconds")
-    lines = [
-        f"{when}  [{role}]  camera {scene.camera}: {ascii_fold(scene.name)}",
-        ascii_fold(scene.location.address or f"{scene.location.latitude:.5f}, {scene.location.longitude:.5f}"),
-        f"{describe(draft)}  |  track {draft.track_id} {draft.vehicle_class}"
-        + (f"  |  plate {ascii_fold(plate_text)}" if plate_text else "  |  plate not read"),
-    ]
+def image_scale(image: np.ndarray, scene: Scene) -> tuple[float, float]:
+    """(sx, sy) from the scene's frame size (detections, lines) to this image's pixels."""
+    return image.shape[1] / scene.frame_size[0], image.shape[0] / scene.frame_size[1]
+
+
+def in_image(box: tuple[float, float, float, float], scale: tuple[float, float]) -> tuple[float, float, float, float]:
+    sx, sy = scale
+    return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+
+
+def scene_lines(scene: Scene, role: str, captured_at: datetime) -> list[str]:
+    """The first lines of an overlay's banner: when (UTC), which frame, camera and place."""
+    when = captured_at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    location = scene.location
+    return [f"{when}  [{role}]  camera {scene.camera}: {ascii_fold(scene.name)}",
+            ascii_fold(location.address or f"{location.latitude:.5f}, {location.longitude:.5f}") if location else ""]
+
+
+def banner(out: np.ndarray, lines: list[str]) -> int:
+    """Write `lines` in white on a black band across the top of `out` (in place); returns the line height."""
+    w = out.shape[1]
     scale = max(0.45, w / 1600)
     line_h = int(28 * scale / 0.6)
     cv2.rectangle(out, (0, 0), (w, line_h * len(lines) + 8), (0, 0, 0), -1)
     for i, text in enumerate(lines):
         cv2.putText(out, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return line_h
+
+
+def status(missing: list[int], wanted: int) -> str:
+    """complete: every wanted frame was stored; expired: none of them (FRAMES had dropped them);
+    partial: some."""
+    if not missing:
+        return "complete"
+    if len(missing) >= wanted:
+        return "expired"
+    return "partial"
+
+
+def render_overlay(image: np.ndarray, draft: ViolationDraft, scene: Scene, role: str, box: tuple[float, float, float, float],
+                   captured_at: datetime | None, crop: np.ndarray | None, plate_text: str | None) -> np.ndarray:
+    """The image a reviewer sees: facts in a banner on top, the vehicle boxed, the plate inset."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    sx, sy = image_scale(out, scene)
+    colour = (0, 0, 255)
+    x1, y1, x2, y2 = (int(v) for v in in_image(box, (sx, sy)))
+    cv2.rectangle(out, (x1, y1), (x2, y2), colour, 3)
+    for stop in scene.stop_lines if draft.finding.type == "red_light" else ():
+        (ax, ay), (bx, by) = stop.line
+        cv2.line(out, (int(ax * sx), int(ay * sy)), (int(bx * sx), int(by * sy)), (0, 255, 255), 2)
+    lines = [
+        *scene_lines(scene, role, captured_at or draft.occurred_at),
+        f"{describe(draft)}  |  track {draft.track_id} {draft.vehicle_class}"
+        + (f"  |  plate {ascii_fold(plate_text)}" if plate_text else "  |  plate not read"),
+    ]
+    line_h = banner(out, lines)
     if crop is not None and crop.size:
         target_w = max(120, w // 5)
         inset = cv2.resize(crop, (target_w, max(1, int(crop.shape[0] * target_w / crop.shape[1]))))
@@ -150,8 +183,7 @@ def build(draft: ViolationDraft, scene: Scene, frames: dict[int, StoredFrame]) -
             continue  # a frame that does not decode is no evidence: left out, and reported
     if sighting is not None and sighting.stream_seq in images:
         image = images[sighting.stream_seq]
-        scale = (image.shape[1] / scene.frame_size[0], image.shape[0] / scene.frame_size[1])
-        crop = plate_crop(image, sighting.box, scale)
+        crop = plate_crop(image, sighting.box, image_scale(image, scene))
         if crop is not None:
             objects.append(EvidenceObject("plate_crop", encode_jpeg(crop), frames[sighting.stream_seq].captured_at))
     plate_text = draft.plate.text if draft.plate else None
@@ -160,12 +192,10 @@ def build(draft: ViolationDraft, scene: Scene, frames: dict[int, StoredFrame]) -
             continue
         stored = frames[observation.stream_seq]
         image = images[observation.stream_seq]
-        sx, sy = image.shape[1] / scene.frame_size[0], image.shape[0] / scene.frame_size[1]
-        box = observation.box
-        in_image = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-        objects.append(EvidenceObject("frame", stored.jpeg, stored.captured_at, in_image))
+        subject = in_image(observation.box, image_scale(image, scene))
+        objects.append(EvidenceObject("frame", stored.jpeg, stored.captured_at, subject))
         overlay = render_overlay(image, draft, scene, role, observation.box, stored.captured_at, crop, plate_text)
-        objects.append(EvidenceObject("overlay", encode_jpeg(overlay), stored.captured_at, in_image))
+        objects.append(EvidenceObject("overlay", encode_jpeg(overlay), stored.captured_at, subject))
     return objects, sorted(set(frames) - set(images))
 
 
@@ -179,12 +209,6 @@ def wanted_frames(draft: ViolationDraft) -> list[int]:
 def violation_event(draft: ViolationDraft, scene: Scene, evidence: list[EvidenceRef], missing: list[int],
                     *, bucket_frames_wanted: int, now: datetime) -> ViolationDetected:
     f = draft.finding
-    if not missing:
-        status = "complete"
-    elif len(missing) >= bucket_frames_wanted:
-        status = "expired"
-    else:
-        status = "partial"
     return ViolationDetected(
         id=draft.id,
         camera_id=draft.camera_id,
@@ -201,6 +225,6 @@ def violation_event(draft: ViolationDraft, scene: Scene, evidence: list[Evidence
         evidence=tuple(evidence),
         detected_at=now,
         parameters=dict(f.parameters),
-        evidence_status=status,  # type: ignore[arg-type]
+        evidence_status=status(missing, bucket_frames_wanted),  # type: ignore[arg-type]
         evidence_missing=tuple(missing),
     )

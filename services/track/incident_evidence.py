@@ -30,25 +30,16 @@ def wanted_frames(draft: IncidentDraft) -> list[int]:
 def render_overlay(image: np.ndarray, draft: IncidentDraft, scene: Scene, role: str, box, captured_at: datetime | None,
                    ) -> np.ndarray:
     out = image.copy()
-    h, w = out.shape[:2]
-    sx, sy = w / scene.frame_size[0], h / scene.frame_size[1]
+    sx, sy = evidence.image_scale(out, scene)
     colour = (0, 140, 255)
     if draft.polygon:
         points = np.array([[x * sx, y * sy] for x, y in draft.polygon], np.int32)
         cv2.polylines(out, [points], True, (0, 255, 255), 2)
     if box is not None:
-        cv2.rectangle(out, (int(box[0] * sx), int(box[1] * sy)), (int(box[2] * sx), int(box[3] * sy)), colour, 3)
-    event = draft.event
-    when = (captured_at or datetime.fromtimestamp(0, timezone.utc)).astimezone(timezone.utc).isoformat(timespec="milliseconds")
-    location = scene.location
-    lines = [f"{when}  [{role}]  camera {scene.camera}: {evidence.ascii_fold(scene.name)}",
-             evidence.ascii_fold(location.address or f"{location.latitude:.5f}, {location.longitude:.5f}") if location else "",
-             f"{draft.description}  |  incident {event.incident_id[-12:]}"]
-    scale = max(0.45, w / 1600)
-    line_h = int(28 * scale / 0.6)
-    cv2.rectangle(out, (0, 0), (w, line_h * len(lines) + 8), (0, 0, 0), -1)
-    for i, text in enumerate(lines):
-        cv2.putText(out, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        x1, y1, x2, y2 = (int(v) for v in evidence.in_image(box, (sx, sy)))
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 3)
+    evidence.banner(out, [*evidence.scene_lines(scene, role, captured_at or datetime.fromtimestamp(0, timezone.utc)),
+                          f"{draft.description}  |  incident {draft.event.incident_id[-12:]}"])
     return out
 
 
@@ -67,24 +58,16 @@ def build(draft: IncidentDraft, scene: Scene, frames: dict[int, StoredFrame]) ->
         except ValueError:
             bad.append(seq)
             continue
-        sx, sy = image.shape[1] / scene.frame_size[0], image.shape[0] / scene.frame_size[1]
         box = tuple(mark[3:7]) if draft.box_roles else None
-        in_image = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy) if box is not None else None
-        objects.append(EvidenceObject("frame", stored.jpeg, stored.captured_at, in_image))
+        subject = evidence.in_image(box, evidence.image_scale(image, scene)) if box is not None else None
+        objects.append(EvidenceObject("frame", stored.jpeg, stored.captured_at, subject))
         overlay = render_overlay(image, draft, scene, role, box, stored.captured_at)
-        objects.append(EvidenceObject("overlay", evidence.encode_jpeg(overlay), stored.captured_at, in_image))
+        objects.append(EvidenceObject("overlay", evidence.encode_jpeg(overlay), stored.captured_at, subject))
     return objects, sorted(set(bad))
 
 
 def detected_event(draft: IncidentDraft, refs: list[EvidenceRef], missing: list[int], wanted: int) -> IncidentDetected:
     event = draft.event
     assert isinstance(event, IncidentDetected)
-    if wanted == 0:
-        status = "not_collected"
-    elif not missing:
-        status = "complete"
-    elif len(missing) >= wanted:
-        status = "expired"
-    else:
-        status = "partial"
+    status = "not_collected" if wanted == 0 else evidence.status(missing, wanted)
     return msgspec.structs.replace(event, evidence=tuple(refs), evidence_status=status)

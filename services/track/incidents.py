@@ -413,15 +413,16 @@ class IncidentDetector:
     def _bound(self, tid: int) -> list[Incident]:
         return [i for i in self.state.incidents if i.track_ids and i.track_ids[-1] == tid]
 
+    def _confirmed(self, confirmed, *, people: bool) -> list:
+        """(track id, sighting, track) of the confirmed tracks of people, or of vehicles."""
+        return [(tid, s, self.state.tracks[tid]) for tid, s in confirmed.items() if (s.kind == "person") == people]
+
     # --- stopped vehicle --------------------------------------------------------------------------
     def _stopped(self, t: float, confirmed, marks, still, lanes, queued) -> list[IncidentDraft]:
         cfg = self.config.stopped_vehicle
         assert cfg is not None
         out = []
-        for tid, s in confirmed.items():
-            if s.kind == "person":
-                continue
-            track = self.state.tracks[tid]
+        for tid, s, track in self._confirmed(confirmed, people=False):
             lane = lanes[tid]
             live = lane is not None and lane.id in cfg.lanes and _height(marks[tid]) >= cfg.min_height_px
             if not (still[tid] and live and tid not in queued):
@@ -445,10 +446,7 @@ class IncidentDetector:
         assert cfg is not None
         out = []
         vehicles = [marks[tid][3:7] for tid, s in confirmed.items() if s.kind != "person"]
-        for tid, s in confirmed.items():
-            if s.kind != "person":
-                continue
-            track = self.state.tracks[tid]
+        for tid, s, track in self._confirmed(confirmed, people=True):
             lane = lanes[tid]
             speed = self._speed(track)
             if lane is not None and speed is not None and len(track.samples) >= 2:
@@ -481,10 +479,7 @@ class IncidentDetector:
         cfg = self.config.wrong_way_driving
         assert cfg is not None
         out = []
-        for tid, s in confirmed.items():
-            if s.kind == "person":
-                continue
-            track = self.state.tracks[tid]
+        for tid, s, track in self._confirmed(confirmed, people=False):
             if len(track.samples) < 2:
                 continue
             previous, current = track.samples[-2], track.samples[-1]

@@ -45,21 +45,26 @@ def _error(text: str) -> FormatsError:
 
 
 @pytest.mark.parametrize("change, line, field, words", [
-    (("{name: car, pattern", "{name: car, patern"), 9, "countries.vn.formats[0].patern", "unknown key"),
+    (("{name: car, pattern", "{name: car, patern"), 9, "countries.vn.formats[0].patern", "unknown field"),
     (('"PPL-DDD.DD"', '"PPQ-DDD.DD"'), 9, "countries.vn.formats[0].pattern", "'Q' is neither a class"),
     (('"PPL-DDD.DD"', '"PP/L/DDD.DD"'), 9, "countries.vn.formats[0].pattern", "one or two lines"),
     (('{"8": B}', '{"8": "9"}'), 6, "countries.vn.classes.L.confusions.8", "not a character of this class"),
     (('{B: "8"}', '{"3": "8"}'), 7, "countries.vn.classes.D.confusions.3", "already valid here"),
     (('["11-99"]', '["11-A9"]'), 5, "countries.vn.classes.P.values[0]", "neither a range"),
-    (("vehicle: motorcycle", "vehicle: bicycle"), 10, "countries.vn.formats[1].vehicle", "Invalid enum value"),
-    (("    name: Viet Nam\n", ""), 2, "countries.vn.name", "required but missing"),
-    (("  vn:", "  VN1:"), 2, "countries.VN1", "not a country code"),
+    (("vehicle: motorcycle", "vehicle: bicycle"), 10, "countries.vn.formats[1].vehicle",
+     "expected one of any, car, motorcycle, got 'bicycle'"),
+    (("    name: Viet Nam\n", ""), 2, "countries.vn", "required field name is missing"),
+    (("  vn:", "  VN1:"), 2, "countries.VN1", "key: expected str matching regex"),
     (("- {name: motorbike", "- {name: car"), 10, "countries.vn.formats[1].name", "described twice"),
+    (('{chars: "0123456789", values', '{chars: "0123456789x", values'), 5, "countries.vn.classes.P.chars",
+     "expected plate characters A-Z 0-9, got '0123456789x'"),
+    ((GOOD[GOOD.index("    formats:"):], "    formats: []\n"), 8, "countries.vn.formats",
+     "expected array of length >= 1"),
 ])
 def test_a_wrong_file_names_file_line_and_field(change, line, field, words):
     error = _error(GOOD.replace(*change))
     assert (error.path, error.line, error.field) == ("mine.yaml", line, field), str(error)
-    assert words in error.problem
+    assert words in error.reason
     assert str(error).startswith(f"mine.yaml:{line}: {field}: ")
 
 
@@ -86,4 +91,4 @@ def test_settings_check_the_formats_file_and_the_countries(tmp_path: Path):
     assert f"{bad}:9: countries.vn.formats[0].pattern:" in caught.value.reason
     with pytest.raises(SettingError) as caught:
         parse_settings(Settings, {"PLATE_FORMATS_FILE": str(tmp_path / "missing.yaml")})
-    assert "cannot read" in caught.value.reason
+    assert "missing.yaml: file not found" in caught.value.reason

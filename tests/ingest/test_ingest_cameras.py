@@ -1,4 +1,4 @@
-"""The cameras file: what a good file gives, and that every mistake names file, camera, field, line."""
+"""The cameras file: what a good file gives, and that every mistake names file, line and field."""
 
 from __future__ import annotations
 
@@ -80,39 +80,39 @@ def replace(old: str, new: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("text", "camera", "field", "line", "words"),
+    ("text", "field", "line", "words"),
     [
-        (replace("fps: 5\n", "fps: 0\n"), "hp-lach-tray-01", "fps", 5, "above 0"),
-        (replace("fps: 5\n", "fps: fast\n"), "hp-lach-tray-01", "fps", 5, "must be a number"),
-        (replace("jpeg_quality: 85", "jpeg_quality: 101"), "hp-lach-tray-01", "jpeg_quality", 6, "1 to 100"),
-        (replace("jpeg_quality: 85", "jpeg_qualty: 85"), "hp-lach-tray-01", "jpeg_qualty", 6, "unknown field"),
-        (replace("latitude: 20.8449", "latitude: 120.8449"), "hp-lach-tray-01", "location.latitude", 9, "-90 to 90"),
-        (replace('commune_code: "11311"', "commune_code: 11311"), "hp-lach-tray-01", "location.commune_code", 12,
+        (replace("fps: 5\n", "fps: 0\n"), "cameras[0].fps", 5, "expected float > 0.0, got 0"),
+        (replace("fps: 5\n", "fps: fast\n"), "cameras[0].fps", 5, "expected float, got str"),
+        (replace("jpeg_quality: 85", "jpeg_quality: 101"), "cameras[0].jpeg_quality", 6, "<= 100, got 101"),
+        (replace("jpeg_quality: 85", "jpeg_qualty: 85"), "cameras[0].jpeg_qualty", 6, "unknown field"),
+        (replace("latitude: 20.8449", "latitude: 120.8449"), "cameras[0].location.latitude", 9, "<= 90.0"),
+        (replace('commune_code: "11311"', "commune_code: 11311"), "cameras[0].location.commune_code", 12,
          "quoted"),
-        (replace("url: http://10.0.0.6/video.mjpg", "url: ftp://10.0.0.6/x"), "sg-mjpeg", "url", 16, "scheme"),
-        (replace("id: sg-mjpeg", "id: SG.Mjpeg"), "#2", "id", 14, "lowercase"),
-        (replace("id: clip", "id: hp-lach-tray-01"), "hp-lach-tray-01", "id", 19, "duplicate id (first defined at line 2)"),
-        (replace("    scene: s.yaml\n    realtime", "    realtime"), "clip", "scene", 19, "required field is missing"),
-        (replace("image_fps: 2", "image_fps: -1"), "snaps", "image_fps", 28, "above 0"),
+        (replace("url: http://10.0.0.6/video.mjpg", "url: ftp://10.0.0.6/x"), "cameras[1].url", 16, "scheme"),
+        (replace("id: sg-mjpeg", "id: SG.Mjpeg"), "cameras[1].id", 14, "lowercase"),
+        (replace("id: clip", "id: hp-lach-tray-01"), "cameras[2].id", 19, "duplicate id (first defined at line 2)"),
+        (replace("    scene: s.yaml\n    realtime", "    realtime"), "cameras[2]", 19, "required field scene is missing"),
+        (replace("image_fps: 2", "image_fps: -1"), "cameras[3].image_fps", 28, "> 0"),
         (replace("motion: {enabled: true, keepalive_s: 3}", "motion: {enabled: yes, keepalive_s: 0}"),
-         "hp-lach-tray-01", "motion.keepalive_s", 13, "seconds"),
+         "cameras[0].motion.keepalive_s", 13, "> 0"),
+        (replace("    name: MJPEG\n", "    name: ' '\n"), "cameras[1].name", 15, "expected a non-empty text"),
     ],
 )
-def test_bad_field_names_camera_field_and_line(tmp_path, text, camera, field, line, words) -> None:
+def test_bad_field_names_file_line_and_field(tmp_path, text, field, line, words) -> None:
     error = problem(text, tmp_path)
-    assert (error.camera, error.field, error.line) == (camera, field, line)
-    assert words in error.problem
-    message = str(error)
-    assert message.startswith(f"{tmp_path / 'cams.yaml'}:{line}: camera {camera!r}: field {field!r}: ")
+    assert (error.field, error.line) == (field, line), str(error)
+    assert words in error.reason, error.reason
+    assert str(error).startswith(f"{tmp_path / 'cams.yaml'}:{line}: {field}: ")
 
 
 def test_broken_yaml_and_wrong_shape_name_the_file_and_line(tmp_path: Path) -> None:
     error = problem("cameras:\n  - id: a\n    name: [unclosed\n", tmp_path)
-    assert error.line is not None and error.line >= 3 and "not valid YAML" in error.problem
+    assert error.line is not None and error.line >= 3 and "not valid YAML" in error.reason
     error = problem("cameras: {id: a}\n", tmp_path)
     assert error.field == "cameras" and error.line == 1
     error = problem("camera:\n  - id: a\n", tmp_path)
-    assert error.field == "camera" and "unknown top-level key" in error.problem
+    assert (error.field, error.line, error.reason) == ("camera", 1, "unknown field")
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_check_command_lists_a_good_file_and_rejects_a_bad_one(tmp_path: Path, c
     assert out.rstrip().endswith(f"{path}: 4 cameras, valid") and "secret" not in out
     path.write_text(GOOD.replace("fps: 5\n", "fps: 0\n"), encoding="utf-8")
     assert main(["check", str(path)]) == 2
-    assert capsys.readouterr().err.startswith(f"invalid cameras file: {path}:5: camera 'hp-lach-tray-01': field 'fps'")
+    assert capsys.readouterr().err.startswith(f"invalid cameras file: {path}:5: cameras[0].fps: ")
 
 
 def test_a_clip_may_carry_its_recording_start(tmp_path: Path) -> None:

@@ -245,14 +245,14 @@ async def test_bad_sources_get_a_clear_status_and_the_good_camera_keeps_going(
     assert "secret" not in service.log()  # credentials never reach the logs
 
 
-async def test_bad_cameras_file_stops_the_service_naming_file_camera_field_and_line(
+async def test_bad_cameras_file_stops_the_service_naming_file_line_and_field(
         start_ingest, unique, tmp_path) -> None:
     config = cameras_file(tmp_path / "cameras.yaml", camera_yaml(f"ok-{unique}", "/tmp/x.mp4"),
                           camera_yaml(f"bad-{unique}", "/tmp/y.mp4", jpeg_quality=0))
     service = start_ingest(config)
     assert await asyncio.to_thread(service.process.wait, 20) == 2
-    assert (f"invalid cameras file: {config}:14: camera 'bad-{unique}': field 'jpeg_quality': "
-            "0 must be a whole number from 1 to 100") in service.log()
+    assert (f"invalid cameras file: {config}:14: cameras[1].jpeg_quality: "
+            "expected int >= 1, got 0") in service.log()
 
 
 async def test_sighup_adds_and_removes_cameras_and_refuses_a_bad_file(

@@ -31,23 +31,24 @@ def test_example_has_recipients_for_the_three_agencies():
 
 @pytest.mark.parametrize("old, new, field, problem", [
     ("      min_severity: critical", "      min_severity: urgent", "incident_alerts.recipients[2].min_severity",
-     "Invalid enum value 'urgent'"),
+     "expected one of critical, info, warning, got 'urgent'"),
     ("      types: [congestion, stopped_vehicle]", "      types: [congestion, fire]",
-     "incident_alerts.recipients[1].types[1]", "Invalid enum value 'fire'"),
+     "incident_alerts.recipients[1].types[1]", "got 'fire'"),
     ("      email: [giaothong.sxd@haiphong.gov.vn]", "      email: [giaothong.sxd]",
-     "incident_alerts.recipients[1].email[0]", "not an e-mail address"),
+     "incident_alerts.recipients[1].email[0]", "expected an e-mail address, got 'giaothong.sxd'"),
     ("      agency: so-xay-dung", "      agency: so-giao-thong", "incident_alerts.recipients[1].agency",
      "no agency 'so-giao-thong'"),
     ("      agency: so-xay-dung", "      agency: cong-dan", "incident_alerts.recipients[1].agency",
      "no agency 'cong-dan' with role"),
     ('  subject: "[{severity}] {type} – {place}"', '  subject: "[{muc_do}] {type} – {place}"',
      "incident_alerts.subject", "unknown placeholder {muc_do}"),
-    ("    congestion: Ùn tắc giao thông", "    congestion: ''", "incident_alerts.types.congestion", "must not be empty"),
+    ("    congestion: Ùn tắc giao thông", "    congestion: ''", "incident_alerts.types.congestion",
+     "expected a non-empty text"),
     ("    congestion: Ùn tắc giao thông\n", "", "incident_alerts.types", "no wording for 'congestion'"),
     ("    jammed: ùn tắc nghiêm trọng", "    jammed: ùn tắc nghiêm trọng\n    gridlock: kẹt cứng",
      "incident_alerts.levels.gridlock", "unknown"),
-    ("      cleared: true", "      cleared: yes please", "incident_alerts.recipients[0].cleared", "Expected `bool`"),
-    ("      cleared: true", "      clear: true", "incident_alerts.recipients[0].clear", "unknown key"),
+    ("      cleared: true", "      cleared: yes please", "incident_alerts.recipients[0].cleared", "expected bool, got str"),
+    ("      cleared: true", "      clear: true", "incident_alerts.recipients[0].clear", "unknown field"),
     ('    short: "{minutes} phút {seconds} giây"', '    short: "{phut} phút"', "incident_alerts.durations.short",
      "unknown placeholder {phut}"),
     ('  board_url: "http://127.0.0.1:8080/dieu-hanh#inc-{incident_id}"', '  board_url: "/dieu-hanh"',
@@ -65,7 +66,7 @@ def test_a_bad_alert_setting_names_file_line_and_field(tmp_path, old, new, field
         config.load(path, environ={})
     error = caught.value
     assert error.field == field
-    assert problem in error.problem
+    assert problem in error.reason
     # The line of the changed key (one line below for an added key; the section's for a removed one).
     expected = line_of(text, old.splitlines()[0]) + new.count("\n")
     if not new:

@@ -26,20 +26,22 @@ def line_of(text: str, needle: str) -> int:
 
 
 @pytest.mark.parametrize("old, new, field, problem", [
-    ("  warning_after_days: 20 ", "  warning_after_day: 20 ", "deadlines.warning_after_day", "unknown key"),
-    ("  warning_after_days: 20 ", "  warning_after_days: twenty ", "deadlines.warning_after_days", "Expected `int`"),
-    ("  warning_after_days: 20 ", "  warning_after_days: 0 ", "deadlines.warning_after_days", "between 1 and 365"),
-    ("    signer: TRƯỞNG PHÒNG", "    signer: [TRƯỞNG PHÒNG]", "units.hp-csgt.signer", "Expected `str`"),
+    ("  warning_after_days: 20 ", "  warning_after_day: 20 ", "deadlines.warning_after_day", "unknown field"),
+    ("  warning_after_days: 20 ", "  warning_after_days: twenty ", "deadlines.warning_after_days",
+     "expected a number of days from 1 to 365, got 'twenty'"),
+    ("  warning_after_days: 20 ", "  warning_after_days: 0 ", "deadlines.warning_after_days",
+     "expected a number of days from 1 to 365, got 0"),
+    ("    signer: TRƯỞNG PHÒNG", "    signer: [TRƯỞNG PHÒNG]", "units.hp-csgt.signer", "expected str, got array"),
     ("    signer: TRƯỞNG PHÒNG", '    phone: "0225 3842 135"', "units.hp-csgt.phone",
      "contact details come from the agencies file"),
     ("      motorbike:\n        legal_basis: Điểm c khoản 7", "      moto:\n        legal_basis: Điểm c khoản 7",
      "violations.red_light.by_class.moto", "unknown vehicle class"),
     ("        fine: Từ 4.000.000 đồng đến 6.000.000 đồng\n        extra_penalty: Trừ 04",
      "        fine: \"\"\n        extra_penalty: Trừ 04", "violations.red_light.by_class.motorbike.fine",
-     "must not be empty"),
+     "expected a non-empty text, got ''"),
     ("  motorbike: [motorcycle, moped]", "  motorbike: [motorcycle, moped, van]", "vehicle_classes.motorbike[2]",
-     "already in class 'car'"),
-    ("  window_s: 600", "  window_s: -1", "duplicates.window_s", "between 0 and 604800"),
+     "'van' is already in the class on line "),
+    ("  window_s: 600", "  window_s: -1", "duplicates.window_s", "from 0 to 604800, got -1"),
     ('  sms: "CSGT: xe {plate}', '  sms: "CSGT: xe {bien_so}', "templates.sms", "unknown placeholder {bien_so}"),
     ('    communes: ["11311", "11312", "11314"]', '    communes: ["11311", "1131"]',
      "units.hp-csgt.communes[1]", "5-digit commune code"),
@@ -58,7 +60,7 @@ def test_a_bad_value_names_file_line_and_field(tmp_path, old, new, field, proble
         config.load(path, environ={})
     error = caught.value
     assert error.field == field
-    assert problem in error.problem
+    assert problem in error.reason
     assert error.line == line_of(broken, new.splitlines()[0])
     assert str(error).startswith(f"{path}:{error.line}: {field}: ")
 
@@ -77,6 +79,22 @@ def test_missing_section_and_missing_webhook_secret(tmp_path):
     with pytest.raises(config.ConfigError) as caught:
         config.load(path, environ={})
     assert caught.value.field == "inspection_registr"
+
+
+@pytest.mark.parametrize("old, new, at, message", [
+    ('  "11410":', '  "1141":', '  "1141":', "communes.1141: key: expected str matching regex"),
+    ("  base_s: 30\n", "  base_s: 7200\n", "retry:", "retry: base_s (7200.0) must be at most max_s (3600.0)"),
+    ("webhooks: []\n", 'webhooks:\n  - {name: a, agency: b, url: "https://x.vn", subjects: ["traffic..v1"], secret_env: S}\n',
+     "  - {name: a", "webhooks[0].subjects[0]: expected a NATS subject pattern, got 'traffic..v1'"),
+])
+def test_a_rule_of_a_section_names_it(tmp_path, old, new, at, message):
+    """Rules carried by the types: a mapping's key, a section's own rule, a list entry."""
+    broken = EXAMPLE.read_text(encoding="utf-8").replace(old, new, 1)
+    path = tmp_path / "notify.yaml"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, environ={})
+    assert str(caught.value).startswith(f"{path}:{line_of(broken, at)}: {message}")
 
 
 def test_service_exits_2_naming_the_file_and_line(tmp_path, repo_dir):

@@ -56,14 +56,18 @@ def test_good_file(tmp_path):
 
 
 @pytest.mark.parametrize("change, line, field, words", [
-    (("role: police", "role: sheriff"), 7, "agencies[0].role", "not one of"),
+    (("role: police", "role: sheriff"), 7, "agencies[0].role", "expected one of citizen, commune_police"),
     (("    phone:", "    fax:"), 8, "agencies[0].fax", "unknown field"),
     (('communes: ["11311"]', 'communes: ["113"]'), 16, "agencies[1].communes[0]", "5-digit"),
-    (('communes: ["11311"]', "communes: []"), 13, "agencies[1].communes", "communes it covers"),
+    (('communes: ["11311"]', "communes: [11311]"), 16, "agencies[1].communes[0]", "(quote it), got 11311"),
+    (('communes: ["11311"]', "communes: []"), 16, "agencies[1].communes", "communes it covers"),
     (("        token_sha256: ", "        token_sha256: abc"), 12, "agencies[0].users[0].token_sha256", "64 lowercase hex"),
     (("  - id: ca-phuong", "  - id: hp-csgt"), 13, "agencies[1].id", "listed twice"),
-    (("    label: \"Không vi phạm\"\n", ""), 2, "reject_reasons[0].label", "missing"),
-    (("        name: \"Cán bộ A\"", "        name: [\"Cán bộ A\""), 12, "yaml", "expected"),
+    (("    label: \"Không vi phạm\"\n", ""), 2, "reject_reasons[0]", "required field label is missing"),
+    (('    name: "Phòng CSGT"', '    name: " "'), 6, "agencies[0].name", "expected a non-empty text"),
+    (("        name: \"Cán bộ A\"", "        name: [\"Cán bộ A\""), 12, None, "not valid YAML"),
+    ((GOOD, "agency: []\n"), 1, "agency", "unknown field"),
+    ((GOOD, ""), 1, None, "the file is empty"),
 ])
 def test_mistakes_are_named(tmp_path, change, line, field, words):
     path = write(tmp_path, GOOD.replace(*change))
@@ -71,7 +75,14 @@ def test_mistakes_are_named(tmp_path, change, line, field, words):
         agencies.load(path)
     error = caught.value
     assert (error.line, error.field) == (line, field), str(error)
-    assert words in error.reason and str(path) in str(error)
+    assert words in error.reason and str(error).startswith(f"{path}:{line}: ")
+
+
+def test_a_token_given_to_two_users_is_refused(tmp_path):
+    second = GOOD.replace("    communes:", "    users:\n      - {id: csgt-b, name: B, token_sha256: %s}\n    communes:"
+                          % agencies.hash_token("secret-a"))
+    with pytest.raises(agencies.AgencyFileError, match=r":17: agencies\[1\]\.users\[0\]\.token_sha256: the same token"):
+        agencies.load(write(tmp_path, second))
 
 
 def run_portal(repo_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -148,6 +148,54 @@ async def test_the_corrected_plates_owner_is_shown(portal_url, start_portal, js,
         await registry_task
 
 
+async def test_a_review_refused_as_a_repeat_reads_no_owner(portal_url, start_portal, js, nats_url, unique, wait_for):
+    """A looped clip's second crossing, corrected to the plate the first was confirmed with, is
+    refused as a possible repeat before the registry is asked: retrying the refused review reads
+    no owner data (make chaos-video's reviewer, retrying twice a second, once left ~12,000 lines
+    in the registry's audit for 15 cases)."""
+    await migrations.migrate(portal_url, services=["portal", "registry"])
+    plate = f"15A{int(unique[:5], 16) % 100000:05d}"
+    await register(portal_url, Vehicle(plate=plate, plate_printed=f"{plate[:3]}-{plate[3:6]}.{plate[6:]}",
+                                       plate_colour="white", vehicle_type="car", brand="Kia Morning", colour="red",
+                                       inspection_status="valid", registration_date=date(2022, 5, 6)),
+                   Owner(kind="person", name="Phạm Thị Thu", national_id=f"0312{int(unique[:8], 16) % 10**8:08d}",
+                         address="Số 3 Cát Dài, Lê Chân, Hải Phòng", commune_code="11311", province="Hải Phòng"))
+    subject, registry_stop, registry_task = await start_registry(nats_url, portal_url, unique)
+    try:
+        running = await start_portal(portal_url, registry_lookup_subject=subject)
+        at = datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)
+        first = unidentified(running.camera, 1, plate="15A-999.91", at=at)
+        again = unidentified(running.camera, 2, plate="15A-999.92", at=at + timedelta(seconds=7))
+        for event in (first, again):
+            await publish_violation(js, event)
+        case1 = await wait_for(lambda: case_for(portal_url, first.violation.id), what="first case")
+        case2 = await wait_for(lambda: case_for(portal_url, again.violation.id), what="second case")
+        status, body = await review(running, case1["case_id"], decision="confirmed", plate=plate)
+        assert status == 200, body
+        for _ in range(3):
+            status, body = await review(running, case2["case_id"], decision="confirmed", plate=plate)
+            assert status == 409 and f"có thể trùng với {case1['case_id']}" in body["error"]
+
+        async def lookups(case_id: str) -> int:
+            conn = await asyncpg.connect(portal_url)
+            try:
+                return await conn.fetchval("SELECT count(*) FROM registry.owner_lookup_audit WHERE case_id = $1",
+                                           case_id)
+            finally:
+                await conn.close()
+
+        assert await lookups(case1["case_id"]) == 1
+        assert await lookups(case2["case_id"]) == 0
+        assert (await case_for(portal_url, again.violation.id))["state"] == "unidentified"
+        # Judged another event: confirmed, and only now is the owner read.
+        status, body = await review(running, case2["case_id"], decision="confirmed", plate=plate, not_duplicate=True)
+        assert status == 200, body
+        assert await lookups(case2["case_id"]) == 1
+    finally:
+        registry_stop.set()
+        await registry_task
+
+
 async def test_a_repeated_event_is_flagged_and_merged(portal_url, start_portal, js, nc, wait_for):
     running = await start_portal(portal_url)
     at = datetime(2026, 11, 20, 7, 45, 12, tzinfo=ICT)
