@@ -12,6 +12,7 @@ from proto import streams, subjects
 from services.runtime.settings import DatabaseSettings, SettingError, check_choice, check_url
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu"
+SMTP_TLS = ("none", "starttls", "tls")
 
 
 class Settings(DatabaseSettings, frozen=True, kw_only=True):
@@ -61,7 +62,7 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice("SMTP_TLS", self.smtp_tls, ("none", "starttls", "tls"))
+        check_choice("SMTP_TLS", self.smtp_tls, SMTP_TLS)
         if self.sms_gateway_url:
             check_url("SMS_GATEWAY_URL", self.sms_gateway_url, ("http", "https"))
         for variable, value, low, high in (
