@@ -145,9 +145,13 @@ ALL: tuple[Stream, ...] = (
 BY_NAME: dict[str, Stream] = {stream.name: stream for stream in ALL}
 
 # Durable consumers, named after the service that owns them.
+# A short ack_wait: the frames a killed replica held come back after 6 s, fresh enough for detect
+# (MAX_FRAME_AGE_S) and, since a starting replica waits one ack_wait first, before newer frames
+# (track needs a camera's frames in order). A live replica keeps the frames it holds longer than
+# that with in-progress acks (bus.Consumer keep_alive).
 DETECT = Consumer(
     name="detect", stream="FRAMES", filter_subjects=(subjects.ALL_FRAMES,),
-    ack_wait_s=30.0, max_deliver=3, max_ack_pending=256,
+    ack_wait_s=6.0, max_deliver=3, max_ack_pending=256,
 )
 # track has one durable consumer per camera, `track-<camera_id>` filtered on that camera's
 # detections, created by the replica that owns the camera (services/track/partition.py).

@@ -220,6 +220,10 @@ async def run(settings: Settings, pipeline: Pipeline, plans: PlanBook | None = N
             # plus what is already waiting, for the overload admission to choose from (half the
             # consumer's ack window: two batches may be in hand)
             look_ahead=max(settings.batch_size, consumer_spec.max_ack_pending // 2),
+            # Frames in hand are kept with in-progress acks, so the consumer's ack_wait can be short;
+            # a replica that starts while frames are out waits one ack_wait, so that a killed
+            # replica's frames are detected before newer ones (docs/ARCHITECTURE.md "Faults").
+            keep_alive=True, leftovers_first=True,
         )
         log.info("ready", extra={"fields": {"consumer": consumer_spec.name, "model": worker.live.version}})
         if ready is not None:

@@ -20,44 +20,39 @@ detection:
 ```
 
 This reader is detect's own (detect must not depend on track): it reads only `camera`,
-`frame_size` and `detection`, and reports every mistake with the file, the line and the field.
+`frame_size` and `detection` (through services/runtime/config.py), and reports every mistake as
+`file:line: field: reason`.
 A scene without a `detection:` block keeps the whole-frame path.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
-import yaml
 from msgspec import Meta
 
+from services.runtime import config
+from services.runtime.config import FieldError
+
 Box = tuple[float, float, float, float]
-_FIELD = re.compile(r"at `\$((?:\.\w+|\[\d+\]|\[\.\.\.\])*)`")
-_UNKNOWN = re.compile(r"unknown field `(\w+)`")
 
 
 class DetectionBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    roi: list[tuple[float, float]] | None = None
+    roi: Annotated[list[tuple[float, float]], Meta(min_length=3)] | None = None
     slices: Literal["auto", "none"] | list[tuple[float, float, float, float]] = "auto"
-    tile: int | list[int] | None = None  # checked in _checked (a union with constrained tuples upsets msgspec 0.22)
+    tile: int | list[int] | None = None  # checked in _SceneView (a union with constrained tuples upsets msgspec 0.22)
     overlap: Annotated[float, Meta(ge=0.0, le=0.8)] = 0.2
     full_frame: bool = True
     min_score: dict[str, Annotated[float, Meta(gt=0.0, lt=1.0)]] = {}
 
 
-class RegionError(Exception):
-    """A `detection:` block that cannot be used; `str()` names the file, line and field."""
-
-    def __init__(self, path: str | Path, problem: str, *, field: str | None = None, line: int | None = None) -> None:
-        self.path, self.problem, self.field, self.line = str(path), problem, field, line
-        where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: " + (f"field {field!r}: " if field else "") + problem)
+class RegionError(config.ConfigFileError):
+    """A `detection:` block that cannot be used; `str()` is `file:line: field: reason`."""
 
 
 @dataclass(frozen=True)
@@ -176,157 +171,63 @@ def _self_crossing(points: list[tuple[float, float]]) -> tuple[int, int] | None:
     return None
 
 
+
 # --- reading ---------------------------------------------------------------------------------------
-def _plain(node: yaml.Node):
-    """A YAML node as plain Python (keys as strings), for msgspec to validate."""
-    if isinstance(node, yaml.MappingNode):
-        return {str(yaml.safe_load(yaml.serialize(k))): _plain(v) for k, v in node.value}
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(v) for v in node.value]
-    return yaml.safe_load(yaml.serialize(node))
+class _SceneView(msgspec.Struct, frozen=True):
+    """What detect reads of a scene file (the other keys are track's)."""
 
+    camera: str | None = None
+    frame_size: tuple[Annotated[int, Meta(gt=0)], Annotated[int, Meta(gt=0)]] | None = None
+    detection: DetectionBlock | None = None
 
-def _child(node: yaml.Node, key: str | int) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode) and isinstance(key, str):
-        for k, v in node.value:
-            if str(k.value) == key:
-                return v
-    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-        return node.value[key]
-    return None
-
-
-def _key_node(node: yaml.Node, key: str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for k, _ in node.value:
-            if str(k.value) == key:
-                return k
-    return None
-
-
-def _line(node: yaml.Node | None) -> int | None:
-    return None if node is None else node.start_mark.line + 1
-
-
-def _walk(node: yaml.Node, path: str) -> tuple[yaml.Node, str]:
-    """Follow a msgspec error path (`.roi[2][0]`) as far as the YAML goes; the node and the field name.
-    A mapping's value (`.min_score[...]`) names the mapping: msgspec does not say which key."""
-    field = "detection"
-    for part in re.findall(r"\.(\w+)|\[(\d+)\]", path.split("[...]")[0]):
-        key: str | int = part[0] if part[0] else int(part[1])
-        field += f".{key}" if isinstance(key, str) else f"[{key}]"
-        inner = _child(node, key)
-        if inner is None:
-            break
-        node = inner
-    return node, field
+    def __post_init__(self) -> None:
+        block = self.detection
+        if block is None:
+            return
+        if self.frame_size is None:
+            raise FieldError("frame_size", "must be [width, height] in pixels (the detection block is drawn on it)")
+        w, h = self.frame_size
+        for i, (x, y) in enumerate(block.roi or ()):
+            if not (-1 <= x <= w + 1 and -1 <= y <= h + 1):
+                raise FieldError(("detection", "roi", i), f"point ({x:g}, {y:g}) is outside the {w}x{h} frame")
+        crossing = _self_crossing(block.roi) if block.roi else None
+        if crossing is not None:
+            i, j = crossing
+            raise FieldError(("detection", "roi"), f"polygon intersects itself (edge {i}-{i + 1} crosses edge "
+                                                   f"{j}-{(j + 1) % len(block.roi)})")  # type: ignore[arg-type]
+        if block.roi and 0.5 * abs(sum(a[0] * b[1] - b[0] * a[1] for a, b in zip(block.roi, block.roi[1:] + block.roi[:1]))) < 1.0:
+            raise FieldError(("detection", "roi"), "polygon has no area")
+        for i, (x1, y1, x2, y2) in enumerate(block.slices if isinstance(block.slices, list) else ()):
+            if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
+                raise FieldError(("detection", "slices", i), f"[{x1:g}, {y1:g}, {x2:g}, {y2:g}] is not a box x1 < x2, "
+                                                             f"y1 < y2 inside the {w}x{h} frame")
+            if min(x2 - x1, y2 - y1) < 32:
+                raise FieldError(("detection", "slices", i), "a slice must be at least 32 pixels on each side")
+        if not block.full_frame and block.slices == "none":
+            raise FieldError(("detection", "full_frame"), "with full_frame: false there must be slices to run")
+        if block.tile is not None:
+            sizes = [block.tile] if isinstance(block.tile, int) else block.tile
+            if block.slices != "auto":
+                raise FieldError(("detection", "tile"), "is only used with slices: auto")
+            if len(sizes) != (1 if isinstance(block.tile, int) else 2):
+                raise FieldError(("detection", "tile"), f"is a tile size in pixels or [far, near], got {block.tile!r}")
+            if any(not 32 <= v <= max(w, h) for v in sizes):
+                raise FieldError(("detection", "tile"), f"tile sizes must be within 32..{max(w, h)} pixels, got {block.tile!r}")
 
 
 def load_plan(path: str | Path, *, camera: str | None = None) -> DetectionPlan | None:
     """The plan of one scene file, or None when it has no `detection:` block; raises RegionError."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RegionError(path, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise RegionError(path, f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                          line=mark.line + 1 if mark else None) from None
-    if not isinstance(root, yaml.MappingNode):
-        raise RegionError(path, "a scene file must be a mapping")
-    camera_node = _child(root, "camera")
-    if camera is not None and (camera_node is None or camera_node.value != camera):
-        got = None if camera_node is None else camera_node.value
-        raise RegionError(path, f"is {got!r} but the file is for camera {camera!r}", field="camera",
-                          line=_line(camera_node))
-    block = _child(root, "detection")
-    if block is None:
+    scene, doc = config.load(path, _SceneView, error=RegionError)
+    if camera is not None and scene.camera != camera:
+        raise RegionError.at(doc, ("camera",), f"is {scene.camera!r} but the file is for camera {camera!r}")
+    block = scene.detection
+    if block is None or scene.frame_size is None:
         return None
-    frame_size = _frame_size(path, _child(root, "frame_size"))
-    try:
-        parsed = msgspec.convert(_plain(block), DetectionBlock)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        located = _FIELD.search(message)
-        node, field = _walk(block, located.group(1) if located else "")
-        unknown = _UNKNOWN.search(message)
-        if unknown:
-            field = f"{field}.{unknown.group(1)}"
-            node = _key_node(node, unknown.group(1)) or node
-            allowed = ", ".join(DetectionBlock.__struct_fields__)
-            raise RegionError(path, f"unknown key (allowed: {allowed})", field=field, line=_line(node)) from None
-        problem = message.split(" - at ")[0]
-        if field == "detection.slices":
-            problem += " (expected auto, none or a list of [x1, y1, x2, y2])"
-        raise RegionError(path, problem, field=field, line=_line(node)) from None
-    return _checked(path, block, parsed, frame_size)
-
-
-def _frame_size(path: Path, node: yaml.Node | None) -> tuple[int, int]:
-    value = None if node is None else _plain(node)
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-        raise RegionError(path, f"must be [width, height] in pixels (the detection block is drawn on it), got {value!r}",
-                          field="frame_size", line=_line(node))
-    return (value[0], value[1])
-
-
-def _checked(path: Path, block: yaml.Node, parsed: DetectionBlock, frame_size: tuple[int, int]) -> DetectionPlan:
-    w, h = frame_size
-
-    def fail(problem: str, field: str, *keys: str | int) -> RegionError:
-        node = block
-        for key in keys:
-            node = _child(node, key) or node
-        return RegionError(path, problem, field=f"detection.{field}", line=_line(node))
-
-    roi = None
-    if parsed.roi is not None:
-        points = [(float(x), float(y)) for x, y in parsed.roi]
-        if len(points) < 3:
-            raise fail(f"a polygon needs at least 3 points, got {len(points)}", "roi", "roi")
-        for i, (x, y) in enumerate(points):
-            if not (-1 <= x <= w + 1 and -1 <= y <= h + 1):
-                raise fail(f"point ({x:g}, {y:g}) is outside the {w}x{h} frame", f"roi[{i}]", "roi", i)
-        crossing = _self_crossing(points)
-        if crossing is not None:
-            i, j = crossing
-            raise fail(f"polygon intersects itself (edge {i}-{i + 1} crosses edge {j}-{(j + 1) % len(points)})",
-                       "roi", "roi")
-        area = 0.5 * abs(sum(a[0] * b[1] - b[0] * a[1] for a, b in zip(points, points[1:] + points[:1])))
-        if area < 1.0:
-            raise fail("polygon has no area", "roi", "roi")
-        roi = tuple(points)
-    slices: tuple[Box, ...] | Literal["auto"]
-    if parsed.slices == "auto":
-        slices = "auto"
-    elif parsed.slices == "none":
-        slices = ()
-    else:
-        for i, (x1, y1, x2, y2) in enumerate(parsed.slices):
-            if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
-                raise fail(f"[{x1:g}, {y1:g}, {x2:g}, {y2:g}] is not a box x1 < x2, y1 < y2 inside the {w}x{h} frame",
-                           f"slices[{i}]", "slices", i)
-            if min(x2 - x1, y2 - y1) < 32:
-                raise fail("a slice must be at least 32 pixels on each side", f"slices[{i}]", "slices", i)
-        slices = tuple(tuple(float(v) for v in b) for b in parsed.slices)  # type: ignore[misc]
-    if not parsed.full_frame and slices == ():
-        raise fail("with full_frame: false there must be slices to run", "full_frame", "full_frame")
-    tile: int | tuple[int, int] | None = None
-    if parsed.tile is not None:
-        if parsed.slices != "auto":
-            raise fail("is only used with slices: auto", "tile", "tile")
-        sizes = [parsed.tile] if isinstance(parsed.tile, int) else parsed.tile
-        if len(sizes) not in (1, 2) or not isinstance(parsed.tile, int) and len(sizes) != 2:
-            raise fail(f"is a tile size in pixels or [far, near], got {parsed.tile!r}", "tile", "tile")
-        if any(not 32 <= v <= max(w, h) for v in sizes):
-            raise fail(f"tile sizes must be within 32..{max(w, h)} pixels, got {parsed.tile!r}", "tile", "tile")
-        tile = parsed.tile if isinstance(parsed.tile, int) else (sizes[0], sizes[1])
-    return DetectionPlan(str(path), frame_size, roi, slices, tile, parsed.overlap, parsed.full_frame,
-                         dict(parsed.min_score), _line(_child(block, "min_score")))
+    slices = block.slices if block.slices == "auto" else () if block.slices == "none" else tuple(block.slices)
+    return DetectionPlan(str(path), scene.frame_size, None if block.roi is None else tuple(block.roi), slices,
+                         tuple(block.tile) if isinstance(block.tile, list) else block.tile,  # type: ignore[arg-type]
+                         block.overlap, block.full_frame, dict(block.min_score),
+                         doc.lines.get(("detection", "min_score")))
 
 
 class PlanBook:

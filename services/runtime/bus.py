@@ -256,6 +256,8 @@ class Consumer:
         fill_window_s: float = 0.0,
         overlap: bool = False,
         look_ahead: int = 0,
+        keep_alive: bool = False,
+        leftovers_first: bool = False,
     ) -> None:
         if (handle is None) == (handle_batch is None):
             raise ValueError("give exactly one of handle or handle_batch")
@@ -279,6 +281,16 @@ class Consumer:
         # waiting, without waiting for more: a batch handler that chooses among them (detect's
         # fair admission under overload) sees the backlog, not only its oldest messages.
         self.look_ahead = look_ahead
+        # Messages in hand for half the consumer's ack_wait get an in-progress ack, again every
+        # half ack_wait until they are settled: a short ack_wait then bounds how long the messages
+        # of a killed replica stay out, however long a live replica holds its own (detect).
+        self.keep_alive = keep_alive
+        # At start, while the consumer has messages out, wait one ack_wait before the first fetch:
+        # those of a replica killed before this one started are then redelivered, and the server
+        # offers redeliveries before newer messages, so this replica takes up where the dead one
+        # stopped instead of skipping ahead of it (detect: track needs a camera's frames in order).
+        self.leftovers_first = leftovers_first
+        self._held: dict[int, list] = {}  # id(msg) -> [msg, monotonic time of its delivery or last in-progress]
         self._labels = (service, consumer.name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -287,12 +299,16 @@ class Consumer:
         sub = await self.js.pull_subscribe_bind(self.spec.name, stream=self.spec.stream)
         log.info("consuming", extra={"fields": {"consumer": self.spec.name, "stream": self.spec.stream}})
         in_flight: asyncio.Task | None = None
+        keeper = asyncio.create_task(self._keep_alive(), name=f"keep-alive-{self.spec.name}") \
+            if self.keep_alive else None
         try:
+            if self.leftovers_first:
+                await self._wait_for_leftovers(sub, stop)
             while not stop.is_set():
                 try:
                     # One message first: nats-py's fetch(n) on an idle stream holds the first
                     # message until n arrive or the timeout ends, a second of latency per event.
-                    msgs = await sub.fetch(1, timeout=self.fetch_timeout_s)
+                    msgs = self._hold(await sub.fetch(1, timeout=self.fetch_timeout_s))
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
@@ -301,13 +317,13 @@ class Consumer:
                     await asyncio.sleep(1.0)
                     continue
                 if self.batch > 1:
-                    msgs += await self._fill(sub, len(msgs))
+                    msgs += self._hold(await self._fill(sub, len(msgs)))
                 if in_flight is not None:
                     await in_flight
                 # What waits is looked at last, just before handling: with overlap, the batch
                 # above was fetched while the previous one ran.
                 if self.look_ahead > len(msgs):
-                    msgs += await self._waiting(sub, len(msgs))
+                    msgs += self._hold(await self._waiting(sub, len(msgs)))
                 if not self.overlap:
                     await self.process(msgs)
                     continue
@@ -315,10 +331,58 @@ class Consumer:
         finally:
             if in_flight is not None:
                 await in_flight
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
             try:
                 await sub.unsubscribe()
             except Exception as exc:  # connection already closed at shutdown
                 log.debug("unsubscribe failed", extra={"fields": {"error": repr(exc)}})
+
+    async def _wait_for_leftovers(self, sub: Any, stop: asyncio.Event) -> None:
+        """One ack_wait (and a second for the server's timer) before the first fetch, if the
+        consumer has messages out: another replica's, or a killed one's, which come back first."""
+        try:
+            out = (await sub.consumer_info()).num_ack_pending
+        except (nats.errors.Error, asyncio.TimeoutError):
+            out = 1  # cannot tell: wait, as if there were
+        if not out:
+            return
+        wait_s = self.spec.ack_wait_s + 1.0
+        log.info("messages out with another replica: first fetch after one ack wait, when those of a "
+                 "killed replica are offered again", extra={"fields": {
+                     "consumer": self.spec.name, "ack_pending": out, "wait_s": wait_s}})
+        try:
+            await asyncio.wait_for(stop.wait(), wait_s)
+        except asyncio.TimeoutError:
+            pass
+
+    def _hold(self, msgs: list[Msg]) -> list[Msg]:
+        if self.keep_alive:
+            now = time.monotonic()
+            for msg in msgs:
+                self._held[id(msg)] = [msg, now]
+        return msgs
+
+    async def _keep_alive(self) -> None:
+        """Every quarter ack_wait: an in-progress ack for each message held half an ack_wait
+        since its delivery or its last one, so that only a dead replica's messages time out."""
+        due_s = self.spec.ack_wait_s / 2
+        while True:
+            await asyncio.sleep(self.spec.ack_wait_s / 4)
+            now = time.monotonic()
+            for key, held in list(self._held.items()):
+                msg, since = held
+                if msg.is_acked:
+                    self._held.pop(key, None)
+                elif now - since >= due_s:
+                    held[1] = now
+                    try:
+                        await msg.in_progress()
+                    except Exception as exc:  # acked meanwhile, or the link is down: ack_wait decides
+                        log.debug("in-progress ack failed", extra={"fields": {"error": repr(exc)}})
+                    else:
+                        metrics.IN_PROGRESS.labels(*self._labels).inc()
 
     async def _fill(self, sub: Any, have: int) -> list[Msg]:
         """The rest of the batch: what is already waiting, and with a fill window what arrives in it."""
@@ -352,6 +416,13 @@ class Consumer:
         return more
 
     async def process(self, msgs: Sequence[Msg]) -> None:
+        try:
+            await self._process(msgs)
+        finally:
+            for msg in msgs:  # settled, or left to ack_wait if settling failed: no more keep-alive
+                self._held.pop(id(msg), None)
+
+    async def _process(self, msgs: Sequence[Msg]) -> None:
         started = time.perf_counter()
         good: list[tuple[Any, Msg]] = []
         for msg in msgs:

@@ -7,6 +7,8 @@ declares its file as Structs (types, `msgspec.Meta` constraints, `__post_init__`
 fields) and calls `load`; rules that need more than one object (unique ids, references between
 sections) call `ConfigFileError.at(doc, path, reason)` (or `unique`) so that they are reported the
 same way.
+A `__post_init__` that raises `FieldError` names one of its own fields (or a path below the Struct)
+instead of the whole Struct.
 A constrained type with `msgspec.Meta(description="an e-mail address")` is named by it in the
 message ("expected an e-mail address, got 'x'"); `Text` is the non-empty, stripped string.
 """
@@ -48,6 +50,15 @@ class ConfigFileError(ValueError):
     def at(cls, doc: Document, path: tuple[Key, ...], reason: str) -> ConfigFileError:
         """The error for the value at `path` (keys and list indexes) of a document."""
         return cls(doc.path, reason, field=field_name(path), line=doc.line(path))
+
+
+class FieldError(ValueError):
+    """Raised in a Struct's `__post_init__`: the mistake is at `path` below the Struct (a field name,
+    or a tuple of keys and list indexes), so that the error names that line and field."""
+
+    def __init__(self, path: Key | tuple[Key, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.path = path if isinstance(path, tuple) else (path,)
 
 
 def field_name(path: tuple[Key, ...]) -> str | None:
@@ -136,6 +147,7 @@ def convert(doc: Document, type_: type[T], *, data: Any = ..., at: tuple[Key, ..
         return msgspec.convert(clean, type_, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
         reason, path = _explain(str(exc), clean, type_, info, dec_hook)
+        path += exc.__cause__.path if isinstance(exc.__cause__, FieldError) else ()
         if data is ... and value is None and not path:
             reason = "the file is empty"
         raise error(doc.path, reason, field=field_name(at + path), line=doc.line(at + path)) from None

@@ -15,6 +15,11 @@ HANDLER_SECONDS = Histogram(
     ["service", "consumer"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+IN_PROGRESS = Counter(
+    "roadwatch_in_progress_acks_total",
+    "In-progress acks sent for messages held half the consumer's ack_wait (a long batch, a backlog in hand).",
+    ["service", "consumer"],
+)
 PENDING = Gauge(
     "roadwatch_consumer_pending",
     "Messages in the stream not yet delivered to this durable consumer, as of the last fetch.",

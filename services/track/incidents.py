@@ -612,7 +612,7 @@ class IncidentDetector:
     def _level(self, cfg: Congestion, measures: list[float], current: str) -> str:
         occupancy, queue, _, speed = measures
         level = "free"
-        for name, th in cfg.levels:
+        for name, th in cfg.levels.items():
             relax = cfg.hysteresis if LEVELS.index(name) <= LEVELS.index(current) else 0.0
             dense = occupancy >= th.occupancy * (1 - relax) or queue >= th.queue_vehicles * (1 - relax)
             slow = speed < 0 or speed <= th.max_speed * (1 + relax)
@@ -635,7 +635,7 @@ class IncidentDetector:
                 th = cfg.thresholds(state.level)
                 params: dict[str, str | float] = {"after_s": cfg.after_s, "report_level": cfg.report_level,
                                                   "window_s": cfg.window_s, "hysteresis": cfg.hysteresis}
-                for name, level in cfg.levels:
+                for name, level in cfg.levels.items():
                     params.update({f"{name}_occupancy": level.occupancy, f"{name}_queue_vehicles": level.queue_vehicles,
                                    f"{name}_max_speed": level.max_speed})
                 return [self._detected(incident, lane=lane.id, traffic=self._traffic(cfg, lane, state), parameters=params,

@@ -65,18 +65,18 @@ def test_plan_scales_to_a_downscaled_frame(tmp_path: Path):
 @pytest.mark.parametrize(
     "body, field, line, problem",
     [
-        ("detection:\n  roi: [[0, 0], [10, 0]]\n", "detection.roi", 5, "at least 3 points"),
+        ("detection:\n  roi: [[0, 0], [10, 0]]\n", "detection.roi", 5, "expected array of length >= 3"),
         ("detection:\n  roi: [[0, 0], [100, 100], [100, 0], [0, 100]]\n", "detection.roi", 5, "intersects itself"),
         ("detection:\n  roi: [[0, 0], [2000, 0], [0, 100]]\n", "detection.roi[1]", 5, "outside the 1006x720 frame"),
-        ("detection:\n  overlap: lots\n", "detection.overlap", 5, "Expected `float`"),
+        ("detection:\n  overlap: lots\n", "detection.overlap", 5, "expected float, got str"),
         ("detection:\n  overlap: 0.95\n", "detection.overlap", 5, "<= 0.8"),
-        ("detection:\n  full_frame: true\n  slice: auto\n", "detection.slice", 6, "unknown key"),
+        ("detection:\n  full_frame: true\n  slice: auto\n", "detection.slice", 6, "unknown field"),
         ("detection:\n  slices:\n    - [0, 0, 400, 400]\n    - [500, 300, 400, 700]\n", "detection.slices[1]", 7,
          "is not a box"),
-        ("detection:\n  slices: half\n", "detection.slices", 5, "expected auto, none or a list"),
-        ("detection:\n  min_score: {car: 1.5}\n", "detection.min_score", 5, "< 1.0"),
+        ("detection:\n  slices: half\n", "detection.slices", 5, "expected one of auto, none, got 'half'"),
+        ("detection:\n  min_score: {car: 1.5}\n", "detection.min_score.car", 5, "expected float < 1.0, got 1.5"),
         ("detection:\n  slices: none\n  full_frame: false\n", "detection.full_frame", 6, "there must be slices"),
-        ("detection:\n  roi: [[0, 0], [10, 0], [10, x]]\n", "detection.roi[2][1]", 5, "Expected `float`"),
+        ("detection:\n  roi: [[0, 0], [10, 0], [10, x]]\n", "detection.roi[2][1]", 5, "expected float, got str"),
     ],
 )
 def test_bad_block_names_file_line_and_field(tmp_path: Path, body: str, field: str, line: int, problem: str):
@@ -85,8 +85,8 @@ def test_bad_block_names_file_line_and_field(tmp_path: Path, body: str, field: s
         load_plan(path)
     error = caught.value
     assert (error.field, error.line) == (field, line), str(error)
-    assert problem in error.problem
-    assert str(error).startswith(f"{path}:{line}: field {field!r}: ")
+    assert problem in error.reason
+    assert str(error).startswith(f"{path}:{line}: {field}: ")
 
 
 def test_unknown_class_in_min_score_is_refused_at_start(tmp_path: Path):

@@ -385,3 +385,56 @@ async def test_look_ahead_takes_what_is_already_waiting_beyond_the_batch(nc, js,
     await nc.flush()
     info = await js.consumer_info(stream.name, spec.name)
     assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_keep_alive_holds_a_batch_longer_than_ack_wait_without_redelivery(nc, js, unique: str) -> None:
+    """A 1 s ack_wait and a batch handled for 2 s: in-progress acks keep it; nothing comes twice."""
+    stream = await make_stream(js, unique)
+    for n in range(6):
+        await bus.publish(js, f"test.{unique}.status", status(unique, n))
+    seen: list[tuple[float, int]] = []
+
+    async def handle_batch(items) -> None:
+        if not seen:
+            await asyncio.sleep(2.0)
+        seen.extend((event.fps_in, msg.metadata.num_delivered) for event, msg in items)
+
+    spec = consumer_spec(unique, ack_wait_s=1.0)
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=spec, decode=bus.json_decoder(CameraStatus),
+                            handle_batch=handle_batch, batch=3, fill_window_s=0.05, overlap=True, keep_alive=True,
+                            fetch_timeout_s=0.2)
+    await run_until(consumer, lambda: len(seen) >= 6)
+    await asyncio.sleep(1.2)  # a redelivery, if any, would come within one ack_wait
+    assert seen == [(float(n), 1) for n in range(6)]
+    await nc.flush()
+    info = await js.consumer_info(stream.name, spec.name)
+    assert info.num_ack_pending == 0 and info.num_redelivered == 0 and not consumer._held
+
+
+async def test_a_replica_started_after_a_kill_takes_the_killed_ones_messages_first(nc, js, unique: str) -> None:
+    """A replica dies with messages in hand (fetched, never acked) and newer ones arrive: with
+    leftovers_first the next replica handles everything in stream order, the dead one's first,
+    instead of the newer ones first and the dead one's an ack_wait later."""
+    stream = await make_stream(js, unique)
+    subject = f"test.{unique}.status"
+    for n in range(5):
+        await bus.publish(js, subject, status(unique, n))
+    spec = consumer_spec(unique, ack_wait_s=1.0, max_deliver=5)
+    await bus.ensure_consumer(js, spec)
+    dead = await js.pull_subscribe_bind(spec.name, stream=stream.name)
+    assert len(await dead.fetch(3, timeout=2)) == 3  # in the dead replica's hand: 0, 1, 2
+    await dead.unsubscribe()
+    for n in range(5, 8):
+        await bus.publish(js, subject, status(unique, n))
+    order: list[float] = []
+
+    async def handle(event: CameraStatus, msg) -> None:
+        order.append(event.fps_in)
+
+    consumer = bus.Consumer(js, service=f"svc-{unique}", consumer=spec, decode=bus.json_decoder(CameraStatus),
+                            handle=handle, batch=4, leftovers_first=True, fetch_timeout_s=0.2)
+    await run_until(consumer, lambda: len(order) >= 8)
+    assert order == [float(n) for n in range(8)]
+    await nc.flush()
+    info = await js.consumer_info(stream.name, spec.name)
+    assert info.num_ack_pending == 0 and info.num_pending == 0

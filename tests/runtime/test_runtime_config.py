@@ -23,6 +23,8 @@ class Camera(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.id == "bad":
             raise ValueError("id may not be 'bad'")
+        if self.id == "slow" and self.fps > 1:
+            raise config.FieldError("fps", "a slow camera is at most 1 fps")
 
 
 class Unit(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,6 +56,7 @@ class File(msgspec.Struct, forbid_unknown_fields=True):
     ("units:\n  u1: {email: x}\n  u2: {email: 3}\n", "f.yaml:3: units.u2.email: expected str, got int"),
     ("cameras:\n  - id: a\n  - id: bad\n", "f.yaml:3: cameras[1]: id may not be 'bad'"),
     ("cameras:\n  - fps: 3\n", "f.yaml:2: cameras[0]: required field id is missing"),
+    ("cameras:\n  - id: slow\n    fps: 2\n", "f.yaml:3: cameras[0].fps: a slow camera is at most 1 fps"),
     ("cameras: [\n", "f.yaml:2: not valid YAML: expected the node content, but found '<stream end>'"),
     # the top level: a key, the document's type, an empty file
     ("cameras: []\ncamera: []\n", "f.yaml:2: camera: unknown field"),

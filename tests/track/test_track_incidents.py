@@ -373,12 +373,12 @@ def test_a_queue_at_a_red_light_is_not_congestion(tmp_path):
 
 # --- the scene's incidents block ---------------------------------------------------------------------
 @pytest.mark.parametrize("old, new, field, problem, line", [
-    ("    after_s: 10\n    clear_after_s: 1", "    after_s: -1", "incidents.stopped_vehicle.after_s", "must be >", "after_s: -1"),
-    ("    after_s: 10\n    clear_after_s: 1", "    after_s: 10\n    lanse: [main]", "incidents.stopped_vehicle",
-     "unknown key(s) lanse", "lanse"),
+    ("    after_s: 10\n    clear_after_s: 1", "    after_s: -1", "incidents.stopped_vehicle.after_s", "expected float > 0.0", "after_s: -1"),
+    ("    after_s: 10\n    clear_after_s: 1", "    after_s: 10\n    lanse: [main]", "incidents.stopped_vehicle.lanse",
+     "unknown field", "lanse"),
     ("  congestion:\n    lanes: [side]", "  congestion:\n    lanes: [bus]", "incidents.congestion.lanes[0]", "unknown lane 'bus'",
      "lanes: [bus]"),
-    ("    report_level: heavy", "    report_level: gridlock", "incidents.congestion.report_level", "'gridlock' is not one",
+    ("    report_level: heavy", "    report_level: gridlock", "incidents.congestion.report_level", "expected one of heavy, jammed, moderate, got 'gridlock'",
      "gridlock"),
     ("      jammed: {occupancy: 0.14,", "      jammed: {occupancy: 0.01,", "incidents.congestion.levels.jammed",
      "at least as congested as heavy", "jammed:"),
@@ -386,6 +386,15 @@ def test_a_queue_at_a_red_light_is_not_congestion(tmp_path):
      "incidents.wrong_way_driving.segments[0].direction", "must not be [0, 0]", "[0, 0]"),
     ("        polygon: [[0, 320], [1000, 320]", "        polygon: [[0, 320], [1300, 320]",
      "incidents.pedestrian_on_carriageway.zones[0].polygon", "outside the 1000x1000 frame", "1300"),
+    ("    lanes: [side]\n    window_s", "    lanes: [side, side]\n    window_s", "incidents.congestion.lanes[1]",
+     "lane 'side' is listed twice", "[side, side]"),
+    ("      heavy: {occupancy: 0.08, queue_vehicles: 99, max_speed: 60}\n", "", "incidents.congestion.report_level",
+     "'heavy' is not one of the levels given (moderate, jammed)", "report_level: heavy"),
+    ("      jammed: {occupancy: 0.14,", "      gridlock: {occupancy: 0.14,", "incidents.congestion.levels.gridlock",
+     "key: invalid enum value 'gridlock'", "gridlock:"),
+    ("        polygon: [[0, 320], [1000, 320], [1000, 1000], [0, 1000]]\n",
+     "        polygon: [[0, 320], [1000, 320], [1000, 1000], [0, 1000]]\n      - id: road\n        polygon: [[0, 0], [9, 0], [9, 9]]\n",
+     "incidents.pedestrian_on_carriageway.zones[1].id", "duplicate id 'road'", "- id: road"),
 ])
 def test_a_bad_incidents_block_names_the_file_line_and_field(tmp_path, old, new, field, problem, line):
     assert old in SCENE
@@ -393,8 +402,8 @@ def test_a_bad_incidents_block_names_the_file_line_and_field(tmp_path, old, new,
     with pytest.raises(scenes.SceneError) as info:
         scene(tmp_path, text)
     error = info.value
-    assert error.field == field and problem in error.problem and error.line is not None
-    assert str(error).startswith(f"{tmp_path / 'inc-cam.yaml'}:{error.line}: field {field!r}")
+    assert error.field == field and problem in error.reason and error.line is not None
+    assert str(error).startswith(f"{tmp_path / 'inc-cam.yaml'}:{error.line}: {field}: ")
     assert line in text.splitlines()[error.line - 1]  # the line the mistake is on
 
 

@@ -37,25 +37,25 @@ def test_unknown_lane_in_a_movement(tmp_path):
 def test_self_intersecting_polygon(tmp_path):
     text = SCENE.replace("[[0, 800], [500, 800], [500, 900], [0, 900]]", "[[0, 800], [500, 900], [500, 800], [0, 900]]")
     err = error_for(tmp_path, text)
-    assert err.field == "no_stopping[0].polygon" and "intersects itself" in err.problem
+    assert err.field == "no_stopping[0].polygon" and "intersects itself" in err.reason
     assert err.line == next(i for i, line in enumerate(text.splitlines(), 1) if "[500, 900], [500, 800]" in line)
 
 
 def test_missing_distance(tmp_path):
     text = SCENE.replace("    distance_m: 20\n", "")
     err = error_for(tmp_path, text)
-    assert err.field == "speed_traps[0].distance_m" and err.problem == "is required"
+    assert err.field == "speed_traps[0]" and err.reason == "required field distance_m is missing"
     assert str(err).startswith(str(tmp_path / "test-cam.yaml") + ":")
 
 
 @pytest.mark.parametrize("old, new, field, words", [
-    ("    max_dwell_s: 10\n", "    max_dwell_s: -1\n", "no_stopping[0].max_dwell_s", "must be >"),
-    ("    allowed: [bus]\n", "    allowed: [tank]\n", "lanes[1].allowed[0]", "not a vehicle class"),
+    ("    max_dwell_s: 10\n", "    max_dwell_s: -1\n", "no_stopping[0].max_dwell_s", "expected float > 0.0, got -1"),
+    ("    allowed: [bus]\n", "    allowed: [tank]\n", "lanes[1].allowed[0]", "expected one of bicycle, bus, car, motorcycle, other, truck, got 'tank'"),
     ("    head: bus\n", "    head: tram\n", "movements[1].head", "unknown signal head"),
     ("  intersection: test-junction\n", "", "signal.intersection", "required when the source is controller"),
     ("    direction: [0, -1]\n    allowed: [bus]", "    direction: [0, 0]\n    allowed: [bus]", "lanes[1].direction", "[0, 0]"),
     ("frame_size: [1000, 1000]", "frame_size: [800, 1000]", "lanes[1]", "outside the 800x1000 frame"),
-    ("  wrong_lane_frames: 3\n", "  wrong_lane_frame: 3\n", "rules", "unknown key(s) wrong_lane_frame"),
+    ("  wrong_lane_frames: 3\n", "  wrong_lane_frame: 3\n", "rules.wrong_lane_frame", "unknown field"),
     ("  - id: bus-lane\n", "  - id: main\n", "lanes[1].id", "duplicate id 'main'"),
 ])
 def test_other_mistakes_are_named(tmp_path, old, new, field, words):
@@ -145,19 +145,20 @@ def test_a_scene_with_only_count_lines_is_valid(tmp_path):
 @pytest.mark.parametrize("text, old, new, field, words", [
     (VISION, "      lamps: [red, amber, green]\n", "", "signal.heads[0].lamps", "is required when the source is vision"),
     (VISION, "lamps: [red, amber, green]", "lamps: [red, orange, green]", "signal.heads[0].lamps[1]",
-     "'orange' is not a lamp"),
+     "expected one of amber, amber_arrow, green, green_arrow, red, red_arrow, got 'orange'"),
     (VISION, "lamps: [red, amber, green]", "lamps: [red, red]", "signal.heads[0].lamps[1]", "listed twice"),
-    (VISION, "lamps: [red, amber, green]", "lamps: []", "signal.heads[0].lamps", "at least 1"),
-    (VISION, "layout: vertical", "layout: diagonal", "signal.heads[0].layout", "not one of vertical, horizontal"),
+    (VISION, "lamps: [red, amber, green]", "lamps: []", "signal.heads[0].lamps", "length >= 1"),
+    (VISION, "layout: vertical", "layout: diagonal", "signal.heads[0].layout",
+     "expected one of horizontal, vertical, got 'diagonal'"),
     (VISION, "region: [940, 10, 970, 40]\n      lamps: [green_arrow]",
      "region: [940, 10, 970, 11]\n      lamps: [green_arrow]", "signal.heads[1].region", "too small"),
     (COUNTING, "    direction: [0, 1]\n", "    direction: [1, 0]\n", "count_lines[0].direction", "runs along the line"),
     (COUNTING, "    direction: [0, 1]\n", "    direction: [0, 0]\n", "count_lines[0].direction", "must not be [0, 0]"),
     (COUNTING, "[[0, 150], [640, 150]]", "[[0, 150], [700, 150]]", "count_lines[1]", "outside the 640x360 frame"),
-    (COUNTING, "[[0, 150], [640, 150]]", "[[0, 150]]", "count_lines[1].line", "two points"),
+    (COUNTING, "[[0, 150], [640, 150]]", "[[0, 150]]", "count_lines[1].line", "expected array of length 2, got 1"),
     (COUNTING, "  - id: both\n", "  - id: main\n", "count_lines[1].id", "duplicate id 'main'"),
-    (COUNTING, "    direction: [0, 1]\n", "    direction: [0, 1]\n    dir: [0, 1]\n", "count_lines[0]", "unknown key(s) dir"),
-    (COUNTING, "detection:\n  confidence: 0.3\n", "detection: 0.3\n", "detection", "must be a mapping"),
+    (COUNTING, "    direction: [0, 1]\n", "    direction: [0, 1]\n    dir: [0, 1]\n", "count_lines[0].dir", "unknown field"),
+    (COUNTING, "detection:\n  confidence: 0.3\n", "detection: 0.3\n", "detection", "expected object | null, got float"),
     (COUNTING + "lanes:\n  - {id: a, polygon: [[0, 0], [100, 0], [100, 100]], direction: [0, 1], allowed: [car]}\n",
      "", "", "location", "is required when the scene has lanes"),
 ])
@@ -165,6 +166,6 @@ def test_bad_lamps_and_count_lines_are_named(tmp_path, text, old, new, field, wo
     bad = text.replace(old, new) if old else text
     assert bad != text or not old
     err = error_for(tmp_path, bad)
-    assert err.field == field and words in err.problem, str(err)
-    assert str(err).startswith(f"{tmp_path / 'test-cam.yaml'}:{err.line}: field '{field}'")
+    assert err.field == field and words in err.reason, str(err)
+    assert str(err).startswith(f"{tmp_path / 'test-cam.yaml'}:{err.line}: {field}: ")
     assert err.line is not None and 1 <= err.line <= len(bad.splitlines())
