@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_FILES := $(wildcard services/*/apt-packages.txt deploy/apt-packages.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv system-deps proto proto-check lock test-slow bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-track-checkpoint bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
+.PHONY: help run test venv system-deps proto proto-check settings-doc lock test-slow bench bench-ingest bench-detect bench-registry bench-portal bench-board bench-track bench-track-checkpoint bench-notify bench-e2e bench-bad-input chaos chaos-video chaos-cluster eval-plates eval-video report deploy-check deploy-generate clean finetune finetune-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ proto: venv ## regenerate proto/schemas/*.json and proto/asyncapi.yaml from the 
 
 proto-check: venv ## fail when the generated contract files are stale
 	$(BIN)/python -m proto.generate --check
+
+settings-doc: venv ## regenerate README.md's configuration table from the Settings classes
+	$(BIN)/python -m services.runtime.settings_doc
 
 lock: venv ## re-pin requirements.lock from the installed environment
 	@(echo "# Pinned dependency tree for Python 3.11 (regenerate: make lock)"; \

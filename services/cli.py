@@ -18,10 +18,9 @@ from dataclasses import dataclass
 class Verb:
     target: str  # "module:function", called with the verb's remaining arguments
     help: str  # one line, for `roadwatch --help`
-    settings: str = ""  # "module:Class": a service, whose --help lists its environment settings
+    settings: str = ""  # "module:Class" whose fields are the verb's environment settings (listed by --help)
     tools: str = ""  # usage of the service's own sub-tools (their arguments pass through)
     own_help: bool = False  # a tool with its own argparse: `--help` is its own
-    environment: str = ""  # environment variables a tool without a Settings class reads
     arguments: str = ""  # metavar of the positional arguments a tool without its own parser takes
 
 
@@ -34,9 +33,7 @@ SERVICE_TOOLS = {
     "portal": "roadwatch portal token                 make an API token and its SHA-256 for the agencies file\n"
               "roadwatch portal report [OPTIONS]     the coordination report, as roadwatch report (--help)",
 }
-LOCAL_ENV = ("ROADWATCH_BIND   address of every HTTP port and nats-server (default 127.0.0.1)\n"
-             "NATS_PORT        nats-server port (default 4222, or a free one when taken)\n"
-             "ROADWATCH_VAR    the local state folder (default var)")
+LOCAL_SETTINGS = "services.localstack:LocalSettings"  # make run's own settings (stack-env, localnats, localdb)
 
 VERBS: dict[str, Verb] = {
     **{name: Verb(f"services.{name}.main:main", f"run the {name} service",
@@ -62,18 +59,13 @@ VERBS: dict[str, Verb] = {
                   own_help=True),
     "localdb": Verb("services.firstrun:localdb_main",
                     "make run's database: given or embedded PostgreSQL, migrated, demo registry",
-                    environment="DATABASE_URL     a PostgreSQL to use instead of the embedded one\n"
-                                "EMBEDDED_PG_PORT the embedded server's port (default 54329)\n"
-                                "DEMO_VEHICLES    synthetic vehicles to seed (default 20000)\n"
-                                "DEMO_PLATES      plates to include (default deploy/local/demo-plates.txt)\n"
-                                "ROADWATCH_VAR    the local state folder (default var)"),
+                    settings=LOCAL_SETTINGS),
     "localnats": Verb("services.firstrun:localnats_main",
                       "make run's nats-server: the accounts of deploy/nats/accounts.conf, JetStream in var/nats",
-                      environment=LOCAL_ENV),
+                      settings=LOCAL_SETTINGS),
     "stack-env": Verb("services.firstrun:stack_env_main",
                       "check the demo configuration, write var/run.env and var/Procfile (make run)",
-                      environment=LOCAL_ENV + "\nMODELS_DIR, CAMERAS_FILE, SCENES_DIR, DATABASE_URL, *_PORT: see make run",
-                      arguments="VAR_DIR"),
+                      settings=LOCAL_SETTINGS, arguments="VAR_DIR"),
 }
 
 
@@ -91,8 +83,6 @@ def _verb_parser(subparsers, word: str, verb: Verb) -> argparse.ArgumentParser:
     epilog = []
     if verb.tools:
         epilog.append("sub-tools (their arguments pass through):\n" + _indent(verb.tools))
-    if verb.environment:
-        epilog.append("environment:\n" + _indent(verb.environment))
     parser = subparsers.add_parser(word, epilog="\n\n".join(epilog) or None, **kwargs)
     if verb.tools:
         parser.add_argument("args", nargs=argparse.REMAINDER, metavar="TOOL ...", help="a sub-tool and its arguments")

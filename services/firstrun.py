@@ -21,25 +21,29 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services import localstack
+from services.runtime.settings import SettingError, parse
 
 REPO = Path(__file__).resolve().parents[1]
 PROCFILE = REPO / "Procfile"
-DEMO_CAMERAS = REPO / "deploy" / "local" / "cameras.yaml"
-DEMO_SCENES = REPO / "deploy" / "local" / "scenes"
-DEMO_PLATES = REPO / "deploy" / "local" / "demo-plates.txt"
 # The models the detect service loads with its default settings (services/detect/settings.py).
 DETECT_MODELS = (
     "yolox_nano.onnx", "coco.names", "y5fu_640x_sim.onnx", "y5fu_320x_sim.onnx",
     "ch_PP-OCRv4_rec_infer.onnx", "ch_PP-OCRv4_det_infer.onnx",
 )
 SERVICES = ("ingest", "detect", "track", "registry", "portal", "notify")
-PORTS = {"PORTAL_PORT": 8080, "INGEST_PORT": 8081, "DETECT_PORT": 8082, "TRACK_PORT": 8083,
-         "REGISTRY_PORT": 8084, "NOTIFY_PORT": 8085, "SMTP_PORT": 8025}
 
 
-def default_models_dir(environ: Mapping[str, str]) -> Path:
-    given = environ.get("MODELS_DIR")
+def default_models_dir(local: localstack.LocalSettings) -> Path:
+    given = local.models_dir
     return Path(given).resolve() if given else (REPO.parent / "shared" / "models").resolve()
+
+
+def nats_port(local: localstack.LocalSettings, reach: str) -> int:
+    """NATS_PORT, else the default port unless something (a system nats-server) already has it."""
+    default = localstack.DEFAULT_NATS_PORT
+    if local.nats_port:
+        return local.nats_port
+    return default if not localstack.port_open(reach, default) else localstack.free_port()
 
 
 def missing_models(models_dir: Path) -> list[str]:
@@ -69,37 +73,35 @@ def run_env(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
     nats-server runs deploy/nats/accounts.conf with local passwords (var/nats-users, 0600): each
     service gets its own user in its NATS_URL_<SERVICE>, as the Kubernetes manifests give it.
     """
-    bind = localstack.check_bind(environ.get("ROADWATCH_BIND", localstack.LOOPBACK))
+    local = parse(localstack.LocalSettings, environ)  # SettingError naming the variable
+    bind = local.bind
     reach = localstack.connect_host(bind)
-    given = environ.get("DATABASE_URL", "")
+    given = local.database_url
     use_given = bool(given) and localstack.database_reachable(given)
-    pg_port = int(environ.get("EMBEDDED_PG_PORT", localstack.DEFAULT_EMBEDDED_PG_PORT))
-    default_nats = localstack.DEFAULT_NATS_PORT
-    # The default port, unless something (a system nats-server) already has it.
-    nats_port = int(environ.get("NATS_PORT") or (default_nats if not localstack.port_open(reach, default_nats)
-                                                 else localstack.free_port()))
+    pg_port = local.embedded_pg_port
+    port = nats_port(local, reach)
     passwords = localstack.nats_passwords(var_dir / "nats-users")
     env = {
         "ROADWATCH_BIND": bind,
         "HTTP_HOST": bind,
-        "NATS_PORT": str(nats_port),
-        "NATS_URL": localstack.nats_url(nats_port, host=reach),  # without credentials: for the banner
-        **{f"NATS_URL_{name.upper()}": localstack.nats_url(nats_port, name, passwords, host=reach) for name in SERVICES},
+        "NATS_PORT": str(port),
+        "NATS_URL": localstack.nats_url(port, host=reach),  # without credentials: for the banner
+        **{f"NATS_URL_{name.upper()}": localstack.nats_url(port, name, passwords, host=reach) for name in SERVICES},
         "DATABASE_URL": given if use_given else localstack.embedded_database_url(pg_port),
         "EMBEDDED_PG": "0" if use_given else "1",
         "EMBEDDED_PG_PORT": str(pg_port),
         "ROADWATCH_VAR": str(var_dir),
-        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO"),
-        "MODELS_DIR": str(default_models_dir(environ)),
-        "CAMERAS_FILE": environ.get("CAMERAS_FILE", str(DEMO_CAMERAS)),
-        "SCENES_DIR": environ.get("SCENES_DIR", str(DEMO_SCENES)),
-        "DEMO_PLATES": environ.get("DEMO_PLATES", str(DEMO_PLATES)),
-        "DEMO_VEHICLES": environ.get("DEMO_VEHICLES", "20000"),
+        "LOG_LEVEL": local.log_level,
+        "MODELS_DIR": str(default_models_dir(local)),
+        "CAMERAS_FILE": local.cameras_file,
+        "SCENES_DIR": local.scenes_dir,
+        "DEMO_PLATES": local.demo_plates,
+        "DEMO_VEHICLES": str(local.demo_vehicles),
         "SMTP_HOST": "127.0.0.1",
         "POST_SPOOL_DIR": str(var_dir / "notify" / "post"),
         "OUTBOX_DIR": str(var_dir / "outbox"),
     }
-    env.update({name: environ.get(name, str(port)) for name, port in PORTS.items()})
+    env.update({name: str(value) for name, value in local.ports.items()})
     return env
 
 
@@ -138,8 +140,8 @@ def stack_env_main(argv: list[str]) -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     try:
         env = run_env(os.environ, var_dir)
-    except ValueError as exc:
-        print(f"roadwatch stack-env: {exc}", file=sys.stderr)
+    except SettingError as exc:
+        print(f"roadwatch stack-env: invalid setting {exc.variable}: {exc.reason}", file=sys.stderr)
         return 2
     dropped, notes = preflight(env)
     (var_dir / "run.env").touch(mode=0o600)  # it holds the services' NATS passwords
@@ -166,8 +168,8 @@ def welcome(env: Mapping[str, str], dropped: set[str]) -> str:
         f"  NATS              {env['NATS_URL']} (accounts of deploy/nats/accounts.conf; local passwords in "
         f"{env['ROADWATCH_VAR']}/nats-users)    PostgreSQL  {env['DATABASE_URL']}",
         "  metrics           " + "  ".join(
-            f"{name.split('_')[0].lower()} :{env[name]}/metrics" for name in PORTS if name != "SMTP_PORT"
-            and name.split("_")[0].lower() not in dropped),
+            f"{name.split('_')[0].lower()} :{env[name]}/metrics" for name in map(str.upper, localstack.PORTS)
+            if name != "SMTP_PORT" and name.split("_")[0].lower() not in dropped),
     ]
     if localstack.is_loopback(bind):
         lines.append(f"  listening on      {bind} only: nothing here is reachable from the network "
@@ -197,9 +199,10 @@ def wait_for_stop(process) -> None:
 
 def localnats_main(argv: list[str]) -> int:
     """nats-server for make run, outside the terminal's process group (see SERVER_GRACE_S)."""
-    var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
-    port = int(os.environ["NATS_PORT"])
-    bind = localstack.check_bind(os.environ.get("ROADWATCH_BIND", localstack.LOOPBACK))
+    local = localstack.local_settings(prog="localnats")
+    var_dir = Path(local.roadwatch_var).resolve()
+    bind = local.bind
+    port = nats_port(local, localstack.connect_host(bind))
     passwords = localstack.nats_passwords(var_dir / "nats-users")
     process = localstack.start_nats(var_dir / "nats", port, log_file=var_dir / "nats.log", new_session=True,
                                     passwords=passwords, host=bind)
@@ -247,11 +250,12 @@ def seed_registry(url: str, vehicles: int, plates: Path | None) -> int:
 
 def localdb_main(argv: list[str]) -> int:
     """Run the embedded PostgreSQL in the foreground (or stand by for the given one), migrated and seeded."""
-    var_dir = Path(os.environ.get("ROADWATCH_VAR", "var")).resolve()
-    url = os.environ["DATABASE_URL"]
+    local = localstack.local_settings(prog="localdb")
+    var_dir = Path(local.roadwatch_var).resolve()
+    port = local.embedded_pg_port
+    url = local.database_url or localstack.embedded_database_url(port)
     process = None
-    if os.environ.get("EMBEDDED_PG") == "1":
-        port = int(os.environ.get("EMBEDDED_PG_PORT", localstack.DEFAULT_EMBEDDED_PG_PORT))
+    if local.embedded_pg or not local.database_url:
         process = localstack.start_postgres(var_dir / "postgres", port, log_file=var_dir / "postgres.log",
                                             new_session=True)
         localstack.create_database(localstack.embedded_database_url(port, "postgres"), localstack.DATABASE_NAME)
@@ -261,8 +265,8 @@ def localdb_main(argv: list[str]) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     try:
         migrate_database(url)
-        plates = Path(os.environ["DEMO_PLATES"]) if os.environ.get("DEMO_PLATES") else None
-        added = seed_registry(url, int(os.environ.get("DEMO_VEHICLES", "20000")), plates)
+        plates = Path(local.demo_plates) if local.demo_plates else None
+        added = seed_registry(url, local.demo_vehicles, plates)
         if added:
             print(f"registry seeded with {added} synthetic vehicles (incl. the demo clips' plates)", flush=True)
         wait_for_stop(process)

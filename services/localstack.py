@@ -22,6 +22,10 @@ from pathlib import Path
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import msgspec
+
+from services.runtime.settings import LOG_LEVELS, SettingError, check_choice, check_port, load
+
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 DEFAULT_EMBEDDED_PG_PORT = 54329
 DEFAULT_NATS_PORT = 4222
@@ -31,6 +35,68 @@ REPO = Path(__file__).resolve().parents[1]
 ACCOUNTS_FILE = REPO / "deploy" / "nats" / "accounts.conf"
 LOCAL_NATS_CONFIG = REPO / "deploy" / "local" / "nats.conf"  # includes ACCOUNTS_FILE
 LOOPBACK = "127.0.0.1"
+DEMO = REPO / "deploy" / "local"
+
+
+class LocalSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """`make run` (`roadwatch stack-env`, `localnats`, `localdb`) and the embedded servers of the tests.
+
+    stack-env reads them from the shell and writes the values it chose to var/run.env, which
+    honcho hands to every process of the Procfile.
+    """
+
+    # The address of every HTTP port and nats-server (an IP address; 0.0.0.0 opens them to the
+    # network). PostgreSQL and the SMTP outbox stay on 127.0.0.1 whatever it says.
+    roadwatch_bind: str = LOOPBACK
+    nats_port: int = 0  # nats-server's port; 0: 4222, or a free one when 4222 is taken
+    roadwatch_var: str = "var"  # the local state folder: NATS store, PostgreSQL data, outbox, passwords
+    # A PostgreSQL to use instead of the embedded one (when it is reachable).
+    database_url: str = ""
+    embedded_pg: bool = False  # written by stack-env: whether localdb runs the embedded PostgreSQL
+    embedded_pg_port: int = DEFAULT_EMBEDDED_PG_PORT  # the embedded PostgreSQL's port
+    roadwatch_pg_fast: bool = False  # the embedded PostgreSQL without fsync (the tests: their data is thrown away)
+    log_level: str = "INFO"  # every process's LOG_LEVEL
+    # detect's model files; empty: ../shared/models beside the repository.
+    models_dir: str = ""
+    cameras_file: str = str(DEMO / "cameras.yaml")  # ingest's cameras (two looping demo clips)
+    scenes_dir: str = str(DEMO / "scenes")  # track's and detect's scene files
+    demo_plates: str = str(DEMO / "demo-plates.txt")  # plates the synthetic registry includes (the demo clips')
+    demo_vehicles: int = 20000  # vehicles in the synthetic registry localdb seeds
+    portal_port: int = 8080  # the portal's HTTP_PORT under make run (pages, API, probes, metrics)
+    ingest_port: int = 8081  # ingest's HTTP_PORT under make run
+    detect_port: int = 8082  # detect's HTTP_PORT under make run
+    track_port: int = 8083  # track's HTTP_PORT under make run
+    registry_port: int = 8084  # the registry's HTTP_PORT under make run
+    notify_port: int = 8085  # notify's HTTP_PORT under make run
+    smtp_port: int = 8025  # the local SMTP outbox (notify's SMTP_PORT under make run)
+
+    def __post_init__(self) -> None:
+        try:
+            check_bind(self.roadwatch_bind)
+        except ValueError as exc:
+            raise SettingError("ROADWATCH_BIND", str(exc)) from None
+        for name in ("nats_port", "embedded_pg_port", *PORTS):
+            check_port(name.upper(), getattr(self, name))
+        check_choice("LOG_LEVEL", self.log_level, LOG_LEVELS)
+        if self.demo_vehicles < 0:
+            raise SettingError("DEMO_VEHICLES", f"must not be negative, got {self.demo_vehicles}")
+
+    @property
+    def bind(self) -> str:
+        return check_bind(self.roadwatch_bind)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """PORTAL_PORT ... NOTIFY_PORT and SMTP_PORT, as make run's environment names them."""
+        return {name.upper(): getattr(self, name) for name in PORTS}
+
+
+PORTS = ("portal_port", "ingest_port", "detect_port", "track_port", "registry_port", "notify_port", "smtp_port")
+
+
+def local_settings(environ: Mapping[str, str] | None = None, *, prog: str = "local") -> LocalSettings:
+    """LocalSettings from the environment; a bad value exits 2 naming the variable."""
+    return load(LocalSettings, environ, service=prog)
 
 
 def free_port() -> int:
@@ -218,7 +284,7 @@ def init_pgdata(pgdata: Path) -> None:
 def postgres_argv(pgdata: Path, port: int) -> list[str]:
     return [
         str(_pg_bin() / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", str(pgdata),
-        "-c", "fsync=off" if os.environ.get("ROADWATCH_PG_FAST") else "fsync=on",
+        "-c", "fsync=off" if local_settings().roadwatch_pg_fast else "fsync=on",
         "-c", "max_connections=200",
     ]
 
@@ -287,7 +353,7 @@ def with_database(url: str, name: str) -> str:
 def benchmark_postgres(work_dir: Path) -> tuple[str, subprocess.Popen | None]:
     """An admin URL for a benchmark: DATABASE_URL's server when reachable, else the local server
     on 5432, else an embedded one in `work_dir` (returned, for the caller to stop)."""
-    given = os.environ.get("DATABASE_URL")
+    given = local_settings().database_url
     if given and database_reachable(given):
         return with_database(given, "postgres"), None
     if port_open("127.0.0.1", 5432):

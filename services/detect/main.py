@@ -188,8 +188,12 @@ class Worker:
                     metrics.SHADOW_OBJECTS.labels(*labels, side, class_name).inc(n)
 
 
-async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
-                consumer_spec: streams.Consumer = streams.DETECT, plans: PlanBook | None = None) -> None:
+async def run(settings: Settings, pipeline: Pipeline, plans: PlanBook | None = None, *,
+              stop: asyncio.Event | None = None, ready: asyncio.Future | None = None,
+              consumer_spec: streams.Consumer = streams.DETECT) -> int:
+    """Run until stopped. `consumer_spec` exists for tests, which share one nats-server; `ready`
+    gets the Worker once its model is loaded. A promoted model that cannot run raises ModelError."""
+    stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(settings.nats_url, SERVICE)
         stack.push_async_callback(bus.drain, nc)
@@ -221,7 +225,12 @@ async def serve(settings: Settings, pipeline: Pipeline, stop: asyncio.Event,
             # replica's frames are detected before newer ones (docs/ARCHITECTURE.md "Faults").
             keep_alive=True, leftovers_first=True,
         )
-        await worker.consumer.run(stop)
+        log.info("ready", extra={"fields": {"consumer": consumer_spec.name, "model": worker.live.version}})
+        if ready is not None:
+            ready.set_result(worker)
+        code = await lifecycle.until_stopped(stop, [asyncio.create_task(worker.consumer.run(stop), name="consume")])
+    log.info("stopped")
+    return code
 
 
 def _file_sha256(settings: Settings) -> str:
@@ -354,10 +363,6 @@ class Models:
                                                            "every": wanted.every, "live": self.worker.live.version}})
 
 
-async def _run(settings: Settings, pipeline: Pipeline, plans: PlanBook) -> None:
-    await serve(settings, pipeline, lifecycle.stop_event(), plans=plans)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
@@ -377,11 +382,10 @@ def main(argv: list[str] | None = None) -> int:
                                                 "workers": settings.workers, "batch_size": settings.batch_size,
                                                 "cameras_with_detection_plan": planned}})
     try:
-        asyncio.run(_run(settings, pipeline, plans))
+        return lifecycle.run(SERVICE, run(settings, pipeline, plans))
     except ModelError as exc:
         print(f"roadwatch detect: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,28 +15,28 @@ from proto.subjects import check_token
 from services.detect.riders import RiderRules
 from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
 from services.runtime.cpus import available_cores
-from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_choice, check_common
+from services.runtime.settings import ServiceSettings, SettingError, check_choice
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
 DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
 _RIDERS = RiderRules()
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    nats_url: str = "nats://127.0.0.1:4222"
+class Settings(ServiceSettings, frozen=True, kw_only=True):
     http_port: int = 8082
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
-    log_level: str = "INFO"
 
+    # folder the model file names below are resolved against (absolute paths are used as they are)
     models_dir: str = "models"
-    vehicle_model: str = "yolox_nano.onnx"
-    vehicle_format: str = "yolox"
-    vehicle_classes_file: str = "coco.names"
-    vehicle_input_size: int = 640  # only used when the model's input size is dynamic
-    vehicle_conf: float = 0.3
-    vehicle_iou: float = 0.0  # 0: the format's own (YOLOX/YOLOv5/v8 0.45, NanoDet 0.6)
-    vehicle_tiles: int = 0  # 0: whole frame only; N >= 2: also N overlapping vertical strips
-    vehicle_model_sha256: str = ""
+    vehicle_model: str = "yolox_nano.onnx"  # vehicle detector (ONNX)
+    vehicle_format: str = "yolox"  # its output format: yolox, nanodet, yolov5, yolov8
+    vehicle_classes_file: str = "coco.names"  # class names, one per line, in model index order
+    vehicle_input_size: int = 640  # input size for a model with a dynamic input (fixed inputs are read from the model)
+    vehicle_conf: float = 0.3  # vehicle score threshold
+    vehicle_iou: float = 0.0  # NMS IoU; 0: the format's own (YOLOX/YOLOv5/v8 0.45, NanoDet 0.6)
+    # 0: whole frame only; N = 2-8: also N overlapping vertical strips (small vehicles, ~N+1x time)
+    vehicle_tiles: int = 0
+    vehicle_model_sha256: str = ""  # when set, the model file must have this SHA-256 (a mismatch stops the service)
+    # classes published (riders seen from above often come out as person)
     vehicle_keep_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
     # The slot in the `models` bucket whose promoted version replaces VEHICLE_MODEL (swapped on each
     # model.promoted event, candidates run in shadow); empty: the MODELS_DIR file only.
@@ -47,39 +47,44 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scenes_dir: str = ""
 
     # A person on a motorcycle/bicycle box becomes that two-wheeler's rider (riders.py); the
-    # defaults are RiderRules' own.
+    # RIDER_* thresholds below decide who sits on what; their defaults are RiderRules' own.
     rider_fusion: bool = True
+    # share of the narrower box's width the person and the bike must share
     rider_min_x_overlap: float = _RIDERS.min_x_overlap
+    # the person's feet at least this share of the bike's height below the bike's top
     rider_min_foot_depth: float = _RIDERS.min_foot_depth
-    rider_max_foot_below: float = _RIDERS.max_foot_below
-    rider_max_head_depth: float = _RIDERS.max_head_depth
+    rider_max_foot_below: float = _RIDERS.max_foot_below  # ... and at most this share below its bottom
+    rider_max_head_depth: float = _RIDERS.max_head_depth  # the person's head above this share of the bike's height
+    # a person more than this many times wider than the bike does not ride it
     rider_max_width_ratio: float = _RIDERS.max_width_ratio
-    rider_max_per_vehicle: int = _RIDERS.max_riders
+    rider_max_per_vehicle: int = _RIDERS.max_riders  # riders per two-wheeler at most
     rider_weak_bike_score: float = _RIDERS.weak_bike_score  # a two-wheeler box this weak is kept only with a rider on it
 
-    plate_model: str = "y5fu_640x_sim.onnx"
-    plate_conf: float = 0.3
-    plate_iou: float = 0.5
-    plate_model_sha256: str = ""
-    ocr_rec_model: str = "ch_PP-OCRv4_rec_infer.onnx"
-    ocr_det_model: str = "ch_PP-OCRv4_det_infer.onnx"  # empty: no text-detector fallback
-    ocr_rec_model_sha256: str = ""
-    ocr_det_model_sha256: str = ""
-    plate_crop_model: str = "y5fu_320x_sim.onnx"  # second look on a vehicle's crop; empty: none
-    plate_crop_model_sha256: str = ""
+    plate_model: str = "y5fu_640x_sim.onnx"  # plate detector with 4 corners, run on the whole frame
+    plate_conf: float = 0.3  # plate objectness and score threshold
+    plate_iou: float = 0.5  # plate NMS IoU
+    plate_model_sha256: str = ""  # pinned SHA-256 of PLATE_MODEL
+    ocr_rec_model: str = "ch_PP-OCRv4_rec_infer.onnx"  # text-line recogniser (character list from its metadata)
+    ocr_det_model: str = "ch_PP-OCRv4_det_infer.onnx"  # text detector for the motorbike fallback; empty: none
+    ocr_rec_model_sha256: str = ""  # pinned SHA-256 of OCR_REC_MODEL
+    ocr_det_model_sha256: str = ""  # pinned SHA-256 of OCR_DET_MODEL
+    plate_crop_model: str = "y5fu_320x_sim.onnx"  # plate detector for a second look on a vehicle's crop; empty: none
+    plate_crop_model_sha256: str = ""  # pinned SHA-256 of PLATE_CROP_MODEL
+    # vehicles that get a second look when no plate was found on them
     fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle", "car", "bus", "truck"])
+    # of those, the ones the text detector also tries
     text_fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
-    fallback_min_height: int = 160  # a motorbike plate is ~1/8 of the bike: smaller ones are unreadable
-    fallback_max_per_frame: int = 2
-    # Plates: the formats file (empty: the shipped services/detect/plate_formats.yaml) and the
-    # countries whose plates cameras expect unless a camera's scene says otherwise.
-    plate_formats_file: str = ""
+    # only vehicles at least this tall (px) get a second look (smaller plates are unreadable)
+    fallback_min_height: int = 160
+    fallback_max_per_frame: int = 2  # at most this many second looks per frame, biggest vehicles first
+    plate_formats_file: str = ""  # plate formats per country (YAML); empty: the shipped plate_formats.yaml
+    # countries whose plates the cameras expect, e.g. vn or vn,la,kh (a scene may say otherwise)
     plate_countries: list[str] = msgspec.field(default_factory=lambda: ["vn"])
 
-    batch_size: int = 4
-    batch_wait_ms: int = 50
-    max_frame_age_s: float = 30.0
-    max_frame_bytes: int = 8 * 1024 * 1024
+    batch_size: int = 4  # frames per micro-batch
+    batch_wait_ms: int = 50  # once a first frame is in, wait at most this long for the batch to fill
+    max_frame_age_s: float = 30.0  # older frames are acked without detection and counted (stale)
+    max_frame_bytes: int = 8 * 1024 * 1024  # bigger payloads go to the dead letters
     # Overload (docs/ARCHITECTURE.md): with more than BATCH_SIZE frames waiting, each camera gets
     # at most its newest FRAMES_PER_CAMERA detected per round; its older ones are dropped as superseded.
     frames_per_camera: int = 2
@@ -88,10 +93,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # single-threaded (docs/BENCHMARKS.md: on two cores WORKERS=2 carried 19.4 frames/s where
     # WORKERS=1 carried 9.2).
     workers: int = msgspec.field(default_factory=available_cores)
-    intra_op_threads: int = 1
+    intra_op_threads: int = 1  # onnxruntime intra-op threads per session
 
     def __post_init__(self) -> None:
-        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+        super().__post_init__()
         check_choice("VEHICLE_FORMAT", self.vehicle_format, FORMATS)
         if self.model_name:
             try:

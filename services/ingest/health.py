@@ -13,6 +13,8 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
+from services.runtime import retry
+
 ONLINE, DEGRADED, OFFLINE = "online", "degraded", "offline"
 
 
@@ -123,24 +125,20 @@ class Health:
 
 
 class Backoff:
-    """Exponential backoff with jitter, so that a hundred cameras behind one failed VMS do not
-    all reconnect in the same instant when it comes back."""
+    """A camera's reconnection delays: runtime's policy with jitter, so that a hundred cameras
+    behind one failed VMS do not all reconnect in the same instant when it comes back; counted
+    here because a camera's reader thread waits on its stop event, not in the event loop."""
 
     def __init__(self, *, initial_s: float = 0.5, maximum_s: float = 30.0, factor: float = 2.0,
                  jitter: float = 0.5, rng: random.Random | None = None) -> None:
-        if not 0 <= jitter <= 1:
-            raise ValueError("jitter must be between 0 and 1")
-        self.initial_s = initial_s
-        self.maximum_s = maximum_s
-        self.factor = factor
-        self.jitter = jitter
+        self.policy = retry.Backoff(initial_s=initial_s, max_s=maximum_s, factor=factor, jitter=jitter)
         self.rng = rng or random.Random()
         self.attempt = 0
 
     def next(self) -> float:
-        base = min(self.maximum_s, self.initial_s * self.factor ** self.attempt)
+        delay = self.policy.delay(self.attempt, self.rng)
         self.attempt += 1
-        return base * (1 - self.jitter * self.rng.random())
+        return delay
 
     def reset(self) -> None:
         self.attempt = 0

@@ -99,8 +99,10 @@ class Ingest:
                 "cameras": [runner.describe() for _, runner in sorted(self.runners.items())]}
 
 
-async def run(config: Settings, cameras: list[Camera]) -> None:
-    stop = lifecycle.stop_event()
+async def run(config: Settings, cameras: list[Camera], *, stop: asyncio.Event | None = None,
+              ready: asyncio.Future | None = None) -> int:
+    """Run until stopped; `ready` gets the Ingest (its cameras and runners) once leasing."""
+    stop = stop or lifecycle.stop_event()
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(config.nats_url, f"{SERVICE}-{config.replica}")
@@ -136,13 +138,15 @@ async def run(config: Settings, cameras: list[Camera]) -> None:
         reloader = asyncio.create_task(reload_on_hup(), name="reload")
         leasing = asyncio.create_task(keeper.run(stop), name="leases")
         log.info("ready", extra={"fields": {"replica": config.replica, "cameras": len(service.cameras)}})
-        await stop.wait()
+        if ready is not None:
+            ready.set_result(service)
+        code = await lifecycle.until_stopped(stop, [leasing])
         reloader.cancel()
-        await leasing
         # Stop reading, then free the leases so that another replica takes over at once.
         await service.stop_all()
         await keeper.release_all()
     log.info("stopped")
+    return code
 
 
 USAGE = """usage: roadwatch ingest            run the service (settings from the environment)
@@ -169,15 +173,18 @@ def check(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    if argv and argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0
-    if argv and argv[0] == "check":
-        return check(argv[1:])
+def usage(argv: list[str]) -> int:
+    print(USAGE)
+    return 0
+
+
+TOOLS = {"check": check, "help": usage}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     if argv:
-        print(f"roadwatch ingest: unknown arguments {' '.join(argv)!r}\n{USAGE}", file=sys.stderr)
-        return 2
+        return lifecycle.tool(SERVICE, argv, TOOLS)
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
     try:
@@ -192,5 +199,4 @@ def main(argv: list[str]) -> int:
         log.error("invalid cameras file", extra={"fields": {"error": str(exc), "file": exc.path,
                                                             "field": exc.field, "line": exc.line}})
         return EXIT_BAD_CAMERAS
-    asyncio.run(run(config, cameras))
-    return 0
+    return lifecycle.run(SERVICE, run(config, cameras))

@@ -11,39 +11,34 @@ from __future__ import annotations
 import os
 import socket
 
-import msgspec
-
 from services.ingest.jpeg import ENCODERS
-from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_choice, check_common
+from services.runtime.settings import ServiceSettings, SettingError, check_choice
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    nats_url: str = "nats://127.0.0.1:4222"
+class Settings(ServiceSettings, frozen=True, kw_only=True):
     http_port: int = 8081
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
-    log_level: str = "INFO"
 
-    cameras_file: str  # required: there is nothing to do without cameras
-    replica_id: str = ""  # default: <hostname>-<pid>
-    lease_bucket: str = "ingest_leases"
-    lease_ttl_s: float = 6.0
-    lease_scan_s: float = 1.0
-    max_cameras: int = 0  # per replica; 0 = no limit
+    cameras_file: str  # the cameras YAML file (nothing to do without it); re-read on SIGHUP
+    replica_id: str = ""  # this replica's name in leases and camera statuses; empty: <hostname>-<pid>
+    lease_bucket: str = "ingest_leases"  # key-value bucket of the camera leases
+    lease_ttl_s: float = 6.0  # a dead replica's cameras move to another after about this long
+    lease_scan_s: float = 1.0  # how often a replica looks for cameras nobody holds
+    max_cameras: int = 0  # most cameras one replica reads (0 = no limit)
 
-    queue_size: int = 4  # frames waiting to be published, per camera (drop-oldest beyond)
-    publish_timeout_s: float = 5.0
-    heartbeat_s: float = 10.0
+    queue_size: int = 4  # frames per camera waiting to be published; the oldest is dropped beyond
+    publish_timeout_s: float = 5.0  # a frame not acknowledged in this time counts as dropped
+    heartbeat_s: float = 10.0  # camera status heartbeat
     stall_s: float = 3.0  # connected but no frame for this long: degraded
 
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    decode_threads: int = 1
+    open_timeout_s: float = 10.0  # connecting to a camera gives up after this long
+    read_timeout_s: float = 5.0  # no data for this long drops the connection
+    decode_threads: int = 1  # decoder threads per camera
     jpeg_encoder: str = "auto"  # auto (TurboJPEG when installed), turbojpeg, opencv
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
+    backoff_initial_s: float = 0.5  # first reconnection delay, doubled with jitter after each failure
+    backoff_max_s: float = 30.0  # longest reconnection delay
 
     def __post_init__(self) -> None:
-        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+        super().__post_init__()
         check_choice("JPEG_ENCODER", self.jpeg_encoder, ENCODERS)
         if not self.cameras_file.strip():
             raise SettingError("CAMERAS_FILE", "is empty")

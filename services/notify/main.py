@@ -157,22 +157,18 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
             "alert_recipients": [r.name for r in rules.incident_alerts.recipients] if rules.incident_alerts else []}})
         if ready is not None:
             ready.set_result(handler)
-        await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        failed = False
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                log.error("task failed", exc_info=result)
-                failed = True
+        code = await lifecycle.until_stopped(stop, tasks)
         publish_stop.set()  # last round: what was sent before the stop is announced before exit
         await asyncio.gather(publisher_task, return_exceptions=True)
     log.info("stopped")
-    # A task that died is a crash, not a stop: exit non-zero so that the supervisor restarts us.
-    return 1 if failed else 0
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        return lifecycle.tool(SERVICE, argv, {})
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
     rules = notify_config.load_or_exit(config.notify_config, SERVICE, agencies_file=config.agencies_file)
-    return asyncio.run(run(config, rules)) or 0
+    return lifecycle.run(SERVICE, run(config, rules))

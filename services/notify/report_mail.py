@@ -6,7 +6,6 @@ figures come from the portal's tables; notify only has the mailer and the schedu
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from datetime import datetime, timezone
 from email.header import Header
@@ -15,11 +14,15 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 
+import msgspec
+
 from services.notify import mail
 from services.notify.config import Config, ConfigError, load
 from services.notify.outcome import DeliveryError
+from services.notify.settings import SMTP_TLS, Settings
 from services.portal import report_format, report_pdf
 from services.portal.report_data import ReportData
+from services.runtime import settings
 
 SUBTYPES = {"pdf": ("application", "pdf"), "csv": ("text", "csv")}
 
@@ -59,12 +62,22 @@ def compose(config: Config, data: ReportData, files: dict[str, bytes], recipient
     return message
 
 
-def smtp_from_environ(environ: dict[str, str] | None = None) -> mail.Smtp:
-    """The SMTP_* settings of notify (see its README), for the command line."""
-    env = os.environ if environ is None else environ
-    return mail.Smtp(host=env.get("SMTP_HOST", "127.0.0.1"), port=int(env.get("SMTP_PORT", "25")),
-                     username=env.get("SMTP_USERNAME", ""), password=env.get("SMTP_PASSWORD", ""),
-                     tls=env.get("SMTP_TLS", "none"), timeout_s=float(env.get("SMTP_TIMEOUT_S", "30")))
+def _check_tls(smtp) -> None:
+    settings.check_choice("SMTP_TLS", smtp.smtp_tls, SMTP_TLS)
+
+
+# notify's SMTP_* settings alone (same fields, types and defaults), for a command line that has
+# no DATABASE_URL or notify configuration of its own.
+SmtpSettings = msgspec.defstruct("SmtpSettings", [
+    (field.name, field.type, field.default) for field in msgspec.structs.fields(Settings) if field.name.startswith("smtp_")
+], kw_only=True, frozen=True, namespace={"__post_init__": _check_tls})
+
+
+def smtp_from_environ(environ: dict[str, str] | None = None, *, prog: str = "roadwatch report") -> mail.Smtp:
+    """The SMTP_* settings of notify, for the command line; a bad value exits 2 naming it."""
+    smtp = settings.load(SmtpSettings, environ, service=prog.removeprefix("roadwatch "))
+    return mail.Smtp(host=smtp.smtp_host, port=smtp.smtp_port, username=smtp.smtp_username,
+                     password=smtp.smtp_password, tls=smtp.smtp_tls, timeout_s=smtp.smtp_timeout_s)
 
 
 def send_from_command_line(data: ReportData, files: dict[str, bytes], config_path: str, agencies_file: str,
@@ -80,7 +93,7 @@ def send_from_command_line(data: ReportData, files: dict[str, bytes], config_pat
         return 2
     message = compose(config, data, files, recipients, "custom", datetime.now(timezone.utc))
     try:
-        asyncio.run(mail.send(smtp_from_environ(), message))
+        asyncio.run(mail.send(smtp_from_environ(prog=prog), message))
     except DeliveryError as exc:
         print(f"{prog}: not sent: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from proto.v1 import DeadLetter, NoticeFailed, NoticeSent
 from services.notify import alerts, decisions, mail, metrics, post, sms, store, webhooks
 from services.notify.config import Config, Retry
 from services.notify.outcome import DeliveryError
+from services.runtime.retry import Backoff
 
 log = logging.getLogger("notify.sender")
 
@@ -35,7 +36,8 @@ def utc_now() -> datetime:
 
 
 def backoff(retry: Retry, attempt: int) -> float:
-    return min(retry.base_s * 2 ** max(attempt - 1, 0), retry.max_s)
+    """The wait before the next send after `attempt` sends (the first: retry.base_s)."""
+    return Backoff(initial_s=retry.base_s, max_s=retry.max_s).delay(attempt - 1)
 
 
 class Sender:

@@ -8,55 +8,51 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
 from proto import streams, subjects
-from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_choice, check_common, check_url
+from services.runtime.settings import DatabaseSettings, SettingError, check_choice, check_url
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu"
+SMTP_TLS = ("none", "starttls", "tls")
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    nats_url: str = "nats://127.0.0.1:4222"
+class Settings(DatabaseSettings, frozen=True, kw_only=True):
     http_port: int = 8085
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
-    log_level: str = "INFO"
-    database_url: str
-    db_pool_size: int = 10
     # Apply notify's own pending migrations at start (advisory-locked, safe with replicas). Set
     # false where the service's database user may not change the schema; run `roadwatch migrate`.
     migrate_on_start: bool = True
+    # units, communes, wording, deadlines, legal basis and fines, webhooks, incident alerts (YAML)
     notify_config: str = str(Path(__file__).resolve().parent / "notify.example.yaml")
     # The portal's agencies file: the units' names, addresses, phones and hours (one source).
     agencies_file: str = str(Path(__file__).resolve().parents[1] / "portal" / "agencies.example.yaml")
-    font_path: str = f"{DEJAVU}/DejaVuSans.ttf"
-    font_bold_path: str = f"{DEJAVU}/DejaVuSans-Bold.ttf"
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    smtp_username: str = ""
-    smtp_password: str = ""
+    font_path: str = f"{DEJAVU}/DejaVuSans.ttf"  # font of the letters (Vietnamese diacritics; fonts-dejavu-core)
+    font_bold_path: str = f"{DEJAVU}/DejaVuSans-Bold.ttf"  # bold font of the letters
+    smtp_host: str = "127.0.0.1"  # mail server
+    smtp_port: int = 25  # mail server port
+    smtp_username: str = ""  # SMTP login; empty: none
+    smtp_password: str = ""  # SMTP password
     smtp_tls: str = "none"  # none, starttls or tls
-    smtp_timeout_s: float = 30.0
+    smtp_timeout_s: float = 30.0  # SMTP connect and send timeout
     sms_gateway_url: str = ""  # POST JSON {to, text, id}; empty: SMS notices fail visibly
-    sms_gateway_token: str = ""
+    sms_gateway_token: str = ""  # bearer token for SMS_GATEWAY_URL
     post_spool_dir: str = "var/notify/post"  # letters to print and post, one PDF per notice
+    # the registry's owner lookup (request/reply)
     registry_lookup_subject: str = subjects.request("registry", "lookup-owner")
-    registry_timeout_s: float = 5.0
-    evidence_images_max: int = 4
+    registry_timeout_s: float = 5.0  # how long an owner lookup may take
+    evidence_images_max: int = 4  # images printed per letter
     # The durable consumer on CASES; another name and filter run a second, independent notify.
     consumer_name: str = streams.NOTIFY.name
-    consumer_filter: tuple[str, ...] = streams.NOTIFY.filter_subjects
+    consumer_filter: tuple[str, ...] = streams.NOTIFY.filter_subjects  # its subjects, comma-separated
     # The durable consumer on INCIDENTS (alerts); likewise renamable.
     incident_consumer_name: str = streams.NOTIFY_INCIDENTS.name
+    # its subjects, comma-separated
     incident_consumer_filter: tuple[str, ...] = streams.NOTIFY_INCIDENTS.filter_subjects
     # A case event not acked in this time (notify died while recording it) goes to another replica.
     ack_wait_s: float = 60.0
-    # Case events handled at once (each waits for the registry, evidence and its letter), and
-    # worker processes rendering letters (0: a thread of this process).
+    # Case events handled at once (each waits for the registry, evidence and its letter).
     case_workers: int = 2
-    render_processes: int = 1
-    send_concurrency: int = 8
-    poll_interval_s: float = 1.0
+    render_processes: int = 1  # worker processes rendering letters (0: a thread of this process)
+    send_concurrency: int = 8  # deliveries (mail, SMS, webhooks) in flight at once
+    poll_interval_s: float = 1.0  # how often the scheduler looks for due sends and warnings
     lease_s: float = 120.0  # a send not finished in this time is retried by any replica
     # Mail the coordination reports of NOTIFY_CONFIG `reports.schedules` (report_schedule.py). Off
     # unless a deployment turns it on (deploy/base does), so that a test or demo stack sharing the
@@ -65,9 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     report_interval_s: float = 60.0  # how often a replica looks for a report that is due
 
     def __post_init__(self) -> None:
-        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
-        check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
-        check_choice("SMTP_TLS", self.smtp_tls, ("none", "starttls", "tls"))
+        super().__post_init__()
+        check_choice("SMTP_TLS", self.smtp_tls, SMTP_TLS)
         if self.sms_gateway_url:
             check_url("SMS_GATEWAY_URL", self.sms_gateway_url, ("http", "https"))
         for variable, value, low, high in (

@@ -113,14 +113,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
         log.info("ready", extra={"fields": {"port": port, "agencies": len(directory.agencies)}})
         if ready is not None:
             ready.set_result((portal, port))
-        await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                log.error("task failed", extra={"fields": {"error": repr(result)}})
+        code = await lifecycle.until_stopped(stop, tasks)
     log.info("stopped")
-    return 0
+    return code
 
 
 def reload_directory(portal: Portal) -> None:
@@ -143,25 +138,36 @@ def load_directory(path: str) -> agencies.Directory:
         raise SystemExit(settings.EXIT_BAD_SETTING) from None
 
 
-def main(argv: list[str]) -> int:
-    if argv and argv[0] == "token":
-        token, digest = agencies.new_token()
-        print(f"token (give to the user, once):   {token}\ntoken_sha256 (put in the agencies file): {digest}")
-        return 0
-    if argv and argv[0] == "purge":
-        from services.portal import retention  # noqa: PLC0415
+def token(argv: list[str]) -> int:
+    """`roadwatch portal token`: a new bearer token and the digest to put in the agencies file."""
+    new, digest = agencies.new_token()
+    print(f"token (give to the user, once):   {new}\ntoken_sha256 (put in the agencies file): {digest}")
+    return 0
 
-        config = settings.load(Settings, service=SERVICE)
-        logs.setup(SERVICE, config.log_level)
-        return asyncio.run(retention.run_once(config))
-    if argv and argv[0] == "report":
-        from services.portal import report  # noqa: PLC0415
 
-        return report.main(argv[1:], prog="roadwatch portal report")
+def purge(argv: list[str]) -> int:
+    """`roadwatch portal purge`: apply the retention periods once (a cron job)."""
+    from services.portal import retention  # noqa: PLC0415
+
+    config = settings.load(Settings, service=SERVICE)
+    logs.setup(SERVICE, config.log_level)
+    return asyncio.run(retention.run_once(config))
+
+
+def report(argv: list[str]) -> int:
+    from services.portal import report  # noqa: PLC0415
+
+    return report.main(argv, prog="roadwatch portal report")
+
+
+TOOLS = {"token": token, "report": report, "purge": purge}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     if argv:
-        print(f"roadwatch portal: unknown argument {argv[0]!r} (portal | portal token | portal report | portal purge)", file=sys.stderr)
-        return 2
+        return lifecycle.tool(SERVICE, argv, TOOLS)
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
     directory = load_directory(config.agencies_file)
-    return asyncio.run(run(config, directory=directory, reload_on_hup=True))
+    return lifecycle.run(SERVICE, run(config, directory=directory, reload_on_hup=True))

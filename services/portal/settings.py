@@ -5,50 +5,44 @@ from __future__ import annotations
 import zoneinfo
 from pathlib import Path
 
-import msgspec
-
 from proto import subjects
 from services.portal import anchors
 from services.portal.origins import origin_of as csrf_origin
-from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
+from services.runtime.settings import DatabaseSettings, SettingError
 
 EXAMPLE_AGENCIES = str(Path(__file__).resolve().parent / "agencies.example.yaml")
 EXAMPLE_NOTIFY_CONFIG = str(Path(__file__).resolve().parents[1] / "notify" / "notify.example.yaml")
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    nats_url: str = "nats://127.0.0.1:4222"
+class Settings(DatabaseSettings, frozen=True, kw_only=True):
     http_port: int = 8080
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
-    log_level: str = "INFO"
-    database_url: str
-    db_pool_size: int = 10
-    agencies_file: str = EXAMPLE_AGENCIES
-    evidence_bucket: str = "evidence"
+    agencies_file: str = EXAMPLE_AGENCIES  # agencies, users (token SHA-256), reject reasons; SIGHUP re-reads it
+    evidence_bucket: str = "evidence"  # object store the evidence images are read from
     timezone: str = "Asia/Ho_Chi_Minh"  # local days in statistics, case numbers by local year
-    public_rate_per_minute: int = 30    # public lookups per client and minute
-    trust_forwarded: bool = False       # take the client address from X-Forwarded-For (behind a proxy)
+    public_rate_per_minute: int = 30  # public lookups per client and minute (per replica)
+    trust_forwarded: bool = False  # take the client address from X-Forwarded-For (behind a proxy only)
     # The origin(s) browsers reach the portal at, checked against Origin/Referer on every
     # state-changing request (csrf.py); unset: the scheme and Host the request came to.
     public_url: str = ""
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()  # further origins, comma-separated (see PUBLIC_URL)
     outbox_retry_s: float = 5.0         # republish decided events not acknowledged after this long
-    # A new case of the same plate and violation type as an open case, this close in time and
-    # place, is flagged "có thể trùng với CASE-…" for the reviewer to merge.
+    # A new case of the same plate and violation type as an open case, this close in time (seconds)
+    # and place, is flagged "có thể trùng với CASE-…" for the reviewer to merge.
     duplicate_window_s: float = 600.0
-    duplicate_radius_m: float = 50.0
+    duplicate_radius_m: float = 50.0  # ... and this close in place (metres)
     # After a plate correction the portal asks the registry for the corrected plate's owner.
     registry_lookup_subject: str = subjects.request("registry", "lookup-owner")
-    registry_timeout_s: float = 3.0
+    registry_timeout_s: float = 3.0  # how long the portal waits for the registry's answer
     # The audit chain's head is signed with this key (a file holding >= 32 bytes as hex; never in
     # the repository) and published to AUDIT_ANCHORS at start, every interval when it moved, and
     # with each report. Unset: no anchors, and a cut tail of the audit log cannot be detected.
     audit_anchor_key_file: str = ""
-    audit_anchor_interval_s: float = 300.0
-    # Retention after a case closes, per data class, in days (0: keep forever); retention.py.
+    audit_anchor_interval_s: float = 300.0  # anchor the chain's head this often (when it moved)
+    # Retention after a case closes, per data class, in days (0: keep forever): what `roadwatch
+    # portal purge` deletes (retention.py). Evidence of a rejected case:
     retention_rejected_evidence_days: int = 90
-    retention_closed_evidence_days: int = 1825
-    retention_owner_snapshot_days: int = 365
+    retention_closed_evidence_days: int = 1825  # evidence of a closed case
+    retention_owner_snapshot_days: int = 365  # the owner data copied into a case
     audit_chain: str = "portal"  # the chain's name in the anchors' subject (one per deployment)
     # The operations board's camera wall: each camera's newest frame is read from FRAMES at most
     # once per BOARD_FRAME_CACHE_S per replica, whatever the number of viewers; each page asks for
@@ -61,8 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     notify_config: str = EXAMPLE_NOTIFY_CONFIG
 
     def __post_init__(self) -> None:
-        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
-        check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
+        super().__post_init__()
         if not 1 <= self.db_pool_size <= 100:
             raise SettingError("DB_POOL_SIZE", f"{self.db_pool_size} is not between 1 and 100")
         if not Path(self.agencies_file).is_file():

@@ -11,7 +11,6 @@ import asyncio
 import importlib
 import logging
 import sys
-import time
 from contextlib import AsyncExitStack
 
 import asyncpg
@@ -25,17 +24,15 @@ from services.registry import hotlist, lookup, metrics, owners, store
 from services.registry.settings import Settings
 from services.runtime import bus, db, http, lifecycle, logs, settings
 from services.runtime import metrics as runtime_metrics
+from services.runtime.retry import Backoff, retry
 
 SERVICE = "registry"
 LOOKUP_OWNER = subjects.request(SERVICE, "lookup-owner")
-TOOLS = {
-    "import": "services.registry.importer",
-    "synth": "services.registry.synth",
-}
 log = logging.getLogger(SERVICE)
 # Errors that mean "PostgreSQL is not there right now" (restart, failover), not "this is wrong".
 DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
                  asyncpg.exceptions.OperatorInterventionError)
+DATABASE_BACKOFF = Backoff(initial_s=0.25, max_s=2.0)  # waits for PostgreSQL within DB_RETRY_S
 
 
 class Registry:
@@ -64,17 +61,11 @@ class Registry:
         runtime_metrics.PUBLISHED.labels(SERVICE, "duplicate" if ack.duplicate else "stored").inc()
 
     async def _with_database(self, call):
-        deadline = time.monotonic() + self.config.db_retry_s
-        delay = 0.25
-        while True:
-            try:
-                return await call()
-            except DATABASE_DOWN as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("database unavailable; waiting", extra={"fields": {"error": repr(exc)}})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        def waiting(exc: BaseException, delay: float) -> None:
+            log.warning("database unavailable; waiting", extra={"fields": {"error": repr(exc)}})
+
+        return await retry(call, backoff=DATABASE_BACKOFF, retry_on=DATABASE_DOWN, deadline_s=self.config.db_retry_s,
+                           on_retry=waiting)
 
     async def _decide(self, violation: ViolationDetected) -> tuple[str, str, bytes]:
         outcome = await store.recorded(self.pool, violation.id)
@@ -203,28 +194,23 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
         log.info("ready", extra={"fields": {"hotlist": len(registry.hotlist), "lookup_subject": lookup_subject}})
         if ready is not None:
             ready.set_result(registry)
-        await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
-        for result in failed:
-            log.error("task failed", exc_info=result)
+        code = await lifecycle.until_stopped(stop, tasks)
     log.info("stopped")
-    return 1 if failed else 0
+    return code
+
+
+def _tool(module: str):
+    """A sub-tool imported only when it runs (the importer pulls in CSV and plate parsing)."""
+    return lambda argv: importlib.import_module(module).main(argv)
+
+
+TOOLS = {"import": _tool("services.registry.importer"), "synth": _tool("services.registry.synth")}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in TOOLS:
-        return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     if argv:
-        print(f"roadwatch registry: unknown tool {argv[0]!r} (expected: {', '.join(TOOLS)}, "
-              "or no argument to run the service)", file=sys.stderr)
-        return 2
+        return lifecycle.tool(SERVICE, argv, TOOLS)
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
-    try:
-        return asyncio.run(run(config))
-    except ConnectionError as exc:  # PostgreSQL or NATS still unreachable after the start-up wait
-        print(f"roadwatch registry: {exc}", file=sys.stderr)
-        return 1
+    return lifecycle.run(SERVICE, run(config))

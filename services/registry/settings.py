@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import msgspec
-
-from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common, check_url
+from services.runtime.settings import DatabaseSettings, SettingError
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    nats_url: str = "nats://127.0.0.1:4222"
+class Settings(DatabaseSettings, frozen=True, kw_only=True):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/roadwatch"
     http_port: int = 8084
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
-    log_level: str = "INFO"
     # Connections to PostgreSQL; owner lookups are batched, so a few serve thousands of requests/s.
     db_pool_size: int = 8
     # How long a violation waits for PostgreSQL to come back before it is nak'ed (keep it under
@@ -28,8 +23,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lookup_retention_days: int = 30
 
     def __post_init__(self) -> None:
-        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
-        check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
+        super().__post_init__()
         for variable, value, low, high in (
             ("DB_POOL_SIZE", self.db_pool_size, 1, 200),
             ("DB_RETRY_S", self.db_retry_s, 0, 25),

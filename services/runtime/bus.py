@@ -28,12 +28,17 @@ from nats.js import api
 from proto import codec, ids, streams, subjects
 from proto.v1 import DeadLetter
 from services.runtime import metrics
+from services.runtime.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MSG_ID = "Nats-Msg-Id"
+# Connecting at start: NATS may still be starting (make run, a rolling restart).
+CONNECT_BACKOFF = Backoff(initial_s=0.2, max_s=2.0)
+CONNECT_ERRORS = (OSError, nats.errors.Error, asyncio.TimeoutError)
+NAK_BACKOFF = Backoff(initial_s=2.0, max_s=60.0)  # redelivery of a transient failure: 2, 4, 8 ... 60 s
 # A dead letter must fit in one NATS message; a bigger payload is referenced by stream sequence.
 DEAD_LETTER_PAYLOAD_LIMIT = 512 * 1024
 
@@ -60,28 +65,28 @@ async def connect(url: str, name: str, *, connect_timeout_s: float = 30.0, **opt
     async def on_reconnected() -> None:
         log.info("nats reconnected")
 
-    deadline = time.monotonic() + connect_timeout_s
-    delay = 0.2
-    while True:
-        try:
-            return await nats.connect(
-                servers=[server.strip() for server in url.split(",")],
-                name=name,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-                error_cb=on_error,
-                disconnected_cb=on_disconnected,
-                reconnected_cb=on_reconnected,
-                **options,
-            )
-        except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise ConnectionError(f"cannot connect to NATS at {redact_url(url)}: {exc!r}") from exc
-            log.info("waiting for nats", extra={"fields": {"url": redact_url(url), "error": repr(exc)}})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    def attempt() -> Awaitable[NATS]:
+        return nats.connect(
+            servers=[server.strip() for server in url.split(",")],
+            name=name,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=2,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+            **options,
+        )
+
+    def waiting(exc: BaseException, delay: float) -> None:
+        log.info("waiting for nats", extra={"fields": {"url": redact_url(url), "error": repr(exc)}})
+
+    try:
+        return await retry(attempt, backoff=CONNECT_BACKOFF, retry_on=CONNECT_ERRORS, deadline_s=connect_timeout_s,
+                           on_retry=waiting)
+    except CONNECT_ERRORS as exc:
+        raise ConnectionError(f"cannot connect to NATS at {redact_url(url)}: {exc!r}") from exc
 
 
 async def drain(nc: NATS, timeout_s: float = 10.0) -> None:
@@ -180,8 +185,8 @@ def json_decoder(type_: type[T]) -> Callable[[Msg], T]:
 
 
 def nak_delay(num_delivered: int) -> float:
-    """Back off 2, 4, 8 ... seconds, at most a minute (CONVENTIONS.md)."""
-    return float(min(2 ** max(num_delivered, 1), 60))
+    """Back off 2, 4, 8 ... seconds, at most a minute (the handling rules in docs/ARCHITECTURE.md)."""
+    return NAK_BACKOFF.delay(max(num_delivered, 1) - 1)
 
 
 def _camera_from(msg: Msg) -> str | None:

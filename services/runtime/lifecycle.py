@@ -1,12 +1,22 @@
-"""Stop on SIGTERM/SIGINT: a set Event that consumers check between batches."""
+"""A service's life: stop on SIGTERM/SIGINT, supervise its tasks, turn the end into an exit code.
+
+Every services/<name>/main.py has the same two functions: `run(config, ..., stop=None,
+ready=None) -> int` (settings → AsyncExitStack(NATS, HTTP, pool/models) → consumers → wait for
+stop → drain) and `main(argv) -> int` (its sub-tools by name, else settings → files → run).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def stop_event() -> asyncio.Event:
@@ -27,3 +37,40 @@ def stop_event() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     return stop
+
+
+async def until_stopped(stop: asyncio.Event, tasks: Iterable[asyncio.Task]) -> int:
+    """Wait for the stop, or for a task to end first (a crash: the others are stopped too); then
+    let every task finish. EXIT_FAILED when one failed, so that the supervisor restarts us."""
+    tasks = list(tasks)
+    waiting = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    await waiting
+    failed = False
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            log.error("task failed", exc_info=result)
+            failed = True
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def run(service: str, service_run: Coroutine[Any, Any, int | None]) -> int:
+    """asyncio.run() of a service's run() as its exit code; NATS or PostgreSQL still unreachable
+    after the start-up wait is said in one line, not a traceback."""
+    try:
+        return asyncio.run(service_run) or EXIT_OK
+    except ConnectionError as exc:
+        print(f"roadwatch {service}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def tool(service: str, argv: list[str], tools: Mapping[str, Callable[[list[str]], int]]) -> int:
+    """`roadwatch <service> TOOL ARGS...`: the tool's exit code, or EXIT_USAGE naming the tools."""
+    found = tools.get(argv[0])
+    if found is None:
+        expected = f"expected: {', '.join(tools)}, or" if tools else "the service takes"
+        print(f"roadwatch {service}: unknown tool {argv[0]!r} ({expected} no argument to run the service)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return int(found(argv[1:]) or 0)

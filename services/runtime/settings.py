@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -119,9 +120,41 @@ def check_common(*, nats_url: str, http_port: int, log_level: str) -> None:
     check_choice("LOG_LEVEL", log_level, LOG_LEVELS)
 
 
+# --- what every service reads (each service's Settings subclasses one of these) ------------------
+class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # NATS server(s), comma-separated, with the service's user: nats://detect:PASSWORD@host:4222
+    nats_url: str = "nats://127.0.0.1:4222"
+    # /healthz, /readyz, /metrics (and the portal's pages and API); each service has its own default.
+    http_port: int = 8080
+    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr
+
+    def __post_init__(self) -> None:
+        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+
+
+class DatabaseSettings(ServiceSettings, frozen=True, kw_only=True):
+    # PostgreSQL, postgresql://user@host:port/db; `roadwatch migrate` applies the schemas.
+    database_url: str
+    db_pool_size: int = 10  # connections in the pool
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_url("DATABASE_URL", self.database_url, ("postgresql", "postgres"))
+
+
 # --- `roadwatch <service> --help`: the settings, read off the Struct -------------------------------
 def _comments(cls: type) -> dict[str, str]:
-    """field -> its comment in the class source (a trailing `# ...`, or the `#` lines just above)."""
+    """field -> its comment in the class source (a trailing `# ...`, or the `#` lines just above);
+    a field a subclass redefines without a comment keeps its base's."""
+    found: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if issubclass(klass, msgspec.Struct) and klass is not msgspec.Struct:
+            found.update((name, text) for name, text in _own_comments(klass).items() if text or name not in found)
+    return found
+
+
+def _own_comments(cls: type) -> dict[str, str]:
     import inspect
 
     try:
@@ -142,15 +175,21 @@ def _comments(cls: type) -> dict[str, str]:
     return found
 
 
-def describe(cls: type[msgspec.Struct]) -> list[tuple[str, str, str]]:
-    """(VARIABLE, default or 'required', comment) for every setting, in declaration order."""
+def describe(cls: type[msgspec.Struct], *, root: Path | None = None) -> list[tuple[str, str, str]]:
+    """(VARIABLE, default or 'required', comment) for every setting, in declaration order.
+
+    With `root` (the README's table) a default is shown the same on every machine: a path under
+    root relative to it, a default computed at start (WORKERS: the cores) by its function's name.
+    """
     comments = _comments(cls)
     rows = []
     for field in msgspec.structs.fields(cls):
+        factory = field.default_factory
         if field.default is not msgspec.NODEFAULT:
             default = field.default
-        elif field.default_factory is not msgspec.NODEFAULT:
-            default = field.default_factory()
+        elif factory is not msgspec.NODEFAULT:
+            computed = root is not None and not isinstance(factory, type) and factory.__name__ != "<lambda>"
+            default = f"{factory.__name__}()" if computed else factory()
         else:
             default = None
         if default is None:
@@ -161,6 +200,8 @@ def describe(cls: type[msgspec.Struct]) -> list[tuple[str, str, str]]:
             shown = "true" if default else "false"
         else:
             shown = str(default)
+        if root is not None and shown.startswith(f"{root}/"):
+            shown = shown[len(str(root)) + 1:]
         rows.append((env_name(field.name), shown, comments.get(field.name, "")))
     return rows
 

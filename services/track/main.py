@@ -68,7 +68,9 @@ def build_workers(config: Settings, scene_map: dict[str, scenes.Scene], js, stor
     }
 
 
-async def run(config: Settings, scene_map: dict[str, scenes.Scene], stop: asyncio.Event | None = None) -> None:
+async def run(config: Settings, scene_map: dict[str, scenes.Scene], *, stop: asyncio.Event | None = None,
+              ready: asyncio.Future | None = None) -> int:
+    """Run until stopped; `ready` gets the workers by camera once consuming."""
     stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
         nc = await bus.connect(config.nats_url, SERVICE)
@@ -143,8 +145,9 @@ async def run(config: Settings, scene_map: dict[str, scenes.Scene], stop: asynci
         stack.push_async_callback(runner.cleanup)
         log.info("ready", extra={"fields": {"cameras": sorted(workers), "partition": config.partition_index,
                                             "partitions": config.partition_count}})
-        await stop.wait()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if ready is not None:
+            ready.set_result(workers)
+        code = await lifecycle.until_stopped(stop, tasks)
         for worker in workers.values():
             try:
                 if kv is None or config.finish_on_stop:
@@ -155,9 +158,13 @@ async def run(config: Settings, scene_map: dict[str, scenes.Scene], stop: asynci
             except Exception:
                 log.exception("finish failed", extra={"fields": {"camera": worker.camera_id}})
     log.info("stopped")
+    return code
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        return lifecycle.tool(SERVICE, argv, {})
     config = settings.load(Settings, service=SERVICE)
     logs.setup(SERVICE, config.log_level)
     try:
@@ -169,5 +176,4 @@ def main(argv: list[str]) -> int:
         print(f"roadwatch {SERVICE}: invalid setting SCENES_DIR: no <camera_id>.yaml in {config.scenes_dir}",
               file=sys.stderr)
         return settings.EXIT_BAD_SETTING
-    asyncio.run(run(config, scene_map))
-    return 0
+    return lifecycle.run(SERVICE, run(config, scene_map))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from services.runtime.settings import DEFAULT_HTTP_HOST, HttpHost, SettingError, check_common
+from services.runtime.settings import ServiceSettings, SettingError
 from services.track.scenes import VEHICLE_CLASSES
 
 # `person` is tracked too: a rider whose bike the detector missed is boxed as a person only
@@ -12,39 +12,38 @@ from services.track.scenes import VEHICLE_CLASSES
 DEFAULT_CLASSES = ["car", "motorcycle", "bus", "truck", "bicycle", "person"]
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    nats_url: str = "nats://127.0.0.1:4222"
+class Settings(ServiceSettings, frozen=True, kw_only=True):
     http_port: int = 8083
-    http_host: HttpHost = DEFAULT_HTTP_HOST  # address the HTTP port binds (the container images set 0.0.0.0)
-    log_level: str = "INFO"
 
-    # One `<camera_id>.yaml` per camera; the file names the camera, its place and its geometry.
+    # One `<camera_id>.yaml` per camera; the file names the camera, its place and its geometry. A bad
+    # file stops the service naming file, line and field.
     scenes_dir: str = "deploy/local/scenes"
-    # This replica's index and the number of replicas: cameras are shared by rendezvous hashing.
+    # This replica's index among the replicas: cameras are shared by rendezvous hashing.
     partition_index: int = 0
-    partition_count: int = 1
+    partition_count: int = 1  # the number of track replicas (PARTITION_INDEX is 0..PARTITION_COUNT-1)
     # Detector classes to track: vehicles, and `person` (a lone rider, or a pedestrian never judged).
     track_classes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CLASSES))
-    reorder_window_s: float = 1.0
-    max_lost_s: float = 1.5
-    evidence_bucket: str = "evidence"
-    evidence_before_s: float = 0.6
-    evidence_after_s: float = 0.6
-    count_window_s: float = 60.0
+    reorder_window_s: float = 1.0  # detections are put back in capture order within this window
+    max_lost_s: float = 1.5  # a track unseen for longer ends (until then it is re-associated where it was heading)
+    evidence_bucket: str = "evidence"  # object store bucket of the evidence JPEGs
+    evidence_before_s: float = 0.6  # evidence frames this long before the moment
+    evidence_after_s: float = 0.6  # evidence frames this long after the moment
+    count_window_s: float = 60.0  # length of a traffic-count window
     # A track boxed only as `person` is a two-wheeler after this many steps in a row in a lane,
-    # along its direction, at least this many of its box heights per second (walking is < 1).
+    # along its direction, over 0.8 s ...
     lone_rider_frames: int = 3
+    # ... moving at least this many of its box heights per second (raise it where people walk in lanes)
     lone_rider_speed: float = 0.5
     # Each camera's tracking state is saved to this key-value bucket (key: the camera) every
     # CHECKPOINT_EVERY detections, so that a restarted track carries on with the same tracks; empty: off.
     checkpoint_bucket: str = "track_checkpoints"
-    checkpoint_every: int = 5  # one second at 5 frames/s: ~170 KiB/s per camera instead of ~860
+    checkpoint_every: int = 5  # save every this many detections (5: once a second at 5 frames/s; a restart reads them back)
     # At SIGTERM: finish every track and publish what is pending (true), or save a checkpoint and
     # leave the tracks to the next start (false; always finished when checkpoints are off).
     finish_on_stop: bool = False
 
     def __post_init__(self) -> None:
-        check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
+        super().__post_init__()
         if not self.scenes_dir:
             raise SettingError("SCENES_DIR", "is required")
         if self.partition_count < 1:

@@ -174,7 +174,7 @@ async def service(nats_url: str, js, pipeline, settings: Settings, unique: str, 
                                    model_name=f"vehicle-{unique}", workers=2,
                                    frames_per_camera=1000)  # no overload drops: every frame must be detected
     stop = asyncio.Event()
-    task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
+    task = asyncio.create_task(detect_main.run(live, pipeline, stop=stop, consumer_spec=spec))
 
     async def ready():
         try:
@@ -362,7 +362,7 @@ async def test_a_refused_promoted_model_stops_detect_at_start(js, pipeline, sett
     spec = streams.Consumer(name=f"detect-{unique}", stream="FRAMES",
                             filter_subjects=(subjects.frame_captured(f"cam-{unique}"),))
     with pytest.raises(detect_main.ModelError, match="the promoted model cannot run: .*does not fit VEHICLE_FORMAT"):
-        await asyncio.wait_for(detect_main.serve(live, pipeline, asyncio.Event(), consumer_spec=spec), 30)
+        await asyncio.wait_for(detect_main.run(live, pipeline, stop=asyncio.Event(), consumer_spec=spec), 30)
 
 
 async def metrics_text(port: int) -> str:

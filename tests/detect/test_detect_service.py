@@ -46,7 +46,7 @@ async def service(nats_url: str, js, pipeline, settings: Settings, unique: str, 
     port = localstack.free_port()
     live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=port, batch_size=4, batch_wait_ms=30)
     stop = asyncio.Event()
-    task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
+    task = asyncio.create_task(detect_main.run(live, pipeline, stop=stop, consumer_spec=spec))
 
     await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the detect consumer")
     yield SimpleNamespace(camera=camera, port=port)
@@ -191,7 +191,7 @@ async def test_under_overload_every_camera_loses_frames_evenly(nats_url, nc, js,
     live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=localstack.free_port(), workers=1,
                                    batch_size=1, batch_wait_ms=20, frames_per_camera=1, max_frame_age_s=600)
     stop = asyncio.Event()
-    task = asyncio.create_task(detect_main.serve(live, SlowPipeline(pipeline, 0.2), stop, consumer_spec=spec))
+    task = asyncio.create_task(detect_main.run(live, SlowPipeline(pipeline, 0.2), stop=stop, consumer_spec=spec))
     offered = {cam_a: 90, cam_b: 30}
     try:
         with caplog.at_level("WARNING", logger="services.detect"):
@@ -325,7 +325,7 @@ async def test_frames_published_together_are_one_micro_batch(nats_url, nc, js, p
     live = msgspec.structs.replace(settings, nats_url=nats_url, http_port=localstack.free_port(), batch_size=8,
                                    batch_wait_ms=500)
     stop = asyncio.Event()
-    task = asyncio.create_task(detect_main.serve(live, pipeline, stop, consumer_spec=spec))
+    task = asyncio.create_task(detect_main.run(live, pipeline, stop=stop, consumer_spec=spec))
     detections, sub = await collect(nc, subjects.detection_made(camera), DetectionMade)
     try:
         await wait_for(lambda: consumer_exists(js, spec.name), timeout=20, what="the consumer")

@@ -71,3 +71,18 @@ def test_a_service_with_a_bad_setting_exits_2_naming_it(service: str, environ: d
     )
     assert result.returncode == 2, result.stderr
     assert f"invalid setting {variable}" in result.stderr
+
+
+def test_make_run_settings_are_validated_by_name(tmp_path) -> None:
+    from services import firstrun, localstack
+
+    with pytest.raises(SettingError) as caught:
+        firstrun.run_env({"NATS_PORT": "four"}, tmp_path)
+    assert caught.value.variable == "NATS_PORT"
+    with pytest.raises(SettingError) as caught:
+        firstrun.run_env({"ROADWATCH_BIND": "my laptop"}, tmp_path)
+    assert caught.value.variable == "ROADWATCH_BIND" and "'my laptop' is not an IP address" in caught.value.reason
+    env = firstrun.run_env({"NATS_PORT": "4999", "PORTAL_PORT": "9080", "EMBEDDED_PG_PORT": "55000"}, tmp_path)
+    assert env["NATS_PORT"] == "4999" and env["PORTAL_PORT"] == "9080" and env["DATABASE_URL"].endswith(":55000/roadwatch")
+    assert parse(localstack.LocalSettings, {"EMBEDDED_PG": env["EMBEDDED_PG"]}).embedded_pg is True
+    assert parse(localstack.LocalSettings, {"ROADWATCH_PG_FAST": "1"}).roadwatch_pg_fast is True

@@ -73,8 +73,8 @@ async def test_clip_through_ingest_detect_and_track(nats_url, nc, js, unique, tm
                                    filter_subjects=(subjects.frame_captured(camera),), max_deliver=3)
     track_settings = TrackSettings(nats_url=nats_url, http_port=0, scenes_dir=str(scene_for(camera, repo_dir, tmp_path)))
     scene_map = scenes.load_dir(track_settings.scenes_dir)
-    tasks = [asyncio.create_task(detect_main.serve(detect_settings, pipeline, stop, consumer_spec=detect_spec)),
-             asyncio.create_task(track_main.run(track_settings, scene_map, stop))]
+    tasks = [asyncio.create_task(detect_main.run(detect_settings, pipeline, stop=stop, consumer_spec=detect_spec)),
+             asyncio.create_task(track_main.run(track_settings, scene_map, stop=stop))]
     ingest = start_ingest(camera, shared_dir / "data/video/vn_haiphong_intersection.mp4", nats_url, tmp_path, repo_dir)
     try:
         async def found():

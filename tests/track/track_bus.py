@@ -58,7 +58,7 @@ async def publish_frame(js, camera: str, seq: int, t: datetime, jpeg: bytes) -> 
 class Service:
     def __init__(self, settings: Settings, scene_map) -> None:
         self.stop = asyncio.Event()
-        self.task = asyncio.create_task(track_main.run(settings, scene_map, self.stop))
+        self.task = asyncio.create_task(track_main.run(settings, scene_map, stop=self.stop))
 
     async def close(self) -> None:
         self.stop.set()
