@@ -73,6 +73,9 @@ async def test_killed_while_sending_loses_nothing_and_repeats_nothing(
         "HTTP_PORT": str(port), "LOG_LEVEL": "INFO", "NOTIFY_CONFIG": str(config_file),
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "POST_SPOOL_DIR": str(tmp_path / "post"),
         "REGISTRY_LOOKUP_SUBJECT": lookup_subject, "CONSUMER_NAME": f"notify-{unique}",
+        # Its own incident consumer too: the shared durable one holds other tests' incidents,
+        # whose alerts would reach this mail server.
+        "INCIDENT_CONSUMER_NAME": f"notify-incidents-{unique}",
         "CONSUMER_FILTER": f"traffic.case.reviewed.v1.{camera}.>,traffic.case.resolved.v1.{camera}",
         "SEND_CONCURRENCY": "4", "LEASE_S": "2", "ACK_WAIT_S": "2", "POLL_INTERVAL_S": "0.05",
     }
