@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import yaml
 
 from proto import generate
@@ -11,7 +13,10 @@ def test_committed_files_are_up_to_date() -> None:
     rendered = generate.render_all()
     stale = [name for name, text in rendered.items()
              if not (generate.PROTO_DIR / name).exists() or (generate.PROTO_DIR / name).read_text(encoding="utf-8") != text]
-    assert not stale, f"stale generated files {stale}: run `make proto` and commit"
+    diff = "".join(difflib.unified_diff(
+        (generate.PROTO_DIR / stale[0]).read_text(encoding="utf-8").splitlines(keepends=True),
+        rendered[stale[0]].splitlines(keepends=True), "committed", "generated", n=1)) if stale else ""
+    assert not stale, f"stale generated files {stale}: run `make proto` and commit\n{diff[:3000]}"
     assert generate.main(["--check"]) == 0
 
 
