@@ -34,8 +34,28 @@ PARAMETER_HELP = {
 }
 
 
+BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+
+
+def _float_bounds(node):
+    """A number's bounds as floats. `Annotated[float, Meta(gt=0.0)]` and `Meta(gt=0)` are equal, so
+    typing's cache may hand either to a Struct depending on which module was imported first; the
+    generated files must not depend on import order."""
+    if isinstance(node, dict):
+        if node.get("type") == "number":
+            for key in BOUNDS:
+                if isinstance(node.get(key), int):
+                    node[key] = float(node[key])
+        for value in node.values():
+            _float_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _float_bounds(value)
+    return node
+
+
 def message_schema(message: Message) -> dict:
-    schema = msgspec.json.schema(message.type)
+    schema = _float_bounds(msgspec.json.schema(message.type))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://roadwatch.example/proto/v1/{message.name}.json"
     schema["title"] = message.type.__name__
@@ -45,7 +65,7 @@ def message_schema(message: Message) -> dict:
 
 def endpoint_schema(endpoint: Endpoint, part: str) -> dict:
     kind = getattr(endpoint, part)
-    schema = msgspec.json.schema(kind)
+    schema = _float_bounds(msgspec.json.schema(kind))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://roadwatch.example/proto/v1/{endpoint.name}_{part}.json"
     schema["title"] = kind.__name__
@@ -70,6 +90,7 @@ def render_asyncapi() -> str:
         [message.type for message in MESSAGES] + [getattr(e, part) for e in ENDPOINTS for part in ("request", "reply")],
         ref_template="#/components/schemas/{name}"
     )
+    _float_bounds(components)
     stream_of = {stream.name: stream for stream in streams.ALL}
     channels: dict = {}
     operations: dict = {}
