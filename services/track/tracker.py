@@ -151,31 +151,6 @@ def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
     return inter / np.maximum(area_x + area_y - inter, 1e-9)
 
 
-def to_xyah(box: Box) -> np.ndarray:
-    x1, y1, x2, y2 = box
-    w, h = max(x2 - x1, 1e-3), max(y2 - y1, 1e-3)
-    return np.array([x1 + w / 2, y1 + h / 2, w / h, h])
-
-
-def to_box(mean: np.ndarray) -> Box:
-    cx, cy, a, h = mean[:4]
-    w = a * h
-    return (float(cx - w / 2), float(cy - h / 2), float(cx + w / 2), float(cy + h / 2))
-
-
-def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    x = np.asarray(a, dtype=float)[:, None, :]
-    y = np.asarray(b, dtype=float)[None, :, :]
-    iw = np.clip(np.minimum(x[..., 2], y[..., 2]) - np.maximum(x[..., 0], y[..., 0]), 0, None)
-    ih = np.clip(np.minimum(x[..., 3], y[..., 3]) - np.maximum(x[..., 1], y[..., 1]), 0, None)
-    inter = iw * ih
-    area_x = (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
-    area_y = (y[..., 2] - y[..., 0]) * (y[..., 3] - y[..., 1])
-    return inter / np.maximum(area_x + area_y - inter, 1e-9)
-
-
 def group_of(class_name: str) -> int:
     return next((i for i, g in enumerate(CLASS_GROUPS) if class_name in g), -1)
 

@@ -214,14 +214,7 @@ class CameraWorker:
         event = draft.event
         if draft.action == "detected":
             wanted = incident_evidence.wanted_frames(draft)
-            frames: dict[int, evidence.StoredFrame] = {}
-            missing: list[int] = []
-            for seq in wanted:
-                frame = await self._frame(seq)
-                if frame is None:
-                    missing.append(seq)
-                else:
-                    frames[seq] = frame
+            frames, missing = await self._frames(wanted)
             objects, undecodable = incident_evidence.build(draft, self.engine.scene, frames)
             refs = [await self._store(obj) for obj in objects]
             event = incident_evidence.detected_event(draft, refs, sorted(missing + undecodable), len(wanted))
@@ -293,8 +286,8 @@ class CameraWorker:
             captured_at = None
         return evidence.StoredFrame(stream_seq, raw.data or b"", captured_at), headers.get(HEADER_DISCONTINUITY)
 
-    async def _publish(self, draft: ViolationDraft) -> None:
-        wanted = evidence.wanted_frames(draft)
+    async def _frames(self, wanted: list[int]) -> tuple[dict[int, evidence.StoredFrame], list[int]]:
+        """The evidence frames still in FRAMES, by stream sequence, and the ones that are gone."""
         frames: dict[int, evidence.StoredFrame] = {}
         missing: list[int] = []
         for seq in wanted:
@@ -303,6 +296,11 @@ class CameraWorker:
                 missing.append(seq)
             else:
                 frames[seq] = frame
+        return frames, missing
+
+    async def _publish(self, draft: ViolationDraft) -> None:
+        wanted = evidence.wanted_frames(draft)
+        frames, missing = await self._frames(wanted)
         objects, undecodable = evidence.build(draft, self.engine.scene, frames)
         missing = sorted(missing + undecodable)
         if missing:
