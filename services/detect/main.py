@@ -195,10 +195,7 @@ async def run(settings: Settings, pipeline: Pipeline, plans: PlanBook | None = N
     gets the Worker once its model is loaded. A promoted model that cannot run raises ModelError."""
     stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
-        nc = await bus.connect(settings.nats_url, SERVICE)
-        stack.push_async_callback(bus.drain, nc)
-        js = nc.jetstream()
-        await bus.ensure_streams(js, STREAMS)
+        nc, js = await bus.open_bus(stack, settings.nats_url, SERVICE, STREAMS)
         executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="detect-worker")
         stack.callback(executor.shutdown, wait=True)
         runner, _ = await http.serve(settings.http_port, {"nats": lambda: nc.is_connected}, draining=stop,

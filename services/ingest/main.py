@@ -105,10 +105,8 @@ async def run(config: Settings, cameras: list[Camera], *, stop: asyncio.Event | 
     stop = stop or lifecycle.stop_event()
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
-        nc = await bus.connect(config.nats_url, f"{SERVICE}-{config.replica}")
-        stack.push_async_callback(bus.drain, nc)
-        js = nc.jetstream()
-        await bus.ensure_streams(js, (streams.FRAMES, streams.TELEMETRY))
+        nc, js = await bus.open_bus(stack, config.nats_url, f"{SERVICE}-{config.replica}",
+                                    (streams.FRAMES, streams.TELEMETRY))
         service = Ingest(config, cameras, js)
         keeper = LeaseKeeper(js, bucket=config.lease_bucket, me=config.replica, ttl_s=config.lease_ttl_s,
                              scan_s=config.lease_scan_s, max_cameras=config.max_cameras,

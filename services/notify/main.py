@@ -81,10 +81,7 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
             print("roadwatch notify: the notify schema is missing in DATABASE_URL; run `roadwatch migrate`",
                   file=sys.stderr)
             return 2
-        nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(bus.drain, nc)
-        js = nc.jetstream()
-        await bus.ensure_streams(js)
+        nc, js = await bus.open_bus(stack, config.nats_url, SERVICE)
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
 

@@ -52,10 +52,7 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
     (and run the service in their own process, where SIGHUP is not the portal's to take)."""
     stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
-        nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(bus.drain, nc)
-        js = nc.jetstream()
-        await bus.ensure_streams(js)
+        nc, js = await bus.open_bus(stack, config.nats_url, SERVICE)
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
         key = anchors.load_key(config.audit_anchor_key_file) if config.audit_anchor_key_file else None

@@ -158,10 +158,7 @@ async def run(config: Settings, *, stop: asyncio.Event | None = None, ready: asy
                   "run `roadwatch migrate`",
                   file=sys.stderr)
             return 2
-        nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(bus.drain, nc)
-        js = nc.jetstream()
-        await bus.ensure_streams(js)
+        nc, js = await bus.open_bus(stack, config.nats_url, SERVICE)
         registry = Registry(pool, js, config)
         await registry.reload_hotlist()
 

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -98,6 +99,17 @@ async def drain(nc: NATS, timeout_s: float = 10.0) -> None:
         log.info("drain incomplete; closing", extra={"fields": {"error": repr(exc)}})
         await nc.close()
 
+
+
+async def open_bus(stack: AsyncExitStack, url: str, name: str,
+                   wanted: Iterable[streams.Stream] = streams.ALL) -> tuple[NATS, JetStreamContext]:
+    """A service's start on the bus: connect, drain when `stack` closes, and the streams it uses
+    created or brought up to date."""
+    nc = await connect(url, name)
+    stack.push_async_callback(drain, nc)
+    js = nc.jetstream()
+    await ensure_streams(js, wanted)
+    return nc, js
 
 # --- provisioning ------------------------------------------------------------------------------------
 def stream_config(stream: streams.Stream, *, replicas: int = 1) -> api.StreamConfig:

@@ -73,10 +73,7 @@ async def run(config: Settings, scene_map: dict[str, scenes.Scene], *, stop: asy
     """Run until stopped; `ready` gets the workers by camera once consuming."""
     stop = stop or lifecycle.stop_event()
     async with AsyncExitStack() as stack:
-        nc = await bus.connect(config.nats_url, SERVICE)
-        stack.push_async_callback(bus.drain, nc)
-        js = nc.jetstream()
-        await bus.ensure_streams(js)
+        nc, js = await bus.open_bus(stack, config.nats_url, SERVICE)
         store = await ensure_bucket(js, config.evidence_bucket)
         workers = build_workers(config, scene_map, js, store)
         metrics.CAMERAS.set(len(workers))
