@@ -322,7 +322,8 @@ def test_bad_setting_exits_2(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     assert exit_.value.code == 2 and "DB_POOL_SIZE" in capsys.readouterr().err
 
 
-async def test_command_line_migrate_then_service_starts_and_drains(database_url: str, nats_url: str) -> None:
+async def test_command_line_migrate_then_service_starts_and_drains(database_url: str, nats_url: str,
+                                                                   tmp_path) -> None:
     """`roadwatch migrate` then `roadwatch registry` as separate processes, as make run does."""
     import os
     import signal
@@ -334,8 +335,9 @@ async def test_command_line_migrate_then_service_starts_and_drains(database_url:
                              timeout=60)
     assert migrate.returncode == 0, migrate.stderr
     assert "applied registry/001_registry" in migrate.stdout and "applied registry/002_lookups_retention" in migrate.stdout
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "registry"], env=env, stderr=subprocess.PIPE,
-                               text=True)
+    log = tmp_path / "registry.log"  # a file: a pipe read only at the end can fill and block the service
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen([sys.executable, "-m", "services.cli", "registry"], env=env, stderr=out, text=True)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{env['HTTP_PORT']}") as client:
             for _ in range(300):
@@ -345,13 +347,13 @@ async def test_command_line_migrate_then_service_starts_and_drains(database_url:
                             break
                 except aiohttp.ClientError:
                     pass
-                assert process.poll() is None, process.stderr.read()
+                assert process.poll() is None, log.read_text(encoding="utf-8")
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail("registry never became ready")
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
-        lines = [json.loads(line) for line in process.stderr.read().splitlines() if line.strip()]
+        lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
         assert [line["msg"] for line in lines if line["msg"] in ("ready", "stopping", "stopped")] == \
             ["ready", "stopping", "stopped"]
     finally:
