@@ -40,8 +40,7 @@ from services.detect.pipeline import FrameResult, Pipeline
 from services.detect.regions import PlanBook, RegionError
 from services.detect.sessions import ModelError, file_sha256
 from services.detect.settings import Settings
-from services.runtime import bus, http, lifecycle, logs
-from services.runtime.settings import load
+from services.runtime import bus, http, lifecycle
 
 log = logging.getLogger("services.detect")
 SERVICE = "detect"
@@ -366,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         from services.detect.cli import detect_main
 
         return detect_main(argv)
-    settings = load(Settings, service=SERVICE)
-    logs.setup(SERVICE, settings.log_level)
+    settings = lifecycle.configure(SERVICE, Settings)
     try:
         pipeline = Pipeline.from_settings(settings)
         plans = PlanBook.from_dir(settings.scenes_dir, pipeline.vehicles.class_names)

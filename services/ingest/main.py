@@ -23,7 +23,7 @@ from services.ingest.cameras import Camera, CamerasError
 from services.ingest.leases import LeaseKeeper
 from services.ingest.runner import SERVICE, CameraRunner
 from services.ingest.settings import Settings
-from services.runtime import bus, http, lifecycle, logs, settings
+from services.runtime import bus, http, lifecycle
 
 EXIT_BAD_CAMERAS = 2
 log = logging.getLogger(SERVICE)
@@ -183,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         return lifecycle.tool(SERVICE, argv, TOOLS)
-    config = settings.load(Settings, service=SERVICE)
-    logs.setup(SERVICE, config.log_level)
+    config = lifecycle.configure(SERVICE, Settings)
     try:
         jpeg.configure(config.jpeg_encoder)
     except RuntimeError as exc:

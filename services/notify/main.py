@@ -29,7 +29,7 @@ from services.notify import (cases, incidents, letter, mail, metrics, outbox, re
                              subscribers)
 from services.notify.sender import Sender, utc_now
 from services.notify.settings import Settings
-from services.runtime import bus, db, http, lifecycle, logs, migrations, settings
+from services.runtime import bus, db, http, lifecycle, migrations
 
 SERVICE = "notify"
 log = logging.getLogger(SERVICE)
@@ -165,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         return lifecycle.tool(SERVICE, argv, {})
-    config = settings.load(Settings, service=SERVICE)
-    logs.setup(SERVICE, config.log_level)
+    config = lifecycle.configure(SERVICE, Settings)
     rules = notify_config.load_or_exit(config.notify_config, SERVICE, agencies_file=config.agencies_file)
     return lifecycle.run(SERVICE, run(config, rules))

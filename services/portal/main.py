@@ -22,7 +22,7 @@ from proto import streams
 from services.portal import agencies, anchors, api, board, csrf, frames, handlers
 from services.portal.context import KEY, Portal, RateLimiter
 from services.portal.settings import Settings
-from services.runtime import bus, db, http, lifecycle, logs, settings
+from services.runtime import bus, db, http, lifecycle, settings
 
 SERVICE = "portal"
 log = logging.getLogger(SERVICE)
@@ -146,8 +146,7 @@ def purge(argv: list[str]) -> int:
     """`roadwatch portal purge`: apply the retention periods once (a cron job)."""
     from services.portal import retention  # noqa: PLC0415
 
-    config = settings.load(Settings, service=SERVICE)
-    logs.setup(SERVICE, config.log_level)
+    config = lifecycle.configure(SERVICE, Settings)
     return asyncio.run(retention.run_once(config))
 
 
@@ -164,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         return lifecycle.tool(SERVICE, argv, TOOLS)
-    config = settings.load(Settings, service=SERVICE)
-    logs.setup(SERVICE, config.log_level)
+    config = lifecycle.configure(SERVICE, Settings)
     directory = load_directory(config.agencies_file)
     return lifecycle.run(SERVICE, run(config, directory=directory, reload_on_hup=True))

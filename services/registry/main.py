@@ -22,7 +22,7 @@ from proto import codec, streams, subjects
 from proto.v1 import DetectionMade, ViolationDetected, ViolationIdentified
 from services.registry import hotlist, lookup, metrics, owners, store
 from services.registry.settings import Settings
-from services.runtime import bus, db, http, lifecycle, logs, settings
+from services.runtime import bus, db, http, lifecycle
 from services.runtime import metrics as runtime_metrics
 from services.runtime.retry import Backoff, retry
 
@@ -208,6 +208,5 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         return lifecycle.tool(SERVICE, argv, TOOLS)
-    config = settings.load(Settings, service=SERVICE)
-    logs.setup(SERVICE, config.log_level)
+    config = lifecycle.configure(SERVICE, Settings)
     return lifecycle.run(SERVICE, run(config))

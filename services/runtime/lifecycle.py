@@ -12,11 +12,14 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from services.runtime import logs, settings
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+S = TypeVar("S", bound=settings.ServiceSettings)
 
 
 def stop_event() -> asyncio.Event:
@@ -53,6 +56,14 @@ async def until_stopped(stop: asyncio.Event, tasks: Iterable[asyncio.Task]) -> i
             log.error("task failed", exc_info=result)
             failed = True
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def configure(service: str, settings_type: type[S]) -> S:
+    """The service's settings from the environment (a bad variable exits 2 naming it), and its
+    JSON logs at the level they set."""
+    config = settings.load(settings_type, service=service)
+    logs.setup(service, config.log_level)
+    return config
 
 
 def run(service: str, service_run: Coroutine[Any, Any, int | None]) -> int:

@@ -23,7 +23,7 @@ from nats.js import api
 
 from proto import streams, subjects
 from proto.v1.detection import DetectionMade
-from services.runtime import bus, http, lifecycle, logs, settings
+from services.runtime import bus, http, lifecycle, settings
 from services.track import metrics, partition, recovery, scenes
 from services.track.camera import CameraTracker
 from services.track.settings import Settings
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         return lifecycle.tool(SERVICE, argv, {})
-    config = settings.load(Settings, service=SERVICE)
-    logs.setup(SERVICE, config.log_level)
+    config = lifecycle.configure(SERVICE, Settings)
     try:
         scene_map = scenes.load_dir(config.scenes_dir)
     except scenes.SceneError as exc:
