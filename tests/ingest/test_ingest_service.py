@@ -299,7 +299,9 @@ async def test_publishing_lag_drops_the_oldest_frames_counts_them_and_reports_it
         frames, status = Collector(), Collector()
         await client.subscribe(subjects.frame_captured(camera_id), cb=frames.receive)
         await client.subscribe(subjects.camera_status(camera_id), cb=status.receive)
-        service = start_ingest(config, nats_url=url, publish_timeout_s=0.5, queue_size=2)
+        # A long lease: this is about publishing lag; a lease lost while NATS is frozen (a slow
+        # renewal on a loaded machine) would hand the camera over and reset its counters.
+        service = start_ingest(config, nats_url=url, publish_timeout_s=0.5, queue_size=2, lease_ttl_s=30.0)
         await wait_for_state(status, "online", timeout=20)
 
         server.send_signal(signal.SIGSTOP)
