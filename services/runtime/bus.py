@@ -182,11 +182,24 @@ async def publish_bytes(js: JetStreamContext, subject: str, payload: bytes, *, h
     is lost before its ack came (a nats-server killed or restarted): that ack will never come, and
     nats-py would wait the whole `timeout` for it, holding up whatever is queued behind (a camera's
     frames). The same id makes a second copy a duplicate the stream drops. `timeout` bounds every
-    attempt together, as before; a publish made while the client reconnects is buffered by nats-py
-    and sent on the next connection, so it is not sent again when that connection comes."""
-    nc = getattr(js, "_nc", None)
-    if MSG_ID not in headers or not isinstance(nc, NATS):
+    attempt together, as before."""
+    if MSG_ID not in headers:
         return await js.publish(subject, payload, timeout=timeout, headers=headers)
+    return await resent_on_reconnect(
+        js, lambda left: js.publish(subject, payload, timeout=left, headers=headers), timeout,
+        what=f"publish {headers[MSG_ID]}")
+
+
+async def resent_on_reconnect(js: JetStreamContext, attempt: Callable[[float], Awaitable[T]], timeout: float, *,
+                              what: str) -> T:
+    """Await `attempt(seconds left)`, a request that may safely be made twice (a publish with its
+    Nats-Msg-Id, a read), and make it again when the connection it went out on is lost before the
+    answer came: the answer died with that connection. A request made while the client reconnects
+    is buffered by nats-py and sent on the next connection, so it is not made again when that
+    connection comes. Raises nats.errors.TimeoutError once `timeout` has passed."""
+    nc = getattr(js, "_nc", None)
+    if not isinstance(nc, NATS):
+        return await asyncio.wait_for(attempt(timeout), timeout)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -195,23 +208,25 @@ async def publish_bytes(js: JetStreamContext, subject: str, payload: bytes, *, h
             raise nats.errors.TimeoutError
         # The connection the request goes out on: this one, or the next while reconnecting.
         connection = nc.stats["reconnects"] + (0 if nc.is_connected else 1)
-        attempt = asyncio.ensure_future(js.publish(subject, payload, timeout=left, headers=headers))
+        pending = asyncio.ensure_future(attempt(left))
         try:
             while True:
-                done, _ = await asyncio.wait({attempt}, timeout=min(CONNECTION_CHECK_S, max(left, 0.001)))
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise nats.errors.TimeoutError
+                done, _ = await asyncio.wait({pending}, timeout=min(CONNECTION_CHECK_S, left))
                 if done:
-                    return attempt.result()
+                    return pending.result()
                 now = nc.stats["reconnects"]
                 if now > connection or (now == connection and not nc.is_connected):
-                    break  # that connection is gone, and the ack with it: send again
-                left = deadline - loop.time()
+                    break  # that connection is gone, and the answer with it: ask again
         finally:
-            if not attempt.done():
-                attempt.cancel()
+            if not pending.done():
+                pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
-                    await attempt
-        log.info("publish sent again: the connection was lost before its ack", extra={"fields": {
-            "subject": subject, "id": headers[MSG_ID]}})
+                    await pending
+        log.info("request made again: the connection was lost before its answer", extra={"fields": {
+            "request": what}})
 
 
 # --- consuming ---------------------------------------------------------------------------------------
