@@ -96,8 +96,10 @@ class CameraRunner:
         while True:
             frame = await self.queue.next()
             try:
-                await self.js.publish(self.subject, frame.jpeg, headers=frame_message(frame),
-                                      timeout=self.config.publish_timeout_s)
+                # Sent again if nats-server goes away before the ack (the same Nats-Msg-Id):
+                # the frames behind it do not wait out the timeout.
+                await bus.publish_bytes(self.js, self.subject, frame.jpeg, headers=frame_message(frame),
+                                        timeout=self.config.publish_timeout_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - NATS down or slow: count the frame as lost, keep going

@@ -9,6 +9,7 @@ attempts the message goes to the dead letters too, so nothing is ever silently d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -42,6 +43,8 @@ CONNECT_ERRORS = (OSError, nats.errors.Error, asyncio.TimeoutError)
 NAK_BACKOFF = Backoff(initial_s=2.0, max_s=60.0)  # redelivery of a transient failure: 2, 4, 8 ... 60 s
 # A dead letter must fit in one NATS message; a bigger payload is referenced by stream sequence.
 DEAD_LETTER_PAYLOAD_LIMIT = 512 * 1024
+# How often a publish waiting for its ack looks whether its connection is still there.
+CONNECTION_CHECK_S = 0.1
 
 
 class Invalid(Exception):
@@ -179,11 +182,63 @@ async def publish(
 ) -> api.PubAck:
     """Publish a JSON event with its id as Nats-Msg-Id: a retry within the window is stored once."""
     event_id = getattr(event, "id")
-    ack = await js.publish(
-        subject, codec.encode(event), timeout=timeout, headers={**(headers or {}), MSG_ID: event_id}
-    )
+    ack = await publish_bytes(js, subject, codec.encode(event), headers={**(headers or {}), MSG_ID: event_id},
+                              timeout=timeout)
     metrics.PUBLISHED.labels(service, "duplicate" if ack.duplicate else "stored").inc()
     return ack
+
+
+async def publish_bytes(js: JetStreamContext, subject: str, payload: bytes, *, headers: dict[str, str],
+                        timeout: float = 5.0) -> api.PubAck:
+    """`js.publish` of a message with a Nats-Msg-Id, sent again when the connection it went out on
+    is lost before its ack came (a nats-server killed or restarted): that ack will never come, and
+    nats-py would wait the whole `timeout` for it, holding up whatever is queued behind (a camera's
+    frames). The same id makes a second copy a duplicate the stream drops. `timeout` bounds every
+    attempt together, as before."""
+    if MSG_ID not in headers:
+        return await js.publish(subject, payload, timeout=timeout, headers=headers)
+    return await resent_on_reconnect(
+        js, lambda left: js.publish(subject, payload, timeout=left, headers=headers), timeout,
+        what=f"publish {headers[MSG_ID]}")
+
+
+async def resent_on_reconnect(js: JetStreamContext, attempt: Callable[[float], Awaitable[T]], timeout: float, *,
+                              what: str) -> T:
+    """Await `attempt(seconds left)`, a request that may safely be made twice (a publish with its
+    Nats-Msg-Id, a read), and make it again when the connection it went out on is lost before the
+    answer came: the answer died with that connection. A request made while the client reconnects
+    is buffered by nats-py and sent on the next connection, so it is not made again when that
+    connection comes. Raises nats.errors.TimeoutError once `timeout` has passed."""
+    nc = getattr(js, "_nc", None)
+    if not isinstance(nc, NATS):
+        return await asyncio.wait_for(attempt(timeout), timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise nats.errors.TimeoutError
+        # The connection the request goes out on: this one, or the next while reconnecting.
+        connection = nc.stats["reconnects"] + (0 if nc.is_connected else 1)
+        pending = asyncio.ensure_future(attempt(left))
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise nats.errors.TimeoutError
+                done, _ = await asyncio.wait({pending}, timeout=min(CONNECTION_CHECK_S, left))
+                if done:
+                    return pending.result()
+                now = nc.stats["reconnects"]
+                if now > connection or (now == connection and not nc.is_connected):
+                    break  # that connection is gone, and the answer with it: ask again
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
+                    await pending
+        log.info("request made again: the connection was lost before its answer", extra={"fields": {
+            "request": what}})
 
 
 # --- consuming ---------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from services.track.reorder import ReorderBuffer
 
 log = logging.getLogger("track")
 SERVICE = "track"
+FRAME_READ_TIMEOUT_S = 5.0  # a frame read from FRAMES (nats-py's own default for a JetStream request)
 
 
 class CameraWorker:
@@ -266,7 +267,10 @@ class CameraWorker:
     async def _frame_and_break(self, stream_seq: int) -> tuple[evidence.StoredFrame | None, str | None]:
         """The frame and its Discontinuity header (None when it has none)."""
         try:
-            raw = await self.js.get_msg(self.frames_stream, stream_seq)
+            # Asked again if nats-server goes away meanwhile: a tick or a detection failing on a
+            # read that died with the server would leave the frames it released untracked.
+            raw = await bus.resent_on_reconnect(self.js, lambda _: self.js.get_msg(self.frames_stream, stream_seq),
+                                                FRAME_READ_TIMEOUT_S, what=f"frame {stream_seq}")
         except nats.js.errors.NotFoundError:
             return None, None
         headers = raw.headers or {}
