@@ -2,7 +2,7 @@
 real clips published to FRAMES at 5 fps show on the camera wall and change; an incident published
 on the bus appears without a reload, is acknowledged with a note through the page's form (audited)
 and changes live when updated; the transport department sees no pictures; a citizen gets 403.
-Screenshots go to var/artifacts/portal/."""
+Screenshots go to var/artifacts/board/ (the review test empties var/artifacts/portal/)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 @pytest.fixture
 def artifacts(repo_dir: Path) -> Path:
-    folder = repo_dir / "var" / "artifacts" / "portal"
+    folder = repo_dir / "var" / "artifacts" / "board"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("board-*.png"):
         old.unlink()
