@@ -6,7 +6,6 @@ then shows the confirmed case with its photo. Screenshots go to var/artifacts/po
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import asyncpg
@@ -25,8 +24,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 @pytest.fixture
 def artifacts(repo_dir: Path) -> Path:
     folder = repo_dir / "var" / "artifacts" / "portal"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("[0-9]-*.png"):  # this test's own; other tests leave theirs here too
+        old.unlink()
     return folder
 
 
@@ -154,6 +154,6 @@ async def test_officer_reviews_in_browser_and_public_sees_it(portal_url, start_p
         await conn.close()
     assert {("owner_read", case1), ("evidence_read", case1), ("evidence_read", case2)} <= actions
     assert officer == {"xác minh vi phạm"}  # why the officer looked, as the page said
-    assert sorted(p.name for p in artifacts.glob("*.png")) == [
+    assert sorted(p.name for p in artifacts.glob("[0-9]-*.png")) == [
         "1-hang-cho.png", "2-ho-so-truoc-khi-xac-nhan.png", "3-vu-tiep-theo.png", "4-tra-cuu-cong-khai.png",
         "5-thong-ke.png"]
