@@ -1,4 +1,4 @@
-"""SQL of the portal schema (migrations/001_portal.sql); every function takes a connection so
+"""SQL of the portal schema (migrations/003_portal.sql and later); every function takes a connection so
 that the caller decides the transaction."""
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ Plain files (no ORM, no generated diffs) so that a DBA can read exactly what wil
 runs in its own transaction and is recorded in `public.schema_migrations` with its SHA-256, so
 that a file edited after it was applied is caught before anything else runs: the database would
 otherwise silently differ from what the repository says it is.
+
+A file may squash earlier ones into one (a schema written once where it had grown by ALTERs):
+it names each file it replaces with that file's SHA-256 (`-- squashes: 001_portal <sha256>`),
+and those files leave the repository. A new database runs the squash; a database that applied
+the replaced files keeps its history (their recorded checksums must be the ones named) and runs
+nothing of it; one that applied only some of them is refused, as its schema is in between.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncpg
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent
 FILE_NAME = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql$")
+SQUASHES = re.compile(r"^-- squashes: (?P<version>\d{3})_(?P<name>[a-z0-9_]+) (?P<checksum>[0-9a-f]{64})\s*$", re.M)
 # Any constant works; it only has to be the same for every `roadwatch migrate` that may run at
 # once (several pods starting together), so that they apply the files one after the other.
 ADVISORY_LOCK_KEY = 0x726F6164  # "road"
@@ -50,6 +57,11 @@ class Migration:
     name: str
     path: Path
     sql: str
+
+    @property
+    def squashes(self) -> dict[int, tuple[str, str]]:
+        """version -> (name, SHA-256) of each earlier file this one replaces."""
+        return {int(m["version"]): (m["name"], m["checksum"]) for m in SQUASHES.finditer(self.sql)}
 
     @property
     def checksum(self) -> str:
@@ -96,10 +108,19 @@ def plan(migrations: list[Migration], applied: dict[tuple[str, int], asyncpg.Rec
     Checked before anything runs, so that a refused run changes nothing.
     """
     on_disk = {(m.service, m.version): m for m in migrations}
+    squashed = {(m.service, version): (name, checksum)
+                for m in migrations for version, (name, checksum) in m.squashes.items()}
     for key, row in sorted(applied.items()):
         if services and key[0] not in services:
             continue
         migration = on_disk.get(key)
+        if key in squashed and (migration is None or migration.name != row["name"]):
+            name, checksum = squashed[key]
+            if (name, checksum) != (row["name"], row["checksum"]):
+                raise MigrationError(
+                    f"{key[0]}/{key[1]:03d}_{row['name']} is recorded as applied with checksum "
+                    f"{row['checksum'][:12]}, not as the file that squashes it says ({name}, {checksum[:12]})")
+            continue
         if migration is None:
             raise MigrationError(
                 f"{key[0]}/{key[1]:03d}_{row['name']} is recorded as applied but its file is gone; "
@@ -108,7 +129,21 @@ def plan(migrations: list[Migration], applied: dict[tuple[str, int], asyncpg.Rec
             raise MigrationError(
                 f"{migration.path} was edited after it was applied (checksum {migration.checksum[:12]} "
                 f"!= recorded {row['checksum'][:12]}); put the change in a new migration file instead")
-    pending = [m for m in migrations if (m.service, m.version) not in applied]
+    pending = []
+    for migration in migrations:
+        own = applied.get((migration.service, migration.version))
+        if own is not None and own["name"] == migration.name:
+            continue  # applied as it is (a squash recorded under its own name: a new database)
+        done = [v for v, (name, _) in migration.squashes.items()
+                if (row := applied.get((migration.service, v))) is not None and row["name"] == name]
+        if done and len(done) < len(migration.squashes):
+            missing = sorted(set(migration.squashes) - set(done))
+            raise MigrationError(
+                f"{migration.path} squashes versions {', '.join(f'{v:03d}' for v in sorted(migration.squashes))} "
+                f"but only {', '.join(f'{v:03d}' for v in sorted(done))} are applied: apply "
+                f"{', '.join(f'{v:03d}' for v in missing)} with a release that still has them, then migrate again")
+        if own is None and not done:
+            pending.append(migration)
     for migration in pending:
         later = [v for (s, v) in applied if s == migration.service and v > migration.version]
         if later:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import asyncpg
@@ -111,3 +112,81 @@ def test_main_gives_up_on_an_unreachable_server_with_exit_1(capsys: pytest.Captu
     url = f"postgresql://postgres@127.0.0.1:{localstack.free_port()}/nothing"
     assert migrations.main(["--database-url", url, "--wait", "0.5"]) == 1
     assert "cannot reach PostgreSQL" in capsys.readouterr().err
+
+
+# --- a file that squashes earlier ones ------------------------------------------------------------
+INIT = "CREATE SCHEMA alpha; CREATE TABLE alpha.things (id int);"
+MORE = "ALTER TABLE alpha.things ADD COLUMN size int;"
+SQUASH = "CREATE SCHEMA alpha; CREATE TABLE alpha.things (id int, size int);"
+
+
+def squash_of(*files: tuple[str, str]) -> str:
+    """A squash naming (file name, its SQL) with their checksums, then its own SQL."""
+    named = [f"-- squashes: {name.removesuffix('.sql')} {hashlib.sha256(sql.encode()).hexdigest()}"
+             for name, sql in files]
+    return "\n".join(["-- alpha as 001 and 002 left it", *named, SQUASH])
+
+
+async def applied_rows(database_url: str) -> list[tuple[str, int, str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT service, version, name FROM public.schema_migrations ORDER BY 1, 2")
+    finally:
+        await conn.close()
+    return [(r["service"], r["version"], r["name"]) for r in rows]
+
+
+async def test_a_squash_runs_on_a_new_database(tmp_path: Path, database_url: str) -> None:
+    write(tmp_path, "alpha", "002_alpha.sql", squash_of(("001_init.sql", INIT), ("002_more.sql", MORE)))
+    write(tmp_path, "alpha", "003_next.sql", "CREATE TABLE alpha.next (id int);")
+
+    done = await migrations.migrate(database_url, migrations.discover(tmp_path))
+    assert [m.label for m in done] == ["alpha/002_alpha", "alpha/003_next"]
+    assert await tables(database_url, "alpha") == {"things", "next"}
+    assert await applied_rows(database_url) == [("alpha", 2, "alpha"), ("alpha", 3, "next")]
+    assert await migrations.migrate(database_url, migrations.discover(tmp_path)) == []
+
+
+async def test_a_database_that_applied_the_squashed_files_keeps_its_history(tmp_path: Path,
+                                                                         database_url: str) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    write(old, "alpha", "001_init.sql", INIT)
+    write(old, "alpha", "002_more.sql", MORE)
+    await migrations.migrate(database_url, migrations.discover(old))
+    write(new, "alpha", "002_alpha.sql", squash_of(("001_init.sql", INIT), ("002_more.sql", MORE)))
+    write(new, "alpha", "003_next.sql", "CREATE TABLE alpha.next (id int);")
+
+    done = await migrations.migrate(database_url, migrations.discover(new))
+    assert [m.label for m in done] == ["alpha/003_next"]
+    assert await applied_rows(database_url) == [("alpha", 1, "init"), ("alpha", 2, "more"), ("alpha", 3, "next")]
+    assert await migrations.migrate(database_url, migrations.discover(new)) == []
+
+
+async def test_a_squash_refuses_a_database_with_only_some_of_its_files(tmp_path: Path, database_url: str) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    write(old, "alpha", "001_init.sql", INIT)
+    await migrations.migrate(database_url, migrations.discover(old))
+    write(new, "alpha", "002_alpha.sql", squash_of(("001_init.sql", INIT), ("002_more.sql", MORE)))
+
+    with pytest.raises(migrations.MigrationError, match=r"only 001 are applied: apply 002 with a release"):
+        await migrations.migrate(database_url, migrations.discover(new))
+    assert await applied_rows(database_url) == [("alpha", 1, "init")]
+
+
+async def test_a_squash_refuses_a_replaced_file_applied_with_other_contents(tmp_path: Path,
+                                                                          database_url: str) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    write(old, "alpha", "001_init.sql", INIT + " CREATE TABLE alpha.local_edit (id int);")
+    write(old, "alpha", "002_more.sql", MORE)
+    await migrations.migrate(database_url, migrations.discover(old))
+    write(new, "alpha", "002_alpha.sql", squash_of(("001_init.sql", INIT), ("002_more.sql", MORE)))
+
+    with pytest.raises(migrations.MigrationError, match=r"alpha/001_init is recorded as applied with checksum"):
+        await migrations.migrate(database_url, migrations.discover(new))
+
+
+def test_the_portal_squash_names_the_files_it_replaced() -> None:
+    portal = {m.version: m for m in migrations.discover(services=["portal"])}
+    assert {v: name for v, (name, _) in portal[3].squashes.items()} == {
+        1: "portal", 2: "review_once", 3: "duplicates_and_holds"}
+    assert min(portal) == 3

@@ -1,3 +1,10 @@
+-- The portal schema as the three migrations below left it, written once (the case trigger was
+-- written three times). A database that applied them keeps its history: `roadwatch migrate`
+-- checks their recorded checksums against these lines and runs nothing here.
+-- squashes: 001_portal 8a4b95b8e57eb88154bd183dba907eae9ea3f336b3f2e210961598e11a0a8308
+-- squashes: 002_review_once 45102a0154a044b0abfc7e50f6d44fc076fb1b230dfe89fcd6f5037a9342041d
+-- squashes: 003_duplicates_and_holds c4c67219afa3ab8e675f4a6d2cd3152c3a6d890dac5292fbd1f828c0f5664b0c
+--
 -- The portal: cases materialised from violations and the later events, the allowed state
 -- transitions (enforced here, so that no code path, replica or manual UPDATE can skip the
 -- legal workflow), notices as reported by notify, telemetry for the statistics, the outbox of
@@ -11,7 +18,7 @@ CREATE TABLE portal.case_states (
 );
 INSERT INTO portal.case_states (state, open) VALUES
     ('detected', false), ('identified', false), ('unidentified', false), ('confirmed', true),
-    ('rejected', false), ('notified', true), ('warned', true), ('resolved', false);
+    ('rejected', false), ('notified', true), ('warned', true), ('resolved', false), ('merged', false);
 
 -- DESIGN.md §4. A row here is the only way a case may change state.
 CREATE TABLE portal.case_transitions (
@@ -25,7 +32,8 @@ INSERT INTO portal.case_transitions (from_state, to_state) VALUES
     ('unidentified', 'confirmed'), ('unidentified', 'rejected'),
     ('confirmed', 'notified'), ('confirmed', 'resolved'),
     ('notified', 'warned'), ('notified', 'resolved'),
-    ('warned', 'resolved');
+    ('warned', 'resolved'),
+    ('identified', 'merged'), ('unidentified', 'merged'), ('confirmed', 'merged');
 
 CREATE SEQUENCE portal.case_number;
 
@@ -73,12 +81,30 @@ CREATE TABLE portal.cases (
     resolution       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    CHECK (state <> 'rejected' OR reject_reason IS NOT NULL)
+    -- One event, one case: a case opened for the same plate, violation and place as an open
+    -- case within the duplicate window is flagged (duplicate_of: "có thể trùng với CASE-…"), and
+    -- the reviewer may merge it into that case. `merged` is a final state, reached only with the
+    -- case it was merged into, which must be another case still in the workflow.
+    duplicate_of         text REFERENCES portal.cases (case_id),
+    merged_into          text REFERENCES portal.cases (case_id),
+    merged_by            text,
+    merged_at            timestamptz,
+    distinct_from        text[] NOT NULL DEFAULT '{}',
+    -- Cases notify holds (notice.held: no legal basis for the vehicle class, possible duplicate)
+    -- carry the reason; a plate confirmed against the vehicle class's plate format carries the
+    -- reviewer's override reason (the override is also in the audit log).
+    notice_hold          text CHECK (notice_hold IN ('no_legal_basis', 'possible_duplicate')),
+    notice_hold_detail   text NOT NULL DEFAULT '',
+    plate_class_override text,
+    CHECK (state <> 'rejected' OR reject_reason IS NOT NULL),
+    CONSTRAINT merged_has_target CHECK ((state = 'merged') = (merged_into IS NOT NULL)),
+    CONSTRAINT not_merged_into_itself CHECK (merged_into IS DISTINCT FROM case_id)
 );
 CREATE INDEX cases_state ON portal.cases (state, violation_at);
 CREATE INDEX cases_plate_key ON portal.cases (plate_key);
 CREATE INDEX cases_owner_commune ON portal.cases (owner_commune);
 CREATE INDEX cases_camera_day ON portal.cases (camera_id, violation_at);
+CREATE INDEX cases_same_event ON portal.cases (plate_key, violation_type, violation_at) WHERE plate_key <> '';
 
 -- Owner personal data lives apart from the case, so that a query for a role without access
 -- cannot pick it up by accident.
@@ -105,6 +131,9 @@ CREATE TABLE portal.case_history (
 );
 CREATE INDEX case_history_case ON portal.case_history (case_id, id);
 
+-- A case is reviewed once: the review columns are written with the move out of identified /
+-- unidentified and never again (repeating the decision a case is already in is not a change of
+-- state, and would otherwise let a second officer overwrite the first).
 CREATE FUNCTION portal.check_case_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -114,15 +143,37 @@ BEGIN
         END IF;
         RETURN NEW;  -- its history row is written after the insert (case_history references it)
     END IF;
+    IF OLD.state IN ('rejected', 'resolved', 'merged') THEN
+        RAISE EXCEPTION 'case % is % and can no longer change', OLD.case_id, OLD.state USING ERRCODE = 'RW409';
+    END IF;
     IF NEW.state IS DISTINCT FROM OLD.state THEN
         IF NOT EXISTS (SELECT 1 FROM portal.case_transitions
                        WHERE from_state = OLD.state AND to_state = NEW.state) THEN
             RAISE EXCEPTION 'case %: % -> % is not an allowed transition', OLD.case_id, OLD.state, NEW.state
                 USING ERRCODE = 'RW409';
         END IF;
+        IF NEW.state = 'merged' AND NOT EXISTS (
+                SELECT 1 FROM portal.cases t WHERE t.case_id = NEW.merged_into AND t.case_id <> NEW.case_id
+                AND t.state NOT IN ('merged', 'rejected', 'detected')) THEN
+            RAISE EXCEPTION 'case % can only be merged into another case still in the workflow, not %',
+                OLD.case_id, NEW.merged_into USING ERRCODE = 'RW409';
+        END IF;
+        IF OLD.state = 'confirmed' AND NEW.state = 'merged' AND OLD.notice_hold IS NULL THEN
+            RAISE EXCEPTION 'case % is confirmed and its notices may be out: it cannot be merged', OLD.case_id
+                USING ERRCODE = 'RW409';
+        END IF;
         INSERT INTO portal.case_history (case_id, from_state, to_state) VALUES (NEW.case_id, OLD.state, NEW.state);
-    ELSIF OLD.state IN ('rejected', 'resolved') THEN
-        RAISE EXCEPTION 'case % is % and can no longer change', OLD.case_id, OLD.state USING ERRCODE = 'RW409';
+    END IF;
+    IF OLD.reviewed_at IS NOT NULL AND (NEW.reviewed_at IS DISTINCT FROM OLD.reviewed_at
+                                        OR NEW.reviewer IS DISTINCT FROM OLD.reviewer
+                                        OR NEW.reject_reason IS DISTINCT FROM OLD.reject_reason) THEN
+        RAISE EXCEPTION 'case % was already reviewed by % and cannot be reviewed again', OLD.case_id, OLD.reviewer
+            USING ERRCODE = 'RW409';
+    END IF;
+    IF NEW.reviewed_at IS NOT NULL AND OLD.reviewed_at IS NULL
+       AND NOT (OLD.state IN ('identified', 'unidentified') AND NEW.state IN ('confirmed', 'rejected')) THEN
+        RAISE EXCEPTION 'case %: a review moves a case out of identified or unidentified', OLD.case_id
+            USING ERRCODE = 'RW409';
     END IF;
     NEW.updated_at := now();
     RETURN NEW;
@@ -142,14 +193,14 @@ $$;
 CREATE TRIGGER cases_opened AFTER INSERT ON portal.cases
     FOR EACH ROW EXECUTE FUNCTION portal.record_case_opened();
 
--- Notices as reported by notify (sent or failed); notice_id + kind + channel + outcome is unique.
+-- Notices as reported by notify (sent, failed or held); notice_id + kind + channel + outcome is unique.
 CREATE TABLE portal.notices (
     event_id    text PRIMARY KEY,
     case_id     text NOT NULL REFERENCES portal.cases (case_id),
     notice_id   text NOT NULL,
     kind        text NOT NULL,
     channel     text NOT NULL,
-    outcome     text NOT NULL CHECK (outcome IN ('sent', 'failed')),
+    outcome     text NOT NULL CHECK (outcome IN ('sent', 'failed', 'held')),
     recipient   text NOT NULL DEFAULT '',
     reason      text NOT NULL DEFAULT '',
     occurred_at timestamptz NOT NULL,
