@@ -17,6 +17,8 @@ from proto import subjects
 MINUTE = 60
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
+# The legal record (violations, cases, notices): one retention, so that no part of it outlives another.
+LEGAL_RECORD_S = 400 * DAY
 
 
 class Stream(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,21 +78,21 @@ VIOLATIONS = Stream(
         subjects.ALL_HOTLIST_HITS,
     ),
     description="Violations as detected, then identified or not by the registry; hotlist hits.",
-    max_age_s=400 * DAY,
+    max_age_s=LEGAL_RECORD_S,
     duplicate_window_s=1 * DAY,
 )
 CASES = Stream(
     name="CASES",
     subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED),
     description="Police decisions on cases and their resolution.",
-    max_age_s=400 * DAY,
+    max_age_s=LEGAL_RECORD_S,
     duplicate_window_s=1 * DAY,
 )
 NOTICES = Stream(
     name="NOTICES",
     subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED, subjects.ALL_NOTICES_HELD),
     description="Notices sent to owners, communes and the inspection registry, failures, and cases held.",
-    max_age_s=400 * DAY,
+    max_age_s=LEGAL_RECORD_S,
     duplicate_window_s=1 * DAY,
 )
 TELEMETRY = Stream(
