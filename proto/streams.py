@@ -17,6 +17,8 @@ from proto import subjects
 MINUTE = 60
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
+# The legal record (violations, cases, notices): one retention, so that no part of it outlives another.
+LEGAL_RECORD_S = 400 * DAY
 
 
 class Stream(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,21 +78,21 @@ VIOLATIONS = Stream(
         subjects.ALL_HOTLIST_HITS,
     ),
     description="Violations as detected, then identified or not by the registry; hotlist hits.",
-    max_age_s=400 * DAY,
+    max_age_s=LEGAL_RECORD_S,
     duplicate_window_s=1 * DAY,
 )
 CASES = Stream(
     name="CASES",
     subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED),
     description="Police decisions on cases and their resolution.",
-    max_age_s=400 * DAY,
+    max_age_s=LEGAL_RECORD_S,
     duplicate_window_s=1 * DAY,
 )
 NOTICES = Stream(
     name="NOTICES",
     subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED, subjects.ALL_NOTICES_HELD),
     description="Notices sent to owners, communes and the inspection registry, failures, and cases held.",
-    max_age_s=400 * DAY,
+    max_age_s=LEGAL_RECORD_S,
     duplicate_window_s=1 * DAY,
 )
 TELEMETRY = Stream(
@@ -114,29 +116,28 @@ DEAD_LETTERS = Stream(
     duplicate_window_s=1 * DAY,
 )
 
-# The signed heads of the audit chains: no age or size limit, no delete, no purge, so that rows
-# cut off the end of an audit table, or a rewritten chain, are found by `roadwatch audit verify`.
-AUDIT_ANCHORS = Stream(
+
+def _kept_forever(*, name: str, subject: str, description: str) -> Stream:
+    """No age or size limit, no delete, no purge: a record nothing may take out of the stream."""
+    return Stream(name=name, subjects=(subject,), description=description, max_age_s=0,
+                  duplicate_window_s=1 * DAY, deny_delete=True, deny_purge=True)
+
+
+# The signed heads of the audit chains, kept forever so that rows cut off the end of an audit
+# table, or a rewritten chain, are found by `roadwatch audit verify`.
+AUDIT_ANCHORS = _kept_forever(
     name="AUDIT_ANCHORS",
-    subjects=(subjects.ALL_AUDIT_ANCHORS,),
+    subject=subjects.ALL_AUDIT_ANCHORS,
     description="Signed heads of the audit chains; never deleted or purged.",
-    max_age_s=0,
-    duplicate_window_s=1 * DAY,
-    deny_delete=True,
-    deny_purge=True,
 )
 
 # Which detector version was in service when: evidence names the model that produced it, so
 # the record of promotions (who, why, forced or not) is kept like the audit anchors. The last
 # message per subject is the version in service (detect reads it at start and follows it).
-MODELS = Stream(
+MODELS = _kept_forever(
     name="MODELS",
-    subjects=(subjects.ALL_MODELS_PROMOTED,),
+    subject=subjects.ALL_MODELS_PROMOTED,
     description="Detector model promotions and rollbacks; the last per model is the one in service. Never deleted.",
-    max_age_s=0,
-    duplicate_window_s=1 * DAY,
-    deny_delete=True,
-    deny_purge=True,
 )
 
 ALL: tuple[Stream, ...] = (

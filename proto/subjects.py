@@ -21,8 +21,9 @@ def check_token(value: str, what: str = "token") -> str:
     return value
 
 
-def _event(noun: str, verb: str, camera_id: str, kind: str | None = None) -> str:
-    subject = f"traffic.{noun}.{verb}.{VERSION}.{check_token(camera_id, 'camera id')}"
+def _event(noun: str, verb: str, about: str, kind: str | None = None, *, what: str = "camera id") -> str:
+    """`traffic.<noun>.<verb>.v1.<about>[.<kind>]`: `about` is mostly a camera id; `what` names it in the error."""
+    subject = f"traffic.{noun}.{verb}.{VERSION}.{check_token(about, what)}"
     return subject if kind is None else f"{subject}.{check_token(kind, 'kind')}"
 
 
@@ -96,15 +97,15 @@ def camera_status(camera_id: str) -> str:
 
 
 def signal_phase(intersection_id: str) -> str:
-    return f"traffic.signal.phase.{VERSION}.{check_token(intersection_id, 'intersection id')}"
+    return _event("signal", "phase", intersection_id, what="intersection id")
 
 
 def model_promoted(model: str) -> str:
-    return f"traffic.model.promoted.{VERSION}.{check_token(model, 'model name')}"
+    return _event("model", "promoted", model, what="model name")
 
 
 def audit_anchored(chain: str) -> str:
-    return f"traffic.audit.anchored.{VERSION}.{check_token(chain, 'chain')}"
+    return _event("audit", "anchored", chain, what="chain")
 
 
 # --- dead letters and request/reply ---------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from proto import streams, subjects
@@ -70,3 +72,15 @@ def test_consumers_filter_within_their_stream() -> None:
             assert subject_filter in stream.subjects or any(
                 _matches(p, subject_filter.replace(">", "x")) for p in stream.subjects
             ), (consumer.name, subject_filter)
+
+
+def test_message_table_subjects_are_those_the_subject_functions_build() -> None:
+    """The table's subject templates are written out for the schemas and AsyncAPI: they must say
+    what proto.subjects builds (placeholders in the order of the function's arguments)."""
+    examples = {"camera_id": "cam-07", "type": "red_light", "decision": "confirmed", "channel": "email",
+                "intersection_id": "x-1", "service": "detect", "chain": "portal", "incident_type": "congestion",
+                "model": "vehicle"}
+    for message in MESSAGES:
+        build = subjects.dlq if message.name == "dead_letter" else getattr(subjects, message.name)
+        values = [examples[name] for name in re.findall(r"\{(\w+)\}", message.subject)]
+        assert build(*values) == message.subject.format(**examples), message.name
