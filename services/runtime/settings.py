@@ -207,6 +207,7 @@ def check_common(*, nats_url: str, http_port: int, log_level: str) -> None:
 
 
 PoolSize = Annotated[int, between(1, 200)]
+Port = Annotated[int, between(0, 65535)]  # a TCP port
 
 
 # --- what every service reads (each service's Settings subclasses one of these) ------------------
