@@ -2,7 +2,9 @@
 
 A field `http_port` is read from `HTTP_PORT`. A bad or missing value stops the service with
 exit code 2 and a message naming the variable, before it connects to anything: a typo in a
-Kubernetes manifest should fail the rollout, not a request an hour later.
+Kubernetes manifest should fail the rollout, not a request an hour later. A numeric range is
+declared on the field (`Annotated[int, between(1, 200)]`), so that every service refuses an
+out-of-range value with the same message and --help and the README show the range.
 """
 
 from __future__ import annotations
@@ -60,10 +62,12 @@ def between(low: float, high: float) -> msgspec.Meta:
 
 
 def at_least(low: float) -> msgspec.Meta:
+    """low or more."""
     return msgspec.Meta(ge=low)
 
 
 def above(low: float) -> msgspec.Meta:
+    """More than low (a duration that must not be 0)."""
     return msgspec.Meta(gt=low)
 
 
