@@ -20,11 +20,12 @@ import sys
 import time
 from pathlib import Path
 from collections.abc import Mapping
+from typing import Annotated
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 
-from services.runtime.settings import LOG_LEVELS, SettingError, check_choice, check_port, load
+from services.runtime.settings import LOG_LEVELS, Port, SettingError, at_least, check_bounds, check_choice, load
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 DEFAULT_EMBEDDED_PG_PORT = 54329
@@ -48,12 +49,12 @@ class LocalSettings(msgspec.Struct, frozen=True, kw_only=True):
     # The address of every HTTP port and nats-server (an IP address; 0.0.0.0 opens them to the
     # network). PostgreSQL and the SMTP outbox stay on 127.0.0.1 whatever it says.
     roadwatch_bind: str = LOOPBACK
-    nats_port: int = 0  # nats-server's port; 0: 4222, or a free one when 4222 is taken
+    nats_port: Port = 0  # nats-server's port; 0: 4222, or a free one when 4222 is taken
     roadwatch_var: str = "var"  # the local state folder: NATS store, PostgreSQL data, outbox, passwords
     # A PostgreSQL to use instead of the embedded one (when it is reachable).
     database_url: str = ""
     embedded_pg: bool = False  # written by stack-env: whether localdb runs the embedded PostgreSQL
-    embedded_pg_port: int = DEFAULT_EMBEDDED_PG_PORT  # the embedded PostgreSQL's port
+    embedded_pg_port: Port = DEFAULT_EMBEDDED_PG_PORT  # the embedded PostgreSQL's port
     roadwatch_pg_fast: bool = False  # the embedded PostgreSQL without fsync (the tests: their data is thrown away)
     log_level: str = "INFO"  # every process's LOG_LEVEL
     # detect's model files; empty: ../shared/models beside the repository.
@@ -61,25 +62,22 @@ class LocalSettings(msgspec.Struct, frozen=True, kw_only=True):
     cameras_file: str = str(DEMO / "cameras.yaml")  # ingest's cameras (two looping demo clips)
     scenes_dir: str = str(DEMO / "scenes")  # track's and detect's scene files
     demo_plates: str = str(DEMO / "demo-plates.txt")  # plates the synthetic registry includes (the demo clips')
-    demo_vehicles: int = 20000  # vehicles in the synthetic registry localdb seeds
-    portal_port: int = 8080  # the portal's HTTP_PORT under make run (pages, API, probes, metrics)
-    ingest_port: int = 8081  # ingest's HTTP_PORT under make run
-    detect_port: int = 8082  # detect's HTTP_PORT under make run
-    track_port: int = 8083  # track's HTTP_PORT under make run
-    registry_port: int = 8084  # the registry's HTTP_PORT under make run
-    notify_port: int = 8085  # notify's HTTP_PORT under make run
-    smtp_port: int = 8025  # the local SMTP outbox (notify's SMTP_PORT under make run)
+    demo_vehicles: Annotated[int, at_least(0)] = 20000  # vehicles in the synthetic registry localdb seeds
+    portal_port: Port = 8080  # the portal's HTTP_PORT under make run (pages, API, probes, metrics)
+    ingest_port: Port = 8081  # ingest's HTTP_PORT under make run
+    detect_port: Port = 8082  # detect's HTTP_PORT under make run
+    track_port: Port = 8083  # track's HTTP_PORT under make run
+    registry_port: Port = 8084  # the registry's HTTP_PORT under make run
+    notify_port: Port = 8085  # notify's HTTP_PORT under make run
+    smtp_port: Port = 8025  # the local SMTP outbox (notify's SMTP_PORT under make run)
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         try:
             check_bind(self.roadwatch_bind)
         except ValueError as exc:
             raise SettingError("ROADWATCH_BIND", str(exc)) from None
-        for name in ("nats_port", "embedded_pg_port", *PORTS):
-            check_port(name.upper(), getattr(self, name))
         check_choice("LOG_LEVEL", self.log_level, LOG_LEVELS)
-        if self.demo_vehicles < 0:
-            raise SettingError("DEMO_VEHICLES", f"must not be negative, got {self.demo_vehicles}")
 
     @property
     def bind(self) -> str:

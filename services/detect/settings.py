@@ -8,6 +8,7 @@ MODELS_DIR unless they are absolute paths.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -15,11 +16,13 @@ from proto.subjects import check_token
 from services.detect.riders import RiderRules
 from services.detect.plate_formats import SHIPPED as SHIPPED_FORMATS, Expected, FormatsError, load as load_formats
 from services.runtime.cpus import available_cores
-from services.runtime.settings import ServiceSettings, SettingError, check_choice
+from services.runtime.settings import ServiceSettings, SettingError, above, at_least, between, check_choice
 
 FORMATS = ("yolox", "nanodet", "yolov5", "yolov8")
 DEFAULT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
 _RIDERS = RiderRules()
+# a score or IoU threshold: strictly between 0 and 1
+Threshold = Annotated[float, msgspec.Meta(gt=0, lt=1)]
 
 
 class Settings(ServiceSettings, frozen=True, kw_only=True):
@@ -30,9 +33,11 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     vehicle_model: str = "yolox_nano.onnx"  # vehicle detector (ONNX)
     vehicle_format: str = "yolox"  # its output format: yolox, nanodet, yolov5, yolov8
     vehicle_classes_file: str = "coco.names"  # class names, one per line, in model index order
-    vehicle_input_size: int = 640  # input size for a model with a dynamic input (fixed inputs are read from the model)
-    vehicle_conf: float = 0.3  # vehicle score threshold
-    vehicle_iou: float = 0.0  # NMS IoU; 0: the format's own (YOLOX/YOLOv5/v8 0.45, NanoDet 0.6)
+    # input size for a model with a dynamic input (fixed inputs are read from the model)
+    vehicle_input_size: Annotated[int, at_least(32)] = 640
+    vehicle_conf: Threshold = 0.3  # vehicle score threshold
+    # NMS IoU; 0: the format's own (YOLOX/YOLOv5/v8 0.45, NanoDet 0.6)
+    vehicle_iou: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.0
     # 0: whole frame only; N = 2-8: also N overlapping vertical strips (small vehicles, ~N+1x time)
     vehicle_tiles: int = 0
     vehicle_model_sha256: str = ""  # when set, the model file must have this SHA-256 (a mismatch stops the service)
@@ -50,19 +55,22 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     # RIDER_* thresholds below decide who sits on what; their defaults are RiderRules' own.
     rider_fusion: bool = True
     # share of the narrower box's width the person and the bike must share
-    rider_min_x_overlap: float = _RIDERS.min_x_overlap
+    rider_min_x_overlap: Annotated[float, between(0.0, 1.0)] = _RIDERS.min_x_overlap
     # the person's feet at least this share of the bike's height below the bike's top
-    rider_min_foot_depth: float = _RIDERS.min_foot_depth
-    rider_max_foot_below: float = _RIDERS.max_foot_below  # ... and at most this share below its bottom
-    rider_max_head_depth: float = _RIDERS.max_head_depth  # the person's head above this share of the bike's height
+    rider_min_foot_depth: Annotated[float, between(0.0, 1.0)] = _RIDERS.min_foot_depth
+    # ... and at most this share below its bottom
+    rider_max_foot_below: Annotated[float, between(0.0, 2.0)] = _RIDERS.max_foot_below
+    # the person's head above this share of the bike's height
+    rider_max_head_depth: Annotated[float, between(0.0, 1.0)] = _RIDERS.max_head_depth
     # a person more than this many times wider than the bike does not ride it
-    rider_max_width_ratio: float = _RIDERS.max_width_ratio
-    rider_max_per_vehicle: int = _RIDERS.max_riders  # riders per two-wheeler at most
-    rider_weak_bike_score: float = _RIDERS.weak_bike_score  # a two-wheeler box this weak is kept only with a rider on it
+    rider_max_width_ratio: Annotated[float, between(0.5, 10.0)] = _RIDERS.max_width_ratio
+    rider_max_per_vehicle: Annotated[int, at_least(1)] = _RIDERS.max_riders  # riders per two-wheeler at most
+    # a two-wheeler box this weak is kept only with a rider on it (VEHICLE_CONF or above: off)
+    rider_weak_bike_score: Annotated[float, msgspec.Meta(gt=0, le=1)] = _RIDERS.weak_bike_score
 
     plate_model: str = "y5fu_640x_sim.onnx"  # plate detector with 4 corners, run on the whole frame
-    plate_conf: float = 0.3  # plate objectness and score threshold
-    plate_iou: float = 0.5  # plate NMS IoU
+    plate_conf: Threshold = 0.3  # plate objectness and score threshold
+    plate_iou: Threshold = 0.5  # plate NMS IoU
     plate_model_sha256: str = ""  # pinned SHA-256 of PLATE_MODEL
     ocr_rec_model: str = "ch_PP-OCRv4_rec_infer.onnx"  # text-line recogniser (character list from its metadata)
     ocr_det_model: str = "ch_PP-OCRv4_det_infer.onnx"  # text detector for the motorbike fallback; empty: none
@@ -75,25 +83,28 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     # of those, the ones the text detector also tries
     text_fallback_classes: list[str] = msgspec.field(default_factory=lambda: ["motorcycle"])
     # only vehicles at least this tall (px) get a second look (smaller plates are unreadable)
-    fallback_min_height: int = 160
-    fallback_max_per_frame: int = 2  # at most this many second looks per frame, biggest vehicles first
+    fallback_min_height: Annotated[int, at_least(0)] = 160
+    # at most this many second looks per frame, biggest vehicles first
+    fallback_max_per_frame: Annotated[int, at_least(0)] = 2
     plate_formats_file: str = ""  # plate formats per country (YAML); empty: the shipped plate_formats.yaml
     # countries whose plates the cameras expect, e.g. vn or vn,la,kh (a scene may say otherwise)
     plate_countries: list[str] = msgspec.field(default_factory=lambda: ["vn"])
 
-    batch_size: int = 4  # frames per micro-batch
-    batch_wait_ms: int = 50  # once a first frame is in, wait at most this long for the batch to fill
-    max_frame_age_s: float = 30.0  # older frames are acked without detection and counted (stale)
-    max_frame_bytes: int = 8 * 1024 * 1024  # bigger payloads go to the dead letters
+    batch_size: Annotated[int, at_least(1)] = 4  # frames per micro-batch
+    # once a first frame is in, wait at most this long for the batch to fill
+    batch_wait_ms: Annotated[int, at_least(0)] = 50
+    max_frame_age_s: Annotated[float, above(0)] = 30.0  # older frames are acked without detection and counted (stale)
+    max_frame_bytes: Annotated[int, at_least(1)] = 8 * 1024 * 1024  # bigger payloads go to the dead letters
     # Overload (docs/ARCHITECTURE.md): with more than BATCH_SIZE frames waiting, each camera gets
     # at most its newest FRAMES_PER_CAMERA detected per round; its older ones are dropped as superseded.
-    frames_per_camera: int = 2
-    drop_log_interval_s: float = 60.0  # dropped frames: one WARNING per interval, counts per camera
+    frames_per_camera: Annotated[int, at_least(1)] = 2
+    # dropped frames: one WARNING per interval, counts per camera
+    drop_log_interval_s: Annotated[float, above(0)] = 60.0
     # One model thread per core the process may use (cgroup quota, then affinity), each session
     # single-threaded (docs/BENCHMARKS.md: on two cores WORKERS=2 carried 19.4 frames/s where
     # WORKERS=1 carried 9.2).
-    workers: int = msgspec.field(default_factory=available_cores)
-    intra_op_threads: int = 1  # onnxruntime intra-op threads per session
+    workers: Annotated[int, at_least(1)] = msgspec.field(default_factory=available_cores)
+    intra_op_threads: Annotated[int, at_least(1)] = 1  # onnxruntime intra-op threads per session
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -103,16 +114,6 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
                 check_token(self.model_name, "model name")
             except ValueError as exc:
                 raise SettingError("MODEL_NAME", str(exc)) from None
-        if not 0.0 <= self.vehicle_iou < 1.0:
-            raise SettingError("VEHICLE_IOU", f"must be 0 (the format's own) or between 0 and 1, got {self.vehicle_iou}")
-        for name in ("vehicle_conf", "plate_conf", "plate_iou"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise SettingError(name.upper(), f"must be between 0 and 1, got {getattr(self, name)}")
-        for name, low in (("batch_size", 1), ("workers", 1), ("intra_op_threads", 1), ("vehicle_input_size", 32),
-                          ("batch_wait_ms", 0), ("fallback_min_height", 0), ("fallback_max_per_frame", 0),
-                          ("max_frame_bytes", 1), ("frames_per_camera", 1)):
-            if getattr(self, name) < low:
-                raise SettingError(name.upper(), f"must be at least {low}, got {getattr(self, name)}")
         if self.vehicle_tiles == 1 or not 0 <= self.vehicle_tiles <= 8:
             raise SettingError("VEHICLE_TILES", f"must be 0 (off) or 2-8, got {self.vehicle_tiles}")
         for name in ("vehicle_model_sha256", "plate_model_sha256", "plate_crop_model_sha256", "ocr_rec_model_sha256",
@@ -120,22 +121,8 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
             value = getattr(self, name)
             if value and (len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value)):
                 raise SettingError(name.upper(), f"must be 64 hex digits, got {value!r}")
-        if self.drop_log_interval_s <= 0:
-            raise SettingError("DROP_LOG_INTERVAL_S", f"must be positive, got {self.drop_log_interval_s}")
-        if self.max_frame_age_s <= 0:
-            raise SettingError("MAX_FRAME_AGE_S", f"must be positive, got {self.max_frame_age_s}")
         if not self.vehicle_keep_classes:
             raise SettingError("VEHICLE_KEEP_CLASSES", "must name at least one class")
-        for name, low, high in (("rider_min_x_overlap", 0.0, 1.0), ("rider_min_foot_depth", 0.0, 1.0),
-                                ("rider_max_foot_below", 0.0, 2.0), ("rider_max_head_depth", 0.0, 1.0),
-                                ("rider_max_width_ratio", 0.5, 10.0)):
-            if not low <= getattr(self, name) <= high:
-                raise SettingError(name.upper(), f"must be within {low}..{high}, got {getattr(self, name)}")
-        if not 0.0 < self.rider_weak_bike_score <= 1.0:
-            raise SettingError("RIDER_WEAK_BIKE_SCORE", f"must be within 0..1 (VEHICLE_CONF or above: off), got "
-                                                        f"{self.rider_weak_bike_score}")
-        if self.rider_max_per_vehicle < 1:
-            raise SettingError("RIDER_MAX_PER_VEHICLE", f"must be at least 1, got {self.rider_max_per_vehicle}")
         self.plate_expectation()
 
     def rider_rules(self) -> RiderRules | None:

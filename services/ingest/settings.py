@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Annotated
 
 from services.ingest.jpeg import ENCODERS
-from services.runtime.settings import ServiceSettings, SettingError, check_choice
+from services.runtime.settings import ServiceSettings, SettingError, at_least, check_choice
 
 
 class Settings(ServiceSettings, frozen=True, kw_only=True):
@@ -21,35 +22,29 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     cameras_file: str  # the cameras YAML file (nothing to do without it); re-read on SIGHUP
     replica_id: str = ""  # this replica's name in leases and camera statuses; empty: <hostname>-<pid>
     lease_bucket: str = "ingest_leases"  # key-value bucket of the camera leases
-    lease_ttl_s: float = 6.0  # a dead replica's cameras move to another after about this long
-    lease_scan_s: float = 1.0  # how often a replica looks for cameras nobody holds
-    max_cameras: int = 0  # most cameras one replica reads (0 = no limit)
+    lease_ttl_s: Annotated[float, at_least(1.0)] = 6.0  # a dead replica's cameras move to another after about this long
+    lease_scan_s: Annotated[float, at_least(0.1)] = 1.0  # how often a replica looks for cameras nobody holds
+    max_cameras: Annotated[int, at_least(0)] = 0  # most cameras one replica reads (0 = no limit)
 
-    queue_size: int = 4  # frames per camera waiting to be published; the oldest is dropped beyond
-    publish_timeout_s: float = 5.0  # a frame not acknowledged in this time counts as dropped
-    heartbeat_s: float = 10.0  # camera status heartbeat
-    stall_s: float = 3.0  # connected but no frame for this long: degraded
+    # frames per camera waiting to be published; the oldest is dropped beyond
+    queue_size: Annotated[int, at_least(1)] = 4
+    publish_timeout_s: Annotated[float, at_least(0.1)] = 5.0  # a frame not acknowledged in this time counts as dropped
+    heartbeat_s: Annotated[float, at_least(0.5)] = 10.0  # camera status heartbeat
+    stall_s: Annotated[float, at_least(0.5)] = 3.0  # connected but no frame for this long: degraded
 
-    open_timeout_s: float = 10.0  # connecting to a camera gives up after this long
-    read_timeout_s: float = 5.0  # no data for this long drops the connection
-    decode_threads: int = 1  # decoder threads per camera
+    open_timeout_s: Annotated[float, at_least(0.5)] = 10.0  # connecting to a camera gives up after this long
+    read_timeout_s: Annotated[float, at_least(0.5)] = 5.0  # no data for this long drops the connection
+    decode_threads: Annotated[int, at_least(1)] = 1  # decoder threads per camera
     jpeg_encoder: str = "auto"  # auto (TurboJPEG when installed), turbojpeg, opencv
-    backoff_initial_s: float = 0.5  # first reconnection delay, doubled with jitter after each failure
-    backoff_max_s: float = 30.0  # longest reconnection delay
+    # first reconnection delay, doubled with jitter after each failure
+    backoff_initial_s: Annotated[float, at_least(0.01)] = 0.5
+    backoff_max_s: Annotated[float, at_least(0.01)] = 30.0  # longest reconnection delay
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("JPEG_ENCODER", self.jpeg_encoder, ENCODERS)
         if not self.cameras_file.strip():
             raise SettingError("CAMERAS_FILE", "is empty")
-        for name, low in (("lease_ttl_s", 1.0), ("lease_scan_s", 0.1), ("publish_timeout_s", 0.1),
-                          ("heartbeat_s", 0.5), ("stall_s", 0.5), ("open_timeout_s", 0.5),
-                          ("read_timeout_s", 0.5), ("backoff_initial_s", 0.01), ("backoff_max_s", 0.01)):
-            if getattr(self, name) < low:
-                raise SettingError(name.upper(), f"must be at least {low:g}, got {getattr(self, name)}")
-        for name, low in (("queue_size", 1), ("decode_threads", 1), ("max_cameras", 0)):
-            if getattr(self, name) < low:
-                raise SettingError(name.upper(), f"must be at least {low}, got {getattr(self, name)}")
         if self.lease_scan_s >= self.lease_ttl_s:
             raise SettingError("LEASE_SCAN_S", f"must be below LEASE_TTL_S ({self.lease_ttl_s:g})")
         if self.replica_id and not all(c.isalnum() or c in "-_" for c in self.replica_id):

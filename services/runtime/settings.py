@@ -2,7 +2,9 @@
 
 A field `http_port` is read from `HTTP_PORT`. A bad or missing value stops the service with
 exit code 2 and a message naming the variable, before it connects to anything: a typo in a
-Kubernetes manifest should fail the rollout, not a request an hour later.
+Kubernetes manifest should fail the rollout, not a request an hour later. A numeric range is
+declared on the field (`Annotated[int, between(1, 200)]`), so that every service refuses an
+out-of-range value with the same message and --help and the README show the range.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _PATH = re.compile(r"at `\$\.(\w+)")
 _MISSING = re.compile(r"missing required field `(\w+)`")
 _COLLECTIONS = (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType,
                 msgspec.inspect.SetType, msgspec.inspect.FrozenSetType)
+_NUMBERS = (msgspec.inspect.IntType, msgspec.inspect.FloatType)
 
 
 class SettingError(ValueError):
@@ -50,6 +53,90 @@ def _is_collection(field_type: msgspec.inspect.Type) -> bool:
     if isinstance(field_type, msgspec.inspect.UnionType):
         return any(_is_collection(t) for t in field_type.types)
     return isinstance(field_type, _COLLECTIONS)
+
+
+# --- numeric ranges: declared on the field, checked by parse() and __post_init__ alike --------------
+def between(low: float, high: float) -> msgspec.Meta:
+    """`Annotated[int, between(1, 200)]`: a setting from low to high, both included."""
+    return msgspec.Meta(ge=low, le=high)
+
+
+def at_least(low: float) -> msgspec.Meta:
+    """low or more."""
+    return msgspec.Meta(ge=low)
+
+
+def above(low: float) -> msgspec.Meta:
+    """More than low (a duration that must not be 0)."""
+    return msgspec.Meta(gt=low)
+
+
+def _number_type(field_type: msgspec.inspect.Type) -> msgspec.inspect.IntType | msgspec.inspect.FloatType | None:
+    """The int or float a field holds (also inside `X | None`), when it has bounds."""
+    if isinstance(field_type, msgspec.inspect.UnionType):
+        return next(filter(None, map(_number_type, field_type.types)), None)
+    if isinstance(field_type, _NUMBERS) and any(
+            bound is not None for bound in (field_type.gt, field_type.ge, field_type.lt, field_type.le)):
+        return field_type
+    return None
+
+
+def _shown(number: float) -> str:
+    return str(int(number)) if isinstance(number, float) and number.is_integer() else str(number)
+
+
+def _closed(bounds: msgspec.inspect.IntType | msgspec.inspect.FloatType) -> bool:
+    return bounds.ge is not None and bounds.le is not None and bounds.gt is None and bounds.lt is None
+
+
+def _limits(bounds: msgspec.inspect.IntType | msgspec.inspect.FloatType) -> list[str]:
+    words = (("above", bounds.gt), ("at least", bounds.ge), ("below", bounds.lt), ("at most", bounds.le))
+    return [f"{word} {_shown(bound)}" for word, bound in words if bound is not None]
+
+
+def range_text(field_type: msgspec.inspect.Type) -> str:
+    """A field's bounds for --help and the README: `1–200`, `above 0`, `at least 0, below 1`; empty: none."""
+    bounds = _number_type(field_type)
+    if bounds is None:
+        return ""
+    if _closed(bounds):
+        return f"{_shown(bounds.ge)}–{_shown(bounds.le)}"
+    return ", ".join(_limits(bounds))
+
+
+def _out_of_range(variable: str, bounds: msgspec.inspect.IntType | msgspec.inspect.FloatType,
+                  value: float) -> SettingError | None:
+    inside = ((bounds.gt is None or value > bounds.gt) and (bounds.ge is None or value >= bounds.ge)
+              and (bounds.lt is None or value < bounds.lt) and (bounds.le is None or value <= bounds.le))
+    if inside:
+        return None
+    if _closed(bounds):
+        return SettingError(variable, f"{_shown(value)} is not between {_shown(bounds.ge)} and {_shown(bounds.le)}")
+    return SettingError(variable, f"must be {' and '.join(_limits(bounds))}, got {_shown(value)}")
+
+
+def check_bounds(settings: msgspec.Struct) -> None:
+    """The bounds of every field, for settings built in code (parse() has msgspec check them)."""
+    for field in msgspec.inspect.type_info(type(settings)).fields:
+        bounds = _number_type(field.type)
+        value = getattr(settings, field.name)
+        if bounds is not None and isinstance(value, (int, float)):
+            error = _out_of_range(env_name(field.name), bounds, value)
+            if error is not None:
+                raise error
+
+
+def _bounds_error(cls: type, field_name: str, raw: object) -> SettingError | None:
+    """The uniform message when a value msgspec refused is a number outside its field's bounds."""
+    for field in msgspec.inspect.type_info(cls).fields:
+        if field.name == field_name and (bounds := _number_type(field.type)) is not None:
+            kind = int if isinstance(bounds, msgspec.inspect.IntType) else float
+            try:
+                value = msgspec.convert(raw, kind, strict=False)
+            except msgspec.ValidationError:
+                return None
+            return _out_of_range(env_name(field_name), bounds, value)
+    return None
 
 
 def parse(cls: type[T], environ: Mapping[str, str]) -> T:
@@ -77,6 +164,9 @@ def parse(cls: type[T], environ: Mapping[str, str]) -> T:
             raise SettingError(env_name(missing.group(1)), "is required but not set") from None
         path = _PATH.search(message)
         if path:
+            out_of_range = _bounds_error(cls, path.group(1), raw.get(path.group(1)))
+            if out_of_range is not None:
+                raise out_of_range from None
             variable = env_name(path.group(1))
             reason = message.split(" - at ")[0]
             raise SettingError(variable, f"{reason} (got {environ.get(variable)!r})") from None
@@ -120,6 +210,10 @@ def check_common(*, nats_url: str, http_port: int, log_level: str) -> None:
     check_choice("LOG_LEVEL", log_level, LOG_LEVELS)
 
 
+PoolSize = Annotated[int, between(1, 200)]
+Port = Annotated[int, between(0, 65535)]  # a TCP port
+
+
 # --- what every service reads (each service's Settings subclasses one of these) ------------------
 class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
     # NATS server(s), comma-separated, with the service's user: nats://detect:PASSWORD@host:4222
@@ -130,13 +224,14 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         check_common(nats_url=self.nats_url, http_port=self.http_port, log_level=self.log_level)
 
 
 class DatabaseSettings(ServiceSettings, frozen=True, kw_only=True):
     # PostgreSQL, postgresql://user@host:port/db; `roadwatch migrate` applies the schemas.
     database_url: str
-    db_pool_size: int = 10  # connections in the pool
+    db_pool_size: PoolSize = 10  # connections in the pool
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -175,13 +270,24 @@ def _own_comments(cls: type) -> dict[str, str]:
     return found
 
 
-def describe(cls: type[msgspec.Struct], *, root: Path | None = None) -> list[tuple[str, str, str]]:
+def ranges(cls: type[msgspec.Struct]) -> dict[str, str]:
+    """field -> its bounds as range_text() words, for the fields that have some."""
+    found = {field.name: range_text(field.type) for field in msgspec.inspect.type_info(cls).fields}
+    return {name: text for name, text in found.items() if text}
+
+
+def describe(cls: type[msgspec.Struct], *, root: Path | None = None,
+             bounds: bool = True) -> list[tuple[str, str, str]]:
     """(VARIABLE, default or 'required', comment) for every setting, in declaration order.
 
-    With `root` (the README's table) a default is shown the same on every machine: a path under
-    root relative to it, a default computed at start (WORKERS: the cores) by its function's name.
+    The comment ends with the field's bounds, `(1–200)`, unless `bounds` is false. With `root`
+    (the README's table) a default is shown the same on every machine: a path under root
+    relative to it, a default computed at start (WORKERS: the cores) by its function's name.
     """
     comments = _comments(cls)
+    if bounds:
+        for name, text in ranges(cls).items():
+            comments[name] = f"{comments.get(name, '')} ({text})".strip()
     rows = []
     for field in msgspec.structs.fields(cls):
         factory = field.default_factory

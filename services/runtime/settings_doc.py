@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from services.runtime.settings import DatabaseSettings, describe
+from services.runtime.settings import DatabaseSettings, describe, ranges
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -48,7 +48,8 @@ def table(root: Path = REPO) -> str:
     classes = {name: _load(f"services.{name}.settings:Settings") for name in SERVICES}
     shared = DatabaseSettings.__struct_fields__  # ServiceSettings' fields, then the database's
     described = {name: {row[0]: row for row in describe(cls, root=root)} for name, cls in classes.items()}
-    meanings = {variable: comment for variable, _, comment in describe(DatabaseSettings, root=root)}
+    meanings = {variable: comment for variable, _, comment in describe(DatabaseSettings, root=root, bounds=False)}
+    limits = {name: ranges(cls) for name, cls in classes.items()}
     common = []
     for field in shared:
         variable = field.upper()
@@ -60,9 +61,16 @@ def table(root: Path = REPO) -> str:
             shown = _default(next(iter(defaults)))
         else:
             shown = ", ".join(f"{' and '.join(names)} {_default(value)}" for value, names in defaults.items())
-        scope = "" if len(having) == len(SERVICES) else f" ({', '.join(having)} only)"
-        comment = meanings[variable]
-        common.append(f"| `{variable}` | {shown} | {_cell(comment)}{scope} |")
+        notes = [] if len(having) == len(SERVICES) else [f"{', '.join(having)} only"]
+        bounds: dict[str, list[str]] = {}
+        for name in having:
+            bounds.setdefault(limits[name].get(field, ""), []).append(name)
+        if len(bounds) == 1:
+            notes += [text for text in bounds if text]
+        else:
+            notes += [f"{' and '.join(names)} {text or 'any'}" for text, names in bounds.items()]
+        scope = f" ({'; '.join(notes)})" if notes else ""
+        common.append(f"| `{variable}` | {shown} | {_cell(meanings[variable])}{scope} |")
     parts = ["**Every service** (`services/runtime/settings.py`)", "", HEADER, *common]
     for name, cls in classes.items():
         own = [row for row in describe(cls, root=root) if row[0].lower() not in shared]

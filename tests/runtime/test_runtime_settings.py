@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Annotated
 
 import msgspec
 import pytest
 
-from services.runtime.settings import SettingError, check_common, load, parse
+from services.runtime.settings import (SettingError, above, between, check_bounds, check_common, describe, help_text,
+                                       load, parse)
 
 
 class Example(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,3 +88,46 @@ def test_make_run_settings_are_validated_by_name(tmp_path) -> None:
     assert env["NATS_PORT"] == "4999" and env["PORTAL_PORT"] == "9080" and env["DATABASE_URL"].endswith(":55000/roadwatch")
     assert parse(localstack.LocalSettings, {"EMBEDDED_PG": env["EMBEDDED_PG"]}).embedded_pg is True
     assert parse(localstack.LocalSettings, {"ROADWATCH_PG_FAST": "1"}).roadwatch_pg_fast is True
+
+
+class Bounded(msgspec.Struct, frozen=True, kw_only=True):
+    pool_size: Annotated[int, between(1, 200)] = 8  # connections
+    max_age_s: Annotated[float, above(0)] | None = None  # unset: no limit
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"POOL_SIZE": "0"}, "POOL_SIZE: 0 is not between 1 and 200"),
+        ({"POOL_SIZE": "201"}, "POOL_SIZE: 201 is not between 1 and 200"),
+        ({"MAX_AGE_S": "-1"}, "MAX_AGE_S: must be above 0, got -1"),
+        ({"MAX_AGE_S": "0"}, "MAX_AGE_S: must be above 0, got 0"),
+    ],
+)
+def test_a_value_outside_its_bounds_gets_one_message(environ: dict, message: str) -> None:
+    with pytest.raises(SettingError) as caught:
+        parse(Bounded, environ)
+    assert str(caught.value) == message
+    field, value = next(iter(environ.items()))
+    with pytest.raises(SettingError) as caught:  # the same when the settings are built in code
+        Bounded(**{field.lower(): float(value) if field == "MAX_AGE_S" else int(value)})
+    assert str(caught.value) == message
+
+
+def test_both_ends_of_a_range_are_accepted_and_a_non_number_is_a_type_error() -> None:
+    assert parse(Bounded, {"POOL_SIZE": "1"}).pool_size == 1
+    assert parse(Bounded, {"POOL_SIZE": "200"}).pool_size == 200
+    assert parse(Bounded, {"MAX_AGE_S": "0.001"}).max_age_s == 0.001
+    assert parse(Bounded, {}) == Bounded(pool_size=8, max_age_s=None)
+    with pytest.raises(SettingError) as caught:
+        parse(Bounded, {"POOL_SIZE": "many"})
+    assert caught.value.variable == "POOL_SIZE" and "Expected `int`" in caught.value.reason
+
+
+def test_help_and_the_readme_show_the_bounds() -> None:
+    (_, _, pool), (_, _, age) = describe(Bounded)
+    assert (pool, age) == ("connections (1–200)", "unset: no limit (above 0)")
+    assert "connections (1–200)" in help_text(Bounded)
