@@ -57,7 +57,8 @@ def test_tools_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert "the service takes no argument" in capsys.readouterr().err
 
 
-def test_main_runs_a_tool_or_else_the_service(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_runs_a_tool_or_else_the_service(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     from services.track.settings import Settings
 
     monkeypatch.setattr(lifecycle.logs, "setup", lambda service, level: None)  # keep pytest's log handlers
