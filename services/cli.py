@@ -3,7 +3,7 @@
 `roadwatch <service>` runs a service (its settings are environment variables, listed by
 `roadwatch <service> --help`, read off its Settings class); other verbs run tools. A verb's
 target is imported only when the verb runs, so that a tool does not pay for the imports of
-every service (onnxruntime, PyAV) at start. A new verb is one line in VERBS.
+every service (onnxruntime, PyAV) at start. A new verb is one entry in TOOL_VERBS (or LOCAL_VERBS).
 """
 
 from __future__ import annotations
@@ -34,38 +34,36 @@ SERVICE_TOOLS = {
               "roadwatch portal report [OPTIONS]     the coordination report, as roadwatch report (--help)",
 }
 LOCAL_SETTINGS = "services.localstack:LocalSettings"  # make run's own settings (stack-env, localnats, localdb)
+TOOL_VERBS = {  # verb: (target, help); each has its own argparse, whose --help is its own
+    "migrate": ("services.runtime.migrations:main", "apply the versioned SQL migrations of every schema"),
+    "plate": ("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])"),
+    "replay": ("services.replay.cli:main",
+               "a video file through detect and track, no bus (roadwatch replay VIDEO --scene S.yaml)"),
+    "model": ("services.detect.model_cli:main",
+              "detector models as versioned artefacts (roadwatch model add|list|shadow|promote|rollback)"),
+    "report": ("services.portal.report:main",
+               "the coordination report of an agency for a period, PDF and CSV, optionally mailed "
+               "(roadwatch report --from D --to D --agency ID [--send])"),
+    "dataset": ("services.portal.dataset:main",
+                "export reviewed cases as training data (police token; audited): roadwatch dataset export"),
+    "audit": ("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)"),
+}
+LOCAL_VERBS = {  # verb: (target, help, arguments); make run's steps, with LOCAL_SETTINGS
+    "localdb": ("services.firstrun:localdb_main",
+                "make run's database: given or embedded PostgreSQL, migrated, demo registry", ""),
+    "localnats": ("services.firstrun:localnats_main",
+                  "make run's nats-server: the accounts of deploy/nats/accounts.conf, JetStream in var/nats", ""),
+    "stack-env": ("services.firstrun:stack_env_main",
+                  "check the demo configuration, write var/run.env and var/Procfile (make run)", "VAR_DIR"),
+}
 
 VERBS: dict[str, Verb] = {
     **{name: Verb(f"services.{name}.main:main", f"run the {name} service",
                   settings=f"services.{name}.settings:Settings", tools=SERVICE_TOOLS.get(name, ""))
        for name in SERVICES},
-    "migrate": Verb("services.runtime.migrations:main", "apply the versioned SQL migrations of every schema",
-                    own_help=True),
-    "plate": Verb("services.detect.cli:plate_main", "read already-cropped plate images (roadwatch plate IMAGE... [--json])",
-                  own_help=True),
-    "replay": Verb("services.replay.cli:main",
-                   "a video file through detect and track, no bus (roadwatch replay VIDEO --scene S.yaml)",
-                   own_help=True),
-    "model": Verb("services.detect.model_cli:main",
-                  "detector models as versioned artefacts (roadwatch model add|list|shadow|promote|rollback)",
-                  own_help=True),
-    "report": Verb("services.portal.report:main",
-                   "the coordination report of an agency for a period, PDF and CSV, optionally mailed "
-                   "(roadwatch report --from D --to D --agency ID [--send])", own_help=True),
-    "dataset": Verb("services.portal.dataset:main",
-                    "export reviewed cases as training data (police token; audited): roadwatch dataset export",
-                    own_help=True),
-    "audit": Verb("services.portal.audit:main", "check the portal's hash-chained audit log (roadwatch audit verify)",
-                  own_help=True),
-    "localdb": Verb("services.firstrun:localdb_main",
-                    "make run's database: given or embedded PostgreSQL, migrated, demo registry",
-                    settings=LOCAL_SETTINGS),
-    "localnats": Verb("services.firstrun:localnats_main",
-                      "make run's nats-server: the accounts of deploy/nats/accounts.conf, JetStream in var/nats",
-                      settings=LOCAL_SETTINGS),
-    "stack-env": Verb("services.firstrun:stack_env_main",
-                      "check the demo configuration, write var/run.env and var/Procfile (make run)",
-                      settings=LOCAL_SETTINGS, arguments="VAR_DIR"),
+    **{word: Verb(target, text, own_help=True) for word, (target, text) in TOOL_VERBS.items()},
+    **{word: Verb(target, text, settings=LOCAL_SETTINGS, arguments=arguments)
+       for word, (target, text, arguments) in LOCAL_VERBS.items()},
 }
 
 

@@ -21,9 +21,11 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -359,26 +361,32 @@ class Models:
                                                            "every": wanted.every, "live": self.worker.live.version}})
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        from services.detect.cli import detect_main
-
-        return detect_main(argv)
-    settings = lifecycle.configure(SERVICE, Settings)
+def start(settings: Settings) -> Coroutine[Any, Any, int]:
+    """The models and the cameras' detection plans loaded (exit 2 naming what is refused), then run()."""
     try:
         pipeline = Pipeline.from_settings(settings)
         plans = PlanBook.from_dir(settings.scenes_dir, pipeline.vehicles.class_names)
     except (ModelError, RegionError) as exc:
         print(f"roadwatch detect: {exc}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
     planned = sorted(camera for camera, plan in plans.plans.items() if plan is not None)
     log.info("models loaded", extra={"fields": {"vehicle_model": settings.vehicle_model, "format": settings.vehicle_format,
                                                 "workers": settings.workers, "batch_size": settings.batch_size,
                                                 "cameras_with_detection_plan": planned}})
+    return run(settings, pipeline, plans)
+
+
+def images(argv: list[str]) -> int:
+    """`roadwatch detect IMAGE...`: the service's pipeline on still images (imported only then)."""
+    from services.detect.cli import detect_main  # noqa: PLC0415
+
+    return detect_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        return lifecycle.run(SERVICE, run(settings, pipeline, plans))
-    except ModelError as exc:
+        return lifecycle.main(SERVICE, Settings, argv, tools=images, start=start)
+    except ModelError as exc:  # the promoted model, which run() loads before the first frame, cannot run
         print(f"roadwatch detect: {exc}", file=sys.stderr)
         return 2
 

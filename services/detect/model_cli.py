@@ -87,6 +87,14 @@ def parser() -> argparse.ArgumentParser:
                         help="NATS server (default NATS_URL, else nats://127.0.0.1:4222)")
     verbs = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     verbs.add_parser = functools.partial(verbs.add_parser, parents=[common])  # type: ignore[method-assign]
+    on_name = argparse.ArgumentParser(add_help=False)  # NAME, the model that shadow, promote and rollback act on
+    on_name.add_argument("name", type=_name, metavar="NAME")
+
+    def who(sub: argparse.ArgumentParser, why: str | None = None) -> None:
+        """--reason (when the action takes one, with its help) and --by, recorded with the action."""
+        if why is not None:
+            sub.add_argument("--reason", default="", help=why)
+        sub.add_argument("--by", help="who (default user@host)")
 
     def figures_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--video-dir", type=Path, metavar="DIR",
@@ -120,30 +128,28 @@ def parser() -> argparse.ArgumentParser:
 
     sh = verbs.add_parser("shadow", help="run a version beside the live one on 1 frame in N (metrics only)",
                           description="Run VERSION beside the live model on 1 frame in EVERY; detect exports the "
-                                      "agreement and per-class count differences, and publishes nothing of it.")
-    sh.add_argument("name", type=_name, metavar="NAME")
+                                      "agreement and per-class count differences, and publishes nothing of it.",
+                          parents=[common, on_name])
     sh.add_argument("version", type=int, nargs="?", metavar="VERSION")
     sh.add_argument("--every", type=int, default=10, help="1 frame in EVERY (default 10)")
     sh.add_argument("--off", action="store_true", help="stop the shadow run")
-    sh.add_argument("--by", help="who (default user@host)")
+    who(sh)
 
     pr = verbs.add_parser("promote", help="put a version into service (refused when its figures are worse)",
                           description="Put VERSION into service: refused unless its recall and precision at IoU 0.3 "
                                       "on the truth are at least those of the model in service, or --force with "
-                                      "--reason (recorded in the model.promoted event).")
-    pr.add_argument("name", type=_name, metavar="NAME")
+                                      "--reason (recorded in the model.promoted event).",
+                          parents=[common, on_name])
     pr.add_argument("version", type=int, metavar="VERSION")
     pr.add_argument("--force", action="store_true", help="promote although its figures are worse (needs --reason)")
-    pr.add_argument("--reason", default="", help="why; required with --force")
-    pr.add_argument("--by", help="who (default user@host)")
+    who(pr, why="why; required with --force")
     figures_options(pr)
 
     rb = verbs.add_parser("rollback", help="return to the version in service before the current one",
                           description="Promote again the version that was in service before the current one "
-                                      "(repeatable: each rollback steps back once more). No truth check.")
-    rb.add_argument("name", type=_name, metavar="NAME")
-    rb.add_argument("--reason", default="", help="why (recorded)")
-    rb.add_argument("--by", help="who (default user@host)")
+                                      "(repeatable: each rollback steps back once more). No truth check.",
+                          parents=[common, on_name])
+    who(rb, why="why (recorded)")
     return p
 
 

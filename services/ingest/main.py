@@ -179,21 +179,23 @@ def usage(argv: list[str]) -> int:
 TOOLS = {"check": check, "help": usage}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        return lifecycle.tool(SERVICE, argv, TOOLS)
-    config = lifecycle.configure(SERVICE, Settings)
+def load_cameras(config: Settings) -> list[Camera]:
+    """The JPEG encoder set up and the cameras file read, or exit 2 naming the setting or the file,
+    line and field."""
     try:
         jpeg.configure(config.jpeg_encoder)
     except RuntimeError as exc:
         print(f"roadwatch ingest: invalid setting JPEG_ENCODER: {exc}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
     try:
-        cameras = cameras_file.load(config.cameras_file)
+        return cameras_file.load(config.cameras_file)
     except CamerasError as exc:
         print(f"roadwatch ingest: invalid cameras file: {exc}", file=sys.stderr)
         log.error("invalid cameras file", extra={"fields": {"error": str(exc), "file": exc.path,
                                                             "field": exc.field, "line": exc.line}})
-        return EXIT_BAD_CAMERAS
-    return lifecycle.run(SERVICE, run(config, cameras))
+        raise SystemExit(EXIT_BAD_CAMERAS) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lifecycle.main(SERVICE, Settings, argv, tools=TOOLS,
+                          start=lambda config: run(config, load_cameras(config)))

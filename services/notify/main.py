@@ -162,9 +162,5 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        return lifecycle.tool(SERVICE, argv, {})
-    config = lifecycle.configure(SERVICE, Settings)
-    rules = notify_config.load_or_exit(config.notify_config, SERVICE, agencies_file=config.agencies_file)
-    return lifecycle.run(SERVICE, run(config, rules))
+    return lifecycle.main(SERVICE, Settings, argv, start=lambda config: run(
+        config, notify_config.load_or_exit(config.notify_config, SERVICE, agencies_file=config.agencies_file)))

@@ -160,9 +160,5 @@ TOOLS = {"token": token, "report": report, "purge": purge}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        return lifecycle.tool(SERVICE, argv, TOOLS)
-    config = lifecycle.configure(SERVICE, Settings)
-    directory = load_directory(config.agencies_file)
-    return lifecycle.run(SERVICE, run(config, directory=directory, reload_on_hup=True))
+    return lifecycle.main(SERVICE, Settings, argv, tools=TOOLS, start=lambda config: run(
+        config, directory=load_directory(config.agencies_file), reload_on_hup=True))

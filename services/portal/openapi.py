@@ -62,11 +62,14 @@ def _table(name: str, description: str) -> dict[str, Any]:
         "application/json": {"schema": _array(name)}, "text/csv": {"schema": {"type": "string"}}}}
 
 
-def _command(summary: str, parameters: list[dict[str, Any]], body: str, result: str) -> dict[str, Any]:
-    """A POST taking a JSON `body`, answering `result`; refused by role, state or size like the others."""
-    return {"post": {"summary": summary, "security": SECURED, "parameters": parameters,
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
-                     "responses": {"200": _json(_ref(result)), **_errors(400, 401, 403, 404, 409, 413)}}}
+def _commands(prefix: str, parameter: dict[str, Any], commands: dict[str, tuple[str, str, str]]) -> dict[str, Any]:
+    """The POSTs `prefix/<command>` on one case or incident, each (summary, body, result): taking a
+    JSON `body`, answering `result`; refused by role, state or size like the others."""
+    return {f"{prefix}/{command}": {"post": {
+        "summary": summary, "security": SECURED, "parameters": [parameter],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+        "responses": {"200": _json(_ref(result)), **_errors(400, 401, 403, 404, 409, 413)}}}
+        for command, (summary, body, result) in commands.items()}
 
 
 def document() -> dict[str, Any]:
@@ -100,25 +103,20 @@ def document() -> dict[str, Any]:
             "parameters": [case_id, _path("sha256", SHA), _query("purpose", {"type": "string", "maxLength": 200},
                                                                  "why (audit log)")],
             "responses": {"200": IMAGE, **_errors(400, 401, 403, 404, 502)}}},
-        "/api/cases/{case_id}/review": _command(
-            "Police: confirm (optionally correcting the plate; a plate of another format than "
-            "the vehicle class's needs plate_override_reason, a possible duplicate not_duplicate) "
-            "or reject with a listed reason",
-            [case_id], "ReviewRequest", "DecisionResult"),
-        "/api/cases/{case_id}/merge": _command(
-            "Police: merge a case into the open case of the same event (final; audited)",
-            [case_id], "MergeRequest", "DecisionResult"),
-        "/api/cases/{case_id}/not-duplicate": _command(
-            "Police: a confirmed case notify holds as a possible duplicate is another event: send it "
-            "(audited)",
-            [case_id], "NotDuplicateRequest", "DecisionResult"),
-        "/api/cases/{case_id}/resolve": _command(
-            "Police: the case is resolved (fine paid, cancelled, appeal upheld)",
-            [case_id], "ResolveRequest", "DecisionResult"),
-        "/api/cases/{case_id}/appeal": _command(
-            "Police: record the owner's appeal (khiếu nại) against a confirmed or notified case (audited); "
-            "while it is open the case is left out of dataset exports",
-            [case_id], "AppealRequest", "AppealResult"),
+        **_commands("/api/cases/{case_id}", case_id, {
+            "review": ("Police: confirm (optionally correcting the plate; a plate of another format than "
+                       "the vehicle class's needs plate_override_reason, a possible duplicate not_duplicate) "
+                       "or reject with a listed reason", "ReviewRequest", "DecisionResult"),
+            "merge": ("Police: merge a case into the open case of the same event (final; audited)",
+                      "MergeRequest", "DecisionResult"),
+            "not-duplicate": ("Police: a confirmed case notify holds as a possible duplicate is another event: "
+                              "send it (audited)", "NotDuplicateRequest", "DecisionResult"),
+            "resolve": ("Police: the case is resolved (fine paid, cancelled, appeal upheld)",
+                        "ResolveRequest", "DecisionResult"),
+            "appeal": ("Police: record the owner's appeal (khiếu nại) against a confirmed or notified case "
+                       "(audited); while it is open the case is left out of dataset exports",
+                       "AppealRequest", "AppealResult"),
+        }),
         "/api/dataset/export": {"get": {
             "summary": "Police: cases reviewed since a date as training data (zip: frames with the confirmed vehicle's "
                        "box in YOLO format, plate crops with the confirmed text, manifest with SHA-256); audited "
@@ -180,14 +178,12 @@ def document() -> dict[str, Any]:
             "summary": "An evidence image of an incident, SHA-256 checked; audited", "security": SECURED,
             "parameters": [incident_id, _path("sha256", SHA)],
             "responses": {"200": IMAGE, **_errors(400, 401, 403, 404, 502)}}},
-        "/api/incidents/{incident_id}/acknowledge": _command(
-            "Operations centre, transport: take the incident on, with an optional note (audited; the "
-            "first acknowledgement stands)",
-            [incident_id], "IncidentNote", "IncidentView"),
-        "/api/incidents/{incident_id}/close": _command(
-            "Operations centre, transport: close the incident with a note saying what was done "
-            "(required; audited)",
-            [incident_id], "IncidentNote", "IncidentView"),
+        **_commands("/api/incidents/{incident_id}", incident_id, {
+            "acknowledge": ("Operations centre, transport: take the incident on, with an optional note (audited; "
+                            "the first acknowledgement stands)", "IncidentNote", "IncidentView"),
+            "close": ("Operations centre, transport: close the incident with a note saying what was done "
+                      "(required; audited)", "IncidentNote", "IncidentView"),
+        }),
         "/api/cameras/{camera_id}/frame": {"get": {
             "summary": "The camera's newest frame from FRAMES (police, operations centre); ETag is its stream "
                        "sequence: If-None-Match answers 304 until a newer frame comes; watching is audited once per "

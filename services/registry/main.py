@@ -205,8 +205,4 @@ TOOLS = {"import": _tool("services.registry.importer"), "synth": _tool("services
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        return lifecycle.tool(SERVICE, argv, TOOLS)
-    config = lifecycle.configure(SERVICE, Settings)
-    return lifecycle.run(SERVICE, run(config))
+    return lifecycle.main(SERVICE, Settings, argv, tools=TOOLS, start=run)

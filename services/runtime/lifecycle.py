@@ -2,7 +2,8 @@
 
 Every services/<name>/main.py has the same two functions: `run(config, ..., stop=None,
 ready=None) -> int` (settings → AsyncExitStack(NATS, HTTP, pool/models) → consumers → wait for
-stop → drain) and `main(argv) -> int` (its sub-tools by name, else settings → files → run).
+stop → drain) and `main(argv) -> int`, which hands its service to `main` here (its sub-tools by
+name, else settings → files → run).
 """
 
 from __future__ import annotations
@@ -76,7 +77,25 @@ def run(service: str, service_run: Coroutine[Any, Any, int | None]) -> int:
         return EXIT_FAILED
 
 
-def tool(service: str, argv: list[str], tools: Mapping[str, Callable[[list[str]], int]]) -> int:
+Tool = Callable[[list[str]], int]
+
+
+def main(service: str, settings_type: type[S], argv: list[str] | None,
+         start: Callable[[S], Coroutine[Any, Any, int | None]],
+         tools: Mapping[str, Tool] | Tool | None = None) -> int:
+    """A service's `main(argv)`. With arguments: the sub-tool they name (`tool`), or `tools` itself
+    when it is one function taking them all (detect's images). Without: the settings (`configure`:
+    a bad variable exits 2 naming it), then `start(config)`, which loads the service's files
+    (a refused file exits 2 naming it: SystemExit) and returns the service's run(), and the exit
+    code of that run (`run`)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        return tools(argv) if callable(tools) else tool(service, argv, tools or {})
+    config = configure(service, settings_type)
+    return run(service, start(config))
+
+
+def tool(service: str, argv: list[str], tools: Mapping[str, Tool]) -> int:
     """`roadwatch <service> TOOL ARGS...`: the tool's exit code, or EXIT_USAGE naming the tools."""
     found = tools.get(argv[0])
     if found is None:

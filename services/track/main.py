@@ -158,18 +158,19 @@ async def run(config: Settings, scene_map: dict[str, scenes.Scene], *, stop: asy
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        return lifecycle.tool(SERVICE, argv, {})
-    config = lifecycle.configure(SERVICE, Settings)
+def load_scenes(config: Settings) -> dict[str, scenes.Scene]:
+    """The scene of each camera, or exit 2 naming the bad file (or the folder without any)."""
     try:
         scene_map = scenes.load_dir(config.scenes_dir)
     except scenes.SceneError as exc:
         print(f"roadwatch {SERVICE}: invalid scene: {exc}", file=sys.stderr)
-        return settings.EXIT_BAD_SETTING
+        raise SystemExit(settings.EXIT_BAD_SETTING) from None
     if not scene_map:
         print(f"roadwatch {SERVICE}: invalid setting SCENES_DIR: no <camera_id>.yaml in {config.scenes_dir}",
               file=sys.stderr)
-        return settings.EXIT_BAD_SETTING
-    return lifecycle.run(SERVICE, run(config, scene_map))
+        raise SystemExit(settings.EXIT_BAD_SETTING)
+    return scene_map
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lifecycle.main(SERVICE, Settings, argv, start=lambda config: run(config, load_scenes(config)))

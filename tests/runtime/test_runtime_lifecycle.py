@@ -55,3 +55,30 @@ def test_tools_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown tool 'frobnicate' (expected: check, or no argument" in capsys.readouterr().err
     assert lifecycle.tool("notify", ["x"], {}) == 2
     assert "the service takes no argument" in capsys.readouterr().err
+
+
+def test_main_runs_a_tool_or_else_the_service(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from services.track.settings import Settings
+
+    monkeypatch.setattr(lifecycle.logs, "setup", lambda service, level: None)  # keep pytest's log handlers
+    started = []
+
+    async def service() -> int:
+        return 3
+
+    def start(config: Settings):
+        started.append(config)
+        return service()
+
+    assert lifecycle.main("track", Settings, ["check", "f"], start, tools={"check": lambda argv: len(argv) + 4}) == 5
+    assert lifecycle.main("detect", Settings, ["a.jpg", "b.jpg"], start, tools=lambda argv: len(argv)) == 2
+    assert lifecycle.main("track", Settings, ["x"], start) == 2
+    assert "the service takes no argument" in capsys.readouterr().err
+    assert started == []
+    monkeypatch.setenv("HTTP_PORT", "0")
+    assert lifecycle.main("track", Settings, [], start) == 3 and isinstance(started[0], Settings)
+    monkeypatch.setenv("HTTP_PORT", "abc")
+    with pytest.raises(SystemExit) as exit_:
+        lifecycle.main("track", Settings, [], start)
+    assert exit_.value.code == 2 and "invalid setting HTTP_PORT" in capsys.readouterr().err and len(started) == 1
