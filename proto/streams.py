@@ -69,7 +69,16 @@ DETECTIONS = Stream(
     description="Vehicles and plates found in each frame.",
     max_age_s=1 * DAY,
 )
-VIOLATIONS = Stream(
+
+
+def _legal_record(*, name: str, subjects: tuple[str, ...], description: str) -> Stream:
+    """Part of the legal record: kept LEGAL_RECORD_S, and a republished event (same id) within a
+    day is stored once."""
+    return Stream(name=name, subjects=subjects, description=description, max_age_s=LEGAL_RECORD_S,
+                  duplicate_window_s=1 * DAY)
+
+
+VIOLATIONS = _legal_record(
     name="VIOLATIONS",
     subjects=(
         subjects.ALL_VIOLATIONS_DETECTED,
@@ -78,22 +87,16 @@ VIOLATIONS = Stream(
         subjects.ALL_HOTLIST_HITS,
     ),
     description="Violations as detected, then identified or not by the registry; hotlist hits.",
-    max_age_s=LEGAL_RECORD_S,
-    duplicate_window_s=1 * DAY,
 )
-CASES = Stream(
+CASES = _legal_record(
     name="CASES",
     subjects=(subjects.ALL_CASES_REVIEWED, subjects.ALL_CASES_RESOLVED),
     description="Police decisions on cases and their resolution.",
-    max_age_s=LEGAL_RECORD_S,
-    duplicate_window_s=1 * DAY,
 )
-NOTICES = Stream(
+NOTICES = _legal_record(
     name="NOTICES",
     subjects=(subjects.ALL_NOTICES_SENT, subjects.ALL_NOTICES_FAILED, subjects.ALL_NOTICES_HELD),
     description="Notices sent to owners, communes and the inspection registry, failures, and cases held.",
-    max_age_s=LEGAL_RECORD_S,
-    duplicate_window_s=1 * DAY,
 )
 TELEMETRY = Stream(
     name="TELEMETRY",
