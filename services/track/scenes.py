@@ -96,12 +96,11 @@ class SceneFile(Part, kw_only=True):
         default_of: dict[str, str] = {}  # lane -> its movement without an exit line
         for n, movement in enumerate(self.movements):
             known_names(movement.lanes, lane_ids, ("movements", n, "lanes"), "lane")
-            for i, lane in enumerate(movement.lanes):
-                if movement.exit is None and lane in default_of:
+            for i, lane in enumerate(movement.lanes if movement.exit is None else ()):
+                if lane in default_of:
                     raise FieldError(("movements", n, "lanes", i), f"lane {lane!r} is already in movement "
                                      f"{default_of[lane]!r}, which has no exit line either: give one of them an exit")
-                if movement.exit is None:
-                    default_of[lane] = movement.id
+                default_of[lane] = movement.id
             if movement.head not in head_ids:
                 raise FieldError(("movements", n, "head"), f"unknown signal head {movement.head!r} "
                                                            f"(heads: {', '.join(sorted(head_ids)) or 'none'})")
