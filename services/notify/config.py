@@ -397,12 +397,9 @@ def _check(doc: runtime_config.Document, environ: dict[str, str], agencies_path:
                 raise fail(("units", agency, key), "a unit's contact details come from the agencies file "
                            "(AGENCIES_FILE, shared with the portal): remove this key")
     config = runtime_config.convert(doc, Config, error=ConfigError)
-    for prefix, known in PLACEHOLDERS:
-        section = data
-        for key in prefix:
-            section = section.get(key) if isinstance(section, dict) else None
-        for where, template in _strings(section, prefix):
-            if problem := _placeholder_problem(template, known):
+    for where, text in _strings(data, ()):  # the first bad template in the file
+        for prefix, known in PLACEHOLDERS:
+            if where[:len(prefix)] == prefix and (problem := _placeholder_problem(text, known)):
                 raise fail(where, problem)
     unique([(("vehicle_classes", name, i), vehicle_type) for name, types in config.vehicle_classes.items()
             for i, vehicle_type in enumerate(types)], "{value!r} is already in the class on line {line}: a vehicle "
