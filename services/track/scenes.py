@@ -114,8 +114,7 @@ class SceneFile(Part, kw_only=True):
             raise FieldError("incidents", f"names no incident type ({', '.join(TYPES)})")
         lane_ids = tuple(lane.id for lane in self.lanes)
         for key in ("stopped_vehicle", "congestion"):
-            part = getattr(incidents, key)
-            if part is None:
+            if (part := getattr(incidents, key)) is None:
                 continue
             if not part.lanes and not lane_ids:
                 raise FieldError(("incidents", key), "the scene has no lanes to watch")
@@ -133,10 +132,7 @@ class Scene(SceneFile, kw_only=True):
         return next(lane for lane in self.lanes if lane.id == lane_id)
 
     def lane_at(self, point: Point) -> Lane | None:
-        for lane in self.lanes:
-            if geometry.point_in_polygon(point, lane.polygon):
-                return lane
-        return None
+        return next((lane for lane in self.lanes if geometry.point_in_polygon(point, lane.polygon)), None)
 
     def movements_of(self, lane_id: str) -> tuple[Movement, ...]:
         return tuple(movement for movement in self.movements if lane_id in movement.lanes)
