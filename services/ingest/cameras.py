@@ -144,6 +144,7 @@ def _cameras(doc: config.Document, base: Path) -> list[Camera]:
         if entry.start_at is not None and kind not in ("file", "folder"):
             raise fail("start_at", "only applies to a video file or a folder of images")
         motion = entry.motion if isinstance(entry.motion, Motion) else Motion(enabled=bool(entry.motion))
-        cameras.append(Camera(**msgspec.structs.asdict(entry) | {
-            "url": url, "kind": kind, "motion": motion, "start_at": entry.start_at.timestamp() if entry.start_at else None}))
+        start_at = entry.start_at.timestamp() if entry.start_at else None
+        cameras.append(Camera(**msgspec.structs.asdict(entry) | {"url": url, "kind": kind, "motion": motion,
+                                                                 "start_at": start_at}))
     return cameras

@@ -211,7 +211,8 @@ class Reports(_Strict, kw_only=True):
     def __post_init__(self) -> None:
         for index, schedule in enumerate(self.schedules):
             if not self.recipients.get(schedule.agency):
-                raise FieldError(("schedules", index, "agency"), f"no recipients for {schedule.agency!r} in reports.recipients")
+                raise FieldError(("schedules", index, "agency"),
+                                 f"no recipients for {schedule.agency!r} in reports.recipients")
 
 
 class AlertRecipient(_Strict, kw_only=True):
@@ -269,7 +270,8 @@ class IncidentAlerts(_Strict, kw_only=True):
             _all_named(getattr(self, name), known, name)
         for index, recipient in enumerate(self.recipients):
             if recipient.cleared and not (self.cleared_subject.strip() and self.cleared_body.strip()):
-                raise FieldError(("recipients", index, "cleared"), "needs incident_alerts.cleared_subject and cleared_body")
+                raise FieldError(("recipients", index, "cleared"),
+                                 "needs incident_alerts.cleared_subject and cleared_body")
 
 
 class Config(_Strict, kw_only=True):
