@@ -99,19 +99,20 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def classify_url(url: str) -> SourceKind:
-    """rtsp(s):// → RTSP, http(s):// → MJPEG, anything else is a local path: a folder if it is one."""
+def source(url: str, base: Path) -> tuple[str, SourceKind]:
+    """The URL to read, a local path resolved against `base` (a trailing slash kept), and its kind:
+    rtsp(s):// → RTSP, http(s):// → MJPEG, anything else is a local path: a folder if it is one."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("rtsp", "rtsps"):
-        return "rtsp"
-    if scheme in ("http", "https"):
-        return "mjpeg"
+    if scheme in ("rtsp", "rtsps", "http", "https"):
+        return url, "rtsp" if scheme.startswith("rtsp") else "mjpeg"
     if scheme not in ("", "file"):
         raise ValueError(f"unsupported URL scheme {scheme!r} (use rtsp://, http(s):// for MJPEG, or a file/folder path)")
-    path = url[len("file://"):] if scheme == "file" else url
-    if not path:
+    raw = url[len("file://"):] if scheme == "file" else url
+    if not raw:
         raise ValueError("empty path")
-    return "folder" if path.endswith("/") or os.path.isdir(path) else "file"
+    path = raw if os.path.isabs(raw) else str((base / os.path.expanduser(raw)).resolve())
+    path += "/" if raw.endswith("/") and not path.endswith("/") else ""
+    return path, "folder" if path.endswith("/") or os.path.isdir(path) else "file"
 
 
 def load(path: str | Path) -> list[Camera]:
@@ -134,9 +135,8 @@ def _cameras(doc: config.Document, base: Path) -> list[Camera]:
         def fail(field: str, reason: str) -> config.ConfigFileError:
             return CamerasError.at(doc, ("cameras", index, field), reason)
 
-        url = _local(entry.url, base)  # network URLs come back as they are
         try:
-            kind = classify_url(url)
+            url, kind = source(entry.url, base)
         except ValueError as exc:
             raise fail("url", str(exc)) from None
         if entry.image_fps is not None and kind != "folder":
@@ -144,18 +144,7 @@ def _cameras(doc: config.Document, base: Path) -> list[Camera]:
         if entry.start_at is not None and kind not in ("file", "folder"):
             raise fail("start_at", "only applies to a video file or a folder of images")
         motion = entry.motion if isinstance(entry.motion, Motion) else Motion(enabled=bool(entry.motion))
-        fields = {name: getattr(entry, name) for name in entry.__struct_fields__}
-        cameras.append(Camera(**{**fields, "url": url, "kind": kind, "motion": motion,
-                                 "start_at": entry.start_at.timestamp() if entry.start_at else None}))
+        start_at = entry.start_at.timestamp() if entry.start_at else None
+        cameras.append(Camera(**msgspec.structs.asdict(entry) | {"url": url, "kind": kind, "motion": motion,
+                                                                 "start_at": start_at}))
     return cameras
-
-
-def _local(url: str, base: Path) -> str:
-    """Resolve a local path against the cameras file's folder, keeping a trailing slash."""
-    if "://" in url and not url.lower().startswith("file://"):
-        return url
-    raw = url[len("file://"):] if url.lower().startswith("file://") else url
-    if not raw:
-        return url
-    resolved = str((base / os.path.expanduser(raw)).resolve()) if not os.path.isabs(raw) else raw
-    return resolved + "/" if raw.endswith("/") and not resolved.endswith("/") else resolved

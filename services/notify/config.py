@@ -5,8 +5,9 @@ receives what) lives in this YAML file, not in code. It is validated completely 
 unknown key, a wrong type, a template naming a field that does not exist, or a secret variable
 that is not set stops the service with exit code 2 and `file:line: field: problem`, because a
 notice sent with a wrong deadline or an empty legal basis is worse than no notice. Types and
-constraints are declared on the Structs (read by services.runtime.config); the rules across
-fields, and those that need the agencies file or the environment, are in `_check`.
+constraints are declared on the Structs (read by services.runtime.config), with the rules across
+their own fields in `__post_init__`; the rules across sections, and those that need the agencies
+file or the environment, are in `_check`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import msgspec
 
 from proto.v1.common import ViolationType
 from proto.v1.incident import CongestionLevel, IncidentType, Severity
+from services.portal import agencies  # the portal owns the agencies file's format; notify only reads it
 from services.runtime import config as runtime_config
+from services.runtime.config import FieldError
 
 EXIT_BAD_CONFIG = 2
 # The portal's agencies file: the one source of each unit's name, address and phone.
@@ -33,7 +36,7 @@ Text = runtime_config.Text  # neither empty nor blank
 Url = Annotated[str, msgspec.Meta(pattern=r"^https?://", description="an http(s) URL")]
 Address = Annotated[str, msgspec.Meta(pattern=r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$",
                                       description="an e-mail address")]
-CommuneCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{5}$", description="a 5-digit commune code")]
+CommuneCode = agencies.Commune
 Days = Annotated[int, msgspec.Meta(ge=1, le=365, description="a number of days from 1 to 365")]
 TimeOfDay = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="a time of day HH:MM")]
 SubjectPattern = Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9_*-]+\.)*([a-z0-9_*-]+|>)$",
@@ -66,19 +69,13 @@ class Unit(_Strict, kw_only=True):
 CONTACT_KEYS = ("name", "parent", "address", "phone", "working_hours")
 
 
-class IssuingUnit(msgspec.Struct, frozen=True, kw_only=True):
-    """A unit as the letters print it: contact details from the agencies file, the rest from
-    `units`. Built at load time, so every letter of a run uses the same values."""
+class IssuingUnit(agencies.Agency, frozen=True, kw_only=True):
+    """A police unit as the letters print it: the agencies file's entry (name, parent, address,
+    phone, working hours) with `units`' place, signer and communes. Built at load time, so every
+    letter of a run uses the same values."""
 
-    agency: str
-    name: str  # e.g. "Phòng Cảnh sát giao thông"
-    parent: str = ""  # e.g. "Công an thành phố Hải Phòng"
-    address: str  # where the owner comes to resolve the case
-    phone: str
-    working_hours: str = ""
     place: str = ""
     signer: str = ""
-    communes: tuple[str, ...] = ()
 
 
 class Recipient(_Strict, kw_only=True):
@@ -211,6 +208,12 @@ class Reports(_Strict, kw_only=True):
     subject: str = "Báo cáo sơ kết {period_name} {period} – {agency}"
     body: str = "Kính gửi {agency},\n\n{summary}\n\nTệp đính kèm: {files}.\n"
 
+    def __post_init__(self) -> None:
+        for index, schedule in enumerate(self.schedules):
+            if not self.recipients.get(schedule.agency):
+                raise FieldError(("schedules", index, "agency"),
+                                 f"no recipients for {schedule.agency!r} in reports.recipients")
+
 
 class AlertRecipient(_Strict, kw_only=True):
     """An office that wants to hear of incidents at once (a duty desk, a control room): which
@@ -260,6 +263,16 @@ class IncidentAlerts(_Strict, kw_only=True):
     cleared_body: str = ""
     recipients: tuple[AlertRecipient, ...] = ()
 
+    def __post_init__(self) -> None:
+        for name, known in (("types", typing.get_args(IncidentType)), ("severities", typing.get_args(Severity)),
+                            ("levels", typing.get_args(CongestionLevel)),
+                            ("clear_reasons", ("resolved", "track_lost", "stream_break"))):
+            _all_named(getattr(self, name), known, name)
+        for index, recipient in enumerate(self.recipients):
+            if recipient.cleared and not (self.cleared_subject.strip() and self.cleared_body.strip()):
+                raise FieldError(("recipients", index, "cleared"),
+                                 "needs incident_alerts.cleared_subject and cleared_body")
+
 
 class Config(_Strict, kw_only=True):
     timezone: str = "Asia/Ho_Chi_Minh"
@@ -292,6 +305,18 @@ class Config(_Strict, kw_only=True):
     # contact details read from the agencies file.
     secrets: dict[str, str] = {}
     issuing: dict[str, IssuingUnit] = {}
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise FieldError("timezone", f"unknown time zone {self.timezone!r}") from None
+        _all_named(self.violations, typing.get_args(ViolationType), "violations")
+        for kind, text in self.violations.items():
+            for name in text.by_class:
+                if name not in self.vehicle_classes:
+                    raise FieldError(("violations", kind, "by_class", name),
+                                     f"unknown vehicle class (vehicle_classes lists: {', '.join(self.vehicle_classes)})")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -374,106 +399,64 @@ def _check(doc: runtime_config.Document, environ: dict[str, str], agencies_path:
                 raise fail(("units", agency, key), "a unit's contact details come from the agencies file "
                            "(AGENCIES_FILE, shared with the portal): remove this key")
     config = runtime_config.convert(doc, Config, error=ConfigError)
-    try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise fail(("timezone",), f"unknown time zone {config.timezone!r}") from None
-    for prefix, known in PLACEHOLDERS:
-        section = data
-        for key in prefix:
-            section = section.get(key) if isinstance(section, dict) else None
-        for where, template in _strings(section, prefix):
-            if problem := _placeholder_problem(template, known):
+    for where, text in _strings(data, ()):  # the first bad template in the file
+        for prefix, known in PLACEHOLDERS:
+            if where[:len(prefix)] == prefix and (problem := _placeholder_problem(text, known)):
                 raise fail(where, problem)
-    _check_keys(fail, ("violations",), config.violations, typing.get_args(ViolationType))
     unique([(("vehicle_classes", name, i), vehicle_type) for name, types in config.vehicle_classes.items()
             for i, vehicle_type in enumerate(types)], "{value!r} is already in the class on line {line}: a vehicle "
            "has one class")
-    for kind, text in config.violations.items():
-        for name in text.by_class:
-            if name not in config.vehicle_classes:
-                raise fail(("violations", kind, "by_class", name),
-                           f"unknown vehicle class (vehicle_classes lists: {', '.join(config.vehicle_classes)})")
-    webhooks = [(("inspection_registry", "webhook"), config.inspection_registry.webhook)]
-    webhooks += [(("communes", code, "webhook"), recipient.webhook) for code, recipient in config.communes.items()]
-    webhooks += [(("webhooks", index), subscriber) for index, subscriber in enumerate(config.webhooks)]
     unique([(("webhooks", i, "name"), s.name) for i, s in enumerate(config.webhooks)],
            "duplicate subscriber {value!r} (first on line {line})")
     if (alerts := config.incident_alerts) is not None:
-        _check_alerts(alerts, fail)
         unique([(("incident_alerts", "recipients", i, "name"), r.name) for i, r in enumerate(alerts.recipients)],
                "duplicate recipient {value!r} (first on line {line})")
-        webhooks += [(("incident_alerts", "recipients", index, "webhook"), recipient.webhook)
-                     for index, recipient in enumerate(alerts.recipients)]
     secrets: dict[str, str] = {}
-    for where, target in webhooks:
-        if target is not None:
-            secrets[target.secret_env] = environ.get(target.secret_env, "")
-            if not secrets[target.secret_env]:
-                raise fail(where + ("secret_env",), f"environment variable {target.secret_env} is not set")
+    for where, name in _strings(data, ()):  # in file order: each webhook's and subscriber's secret_env
+        if where[-1] == "secret_env" and (where[-2] == "webhook" or where[0] == "webhooks"):
+            secrets[name] = environ.get(name, "")
+            if not secrets[name]:
+                raise fail(where, f"environment variable {name} is not set")
     by_id = {agency.id: agency for agency in directory.agencies}
+
+    def role(agency_id: str) -> str | None:
+        return by_id[agency_id].role if agency_id in by_id else None
+
     issuing: dict[str, IssuingUnit] = {}
     for agency_id, unit in config.units.items():
-        agency = by_id.get(agency_id)
-        if agency is None or agency.role != "police":
+        if role(agency_id) != "police":
             raise fail(("units", agency_id), f"no police agency {agency_id!r} in the agencies file {agencies_path}")
         for field in ("address", "phone"):
-            if not getattr(agency, field).strip():
+            if not getattr(by_id[agency_id], field).strip():
                 raise fail(("units", agency_id),
                            f"agency {agency_id!r} in {agencies_path} has no {field}: the letters need it")
-        issuing[agency_id] = IssuingUnit(
-            agency=agency_id, name=agency.name, parent=agency.parent, address=agency.address, phone=agency.phone,
-            working_hours=agency.working_hours, place=unit.place, signer=unit.signer, communes=unit.communes)
+        issuing[agency_id] = IssuingUnit(**msgspec.structs.asdict(by_id[agency_id]) | msgspec.structs.asdict(unit))
     for index, recipient in enumerate(alerts.recipients if alerts else ()):
-        agency = by_id.get(recipient.agency)
-        if agency is None or agency.role not in ALERT_ROLES:
+        if role(recipient.agency) not in ALERT_ROLES:
             raise fail(("incident_alerts", "recipients", index, "agency"), f"no agency {recipient.agency!r} with role "
                        f"{' / '.join(ALERT_ROLES)} in the agencies file {agencies_path}")
     # After the units: the reports section comes later in the file, and an agency missing from the
     # agencies file is then reported where a reader looks first.
     unique([(("reports", "schedules", i), (s.agency, s.every)) for i, s in enumerate(config.reports.schedules)],
            "the same agency and period as the schedule on line {line}")
-    _check_reports(config.reports, fail, {agency.id: agency.role for agency in directory.agencies})
+    for agency_id in config.reports.recipients:
+        if role(agency_id) not in REPORT_ROLES:
+            raise fail(("reports", "recipients", agency_id), f"no agency {agency_id!r} that receives reports "
+                       f"({', '.join(REPORT_ROLES)}) in the agencies file")
     return msgspec.structs.replace(config, secrets=secrets, issuing=issuing)
 
 
-def _check_keys(fail, where: tuple[str, ...], wording: dict[str, str] | dict[str, ViolationText],
-                known: tuple[str, ...]) -> None:
+def _all_named(wording: dict[str, Any], known: tuple[str, ...], field: str) -> None:
     """A section keyed by a fixed set of names (violation types, incident types, ...) has them all."""
     if missing := [key for key in known if key not in wording]:
-        raise fail(where, f"no wording for {missing[0]!r}")
+        raise FieldError(field, f"no wording for {missing[0]!r}")
     if unknown := [key for key in wording if key not in known]:
-        raise fail(where + (unknown[0],), f"unknown (known: {', '.join(known)})")
-
-
-def _check_reports(reports: Reports, fail, roles: dict[str, str]) -> None:
-    for index, schedule in enumerate(reports.schedules):
-        if not reports.recipients.get(schedule.agency):
-            raise fail(("reports", "schedules", index, "agency"),
-                       f"no recipients for {schedule.agency!r} in reports.recipients")
-    for agency in reports.recipients:
-        if roles.get(agency) not in REPORT_ROLES:
-            raise fail(("reports", "recipients", agency),
-                       f"no agency {agency!r} that receives reports ({', '.join(REPORT_ROLES)}) in the agencies file")
-
-
-def _check_alerts(alerts: IncidentAlerts, fail) -> None:
-    where = ("incident_alerts",)
-    for name, known in (("types", typing.get_args(IncidentType)), ("severities", typing.get_args(Severity)),
-                        ("levels", typing.get_args(CongestionLevel)),
-                        ("clear_reasons", ("resolved", "track_lost", "stream_break"))):
-        _check_keys(fail, where + (name,), getattr(alerts, name), known)
-    for index, recipient in enumerate(alerts.recipients):
-        if recipient.cleared and not (alerts.cleared_subject.strip() and alerts.cleared_body.strip()):
-            raise fail(where + ("recipients", index, "cleared"),
-                       "needs incident_alerts.cleared_subject and cleared_body")
+        raise FieldError((field, unknown[0]), f"unknown (known: {', '.join(known)})")
 
 
 def load(path: str | Path, environ: dict[str, str] | None = None,
          agencies_file: str | Path = EXAMPLE_AGENCIES) -> Config:
     """The notify configuration, with each unit's contact details from the agencies file."""
-    from services.portal import agencies  # the portal owns the file's format; notify only reads it
-
     doc = runtime_config.read(path, error=ConfigError)
     try:
         directory = agencies.load(agencies_file)

@@ -81,10 +81,7 @@ class Directory:
 
     def user_for_token(self, token: str) -> User | None:
         digest = hash_token(token)
-        for known, user in self._tokens.items():
-            if hmac.compare_digest(known, digest):
-                return user
-        return None
+        return next((user for known, user in self._tokens.items() if hmac.compare_digest(known, digest)), None)
 
     def user_name(self, user_id: str | None) -> str | None:
         """The person's name for a user id (shown beside who acknowledged an incident)."""

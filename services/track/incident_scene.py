@@ -47,29 +47,19 @@ import msgspec
 from msgspec import Meta
 
 from services.runtime.config import FieldError
-from services.track.scene_types import (Cosine, Direction, Id, Names, NonNegative, Part, Polygon, Positive,
-                                        check_polygon, unique_ids, unit)
+from services.track.scene_types import (Area, Cosine, Direction, Names, NonNegative, Part, Positive, unique_ids,
+                                        unit)
 
 LEVELS = ("free", "moderate", "heavy", "jammed")  # in order of severity
 TYPES = ("stopped_vehicle", "pedestrian_on_carriageway", "wrong_way_driving", "congestion")
 Level = Literal[LEVELS[1:]]  # type: ignore[valid-type]
 
 
-class Zone(Part):
-    id: Id
-    polygon: Polygon
-
-    def __post_init__(self) -> None:
-        check_polygon(self.polygon)
-
-
-class Segment(Part):
-    id: Id
-    polygon: Polygon
+class Segment(Area):
     direction: Direction  # unit vector of the allowed travel, image coordinates
 
     def __post_init__(self) -> None:
-        check_polygon(self.polygon)
+        super().__post_init__()
         unit(self)
 
 
@@ -85,7 +75,7 @@ class StoppedVehicle(Part):
 
 class Pedestrians(Part):
     after_s: Positive
-    zones: Annotated[tuple[Zone, ...], Meta(min_length=1)]
+    zones: Annotated[tuple[Area, ...], Meta(min_length=1)]
     clear_after_s: NonNegative = 2.0
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ every rule raises `FieldError` naming the field at fault, so a mistake is report
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Literal
 
 import msgspec
@@ -39,16 +40,6 @@ class Part(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A part of a scene file: unknown keys are errors."""
 
 
-def check_polygon(polygon: tuple[Point, ...], field: Key | tuple[Key, ...] = "polygon") -> None:
-    """A bow-tie makes 'inside' ambiguous, so it is refused rather than guessed."""
-    crossing = geometry.self_intersection(polygon)
-    if crossing is not None:
-        i, j = crossing
-        raise FieldError(field, f"polygon intersects itself (edge {i}-{i + 1} crosses edge {j}-{(j + 1) % len(polygon)})")
-    if geometry.polygon_area(polygon) < 1.0:
-        raise FieldError(field, "polygon has no area")
-
-
 def check_line(line: Line | None, field: str) -> None:
     if line is not None and line[0] == line[1]:
         raise FieldError(field, "the two points of a line must differ")
@@ -63,14 +54,13 @@ def unit(part: Part, field: str = "direction") -> None:
 
 
 def unique_ids(items: tuple[Part, ...], field: str) -> None:
-    seen: set[str] = set()
-    for n, item in enumerate(items):
-        if item.id in seen:  # type: ignore[attr-defined]
-            raise FieldError((field, n, "id"), f"duplicate id {item.id!r}")  # type: ignore[attr-defined]
-        seen.add(item.id)  # type: ignore[attr-defined]
+    ids = [item.id for item in items]  # type: ignore[attr-defined]
+    for n, id_ in enumerate(ids):
+        if id_ in ids[:n]:
+            raise FieldError((field, n, "id"), f"duplicate id {id_!r}")
 
 
-def known_names(names: tuple[str, ...], known: tuple[str, ...] | set[str], field: tuple[Key, ...], what: str) -> None:
+def known_names(names: tuple[str, ...], known: Collection[str], field: tuple[Key, ...], what: str) -> None:
     """Every name refers to a known one, once."""
     for i, name in enumerate(names):
         if name not in known:
@@ -86,14 +76,28 @@ class Location(Part):
     commune_code: str = ""
 
 
-class Lane(Part):
+class Area(Part):
+    """A polygon with an id: a lane, a zone. A bow-tie makes 'inside' ambiguous, so it is refused
+    rather than guessed."""
+
     id: Id
     polygon: Polygon
+
+    def __post_init__(self) -> None:
+        if (crossing := geometry.self_intersection(self.polygon)) is not None:
+            i, j = crossing
+            raise FieldError("polygon", f"polygon intersects itself (edge {i}-{i + 1} crosses edge {j}-"
+                                        f"{(j + 1) % len(self.polygon)})")
+        if geometry.polygon_area(self.polygon) < 1.0:
+            raise FieldError("polygon", "polygon has no area")
+
+
+class Lane(Area):
     direction: Direction  # unit vector of legal travel, image coordinates
     allowed: Annotated[frozenset[VehicleClass], Meta(min_length=1)]
 
     def __post_init__(self) -> None:
-        check_polygon(self.polygon)
+        super().__post_init__()
         unit(self)
 
 
@@ -105,13 +109,8 @@ class StopLine(Part):
         check_line(self.line, "line")
 
 
-class NoStoppingZone(Part):
-    id: Id
-    polygon: Polygon
+class NoStoppingZone(Area):
     max_dwell_s: Positive
-
-    def __post_init__(self) -> None:
-        check_polygon(self.polygon)
 
 
 class SpeedTrap(Part):
@@ -136,9 +135,7 @@ class SignalHead(Part):
     lamps: Annotated[tuple[Lamp, ...], Meta(min_length=1)] = ()  # in layout order; controller: red, amber, green
 
     def __post_init__(self) -> None:
-        for i, lamp in enumerate(self.lamps):
-            if lamp in self.lamps[:i]:
-                raise FieldError(("lamps", i), f"lamp {lamp!r} is listed twice")
+        known_names(self.lamps, LAMP_PHASE, ("lamps",), "lamp")
 
 
 class Signal(Part):

@@ -96,12 +96,11 @@ class SceneFile(Part, kw_only=True):
         default_of: dict[str, str] = {}  # lane -> its movement without an exit line
         for n, movement in enumerate(self.movements):
             known_names(movement.lanes, lane_ids, ("movements", n, "lanes"), "lane")
-            for i, lane in enumerate(movement.lanes):
-                if movement.exit is None and lane in default_of:
+            for i, lane in enumerate(movement.lanes if movement.exit is None else ()):
+                if lane in default_of:
                     raise FieldError(("movements", n, "lanes", i), f"lane {lane!r} is already in movement "
                                      f"{default_of[lane]!r}, which has no exit line either: give one of them an exit")
-                if movement.exit is None:
-                    default_of[lane] = movement.id
+                default_of[lane] = movement.id
             if movement.head not in head_ids:
                 raise FieldError(("movements", n, "head"), f"unknown signal head {movement.head!r} "
                                                            f"(heads: {', '.join(sorted(head_ids)) or 'none'})")
@@ -115,8 +114,7 @@ class SceneFile(Part, kw_only=True):
             raise FieldError("incidents", f"names no incident type ({', '.join(TYPES)})")
         lane_ids = tuple(lane.id for lane in self.lanes)
         for key in ("stopped_vehicle", "congestion"):
-            part = getattr(incidents, key)
-            if part is None:
+            if (part := getattr(incidents, key)) is None:
                 continue
             if not part.lanes and not lane_ids:
                 raise FieldError(("incidents", key), "the scene has no lanes to watch")
@@ -134,10 +132,7 @@ class Scene(SceneFile, kw_only=True):
         return next(lane for lane in self.lanes if lane.id == lane_id)
 
     def lane_at(self, point: Point) -> Lane | None:
-        for lane in self.lanes:
-            if geometry.point_in_polygon(point, lane.polygon):
-                return lane
-        return None
+        return next((lane for lane in self.lanes if geometry.point_in_polygon(point, lane.polygon)), None)
 
     def movements_of(self, lane_id: str) -> tuple[Movement, ...]:
         return tuple(movement for movement in self.movements if lane_id in movement.lanes)
