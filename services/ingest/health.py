@@ -34,16 +34,6 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class Figures:
-    fps_in: float
-    fps_out: float
-    frames_dropped: int
-    decode_errors: int
-    reconnects: int
-    last_frame_age_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class Transition:
     state: str
     reason: str
@@ -109,19 +99,16 @@ class Health:
         self.state, self.reason = wanted
         return Transition(*wanted) if changed else None
 
-    def heartbeat(self, snap: Snapshot, now: float) -> Figures:
-        """Rates since the previous heartbeat; totals since this replica took the camera."""
+    def heartbeat(self, snap: Snapshot, now: float) -> tuple[float, float]:
+        """Frames/s decoded and published since the previous heartbeat (0 at the first); the
+        totals and the last frame's age are the snapshot's own."""
         previous = self._beat
         self._beat = (now, snap)
-        fps_in = fps_out = 0.0
-        if previous is not None and now > previous[0]:
-            span = now - previous[0]
-            fps_in = max(0, snap.frames_in - previous[1].frames_in) / span
-            fps_out = max(0, snap.frames_out - previous[1].frames_out) / span
-        age = None if snap.last_frame_at is None else max(0.0, now - snap.last_frame_at)
-        return Figures(fps_in=round(fps_in, 3), fps_out=round(fps_out, 3), frames_dropped=snap.dropped,
-                       decode_errors=snap.decode_errors, reconnects=snap.reconnects,
-                       last_frame_age_s=None if age is None else round(age, 3))
+        if previous is None or now <= previous[0]:
+            return 0.0, 0.0
+        span = now - previous[0]
+        return (round(max(0, snap.frames_in - previous[1].frames_in) / span, 3),
+                round(max(0, snap.frames_out - previous[1].frames_out) / span, 3))
 
 
 class Backoff:

@@ -141,20 +141,20 @@ class CameraRunner:
 
     async def _publish_status(self, state: Transition, snap: Snapshot, now: float, *, heartbeat: bool,
                               occurred: datetime | None = None) -> bool:
-        figures = self.health.heartbeat(snap, now) if heartbeat else None
+        fps_in, fps_out = self.health.heartbeat(snap, now) if heartbeat else (0.0, 0.0)
         occurred = occurred or datetime.now(UTC)
         event = CameraStatus(
             id=ids.event_id("camera-status", self.camera.id, self.replica, occurred.isoformat(), state.state,
                             heartbeat),
             camera_id=self.camera.id, occurred_at=occurred, state=state.state, reason=state.reason,
             heartbeat=heartbeat, replica=self.replica,
-            fps_in=figures.fps_in if figures else 0.0, fps_out=figures.fps_out if figures else 0.0,
+            fps_in=fps_in, fps_out=fps_out,
             frames_dropped=snap.dropped, decode_errors=snap.decode_errors, reconnects=snap.reconnects,
             last_frame_age_s=None if snap.last_frame_at is None else round(max(0.0, now - snap.last_frame_at), 3),
         )
-        if figures is not None:
-            metrics.FPS_IN.labels(self.camera.id).set(figures.fps_in)
-            metrics.FPS_OUT.labels(self.camera.id).set(figures.fps_out)
+        if heartbeat:
+            metrics.FPS_IN.labels(self.camera.id).set(fps_in)
+            metrics.FPS_OUT.labels(self.camera.id).set(fps_out)
         try:
             await bus.publish(self.js, self.status_subject, event, service=SERVICE, timeout=2.0)
         except asyncio.CancelledError:
