@@ -118,7 +118,11 @@ async def run(config: Settings, rules: notify_config.Config, *, stop: asyncio.Ev
         # Several pull loops on the one durable consumer: each message is still handled, acked or
         # dead-lettered on its own, but one case's registry round trip or letter no longer
         # holds up the next.
-        consumers = [bus.Consumer(js, service=SERVICE, consumer=consumer_spec(config), decode=cases.decode,
+        # The durable exists before we say ready (its loops would create it a moment later), so
+        # that what watches it right after the start finds it.
+        case_spec = consumer_spec(config)
+        await bus.ensure_consumer(js, case_spec)
+        consumers = [bus.Consumer(js, service=SERVICE, consumer=case_spec, decode=cases.decode,
                                   handle=handler.handle, batch=4) for _ in range(config.case_workers)]
         # Incidents: recording one is an insert, so one loop keeps up; the durable starts at "new"
         # and is created here, before we say ready, so that no incident published after start is missed.

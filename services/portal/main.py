@@ -60,7 +60,9 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
                         limiter=RateLimiter(config.public_rate_per_minute), nc=nc, anchor_key=key,
                         frames=frames.LatestFrames(js, max_age_s=config.board_frame_cache_s),
                         board=board.BoardHub(config.database_url, pool), views=board.ViewAudit(config.board_view_audit_s))
-        checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool)}
+        # Ready once its consumers run and the board listens (below), not as soon as HTTP serves.
+        started = asyncio.Event()
+        checks = {"nats": lambda: nc.is_connected, "database": lambda: db.pool_ready(pool), "started": started.is_set}
         runner, port = await http.serve(config.http_port, checks, draining=stop, app=build_app(portal),
                                         host=config.http_host)
         stack.push_async_callback(runner.cleanup)
@@ -108,6 +110,7 @@ async def run(config: Settings, *, directory: agencies.Directory, stop: asyncio.
             log.warning("audit anchoring is off (AUDIT_ANCHOR_KEY_FILE unset): rows cut off the end of the audit "
                         "log could not be detected")
         log.info("ready", extra={"fields": {"port": port, "agencies": len(directory.agencies)}})
+        started.set()
         if ready is not None:
             ready.set_result((portal, port))
         code = await lifecycle.until_stopped(stop, tasks)

@@ -244,6 +244,9 @@ async def start_notify(settings: Settings, rules: Config, clock: Callable[[], da
     done, _ = await asyncio.wait([task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         raise AssertionError(f"notify stopped at start: {task.result()!r}")
+    if not done:
+        stop.set()
+        raise AssertionError("notify was not ready within 30 s")
     return stop, task
 
 
